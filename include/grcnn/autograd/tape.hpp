@@ -1,0 +1,148 @@
+#pragma once
+// The tape: forward ops append nodes; backward() walks them in reverse, accumulating (+=) into the
+// gradient cells of the inputs. A node carries an opaque payload (a backend's saved state), which the
+// tape only owns and frees: it never looks inside. Saved tensors and payloads are released as soon as
+// their node's backward has run.
+#include <functional>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "grcnn/autograd/variable.hpp"
+#include "grcnn/core/tensor_math.hpp"
+
+namespace grcnn::autograd {
+
+// Whatever a backend needs to keep from forward to backward (descriptors, workspaces, statistics).
+struct payload {
+  virtual ~payload() = default;
+};
+
+struct node;
+// Given the output gradients (undefined where none arrived), write input gradients into in_grads
+// (leave undefined where an input needs none).
+using backward_fn = std::function<void(node&, std::span<const tensor> out_grads, std::span<tensor> in_grads)>;
+
+struct node {
+  std::string_view op;
+  std::vector<std::shared_ptr<grad_cell>> inputs;   // null where the input needs no gradient
+  std::vector<std::shared_ptr<grad_cell>> outputs;
+  std::vector<tensor> saved;
+  std::unique_ptr<payload> state;
+  backward_fn backward;
+
+  bool needs_grad(std::size_t input) const { return input < inputs.size() && inputs[input]; }
+};
+
+class tape {
+ public:
+  void record(node&& n) { nodes_.push_back(std::move(n)); }
+  std::size_t size() const { return nodes_.size(); }
+  void clear() { nodes_.clear(); }  // keeps capacity: the next step reuses it
+
+  // Back-propagates from `root` with seed gradient `seed` (ones for a scalar loss when undefined).
+  void backward(const variable& root, tensor seed = {}) {
+    GRCNN_CHECK(root.requires_grad(), error,
+                "backward: the root does not require grad (no parameter or input on its path requires grad)");
+    if (!seed.defined()) {
+      seed = tensor::full(root.dims(), 1.0, root.value().type());
+    }
+    GRCNN_CHECK(seed.dims() == root.dims(), shape_error, "backward: seed ", seed.describe(), " for root ",
+                root.value().describe());
+    accumulate(*root.cell(), seed);
+    std::vector<tensor> out_grads, in_grads;
+    for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
+      node& n = *it;
+      out_grads.assign(n.outputs.size(), tensor());
+      bool any = false;
+      for (std::size_t i = 0; i < n.outputs.size(); ++i) {
+        out_grads[i] = n.outputs[i]->grad;
+        any = any || out_grads[i].defined();
+      }
+      if (any) {
+        in_grads.assign(n.inputs.size(), tensor());
+        n.backward(n, out_grads, in_grads);
+        for (std::size_t i = 0; i < n.inputs.size(); ++i)
+          if (n.inputs[i] && in_grads[i].defined()) accumulate(*n.inputs[i], std::move(in_grads[i]));
+      }
+      for (auto& o : n.outputs)
+        if (!o->leaf) o->grad = tensor();
+      n.saved.clear();
+      n.state.reset();
+      n.backward = nullptr;
+    }
+    out_grads.clear();
+    in_grads.clear();
+    nodes_.clear();
+  }
+
+ private:
+  static void accumulate(grad_cell& cell, tensor g) {
+    GRCNN_CHECK(!cell.grad.defined() || cell.grad.dims() == g.dims(), shape_error, "backward: gradient ",
+                g.describe(), " for ", cell.name.empty() ? "a variable" : cell.name, " holding ",
+                cell.grad.describe());
+    if (!cell.grad.defined()) {
+      cell.grad = std::move(g);
+    } else if (cell.grad.use_count() == 1) {
+      add_inplace(cell.grad, g);
+    } else {  // the buffer is shared with another gradient: never write through it
+      tensor sum = cell.grad.clone();
+      add_inplace(sum, g);
+      cell.grad = std::move(sum);
+    }
+  }
+  std::vector<node> nodes_;
+};
+
+inline tape& current_tape() {
+  thread_local tape t;
+  return t;
+}
+
+inline bool& grad_mode() {
+  thread_local bool enabled = true;
+  return enabled;
+}
+inline bool grad_enabled() { return grad_mode(); }
+
+// Nothing is recorded while a no_grad_guard lives (evaluation, optimizer updates).
+class no_grad_guard {
+ public:
+  no_grad_guard() : previous_(grad_mode()) { grad_mode() = false; }
+  ~no_grad_guard() { grad_mode() = previous_; }
+  no_grad_guard(const no_grad_guard&) = delete;
+  no_grad_guard& operator=(const no_grad_guard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+inline void backward(const variable& root, tensor seed = {}) { current_tape().backward(root, std::move(seed)); }
+
+// True when an op over these inputs must be recorded.
+inline bool should_record(std::initializer_list<const variable*> inputs) {
+  if (!grad_enabled()) return false;
+  for (const variable* v : inputs)
+    if (v && v->defined() && v->requires_grad()) return true;
+  return false;
+}
+
+// The public way to append an op to the tape, used by every built-in op and by user-defined ones.
+// `outputs` must be fresh results (variable::result); `inputs` may contain undefined variables.
+inline void record_op(std::string_view op, std::initializer_list<const variable*> inputs,
+                      std::initializer_list<const variable*> outputs, std::vector<tensor> saved,
+                      std::unique_ptr<payload> state, backward_fn backward) {
+  node n;
+  n.op = op;
+  n.inputs.reserve(inputs.size());
+  for (const variable* v : inputs)
+    n.inputs.push_back(v && v->defined() && v->requires_grad() ? v->cell() : nullptr);
+  for (const variable* v : outputs) n.outputs.push_back(v->cell());
+  n.saved = std::move(saved);
+  n.state = std::move(state);
+  n.backward = std::move(backward);
+  current_tape().record(std::move(n));
+}
+
+}  // namespace grcnn::autograd

@@ -1,0 +1,103 @@
+#pragma once
+// The backend surface. A backend is a policy type:
+//
+//   struct my_backend {
+//     static constexpr std::string_view name = "...";
+//     using fallback = other_backend;               // or void: who runs what this one refuses
+//     template <class Op> static constexpr bool supports = ...;   // static capability per op tag
+//   };
+//
+// plus one specialisation of backends::kernel<my_backend, Op> per supported op tag, each with
+//   static status can_implement(const typename Op::problem&);   // run-time refusal with a reason
+//   forward(...) / backward(...)                                // signatures in docs/architecture.md
+// Ops call dispatch<B, Op>::run, which picks B's kernel or walks the fallback chain; the chosen kernel
+// type is then captured in the tape node, whose opaque payload carries the kernel's saved state.
+#include <atomic>
+#include <concepts>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "grcnn/autograd/tape.hpp"
+#include "grcnn/ops/op_table.hpp"
+
+namespace grcnn::backends {
+
+struct status {
+  bool ok = true;
+  std::string reason;
+  static status yes() { return {}; }
+  static status no(std::string why) { return {false, std::move(why)}; }
+  explicit operator bool() const { return ok; }
+};
+
+// Specialised by each backend for each op tag it implements.
+template <class Backend, class Op>
+struct kernel;
+
+template <class B>
+concept backend_policy = requires {
+  { B::name } -> std::convertible_to<std::string_view>;
+  typename B::fallback;
+};
+
+template <class B, class Op>
+concept implements_op = backend_policy<B> && B::template supports<Op> && requires(const typename Op::problem& p) {
+  { kernel<B, Op>::can_implement(p) } -> std::same_as<status>;
+};
+
+// Counts fallbacks by "backend/op: reason", so benchmarks and tests can prove none happened.
+class fallback_log {
+ public:
+  static fallback_log& instance() {
+    static fallback_log l;
+    return l;
+  }
+  void note(std::string_view backend, std::string_view op, const std::string& reason) {
+    std::lock_guard lock(mu_);
+    counts_[std::string(backend) + "/" + std::string(op) + ": " + reason]++;
+    total_++;
+  }
+  std::size_t total() const { return total_.load(); }
+  std::map<std::string, std::size_t> entries() const {
+    std::lock_guard lock(mu_);
+    return counts_;
+  }
+  void reset() {
+    std::lock_guard lock(mu_);
+    counts_.clear();
+    total_ = 0;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::size_t> counts_;
+  std::atomic<std::size_t> total_{0};
+};
+
+template <class B, class Op>
+struct dispatch {
+  static_assert(backend_policy<B>, "grcnn: the backend type is not a backend policy (needs `name` and `fallback`)");
+  static_assert(B::template supports<Op>,
+                "grcnn: this backend does not implement the op; give it a kernel or a fallback that does");
+
+  // Calls f(std::type_identity<K>{}) with K the kernel that accepts the problem.
+  template <class F>
+  static decltype(auto) run(const typename Op::problem& problem, F&& f) {
+    using K = kernel<B, Op>;
+    status st = K::can_implement(problem);
+    if (st) return f(std::type_identity<K>{});
+    using FB = typename B::fallback;
+    if constexpr (!std::is_void_v<FB>) {
+      fallback_log::instance().note(B::name, Op::name, st.reason);
+      return dispatch<FB, Op>::run(problem, std::forward<F>(f));
+    } else {
+      throw backend_error(detail::concat(Op::name, ": backend ", B::name, " cannot run ", problem.str(), ": ",
+                                         st.reason));
+    }
+  }
+};
+
+}  // namespace grcnn::backends

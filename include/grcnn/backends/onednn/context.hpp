@@ -1,0 +1,153 @@
+#pragma once
+// oneDNN plumbing shared by the kernels: the engine and stream, memory descriptors for our tensors,
+// the opaque weight format, and the per-thread plan cache that keeps a steady-state step free of
+// primitive creation.
+#include <atomic>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "grcnn/backends/backend.hpp"
+
+namespace grcnn::backends::onednn_detail {
+
+inline dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+inline dnnl::stream& stream() {
+  thread_local dnnl::stream s(engine());
+  return s;
+}
+
+// Counters that tests and benchmarks read to prove the steady state does no setup work.
+struct counters {
+  std::atomic<std::size_t> plans_created{0};    // primitive descriptors + primitives built
+  std::atomic<std::size_t> weight_reorders{0};  // weights converted at run time (plain -> preferred)
+  std::atomic<std::size_t> grad_reorders{0};    // weight gradients converted to the weight's format
+};
+inline counters& stats() {
+  static counters c;
+  return c;
+}
+
+inline bool supported_dtype(dtype t) { return t == dtype::f32 || t == dtype::bf16; }
+inline status check_dtype(dtype t) {
+  if (supported_dtype(t)) return status::yes();
+  return status::no("oneDNN computes in f32 or bf16, not " + std::string(name_of(t)));
+}
+
+inline dnnl::memory::data_type dt(dtype t) {
+  switch (t) {
+    case dtype::f32: return dnnl::memory::data_type::f32;
+    case dtype::bf16: return dnnl::memory::data_type::bf16;
+    default: throw backend_error("onednn: no oneDNN data type for " + std::string(name_of(t)));
+  }
+}
+inline dnnl::memory::dims dims_of(const grcnn::shape& s) { return dnnl::memory::dims(s.begin(), s.end()); }
+
+// Plain or nhwc descriptor of a logical shape.
+inline dnnl::memory::desc md(const grcnn::shape& s, dtype t, layout l) {
+  using tag = dnnl::memory::format_tag;
+  tag f = tag::undef;
+  switch (s.rank()) {
+    case 1: f = tag::a; break;
+    case 2: f = tag::ab; break;
+    case 3: f = tag::abc; break;
+    case 4: f = l == layout::nhwc ? tag::nhwc : tag::nchw; break;
+    case 5: f = tag::abcde; break;
+    default: throw backend_error("onednn: unsupported rank " + std::to_string(s.rank()));
+  }
+  return dnnl::memory::desc(dims_of(s), dt(t), f);
+}
+inline dnnl::memory::desc md(const ops::tensor_desc& d) { return md(d.dims, d.type, d.memory_layout); }
+
+// A oneDNN blocked format carried by a tensor; converts to and from plain through reorders.
+class dnnl_format final : public opaque_format {
+ public:
+  dnnl_format(dnnl::memory::desc blocked, dnnl::memory::desc plain) : blocked_(blocked), plain_(plain) {}
+  const dnnl::memory::desc& desc() const { return blocked_; }
+  std::string describe() const override {
+    const auto& b = blocked_.data.format_desc.blocking;
+    std::string s = "onednn";
+    for (int i = 0; i < b.inner_nblks; ++i) s += ":" + std::to_string(b.inner_idxs[i]) + "x" + std::to_string(b.inner_blks[i]);
+    return s;
+  }
+  std::size_t bytes() const override { return blocked_.get_size(); }
+  bool same_as(const opaque_format& o) const override {
+    const auto* d = dynamic_cast<const dnnl_format*>(&o);
+    return d && d->blocked_ == blocked_;
+  }
+  void to_plain(const void* src, void* dst) const override { reorder(blocked_, src, plain_, dst); }
+  void from_plain(const void* src, void* dst) const override {
+    std::memset(dst, 0, bytes());  // blocked formats may pad; padding must hold zeros
+    reorder(plain_, src, blocked_, dst);
+  }
+
+ private:
+  static void reorder(const dnnl::memory::desc& from, const void* src, const dnnl::memory::desc& to, void* dst) {
+    dnnl::memory a(from, engine(), const_cast<void*>(src)), b(to, engine(), dst);
+    dnnl::reorder(a, b).execute(stream(), a, b);
+    stream().wait();
+  }
+  dnnl::memory::desc blocked_, plain_;
+};
+
+// The descriptor of a tensor as it is in memory (opaque tensors carry theirs; `as` gives the logical
+// dims oneDNN expects, e.g. grouped conv weights as 5-D).
+inline dnnl::memory::desc md_of(const tensor& t, const dnnl::memory::desc& plain_as) {
+  if (t.memory_layout() == layout::opaque) {
+    const auto* f = dynamic_cast<const dnnl_format*>(t.format().get());
+    GRCNN_CHECK(f, backend_error, "onednn: tensor ", t.describe(), " carries another backend's format");
+    return f->desc();
+  }
+  return plain_as;
+}
+inline dnnl::memory mem(const dnnl::memory::desc& d, const tensor& t) {
+  return dnnl::memory(d, engine(), t.raw());
+}
+inline dnnl::memory mem(const tensor& t) { return mem(md(t.dims(), t.type(), t.memory_layout()), t); }
+
+// Holds `t` in descriptor `want`, reordering (into a fresh buffer) only when its format differs.
+inline tensor as_format(const tensor& t, const dnnl::memory::desc& have, const dnnl::memory::desc& want,
+                        const std::shared_ptr<const dnnl_format>& want_format, const grcnn::shape& logical) {
+  if (have == want) return t;
+  tensor r = want_format ? tensor::empty_opaque(logical, t.type(), want_format) : tensor::empty(logical, t.type());
+  if (want_format) std::memset(r.raw(), 0, r.bytes());
+  dnnl::memory a(have, engine(), t.raw()), b(want, engine(), r.raw());
+  dnnl::reorder(a, b).execute(stream(), a, b);
+  stream().wait();
+  return r;
+}
+
+inline void execute(const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args) {
+  p.execute(stream(), args);
+  stream().wait();
+}
+
+// Per-thread cache of plans (primitive descriptors and primitives) keyed by the problem.
+struct plan_base {
+  virtual ~plan_base() = default;
+};
+template <class Plan, class Make>
+Plan& cached_plan(const std::string& key, Make&& make) {
+  thread_local std::unordered_map<std::string, std::unique_ptr<plan_base>> cache;
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    stats().plans_created++;
+    it = cache.emplace(key, std::unique_ptr<plan_base>(new Plan(make()))).first;
+  }
+  return static_cast<Plan&>(*it->second);
+}
+
+// Payload that points at a cached plan (plans live as long as the thread's cache).
+template <class Plan>
+struct plan_payload : autograd::payload {
+  Plan* plan = nullptr;
+  std::shared_ptr<const opaque_format> weight_format;  // the weight's own format, for its gradient
+  std::vector<tensor> buffers;                          // workspaces, statistics
+};
+
+}  // namespace grcnn::backends::onednn_detail

@@ -1,0 +1,159 @@
+#pragma once
+// ReLU and sigmoid (eltwise primitives, differentiated through their output), add and mul (binary
+// primitive), and the GRCL gate x + sigmoid(a + b) * y as one binary primitive with post-ops
+// (logistic, mul y, add x). The gate's backward is our own single pass over memory.
+#include "grcnn/backends/onednn/context.hpp"
+
+namespace grcnn::backends {
+
+namespace onednn_detail {
+struct eltwise_plan : plan_base {
+  dnnl::eltwise_forward::primitive_desc fwd_pd;
+  dnnl::eltwise_forward fwd;
+  dnnl::eltwise_backward bwd;
+};
+struct binary_plan : plan_base {
+  dnnl::binary fwd;
+};
+
+// Runs f(i) for i in [0, n) on OpenMP threads (the runtime oneDNN itself uses).
+template <class F>
+void parallel_for(std::int64_t n, F&& f) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) f(i);
+}
+inline float to_f32(float v) { return v; }
+inline float to_f32(bf16 v) { return static_cast<float>(v); }
+template <class T>
+T from_f32(float v) {
+  if constexpr (std::is_same_v<T, bf16>) return bf16(v);
+  else return v;
+}
+}  // namespace onednn_detail
+
+template <>
+struct kernel<onednn, ops::eltwise_op> {
+  using P = ops::eltwise_problem;
+  static status can_implement(const P& pr) { return onednn_detail::check_dtype(pr.x.type); }
+
+  static onednn_detail::eltwise_plan& plan(const P& pr) {
+    using namespace onednn_detail;
+    return cached_plan<eltwise_plan>(pr.str(), [&] {
+      const auto algo = pr.kind == ops::eltwise_kind::relu ? dnnl::algorithm::eltwise_relu_use_dst_for_bwd
+                                                           : dnnl::algorithm::eltwise_logistic_use_dst_for_bwd;
+      eltwise_plan p;
+      const auto d = md(pr.x);
+      p.fwd_pd = dnnl::eltwise_forward::primitive_desc(
+          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, algo, d, 0.f, 0.f), engine());
+      p.fwd = dnnl::eltwise_forward(p.fwd_pd);
+      p.bwd = dnnl::eltwise_backward(dnnl::eltwise_backward::primitive_desc(
+          dnnl::eltwise_backward::desc(algo, d, d, 0.f, 0.f), engine(), p.fwd_pd));
+      return p;
+    });
+  }
+  static tensor forward(const P& pr, const tensor& x) {
+    using namespace onednn_detail;
+    tensor y = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
+    execute(plan(pr).fwd, {{DNNL_ARG_SRC, mem(md(pr.x), x)}, {DNNL_ARG_DST, mem(md(pr.x), y)}});
+    return y;
+  }
+  static tensor backward(const P& pr, const tensor& dy, const tensor& y) {
+    using namespace onednn_detail;
+    tensor dx = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
+    execute(plan(pr).bwd, {{DNNL_ARG_DST, mem(md(pr.x), y)},
+                           {DNNL_ARG_DIFF_DST, mem(md(pr.x), dy)},
+                           {DNNL_ARG_DIFF_SRC, mem(md(pr.x), dx)}});
+    return dx;
+  }
+};
+
+template <>
+struct kernel<onednn, ops::binary_op> {
+  using P = ops::binary_problem;
+  static status can_implement(const P& pr) { return onednn_detail::check_dtype(pr.a.type); }
+
+  static dnnl::binary& prim(const ops::tensor_desc& d, dnnl::algorithm algo) {
+    using namespace onednn_detail;
+    return cached_plan<binary_plan>("binary" + std::to_string(static_cast<int>(algo)) + d.str(), [&] {
+      const auto m = md(d);
+      binary_plan p;
+      p.fwd = dnnl::binary(dnnl::binary::primitive_desc(dnnl::binary::desc(algo, m, m, m), engine()));
+      return p;
+    }).fwd;
+  }
+  static tensor run(const ops::tensor_desc& d, dnnl::algorithm algo, const tensor& a, const tensor& b) {
+    using namespace onednn_detail;
+    tensor y = tensor::empty(d.dims, d.type, d.memory_layout);
+    execute(prim(d, algo), {{DNNL_ARG_SRC_0, mem(md(d), a)}, {DNNL_ARG_SRC_1, mem(md(d), b)}, {DNNL_ARG_DST, mem(md(d), y)}});
+    return y;
+  }
+  static tensor forward(const P& pr, const tensor& a, const tensor& b) {
+    return run(pr.a, pr.kind == ops::binary_kind::add ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul, a, b);
+  }
+  static void backward(const P& pr, const tensor& dy, const tensor& a, const tensor& b, tensor* da, tensor* db) {
+    if (pr.kind == ops::binary_kind::add) {
+      if (da) *da = dy;
+      if (db) *db = dy;
+      return;
+    }
+    if (da) *da = run(pr.a, dnnl::algorithm::binary_mul, dy, b);
+    if (db) *db = run(pr.a, dnnl::algorithm::binary_mul, dy, a);
+  }
+};
+
+template <>
+struct kernel<onednn, ops::gated_update_op> {
+  using P = ops::gated_update_problem;
+  static status can_implement(const P& pr) { return onednn_detail::check_dtype(pr.x.type); }
+
+  static tensor forward(const P& pr, const tensor& x, const tensor& a, const tensor& b, const tensor& y) {
+    using namespace onednn_detail;
+    const auto m = md(pr.x);
+    auto& prim = cached_plan<binary_plan>("gate" + pr.str(), [&] {
+      dnnl::post_ops po;
+      po.append_eltwise(1.f, dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
+      po.append_binary(dnnl::algorithm::binary_mul, m);
+      po.append_binary(dnnl::algorithm::binary_add, m);
+      dnnl::primitive_attr attr;
+      attr.set_post_ops(po);
+      binary_plan p;
+      p.fwd = dnnl::binary(dnnl::binary::primitive_desc(dnnl::binary::desc(dnnl::algorithm::binary_add, m, m, m), attr, engine()));
+      return p;
+    }).fwd;
+    tensor out = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
+    execute(prim, {{DNNL_ARG_SRC_0, mem(m, a)},
+                   {DNNL_ARG_SRC_1, mem(m, b)},
+                   {DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1, mem(m, y)},
+                   {DNNL_ARG_ATTR_MULTIPLE_POST_OP(2) | DNNL_ARG_SRC_1, mem(m, x)},
+                   {DNNL_ARG_DST, mem(m, out)}});
+    return out;
+  }
+
+  // dx = dout; dy = dout * s; da = db = dout * y * s * (1 - s); one pass, all operands in one layout.
+  static void backward(const P& pr, const tensor& dout, const tensor& a, const tensor& b, const tensor& y,
+                       tensor* dx, tensor* dgate, tensor* dy) {
+    if (dx) *dx = dout;
+    if (!dgate && !dy) return;
+    if (dgate) *dgate = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
+    if (dy) *dy = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
+    detail::visit_dtype(pr.x.type, [&]<class T>() {
+      if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bf16>) {
+        using namespace onednn_detail;
+        const T *g = static_cast<const T*>(dout.raw()), *av = static_cast<const T*>(a.raw()),
+                *bv = static_cast<const T*>(b.raw()), *yv = static_cast<const T*>(y.raw());
+        T* dg = dgate ? static_cast<T*>(dgate->raw()) : nullptr;
+        T* dyv = dy ? static_cast<T*>(dy->raw()) : nullptr;
+        parallel_for(pr.x.dims.numel(), [&](std::int64_t i) {
+          const float s = 1.f / (1.f + std::exp(-(to_f32(av[i]) + to_f32(bv[i]))));
+          const float gi = to_f32(g[i]);
+          if (dg) dg[i] = from_f32<T>(gi * to_f32(yv[i]) * s * (1.f - s));
+          if (dyv) dyv[i] = from_f32<T>(gi * s);
+        });
+      } else {
+        throw backend_error("onednn gated_update: unsupported dtype");
+      }
+    });
+  }
+};
+
+}  // namespace grcnn::backends

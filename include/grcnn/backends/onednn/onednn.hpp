@@ -1,0 +1,25 @@
+#pragma once
+// The oneDNN (CPU) backend: channels-last activations, weights in the primitive's preferred blocked
+// layout, plans cached per problem, ReLU fused into batch norm and the GRCL gate fused into one binary
+// primitive with post-ops. What a kernel refuses (f64 inputs, say) falls back, counted, to the
+// reference backend computing in double.
+#include "grcnn/backends/reference/reference.hpp"
+
+namespace grcnn::backends {
+
+struct onednn {
+  static constexpr std::string_view name = "onednn";
+  using fallback = reference<double>;
+  template <class Op>
+  static constexpr bool supports = true;
+};
+
+}  // namespace grcnn::backends
+
+#include "grcnn/backends/onednn/context.hpp"
+#include "grcnn/backends/onednn/conv2d.hpp"
+#include "grcnn/backends/onednn/batch_norm.hpp"
+#include "grcnn/backends/onednn/elementwise.hpp"
+#include "grcnn/backends/onednn/pool2d.hpp"
+#include "grcnn/backends/onednn/linear.hpp"
+#include "grcnn/backends/onednn/softmax_losses.hpp"

@@ -1,0 +1,274 @@
+#pragma once
+// A dense tensor: shared storage from the caching allocator, a run-time shape, dtype, layout and device.
+// Tensors know nothing of networks or autograd; copies share storage (use clone() for a deep copy).
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "grcnn/core/allocator.hpp"
+#include "grcnn/core/device.hpp"
+#include "grcnn/core/dtype.hpp"
+#include "grcnn/core/error.hpp"
+#include "grcnn/core/layout.hpp"
+#include "grcnn/core/shape.hpp"
+
+namespace grcnn {
+
+class storage {
+ public:
+  explicit storage(std::size_t bytes)
+      : bytes_(bytes), rounded_(host_allocator::round_size(bytes)), ptr_(host_allocator::instance().allocate(rounded_)) {}
+  ~storage() { host_allocator::instance().deallocate(ptr_, rounded_); }
+  storage(const storage&) = delete;
+  storage& operator=(const storage&) = delete;
+  void* data() const { return ptr_; }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  std::size_t bytes_, rounded_;
+  void* ptr_;
+};
+
+namespace detail {
+template <class T>
+inline double load_as_double(const void* p, std::size_t i) {
+  if constexpr (std::is_same_v<T, bf16>)
+    return static_cast<double>(static_cast<float>(static_cast<const bf16*>(p)[i]));
+  else
+    return static_cast<double>(static_cast<const T*>(p)[i]);
+}
+template <class T>
+inline void store_from_double(void* p, std::size_t i, double v) {
+  if constexpr (std::is_same_v<T, bf16>)
+    static_cast<bf16*>(p)[i] = bf16(static_cast<float>(v));
+  else
+    static_cast<T*>(p)[i] = static_cast<T>(v);
+}
+// Calls f.template operator()<T>() with T the C++ type of `t`.
+template <class F>
+decltype(auto) visit_dtype(dtype t, F&& f) {
+  switch (t) {
+    case dtype::f32: return f.template operator()<float>();
+    case dtype::bf16: return f.template operator()<bf16>();
+    case dtype::f64: return f.template operator()<double>();
+    case dtype::i64: return f.template operator()<std::int64_t>();
+  }
+  throw dtype_error("visit_dtype: unknown dtype");
+}
+}  // namespace detail
+
+class tensor {
+ public:
+  tensor() = default;
+
+  static tensor empty(const shape& s, dtype t = dtype::f32, layout l = layout::plain, device d = cpu_device) {
+    GRCNN_CHECK(l != layout::opaque, error, "tensor::empty: opaque tensors need their format (use empty_opaque)");
+    GRCNN_CHECK(l != layout::nhwc || s.rank() == 4, shape_error, "tensor::empty: nhwc needs a rank-4 shape, got ",
+                s);
+    GRCNN_CHECK(d.kind == device_kind::cpu, error, "tensor::empty: device ", d.str(),
+                " needs its backend's allocator");
+    tensor r;
+    r.shape_ = s;
+    r.dtype_ = t;
+    r.layout_ = l;
+    r.device_ = d;
+    r.storage_ = std::make_shared<storage>(static_cast<std::size_t>(s.numel()) * size_of(t));
+    return r;
+  }
+  static tensor empty_opaque(const shape& s, dtype t, std::shared_ptr<const opaque_format> fmt) {
+    tensor r;
+    r.shape_ = s;
+    r.dtype_ = t;
+    r.layout_ = layout::opaque;
+    r.storage_ = std::make_shared<storage>(fmt->bytes());
+    r.format_ = std::move(fmt);
+    return r;
+  }
+  static tensor empty_like(const tensor& o) {
+    return o.layout_ == layout::opaque ? empty_opaque(o.shape_, o.dtype_, o.format_)
+                                       : empty(o.shape_, o.dtype_, o.layout_, o.device_);
+  }
+  static tensor full(const shape& s, double v, dtype t = dtype::f32, layout l = layout::plain) {
+    tensor r = empty(s, t, l);
+    r.fill(v);
+    return r;
+  }
+  static tensor zeros(const shape& s, dtype t = dtype::f32, layout l = layout::plain) { return full(s, 0.0, t, l); }
+  static tensor zeros_like(const tensor& o) {
+    tensor r = empty_like(o);
+    std::memset(r.raw(), 0, r.bytes());
+    return r;
+  }
+  // Values are given in logical (plain row-major) order whatever the layout.
+  template <class T>
+  static tensor from_values(const shape& s, std::span<const T> values, dtype t = dtype_of_v<T>,
+                            layout l = layout::plain) {
+    tensor r = empty(s, t, l);
+    r.assign(values);
+    return r;
+  }
+  template <class T>
+  static tensor from_values(const shape& s, const std::vector<T>& values, dtype t = dtype_of_v<T>,
+                            layout l = layout::plain) {
+    return from_values(s, std::span<const T>(values), t, l);
+  }
+  static tensor scalar(double v, dtype t = dtype::f32) { return full(shape{}, v, t); }
+
+  bool defined() const { return static_cast<bool>(storage_); }
+  const grcnn::shape& dims() const { return shape_; }
+  std::int64_t dim(int i) const { return shape_[i]; }
+  int rank() const { return shape_.rank(); }
+  std::int64_t numel() const { return shape_.numel(); }
+  grcnn::dtype type() const { return dtype_; }
+  grcnn::layout memory_layout() const { return layout_; }
+  const std::shared_ptr<const opaque_format>& format() const { return format_; }
+  grcnn::device where() const { return device_; }
+  std::size_t bytes() const { return storage_ ? storage_->bytes() : 0; }
+  void* raw() const { return storage_ ? storage_->data() : nullptr; }
+  const void* storage_id() const { return storage_.get(); }
+  long use_count() const { return storage_.use_count(); }
+
+  template <class T>
+  T* data() const {
+    GRCNN_CHECK(dtype_ == dtype_of_v<T>, dtype_error, "tensor::data: tensor is ", name_of(dtype_), ", asked for ",
+                name_of(dtype_of_v<T>));
+    return static_cast<T*>(raw());
+  }
+
+  // Same shape, dtype and physical format: elementwise kernels may then work on raw memory.
+  bool same_format(const tensor& o) const {
+    if (!(shape_ == o.shape_) || dtype_ != o.dtype_ || layout_ != o.layout_) return false;
+    if (layout_ == layout::opaque) return format_->same_as(*o.format_);
+    if (layout_ == layout::nhwc) return true;
+    return true;
+  }
+
+  std::string describe() const {
+    std::string s = std::string(name_of(dtype_)) + shape_.str() + " " + std::string(name_of(layout_));
+    if (format_) s += "(" + format_->describe() + ")";
+    return s;
+  }
+
+  void fill(double v) {
+    GRCNN_CHECK(layout_ != layout::opaque || v == 0.0, error, "tensor::fill: nonzero fill of opaque ", describe());
+    detail::visit_dtype(dtype_, [&]<class T>() {
+      const std::size_t n = layout_ == layout::opaque ? bytes() / sizeof(T) : static_cast<std::size_t>(numel());
+      for (std::size_t i = 0; i < n; ++i) detail::store_from_double<T>(raw(), i, v);
+    });
+  }
+
+  // Physical position of the element with logical row-major index i.
+  std::size_t physical_index(std::size_t i) const {
+    if (layout_ != layout::nhwc) return i;
+    const auto C = static_cast<std::size_t>(shape_[1]), HW = static_cast<std::size_t>(shape_[2] * shape_[3]);
+    const std::size_t n = i / (C * HW), rem = i % (C * HW), c = rem / HW, hw = rem % HW;
+    return (n * HW + hw) * C + c;
+  }
+
+  // All values in logical row-major order, converted to T.
+  template <class T = double>
+  std::vector<T> values() const {
+    if (layout_ == layout::opaque) return to_layout(layout::plain).values<T>();
+    std::vector<T> out(static_cast<std::size_t>(numel()));
+    detail::visit_dtype(dtype_, [&]<class S>() {
+      for (std::size_t i = 0; i < out.size(); ++i)
+        out[i] = static_cast<T>(detail::load_as_double<S>(raw(), physical_index(i)));
+    });
+    return out;
+  }
+  template <class T>
+  void assign(std::span<const T> v) {
+    GRCNN_CHECK(static_cast<std::int64_t>(v.size()) == numel(), shape_error, "tensor::assign: ", v.size(),
+                " values for ", describe());
+    GRCNN_CHECK(layout_ != layout::opaque, error, "tensor::assign: opaque target ", describe());
+    detail::visit_dtype(dtype_, [&]<class S>() {
+      for (std::size_t i = 0; i < v.size(); ++i)
+        detail::store_from_double<S>(raw(), physical_index(i), static_cast<double>(v[i]));
+    });
+  }
+  template <class T>
+  void assign(const std::vector<T>& v) {
+    assign(std::span<const T>(v));
+  }
+  double item() const {
+    GRCNN_CHECK(numel() == 1, shape_error, "tensor::item: tensor has ", numel(), " elements: ", describe());
+    return values<double>()[0];
+  }
+
+  tensor clone() const {
+    tensor r = empty_like(*this);
+    std::memcpy(r.raw(), raw(), bytes());
+    return r;
+  }
+
+  // Converts the physical layout (same dtype). Converting into an opaque layout needs the target format.
+  tensor to_layout(layout l) const {
+    GRCNN_CHECK(l != layout::opaque, error, "tensor::to_layout: use to_format for opaque targets");
+    if (l == layout_) return *this;
+    tensor plain;
+    if (layout_ == layout::opaque) {
+      plain = empty(shape_, dtype_, layout::plain);
+      format_->to_plain(raw(), plain.raw());
+    } else if (layout_ == layout::nhwc) {
+      plain = empty(shape_, dtype_, layout::plain);
+      copy_permuted(*this, plain);
+    } else {
+      plain = *this;
+    }
+    if (l == layout::plain) return plain;
+    tensor r = empty(shape_, dtype_, l);
+    copy_permuted(plain, r);
+    return r;
+  }
+  tensor to_format(std::shared_ptr<const opaque_format> fmt) const {
+    if (layout_ == layout::opaque && format_->same_as(*fmt)) return *this;
+    tensor plain = to_layout(layout::plain);
+    tensor r = empty_opaque(shape_, dtype_, std::move(fmt));
+    r.format_->from_plain(plain.raw(), r.raw());
+    return r;
+  }
+  tensor to_dtype(dtype t) const {
+    if (t == dtype_) return *this;
+    tensor src = layout_ == layout::opaque ? to_layout(layout::plain) : *this;
+    tensor r = empty(shape_, t, src.layout_);
+    detail::visit_dtype(dtype_, [&]<class S>() {
+      detail::visit_dtype(t, [&]<class D>() {
+        const std::size_t n = static_cast<std::size_t>(numel());
+        for (std::size_t i = 0; i < n; ++i) detail::store_from_double<D>(r.raw(), i, detail::load_as_double<S>(src.raw(), i));
+      });
+    });
+    return r;
+  }
+  // A view with another shape over the same storage; only where the element order does not change.
+  tensor reshape(const shape& s) const {
+    GRCNN_CHECK(s.numel() == numel(), shape_error, "tensor::reshape: ", describe(), " to ", s, " changes the size");
+    const bool trivial_nhwc = layout_ == layout::nhwc && shape_[2] * shape_[3] == 1;  // [N,C,1,1] is both orders
+    GRCNN_CHECK(layout_ == layout::plain || trivial_nhwc, error, "tensor::reshape: needs a plain tensor, got ",
+                describe());
+    tensor r = *this;
+    r.shape_ = s;
+    r.layout_ = (s.rank() == 4 && layout_ == layout::nhwc) ? layout::nhwc : layout::plain;
+    return r;
+  }
+
+ private:
+  // Copies between plain and nhwc (same dtype) by element position.
+  static void copy_permuted(const tensor& src, tensor& dst) {
+    const std::size_t n = static_cast<std::size_t>(src.numel()), es = size_of(src.dtype_);
+    const auto* s = static_cast<const unsigned char*>(src.raw());
+    auto* d = static_cast<unsigned char*>(dst.raw());
+    for (std::size_t i = 0; i < n; ++i) std::memcpy(d + dst.physical_index(i) * es, s + src.physical_index(i) * es, es);
+  }
+
+  std::shared_ptr<storage> storage_;
+  grcnn::shape shape_;
+  grcnn::dtype dtype_ = dtype::f32;
+  grcnn::layout layout_ = layout::plain;
+  std::shared_ptr<const opaque_format> format_;
+  grcnn::device device_ = cpu_device;
+};
+
+}  // namespace grcnn

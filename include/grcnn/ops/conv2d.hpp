@@ -1,0 +1,67 @@
+#pragma once
+#include "grcnn/ops/detail.hpp"
+
+namespace grcnn::ops {
+
+// Validates x [N, C, H, W], w [O, C/groups, KH, KW] and optional b [O]; computes the output shape.
+inline conv2d_problem make_conv2d_problem(const tensor& x, const tensor& w, const tensor* b, const conv2d_params& p) {
+  constexpr std::string_view op = "conv2d";
+  detail::expect_rank(op, "input", x, 4);
+  detail::expect_activation(op, "input", x);
+  detail::expect_rank(op, "weight", w, 4);
+  detail::expect_dtype(op, "weight", w, x.type());
+  GRCNN_CHECK(p.groups >= 1 && p.stride_h >= 1 && p.stride_w >= 1 && p.dilation_h >= 1 && p.dilation_w >= 1 &&
+                  p.pad_h >= 0 && p.pad_w >= 0,
+              shape_error, op, ": invalid parameters (groups ", p.groups, ", stride ", p.stride_h, ",", p.stride_w,
+              ", dilation ", p.dilation_h, ",", p.dilation_w, ", padding ", p.pad_h, ",", p.pad_w, ")");
+  const auto C = x.dim(1), O = w.dim(0);
+  GRCNN_CHECK(C % p.groups == 0 && O % p.groups == 0, shape_error, op, ": channels in ", C, " / out ", O,
+              " not divisible by groups ", p.groups);
+  GRCNN_CHECK(w.dim(1) == C / p.groups, shape_error, op, ": weight expected [", O, ", ", C / p.groups, ", kh, kw] for input ",
+              x.describe(), " and groups ", p.groups, ", got ", w.describe());
+  const auto OH = (x.dim(2) + 2 * p.pad_h - p.dilation_h * (w.dim(2) - 1) - 1) / p.stride_h + 1;
+  const auto OW = (x.dim(3) + 2 * p.pad_w - p.dilation_w * (w.dim(3) - 1) - 1) / p.stride_w + 1;
+  GRCNN_CHECK(OH >= 1 && OW >= 1, shape_error, op, ": kernel ", w.dim(2), "x", w.dim(3), " does not fit input ",
+              x.describe());
+  if (b) {
+    detail::expect_dims(op, "bias", *b, grcnn::shape{O});
+    detail::expect_dtype(op, "bias", *b, x.type());
+  }
+  conv2d_problem pr;
+  pr.x = tensor_desc::of(x);
+  pr.w = tensor_desc::of(w);
+  pr.y = {grcnn::shape{x.dim(0), O, OH, OW}, x.type(), x.memory_layout()};
+  pr.bias = b != nullptr;
+  pr.p = p;
+  return pr;
+}
+
+// 2-D convolution; `b` may be an undefined variable (no bias).
+template <class B = backends::default_backend>
+variable conv2d(const variable& x, const variable& w, const variable& b, const conv2d_params& p) {
+  const conv2d_problem pr = make_conv2d_problem(x.value(), w.value(), b.defined() ? &b.value() : nullptr, p);
+  return backends::dispatch<B, conv2d_op>::run(pr, [&]<class K>(std::type_identity<K>) {
+    std::unique_ptr<autograd::payload> state;
+    const bool rec = autograd::should_record({&x, &w, &b});
+    variable y = variable::result(K::forward(pr, x.value(), w.value(), b.defined() ? b.value() : tensor(), state), rec);
+    if (rec) {
+      // Save x only when w needs a gradient, and w only when x does.
+      std::vector<tensor> saved{w.requires_grad() || b.requires_grad() ? x.value() : tensor(),
+                                x.requires_grad() ? w.value() : tensor()};
+      autograd::record_op(conv2d_op::name, {&x, &w, &b}, {&y}, std::move(saved), std::move(state),
+                          [pr](autograd::node& n, grad_inputs og, grad_slots ig) {
+                            K::backward(pr, n.state.get(), detail::as_layout(og[0], pr.y.memory_layout),
+                                        n.saved[0], n.saved[1], detail::slot(n, ig, 0), detail::slot(n, ig, 1),
+                                        detail::slot(n, ig, 2));
+                          });
+    }
+    return y;
+  });
+}
+
+template <class B = backends::default_backend>
+variable conv2d(const variable& x, const variable& w, const conv2d_params& p) {
+  return conv2d<B>(x, w, variable(), p);
+}
+
+}  // namespace grcnn::ops

@@ -1,0 +1,117 @@
+#pragma once
+// relu, sigmoid, add, mul, the fused gate x + sigmoid(a + b) * y, and reshape/flatten.
+#include "grcnn/ops/detail.hpp"
+
+namespace grcnn::ops {
+
+template <class B = backends::default_backend>
+variable eltwise(const variable& x, eltwise_kind kind) {
+  detail::expect_activation(kind == eltwise_kind::relu ? "relu" : "sigmoid", "input", x.value());
+  const eltwise_problem pr{tensor_desc::of(x.value()), kind};
+  return backends::dispatch<B, eltwise_op>::run(pr, [&]<class K>(std::type_identity<K>) {
+    const bool rec = autograd::should_record({&x});
+    variable y = variable::result(K::forward(pr, x.value()), rec);
+    if (rec)
+      autograd::record_op(eltwise_op::name, {&x}, {&y}, {y.value()}, nullptr,
+                          [pr](autograd::node& n, grad_inputs og, grad_slots ig) {
+                            ig[0] = K::backward(pr, detail::as_layout(og[0], pr.x.memory_layout), n.saved[0]);
+                          });
+    return y;
+  });
+}
+template <class B = backends::default_backend>
+variable relu(const variable& x) {
+  return eltwise<B>(x, eltwise_kind::relu);
+}
+template <class B = backends::default_backend>
+variable sigmoid(const variable& x) {
+  return eltwise<B>(x, eltwise_kind::sigmoid);
+}
+
+template <class B = backends::default_backend>
+variable binary(const variable& a, const variable& b, binary_kind kind) {
+  const std::string_view op = kind == binary_kind::add ? "add" : "mul";
+  detail::expect_activation(op, "a", a.value());
+  detail::expect_same(op, "b", a.value(), b.value());
+  const binary_problem pr{tensor_desc::of(a.value()), kind};
+  return backends::dispatch<B, binary_op>::run(pr, [&]<class K>(std::type_identity<K>) {
+    const bool rec = autograd::should_record({&a, &b});
+    variable y = variable::result(K::forward(pr, a.value(), b.value()), rec);
+    if (rec) {
+      std::vector<tensor> saved;
+      if (kind == binary_kind::mul) saved = {b.requires_grad() ? a.value() : tensor(), a.requires_grad() ? b.value() : tensor()};
+      autograd::record_op(binary_op::name, {&a, &b}, {&y}, std::move(saved), nullptr,
+                          [pr](autograd::node& n, grad_inputs og, grad_slots ig) {
+                            const tensor none;
+                            K::backward(pr, detail::as_layout(og[0], pr.a.memory_layout),
+                                        n.saved.empty() ? none : n.saved[0], n.saved.empty() ? none : n.saved[1],
+                                        detail::slot(n, ig, 0), detail::slot(n, ig, 1));
+                          });
+    }
+    return y;
+  });
+}
+template <class B = backends::default_backend>
+variable add(const variable& a, const variable& b) {
+  return binary<B>(a, b, binary_kind::add);
+}
+template <class B = backends::default_backend>
+variable mul(const variable& a, const variable& b) {
+  return binary<B>(a, b, binary_kind::mul);
+}
+
+// The GRCL update: x + sigmoid(a + b) * y in one pass.
+template <class B = backends::default_backend>
+variable gated_update(const variable& x, const variable& a, const variable& b, const variable& y) {
+  constexpr std::string_view op = "gated_update";
+  detail::expect_activation(op, "x", x.value());
+  detail::expect_same(op, "a", x.value(), a.value());
+  detail::expect_same(op, "b", x.value(), b.value());
+  detail::expect_same(op, "y", x.value(), y.value());
+  const gated_update_problem pr{tensor_desc::of(x.value())};
+  return backends::dispatch<B, gated_update_op>::run(pr, [&]<class K>(std::type_identity<K>) {
+    const bool rec = autograd::should_record({&x, &a, &b, &y});
+    variable out = variable::result(K::forward(pr, x.value(), a.value(), b.value(), y.value()), rec);
+    if (rec)
+      autograd::record_op(gated_update_op::name, {&x, &a, &b, &y}, {&out}, {a.value(), b.value(), y.value()}, nullptr,
+                          [pr](autograd::node& n, grad_inputs og, grad_slots ig) {
+                            tensor dgate;
+                            const bool gate = n.needs_grad(1) || n.needs_grad(2);
+                            K::backward(pr, detail::as_layout(og[0], pr.x.memory_layout), n.saved[0], n.saved[1],
+                                        n.saved[2], detail::slot(n, ig, 0), gate ? &dgate : nullptr,
+                                        detail::slot(n, ig, 3));
+                            if (n.needs_grad(1)) ig[1] = dgate;
+                            if (n.needs_grad(2)) ig[2] = dgate;
+                          });
+    return out;
+  });
+}
+
+// A view with a new shape (element order unchanged); nhwc inputs are made plain first when needed.
+inline variable reshape(const variable& x, const grcnn::shape& s) {
+  const tensor& v = x.value();
+  GRCNN_CHECK(s.numel() == v.numel(), shape_error, "reshape: ", v.describe(), " to ", s, " changes the size");
+  const bool view = v.memory_layout() == layout::plain || (v.memory_layout() == layout::nhwc && v.dim(2) * v.dim(3) == 1);
+  const tensor src = view ? v : v.to_layout(layout::plain);
+  const bool rec = autograd::should_record({&x});
+  variable y = variable::result(src.reshape(s), rec);
+  if (rec) {
+    const grcnn::shape from = v.dims();
+    const layout from_layout = v.memory_layout();
+    autograd::record_op("reshape", {&x}, {&y}, {}, nullptr,
+                        [from, from_layout](autograd::node&, grad_inputs og, grad_slots ig) {
+                          ig[0] = detail::as_layout(og[0].to_layout(layout::plain).reshape(from), from_layout);
+                        });
+  }
+  return y;
+}
+
+// [N, C, H, W] -> [N, C*H*W].
+inline variable flatten(const variable& x) {
+  const auto& d = x.dims();
+  std::int64_t rest = 1;
+  for (int i = 1; i < d.rank(); ++i) rest *= d[i];
+  return reshape(x, grcnn::shape{d[0], rest});
+}
+
+}  // namespace grcnn::ops

@@ -1,0 +1,27 @@
+#pragma once
+// The single op table. Every backend implements a kernel for each tag (backends::kernel<Backend, Op>);
+// conformance tests and benchmarks iterate this list, so adding an op here makes every backend owe it.
+#include <string_view>
+
+#include "grcnn/ops/problems.hpp"
+
+namespace grcnn::ops {
+
+struct conv2d_op { static constexpr std::string_view name = "conv2d"; using problem = conv2d_problem; };
+struct batch_norm_op { static constexpr std::string_view name = "batch_norm"; using problem = batch_norm_problem; };
+struct eltwise_op { static constexpr std::string_view name = "eltwise"; using problem = eltwise_problem; };
+struct binary_op { static constexpr std::string_view name = "binary"; using problem = binary_problem; };
+struct gated_update_op { static constexpr std::string_view name = "gated_update"; using problem = gated_update_problem; };
+struct pool2d_op { static constexpr std::string_view name = "pool2d"; using problem = pool2d_problem; };
+struct linear_op { static constexpr std::string_view name = "linear"; using problem = linear_problem; };
+struct softmax_op { static constexpr std::string_view name = "softmax"; using problem = softmax_problem; };
+struct cross_entropy_op { static constexpr std::string_view name = "cross_entropy"; using problem = cross_entropy_problem; };
+struct kl_div_op { static constexpr std::string_view name = "kl_div"; using problem = kl_div_problem; };
+
+template <class... Ops>
+struct op_list {};
+
+using op_table = op_list<conv2d_op, batch_norm_op, eltwise_op, binary_op, gated_update_op, pool2d_op, linear_op,
+                         softmax_op, cross_entropy_op, kl_div_op>;
+
+}  // namespace grcnn::ops

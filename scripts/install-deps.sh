@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs grcnn's Debian 12 dependencies. Idempotent: runs apt only when a package is missing.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libdnnl-dev ocl-icd-opencl-dev libeigen3-dev libboost-dev catch2
+  nlohmann-json3-dev libcli11-dev libturbojpeg0-dev libpng-dev libnetcdf-dev
+  dataset-fashion-mnist
+  python3 python3-numpy python3-torch python3-sklearn
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
