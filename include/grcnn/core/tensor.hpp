@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -147,9 +148,10 @@ class tensor {
   }
 
   std::string describe() const {
-    std::string s = std::string(name_of(dtype_)) + shape_.str() + " " + std::string(name_of(layout_));
-    if (format_) s += "(" + format_->describe() + ")";
-    return s;
+    std::ostringstream os;
+    os << name_of(dtype_) << shape_ << ' ' << name_of(layout_);
+    if (format_) os << '(' << format_->describe() << ')';
+    return os.str();
   }
 
   void fill(double v) {

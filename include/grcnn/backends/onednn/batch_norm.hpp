@@ -73,7 +73,7 @@ struct kernel<onednn, ops::batch_norm_op> {
         rv[c] = (1.0f - m) * rv[c] + m * bv[c] * unbias;
       }
     }
-    s->buffers = {mean, var, ws};
+    s->buffers = {mean, var, ws, beta};  // oneDNN's backward takes the shift argument too (unused in the math)
     state = std::move(s);
     return y;
   }
@@ -99,6 +99,7 @@ struct kernel<onednn, ops::batch_norm_op> {
                                                {DNNL_ARG_MEAN, mem(s.buffers[0])},
                                                {DNNL_ARG_VARIANCE, mem(s.buffers[1])},
                                                {DNNL_ARG_SCALE, mem(gamma)},
+                                               {DNNL_ARG_SHIFT, mem(s.buffers[3])},
                                                {DNNL_ARG_DIFF_SRC, mem(md(pr.x), dxt)},
                                                {DNNL_ARG_DIFF_SCALE, mem(dg)},
                                                {DNNL_ARG_DIFF_SHIFT, mem(dbt)}};

@@ -4,6 +4,7 @@
 // primitive creation.
 #include <atomic>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <unordered_map>
 
@@ -71,9 +72,10 @@ class dnnl_format final : public opaque_format {
   const dnnl::memory::desc& desc() const { return blocked_; }
   std::string describe() const override {
     const auto& b = blocked_.data.format_desc.blocking;
-    std::string s = "onednn";
-    for (int i = 0; i < b.inner_nblks; ++i) s += ":" + std::to_string(b.inner_idxs[i]) + "x" + std::to_string(b.inner_blks[i]);
-    return s;
+    std::ostringstream os;  // e.g. "onednn:1x16:0x16": dimension 1 blocked by 16, then dimension 0 by 16
+    os << "onednn";
+    for (int i = 0; i < b.inner_nblks; ++i) os << ':' << b.inner_idxs[i] << 'x' << b.inner_blks[i];
+    return os.str();
   }
   std::size_t bytes() const override { return blocked_.get_size(); }
   bool same_as(const opaque_format& o) const override {

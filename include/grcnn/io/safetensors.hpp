@@ -1,0 +1,227 @@
+#pragma once
+// safetensors read and write, from the format's definition: an 8-byte little-endian header length, a
+// JSON header mapping names to {dtype, shape, data_offsets} (plus optional "__metadata__"), then the raw
+// little-endian data. Every malformed input raises io_error naming the file and what is wrong.
+#include <algorithm>
+#include <bit>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "grcnn/core/tensor.hpp"
+
+namespace grcnn::io {
+
+// Tensors by name in file order, with the file's string metadata.
+class tensor_dict {
+ public:
+  void add(std::string name, tensor t) {
+    GRCNN_CHECK(index_.find(name) == index_.end(), io_error, "tensor_dict: duplicate name '", name, "'");
+    index_[name] = entries_.size();
+    entries_.emplace_back(std::move(name), std::move(t));
+  }
+  bool contains(const std::string& name) const { return index_.count(name) != 0; }
+  const tensor& at(const std::string& name) const {
+    auto it = index_.find(name);
+    GRCNN_CHECK(it != index_.end(), io_error, "tensor_dict: no tensor named '", name, "'",
+                origin_.empty() ? "" : " in " + origin_);
+    return entries_[it->second].second;
+  }
+  const std::vector<std::pair<std::string, tensor>>& entries() const { return entries_; }
+  std::size_t size() const { return entries_.size(); }
+  std::map<std::string, std::string> metadata;
+  std::string origin_;  // the file it came from, for messages
+
+ private:
+  std::vector<std::pair<std::string, tensor>> entries_;
+  std::map<std::string, std::size_t> index_;
+};
+
+namespace st_detail {
+inline const char* code(dtype t) {
+  switch (t) {
+    case dtype::f32: return "F32";
+    case dtype::f64: return "F64";
+    case dtype::bf16: return "BF16";
+    case dtype::i64: return "I64";
+  }
+  return "?";
+}
+inline float half_to_float(std::uint16_t h) {
+  const std::uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ffu;
+  std::uint32_t bits;
+  if (exp == 0) {
+    if (man == 0) {
+      bits = sign;
+    } else {  // subnormal half: renormalise
+      int e = -1;
+      std::uint32_t m = man;
+      do { ++e; m <<= 1; } while ((m & 0x400u) == 0);
+      bits = sign | static_cast<std::uint32_t>(127 - 15 - e) << 23 | (m & 0x3ffu) << 13;
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | man << 13;
+  } else {
+    bits = sign | (exp - 15 + 127) << 23 | man << 13;
+  }
+  return std::bit_cast<float>(bits);
+}
+}  // namespace st_detail
+
+inline constexpr std::uint64_t max_header_bytes = 100u << 20;  // the reference implementation's limit
+
+// Reads a whole safetensors file. F16 tensors are widened to f32 (grcnn has no f16 dtype).
+inline tensor_dict load_safetensors(const std::filesystem::path& path) {
+  const std::string where = path.string();
+  std::ifstream in(path, std::ios::binary);
+  GRCNN_CHECK(in.good(), io_error, "safetensors: cannot open '", where, "'");
+  in.seekg(0, std::ios::end);
+  const auto file_size = static_cast<std::uint64_t>(in.tellg());
+  in.seekg(0);
+  GRCNN_CHECK(file_size >= 8, io_error, "safetensors: '", where, "' is ", file_size,
+              " bytes, shorter than the 8-byte header length");
+  unsigned char len_bytes[8];
+  in.read(reinterpret_cast<char*>(len_bytes), 8);
+  std::uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = header_len << 8 | len_bytes[i];
+  GRCNN_CHECK(header_len <= max_header_bytes, io_error, "safetensors: '", where, "' declares a header of ", header_len,
+              " bytes (limit ", max_header_bytes, ")");
+  GRCNN_CHECK(header_len <= file_size - 8, io_error, "safetensors: '", where, "' declares a header of ", header_len,
+              " bytes but the file has only ", file_size - 8, " after the length (truncated?)");
+  std::string header(header_len, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(header_len));
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(header);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw io_error("safetensors: '" + where + "' has a malformed JSON header: " + e.what());
+  }
+  GRCNN_CHECK(j.is_object(), io_error, "safetensors: '", where, "': the header is not a JSON object");
+  const std::uint64_t data_size = file_size - 8 - header_len;
+
+  struct entry {
+    std::string name;
+    dtype type;
+    bool f16;
+    grcnn::shape dims;
+    std::uint64_t begin, end;
+  };
+  std::vector<entry> list;
+  tensor_dict out;
+  out.origin_ = where;
+  for (auto& [name, v] : j.items()) {
+    if (name == "__metadata__") {
+      GRCNN_CHECK(v.is_object(), io_error, "safetensors: '", where, "': __metadata__ is not an object");
+      for (auto& [k, s] : v.items()) {
+        GRCNN_CHECK(s.is_string(), io_error, "safetensors: '", where, "': metadata '", k, "' is not a string");
+        out.metadata[k] = s.get<std::string>();
+      }
+      continue;
+    }
+    const std::string ctx = "safetensors: '" + where + "', tensor '" + name + "': ";
+    GRCNN_CHECK(v.is_object() && v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"), io_error,
+                ctx, "needs dtype, shape and data_offsets");
+    GRCNN_CHECK(v["dtype"].is_string(), io_error, ctx, "dtype is not a string");
+    const std::string code = v["dtype"].get<std::string>();
+    entry e{name, dtype::f32, false, {}, 0, 0};
+    if (code == "F32") e.type = dtype::f32;
+    else if (code == "F64") e.type = dtype::f64;
+    else if (code == "BF16") e.type = dtype::bf16;
+    else if (code == "I64") e.type = dtype::i64;
+    else if (code == "F16") e.f16 = true;
+    else throw io_error(ctx + "unsupported dtype " + code + " (F32, F64, BF16, F16, I64 are read)");
+    GRCNN_CHECK(v["shape"].is_array() && v["shape"].size() <= static_cast<std::size_t>(grcnn::shape::max_rank), io_error,
+                ctx, "shape must be an array of at most ", grcnn::shape::max_rank, " extents");
+    for (auto& d : v["shape"]) {
+      GRCNN_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<std::int64_t>() >= 0), io_error, ctx,
+                  "shape holds a non-integer or negative extent");
+      e.dims.push_back(d.get<std::int64_t>());
+    }
+    const auto& off = v["data_offsets"];
+    GRCNN_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
+                io_error, ctx, "data_offsets must be two non-negative integers");
+    e.begin = off[0].get<std::uint64_t>();
+    e.end = off[1].get<std::uint64_t>();
+    GRCNN_CHECK(e.begin <= e.end && e.end <= data_size, io_error, ctx, "data_offsets [", e.begin, ", ", e.end,
+                "] outside the ", data_size, "-byte data section");
+    const std::uint64_t elem = e.f16 ? 2 : size_of(e.type);
+    GRCNN_CHECK(e.end - e.begin == static_cast<std::uint64_t>(e.dims.numel()) * elem, io_error, ctx, "shape ", e.dims,
+                " of ", code, " needs ", static_cast<std::uint64_t>(e.dims.numel()) * elem, " bytes, data_offsets give ",
+                e.end - e.begin);
+    list.push_back(std::move(e));
+  }
+  std::sort(list.begin(), list.end(), [](const entry& a, const entry& b) { return a.begin < b.begin; });
+  for (std::size_t i = 1; i < list.size(); ++i)
+    GRCNN_CHECK(list[i].begin >= list[i - 1].end, io_error, "safetensors: '", where, "': tensors '", list[i - 1].name,
+                "' and '", list[i].name, "' overlap");
+  for (const auto& e : list) {
+    tensor t = tensor::empty(e.dims, e.f16 ? dtype::f32 : e.type);
+    in.seekg(static_cast<std::streamoff>(8 + header_len + e.begin));
+    if (e.f16) {
+      std::vector<std::uint16_t> h(static_cast<std::size_t>(e.dims.numel()));
+      in.read(reinterpret_cast<char*>(h.data()), static_cast<std::streamsize>(h.size() * 2));
+      float* d = t.data<float>();
+      for (std::size_t i = 0; i < h.size(); ++i) d[i] = st_detail::half_to_float(h[i]);
+    } else {
+      in.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(e.end - e.begin));
+    }
+    GRCNN_CHECK(in.good(), io_error, "safetensors: '", where, "': read of tensor '", e.name, "' failed");
+    out.add(e.name, std::move(t));
+  }
+  return out;
+}
+
+// Writes atomically: a temporary file in the same folder, flushed to disk, then renamed over `path`.
+// Tensors are written plain (opaque and nhwc tensors are converted to logical order).
+inline void save_safetensors(const std::filesystem::path& path, const std::vector<std::pair<std::string, tensor>>& tensors,
+                             const std::map<std::string, std::string>& metadata = {}) {
+  nlohmann::ordered_json j;
+  if (!metadata.empty()) j["__metadata__"] = metadata;
+  std::vector<tensor> plain;
+  std::uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    GRCNN_CHECK(name != "__metadata__", io_error, "safetensors: '__metadata__' is not a tensor name");
+    plain.push_back(t.to_layout(layout::plain));
+    j[name] = {{"dtype", st_detail::code(t.type())},
+               {"shape", std::vector<std::int64_t>(t.dims().begin(), t.dims().end())},
+               {"data_offsets", {offset, offset + plain.back().bytes()}}};
+    offset += plain.back().bytes();
+  }
+  std::string header = j.dump();
+  header.append((8 - header.size() % 8) % 8, ' ');  // data starts 8-byte aligned
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    GRCNN_CHECK(out.good(), io_error, "safetensors: cannot write '", tmp.string(), "'");
+    unsigned char len[8];
+    std::uint64_t n = header.size();
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
+    out.write(reinterpret_cast<const char*>(len), 8);
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    for (const auto& t : plain) out.write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.bytes()));
+    out.flush();
+    GRCNN_CHECK(out.good(), io_error, "safetensors: writing '", tmp.string(), "' failed");
+  }
+  const int fd = ::open(tmp.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  GRCNN_CHECK(!ec, io_error, "safetensors: cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+}
+inline void save_safetensors(const std::filesystem::path& path, const tensor_dict& d) {
+  save_safetensors(path, d.entries(), d.metadata);
+}
+
+}  // namespace grcnn::io

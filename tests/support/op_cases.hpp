@@ -1,0 +1,213 @@
+#pragma once
+// The test table of the op set: one entry per op configuration, runnable on any backend. Gradient
+// checks, backend conformance and PyTorch parity all iterate this one table (as ggml's
+// test-backend-ops does), so a new op or shape is tested everywhere at once.
+#include <functional>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <grcnn/ops.hpp>
+
+#include "support/random.hpp"
+
+namespace grcnn::testing {
+
+using autograd::variable;
+
+enum class input_kind {
+  activation,   // follows the case's layout (rank 4) and dtype
+  weight,       // plain, the case's dtype
+  param,        // BN gamma/beta: f32 (f64 on the reference)
+  log_probs,    // rows of log-probabilities, the case's dtype
+  probs,        // rows of probabilities, the case's dtype
+};
+enum class buffer_kind { running_mean, running_var, labels, probs };
+
+struct input_spec {
+  shape dims;
+  input_kind kind = input_kind::activation;
+  bool differentiable = true;
+};
+struct buffer_spec {
+  shape dims;
+  buffer_kind kind;
+  std::int64_t classes = 0;  // for labels
+};
+
+using run_fn = std::function<variable(std::vector<variable>&, std::vector<tensor>&)>;
+
+struct op_case {
+  std::string name;
+  std::vector<input_spec> inputs;
+  std::vector<buffer_spec> buffers;
+  run_fn reference, onednn;
+  bool bf16 = true;  // oneDNN runs it in bf16 (losses stay f32)
+};
+
+template <class F>
+op_case make_case(std::string name, std::vector<input_spec> in, std::vector<buffer_spec> buf, F f, bool bf16 = true) {
+  op_case c{std::move(name), std::move(in), std::move(buf), {}, {}, bf16};
+  c.reference = [f](std::vector<variable>& v, std::vector<tensor>& b) {
+    return f(std::type_identity<backends::reference<double>>{}, v, b);
+  };
+  c.onednn = [f](std::vector<variable>& v, std::vector<tensor>& b) {
+    return f(std::type_identity<backends::onednn>{}, v, b);
+  };
+  return c;
+}
+
+#define GRCNN_BACKEND_OF(tag) typename std::remove_cvref_t<decltype(tag)>::type
+
+inline std::vector<op_case> op_cases() {
+  using A = input_kind;
+  std::vector<op_case> cases;
+  auto conv = [&](std::string name, shape x, shape w, bool bias, ops::conv2d_params p) {
+    std::vector<input_spec> in{{x, A::activation}, {w, A::weight}};
+    if (bias) in.push_back({shape{w[0]}, A::weight});
+    cases.push_back(make_case(name, in, {}, [p](auto tag, std::vector<variable>& v, std::vector<tensor>&) {
+      using B = GRCNN_BACKEND_OF(tag);
+      return ops::conv2d<B>(v[0], v[1], v.size() > 2 ? v[2] : variable(), p);
+    }));
+  };
+  conv("conv3x3_bias", {2, 3, 7, 6}, {4, 3, 3, 3}, true, ops::conv2d_params::square(1, 1));
+  conv("conv3x3_stride2", {1, 4, 9, 9}, {6, 4, 3, 3}, false, ops::conv2d_params::square(2, 1));
+  conv("conv3x3_dilated", {2, 3, 8, 8}, {5, 3, 3, 3}, false, ops::conv2d_params::square(1, 2, 2));
+  conv("conv7x7_stem", {1, 3, 11, 11}, {4, 3, 7, 7}, false, ops::conv2d_params::square(2, 3));
+  conv("conv3x3_groups32", {1, 64, 5, 5}, {64, 2, 3, 3}, false, ops::conv2d_params::square(1, 1, 1, 32));
+  conv("conv1x1_groups32_bias", {2, 64, 3, 3}, {128, 2, 1, 1}, true, ops::conv2d_params::square(1, 0, 1, 32));
+  conv("conv1x1_odd", {3, 5, 3, 5}, {7, 5, 1, 1}, false, ops::conv2d_params::square(1, 0));
+
+  auto bn = [&](std::string name, shape x, ops::batch_norm_options o) {
+    const shape c{x[1]};
+    cases.push_back(make_case(name, {{x, A::activation}, {c, A::param}, {c, A::param}},
+                              {{c, buffer_kind::running_mean}, {c, buffer_kind::running_var}},
+                              [o](auto tag, std::vector<variable>& v, std::vector<tensor>& b) {
+                                using B = GRCNN_BACKEND_OF(tag);
+                                return ops::batch_norm<B>(v[0], v[1], v[2], b[0], b[1], o);
+                              }));
+  };
+  bn("bn_train", {3, 4, 5, 5}, {});
+  bn("bn_train_relu", {2, 6, 3, 4}, {.fuse_relu = true});
+  bn("bn_eval", {2, 4, 3, 3}, {.training = false});
+  bn("bn_eval_relu", {2, 4, 3, 3}, {.training = false, .fuse_relu = true});
+  bn("bn_2d", {6, 5}, {});
+  bn("bn_batch1", {1, 3, 4, 4}, {});
+
+  auto unary = [&](std::string name, shape x, auto fn) {
+    cases.push_back(make_case(name, {{x, A::activation}}, {}, [fn](auto tag, std::vector<variable>& v, std::vector<tensor>&) {
+      return fn(tag, v[0]);
+    }));
+  };
+  unary("relu", {2, 3, 4, 5}, [](auto tag, const variable& x) { return ops::relu<GRCNN_BACKEND_OF(tag)>(x); });
+  unary("sigmoid", {2, 3, 4, 5}, [](auto tag, const variable& x) { return ops::sigmoid<GRCNN_BACKEND_OF(tag)>(x); });
+  unary("max_pool3x3_s2_p1", {2, 3, 9, 8},
+        [](auto tag, const variable& x) { return ops::max_pool2d<GRCNN_BACKEND_OF(tag)>(x, 3, 2, 1); });
+  unary("max_pool3x3_s2_p1_b1", {1, 2, 7, 7},
+        [](auto tag, const variable& x) { return ops::max_pool2d<GRCNN_BACKEND_OF(tag)>(x, 3, 2, 1); });
+  unary("avg_pool2x2_s2", {2, 3, 8, 6},
+        [](auto tag, const variable& x) { return ops::avg_pool2d<GRCNN_BACKEND_OF(tag)>(x, 2, 2); });
+  unary("avg_pool3x3_s3_odd", {1, 2, 7, 10},
+        [](auto tag, const variable& x) { return ops::avg_pool2d<GRCNN_BACKEND_OF(tag)>(x, 3, 3); });
+  unary("global_avg_pool", {2, 5, 4, 3},
+        [](auto tag, const variable& x) { return ops::global_avg_pool<GRCNN_BACKEND_OF(tag)>(x); });
+
+  cases.push_back(make_case("add", {{{2, 3, 4, 5}, A::activation}, {{2, 3, 4, 5}, A::activation}}, {},
+                            [](auto tag, std::vector<variable>& v, std::vector<tensor>&) {
+                              return ops::add<GRCNN_BACKEND_OF(tag)>(v[0], v[1]);
+                            }));
+  cases.push_back(make_case("mul", {{{2, 3, 4, 5}, A::activation}, {{2, 3, 4, 5}, A::activation}}, {},
+                            [](auto tag, std::vector<variable>& v, std::vector<tensor>&) {
+                              return ops::mul<GRCNN_BACKEND_OF(tag)>(v[0], v[1]);
+                            }));
+  const shape g{2, 8, 3, 3};
+  cases.push_back(make_case("gated_update", {{g, A::activation}, {g, A::activation}, {g, A::activation}, {g, A::activation}},
+                            {}, [](auto tag, std::vector<variable>& v, std::vector<tensor>&) {
+                              return ops::gated_update<GRCNN_BACKEND_OF(tag)>(v[0], v[1], v[2], v[3]);
+                            }));
+  cases.push_back(make_case("linear", {{{3, 10}, A::activation}, {{4, 10}, A::weight}, {{4}, A::weight}}, {},
+                            [](auto tag, std::vector<variable>& v, std::vector<tensor>&) {
+                              return ops::linear<GRCNN_BACKEND_OF(tag)>(v[0], v[1], v[2]);
+                            }));
+  cases.push_back(make_case("linear_nobias", {{{1, 6}, A::activation}, {{5, 6}, A::weight}}, {},
+                            [](auto tag, std::vector<variable>& v, std::vector<tensor>&) {
+                              return ops::linear<GRCNN_BACKEND_OF(tag)>(v[0], v[1]);
+                            }));
+  unary("softmax", {3, 7}, [](auto tag, const variable& x) { return ops::softmax<GRCNN_BACKEND_OF(tag)>(x); });
+  unary("log_softmax", {3, 7}, [](auto tag, const variable& x) { return ops::log_softmax<GRCNN_BACKEND_OF(tag)>(x); });
+
+  auto ce = [&](std::string name, bool soft, double smoothing) {
+    const shape l{4, 5};
+    std::vector<buffer_spec> b{soft ? buffer_spec{l, buffer_kind::probs} : buffer_spec{{4}, buffer_kind::labels, 5}};
+    cases.push_back(make_case(name, {{l, A::activation}}, b,
+                              [smoothing](auto tag, std::vector<variable>& v, std::vector<tensor>& b) {
+                                return ops::cross_entropy<GRCNN_BACKEND_OF(tag)>(v[0], b[0], {smoothing});
+                              },
+                              false));
+  };
+  ce("cross_entropy", false, 0.0);
+  ce("cross_entropy_smoothing", false, 0.1);
+  ce("cross_entropy_soft", true, 0.0);
+  ce("cross_entropy_soft_smoothing", true, 0.2);
+  cases.push_back(make_case("kl_div", {{{4, 6}, A::log_probs}, {{4, 6}, A::probs}}, {},
+                            [](auto tag, std::vector<variable>& v, std::vector<tensor>&) {
+                              return ops::kl_div<GRCNN_BACKEND_OF(tag)>(v[0], v[1]);
+                            },
+                            false));
+  return cases;
+}
+
+// Inputs of a case in f64, plain layout (the reference's form), drawn from `seed`.
+struct case_data {
+  std::vector<tensor> inputs, buffers;
+};
+inline case_data make_case_data(const op_case& c, unsigned seed) {
+  std::mt19937 rng(seed);
+  case_data d;
+  for (const auto& s : c.inputs) {
+    switch (s.kind) {
+      case input_kind::log_probs: {
+        auto p = probabilities(s.dims[0], s.dims[1], rng).values<double>();
+        for (auto& e : p) e = std::log(e);
+        d.inputs.push_back(tensor::from_values(s.dims, p));
+        break;
+      }
+      case input_kind::probs: d.inputs.push_back(probabilities(s.dims[0], s.dims[1], rng)); break;
+      case input_kind::param: d.inputs.push_back(uniform(s.dims, rng, 0.5, 1.5)); break;
+      default: d.inputs.push_back(uniform(s.dims, rng)); break;
+    }
+  }
+  for (const auto& b : c.buffers) {
+    switch (b.kind) {
+      case buffer_kind::running_mean: d.buffers.push_back(uniform(b.dims, rng, -0.5, 0.5)); break;
+      case buffer_kind::running_var: d.buffers.push_back(uniform(b.dims, rng, 0.5, 2.0)); break;
+      case buffer_kind::labels: d.buffers.push_back(labels(b.dims[0], b.classes, rng)); break;
+      case buffer_kind::probs: d.buffers.push_back(probabilities(b.dims[0], b.dims[1], rng)); break;
+    }
+  }
+  return d;
+}
+
+// Converts f64 case data to what a production backend takes: activations in `t`/`l`, BN parameters
+// and statistics in f32, labels unchanged.
+inline case_data convert_case_data(const op_case& c, const case_data& d, dtype t, layout l) {
+  case_data r;
+  for (std::size_t i = 0; i < d.inputs.size(); ++i) {
+    const auto kind = c.inputs[i].kind;
+    tensor v = d.inputs[i].to_dtype(kind == input_kind::param && t != dtype::f64 ? dtype::f32 : t);
+    if (kind == input_kind::activation && v.rank() == 4) v = v.to_layout(l);
+    r.inputs.push_back(v.clone());
+  }
+  for (std::size_t i = 0; i < d.buffers.size(); ++i) {
+    const tensor& b = d.buffers[i];
+    switch (c.buffers[i].kind) {
+      case buffer_kind::labels: r.buffers.push_back(b.clone()); break;
+      case buffer_kind::probs: r.buffers.push_back(b.to_dtype(t).clone()); break;
+      default: r.buffers.push_back(b.to_dtype(t == dtype::f64 ? dtype::f64 : dtype::f32).clone()); break;
+    }
+  }
+  return r;
+}
+
+}  // namespace grcnn::testing

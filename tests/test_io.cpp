@@ -1,0 +1,91 @@
+// safetensors: round trips of every dtype and a clear error for each kind of malformed file.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "support/random.hpp"
+#include <grcnn/io/safetensors.hpp>
+
+using namespace grcnn;
+
+namespace {
+std::filesystem::path temp_file(const std::string& name) {
+  return std::filesystem::temp_directory_path() / ("grcnn_test_io_" + name);
+}
+void write_raw(const std::filesystem::path& p, std::uint64_t header_len, const std::string& header,
+               const std::string& data) {
+  std::ofstream o(p, std::ios::binary);
+  for (int i = 0; i < 8; ++i) o.put(static_cast<char>(header_len >> (8 * i)));
+  o << header << data;
+}
+}  // namespace
+
+TEST_CASE("safetensors round-trips every dtype, layouts written in logical order", "[io]") {
+  std::mt19937 rng(4);
+  const tensor f32 = testing::uniform({2, 3, 4, 5}, rng, -1, 1, dtype::f32, layout::nhwc);
+  const tensor f64 = testing::uniform({7}, rng);
+  const tensor b16 = testing::uniform({3, 3}, rng, -1, 1, dtype::bf16);
+  const tensor i64 = tensor::from_values<std::int64_t>({3}, std::vector<std::int64_t>{-1, 0, 1LL << 40});
+  const tensor scalar = tensor::scalar(42, dtype::i64);
+  const auto path = temp_file("roundtrip.safetensors");
+  io::save_safetensors(path, {{"a", f32}, {"b", f64}, {"c", b16}, {"d", i64}, {"num_batches_tracked", scalar}},
+                       {{"format", "pt"}});
+  const io::tensor_dict d = io::load_safetensors(path);
+  REQUIRE(d.size() == 5);
+  CHECK(d.metadata.at("format") == "pt");
+  CHECK(d.entries()[0].first == "a");
+  CHECK(d.at("a").values<double>() == f32.values<double>());
+  CHECK(d.at("a").memory_layout() == layout::plain);
+  CHECK(d.at("b").values<double>() == f64.values<double>());
+  CHECK(d.at("c").type() == dtype::bf16);
+  CHECK(d.at("c").values<double>() == b16.values<double>());
+  CHECK(d.at("d").values<std::int64_t>() == i64.values<std::int64_t>());
+  CHECK(d.at("num_batches_tracked").dims().rank() == 0);
+  CHECK(d.at("num_batches_tracked").item() == 42);
+  CHECK_THROWS_WITH(d.at("missing"), Catch::Contains("missing") && Catch::Contains(path.string()));
+}
+
+TEST_CASE("safetensors reads F16 by widening to f32", "[io]") {
+  const auto path = temp_file("f16.safetensors");
+  // 1.0, -2.0, 0.5, 65504 (max half), smallest subnormal 2^-24
+  const unsigned char halves[] = {0x00, 0x3c, 0x00, 0xc0, 0x00, 0x38, 0xff, 0x7b, 0x01, 0x00};
+  const std::string header = R"({"h":{"dtype":"F16","shape":[5],"data_offsets":[0,10]}})";
+  write_raw(path, header.size(), header, std::string(reinterpret_cast<const char*>(halves), 10));
+  const auto d = io::load_safetensors(path);
+  CHECK(d.at("h").values<double>() == std::vector<double>{1.0, -2.0, 0.5, 65504.0, std::ldexp(1.0, -24)});
+}
+
+TEST_CASE("malformed safetensors files raise errors that say what is wrong", "[io]") {
+  const auto p = temp_file("bad.safetensors");
+  const std::string good = R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  const std::string data(8, '\0');
+
+  CHECK_THROWS_WITH(io::load_safetensors(temp_file("does_not_exist")), Catch::Contains("cannot open"));
+  { std::ofstream o(p, std::ios::binary); o << "abc"; }
+  CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("shorter than the 8-byte header length"));
+  write_raw(p, 1ULL << 40, good, data);
+  CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("declares a header of"));
+  write_raw(p, good.size() + 100, good, data);
+  CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("truncated"));
+  write_raw(p, 10, "{\"x\": [1,", data);
+  CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("malformed JSON"));
+  const std::string out_of_range = R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}})";
+  write_raw(p, out_of_range.size(), out_of_range, data);
+  CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("outside the 8-byte data section"));
+  const std::string wrong_size = R"({"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})";
+  write_raw(p, wrong_size.size(), wrong_size, data);
+  CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("needs 12 bytes"));
+  const std::string bad_dtype = R"({"x":{"dtype":"U7","shape":[2],"data_offsets":[0,8]}})";
+  write_raw(p, bad_dtype.size(), bad_dtype, data);
+  CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("unsupported dtype U7"));
+  const std::string overlap =
+      R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})";
+  write_raw(p, overlap.size(), overlap, data);
+  CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("overlap"));
+  const std::string missing = R"({"x":{"dtype":"F32","shape":[2]}})";
+  write_raw(p, missing.size(), missing, data);
+  CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("needs dtype, shape and data_offsets"));
+  write_raw(p, good.size(), good, data);
+  CHECK(io::load_safetensors(p).at("x").numel() == 2);
+}

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Writes PyTorch reference results for the op table of tests/support/op_cases.hpp.
+
+For every case: the inputs (f32), the buffers (BN running statistics, labels, soft targets), the upstream
+gradient, torch's output, the gradient of every differentiable input, and the buffers after the call.
+Keys: "<case>.in<i>", "<case>.buf<i>", "<case>.seed", "<case>.out", "<case>.grad<i>", "<case>.buf_after<i>".
+The case list mirrors op_cases() by name, shape and parameters; the C++ test fails on any missing key.
+"""
+import json
+import struct
+import sys
+
+import torch
+import torch.nn.functional as F
+
+torch.set_num_threads(1)
+torch.manual_seed(20261126)
+
+
+def uniform(shape, lo=-1.0, hi=1.0):
+    return torch.empty(shape, dtype=torch.float32).uniform_(lo, hi)
+
+
+def probabilities(n, k):
+    p = torch.empty((n, k), dtype=torch.float64).uniform_(0.05, 1.0)
+    return (p / p.sum(1, keepdim=True)).float()
+
+
+def make_input(shape, kind):
+    if kind == "param":
+        return uniform(shape, 0.5, 1.5)
+    if kind == "probs":
+        return probabilities(*shape)
+    if kind == "log_probs":
+        return probabilities(*shape).log()
+    return uniform(shape)
+
+
+def make_buffer(shape, kind, classes=0):
+    if kind == "running_mean":
+        return uniform(shape, -0.5, 0.5)
+    if kind == "running_var":
+        return uniform(shape, 0.5, 2.0)
+    if kind == "labels":
+        return torch.randint(0, classes, shape, dtype=torch.int64)
+    return probabilities(*shape)
+
+
+CASES = []
+
+
+def case(name, inputs, buffers, fn):
+    CASES.append((name, inputs, buffers, fn))
+
+
+def conv(name, x, w, bias, stride, pad, dilation=1, groups=1):
+    ins = [(x, "activation"), (w, "weight")] + ([((w[0],), "weight")] if bias else [])
+    case(name, ins, [], lambda v, b: F.conv2d(v[0], v[1], v[2] if bias else None, stride, pad, dilation, groups))
+
+
+conv("conv3x3_bias", (2, 3, 7, 6), (4, 3, 3, 3), True, 1, 1)
+conv("conv3x3_stride2", (1, 4, 9, 9), (6, 4, 3, 3), False, 2, 1)
+conv("conv3x3_dilated", (2, 3, 8, 8), (5, 3, 3, 3), False, 1, 2, 2)
+conv("conv7x7_stem", (1, 3, 11, 11), (4, 3, 7, 7), False, 2, 3)
+conv("conv3x3_groups32", (1, 64, 5, 5), (64, 2, 3, 3), False, 1, 1, 1, 32)
+conv("conv1x1_groups32_bias", (2, 64, 3, 3), (128, 2, 1, 1), True, 1, 0, 1, 32)
+conv("conv1x1_odd", (3, 5, 3, 5), (7, 5, 1, 1), False, 1, 0)
+
+
+def bn(name, x, training=True, relu=False):
+    c = (x[1],)
+    def fn(v, b):
+        y = F.batch_norm(v[0], b[0], b[1], v[1], v[2], training=training, momentum=0.1, eps=1e-5)
+        return F.relu(y) if relu else y
+    case(name, [(x, "activation"), (c, "param"), (c, "param")], [(c, "running_mean"), (c, "running_var")], fn)
+
+
+bn("bn_train", (3, 4, 5, 5))
+bn("bn_train_relu", (2, 6, 3, 4), relu=True)
+bn("bn_eval", (2, 4, 3, 3), training=False)
+bn("bn_eval_relu", (2, 4, 3, 3), training=False, relu=True)
+bn("bn_2d", (6, 5))
+bn("bn_batch1", (1, 3, 4, 4))
+
+
+def unary(name, x, fn):
+    case(name, [(x, "activation")], [], lambda v, b: fn(v[0]))
+
+
+unary("relu", (2, 3, 4, 5), F.relu)
+unary("sigmoid", (2, 3, 4, 5), torch.sigmoid)
+unary("max_pool3x3_s2_p1", (2, 3, 9, 8), lambda x: F.max_pool2d(x, 3, 2, 1))
+unary("max_pool3x3_s2_p1_b1", (1, 2, 7, 7), lambda x: F.max_pool2d(x, 3, 2, 1))
+unary("avg_pool2x2_s2", (2, 3, 8, 6), lambda x: F.avg_pool2d(x, 2, 2))
+unary("avg_pool3x3_s3_odd", (1, 2, 7, 10), lambda x: F.avg_pool2d(x, 3, 3))
+unary("global_avg_pool", (2, 5, 4, 3), lambda x: x.mean((2, 3)))
+case("add", [((2, 3, 4, 5), "activation")] * 2, [], lambda v, b: v[0] + v[1])
+case("mul", [((2, 3, 4, 5), "activation")] * 2, [], lambda v, b: v[0] * v[1])
+case("gated_update", [((2, 8, 3, 3), "activation")] * 4, [], lambda v, b: v[0] + torch.sigmoid(v[1] + v[2]) * v[3])
+case("linear", [((3, 10), "activation"), ((4, 10), "weight"), ((4,), "weight")], [], lambda v, b: F.linear(v[0], v[1], v[2]))
+case("linear_nobias", [((1, 6), "activation"), ((5, 6), "weight")], [], lambda v, b: F.linear(v[0], v[1]))
+unary("softmax", (3, 7), lambda x: F.softmax(x, 1))
+unary("log_softmax", (3, 7), lambda x: F.log_softmax(x, 1))
+
+
+def ce(name, soft, smoothing):
+    buf = [((4, 5), "probs")] if soft else [((4,), "labels", 5)]
+    case(name, [((4, 5), "activation")], buf, lambda v, b: F.cross_entropy(v[0], b[0], label_smoothing=smoothing))
+
+
+ce("cross_entropy", False, 0.0)
+ce("cross_entropy_smoothing", False, 0.1)
+ce("cross_entropy_soft", True, 0.0)
+ce("cross_entropy_soft_smoothing", True, 0.2)
+case("kl_div", [((4, 6), "log_probs"), ((4, 6), "probs")], [], lambda v, b: F.kl_div(v[0], v[1], reduction="batchmean"))
+
+
+def write_safetensors(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors:
+        t = t.detach().contiguous()
+        code = {torch.float32: "F32", torch.int64: "I64"}[t.dtype]
+        raw = t.numpy().tobytes()
+        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def main():
+    out = []
+    for name, inputs, buffers, fn in CASES:
+        ins = [make_input(s, k) for s, k in inputs]
+        bufs = [make_buffer(*spec) for spec in buffers]
+        for i, t in enumerate(ins):
+            out.append((f"{name}.in{i}", t.clone()))
+        for i, t in enumerate(bufs):
+            out.append((f"{name}.buf{i}", t.clone()))
+        leaves = [t.clone().requires_grad_(True) for t in ins]
+        y = fn(leaves, bufs)
+        seed = uniform(tuple(y.shape))
+        y.backward(seed)
+        out.append((f"{name}.seed", seed))
+        out.append((f"{name}.out", y))
+        for i, t in enumerate(leaves):
+            out.append((f"{name}.grad{i}", t.grad))
+        for i, t in enumerate(bufs):
+            out.append((f"{name}.buf_after{i}", t))
+    write_safetensors(sys.argv[1], out)
+    print(f"wrote {len(CASES)} cases ({len(out)} tensors) with torch {torch.__version__} to {sys.argv[1]}")
+
+
+if __name__ == "__main__":
+    main()
