@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libdnnl-dev ocl-icd-opencl-dev libeigen3-dev libboost-dev catch2
+  libdnnl-dev ocl-icd-opencl-dev libeigen3-dev libboost-dev catch2 zlib1g-dev
   nlohmann-json3-dev libcli11-dev libturbojpeg0-dev libpng-dev libnetcdf-dev
   dataset-fashion-mnist
   python3 python3-numpy python3-torch python3-sklearn

@@ -81,7 +81,7 @@ TEST_CASE("conv weights held in oneDNN's preferred format are used without reord
   variable x(uniform({2, 64, 6, 6}, rng, -1, 1, dtype::f32, layout::nhwc), true);
   const tensor w_plain = uniform({128, 2, 3, 3}, rng, -1, 1, dtype::f32);
   const auto pr = ops::make_conv2d_problem(x.value(), w_plain, nullptr, p);
-  const auto fmt = backends::onednn_detail::preferred_conv_weight_format(pr);
+  const auto fmt = backends::onednn::preferred_conv_weight_format(pr);
   variable w_blocked(w_plain.to_format(fmt), true);
   variable w_ref(w_plain.clone(), true);
 

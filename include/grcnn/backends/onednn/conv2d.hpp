@@ -149,11 +149,8 @@ struct kernel<onednn, ops::conv2d_op> {
   }
 };
 
-namespace onednn_detail {
-// The blocked format forward convolution prefers for this problem's weights.
-inline std::shared_ptr<const opaque_format> preferred_conv_weight_format(const ops::conv2d_problem& pr) {
-  return conv_plan_for(pr).weight_format;
+inline std::shared_ptr<const opaque_format> onednn::preferred_conv_weight_format(const ops::conv2d_problem& pr) {
+  return onednn_detail::conv_plan_for(pr).weight_format;
 }
-}  // namespace onednn_detail
 
 }  // namespace grcnn::backends

@@ -12,6 +12,10 @@ struct onednn {
   using fallback = reference<double>;
   template <class Op>
   static constexpr bool supports = true;
+
+  // The blocked layout this build's convolution prefers for the problem's weights. Converting a weight
+  // once (tensor::to_format) avoids a reorder in every step; gradients then arrive in the same format.
+  static std::shared_ptr<const opaque_format> preferred_conv_weight_format(const ops::conv2d_problem& pr);
 };
 
 }  // namespace grcnn::backends
