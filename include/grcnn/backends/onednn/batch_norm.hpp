@@ -36,7 +36,7 @@ struct kernel<onednn, ops::batch_norm_op> {
       p.fwd_pd = dnnl::batch_normalization_forward::primitive_desc(
           dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training, md(pr.x), static_cast<float>(pr.eps),
                                                   p.flags),
-          engine());
+          user_scratchpad(), engine());
       p.fwd = dnnl::batch_normalization_forward(p.fwd_pd);
       return p;
     });
@@ -87,7 +87,7 @@ struct kernel<onednn, ops::batch_norm_op> {
       p.bwd_pd = std::make_unique<dnnl::batch_normalization_backward::primitive_desc>(
           dnnl::batch_normalization_backward::desc(dnnl::prop_kind::backward, md(pr.x), md(pr.x),
                                                    static_cast<float>(pr.eps), p.flags),
-          engine(), p.fwd_pd);
+          user_scratchpad(), engine(), p.fwd_pd);
       p.bwd = dnnl::batch_normalization_backward(*p.bwd_pd);
       stats().plans_created++;
     }

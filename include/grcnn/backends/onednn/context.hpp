@@ -124,7 +124,21 @@ inline tensor as_format(const tensor& t, const dnnl::memory::desc& have, const d
   return r;
 }
 
-inline void execute(const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args) {
+// Primitives are created with a user-managed scratchpad, which execute() takes from the caching
+// allocator: no allocation inside oneDNN per call, and the memory is reused across steps.
+inline dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr a;
+  a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return a;
+}
+inline void execute(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> args) {
+  const dnnl_memory_desc_t* scratch = dnnl_primitive_desc_query_md(p.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
+  tensor pad;
+  if (scratch && dnnl_memory_desc_get_size(scratch) > 0) {
+    const dnnl::memory::desc d(*scratch);
+    pad = tensor::empty(grcnn::shape{static_cast<std::int64_t>((d.get_size() + 7) / 8)}, dtype::i64);
+    args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(d, engine(), pad.raw()));
+  }
   p.execute(stream(), args);
   stream().wait();
 }

@@ -49,30 +49,42 @@ inline conv_plan& conv_plan_for(const ops::conv2d_problem& pr) {
                                                   src, w_any, b_md, dst, p.strides, p.dilates, p.pad_l, p.pad_r)
                 : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
                                                   src, w_any, dst, p.strides, p.dilates, p.pad_l, p.pad_r);
-    p.fwd_pd = dnnl::convolution_forward::primitive_desc(d, engine());
+    p.fwd_pd = dnnl::convolution_forward::primitive_desc(d, user_scratchpad(), engine());
     p.fwd = dnnl::convolution_forward(p.fwd_pd);
     p.weight_format = std::make_shared<dnnl_format>(p.fwd_pd.weights_desc(), p.plain_weights);
     return p;
   });
 }
 
+// Builds a backward primitive descriptor, first asking for the forward weight format (no per-step
+// weight or gradient reorder) and keeping it only if oneDNN serves it with an optimised (non-reference)
+// implementation; otherwise lets oneDNN choose (format_tag::any) and the caller reorders.
+template <class PD, class MakeDesc>
+std::unique_ptr<PD> backward_pd(const conv_plan& p, const ops::conv2d_problem& pr, MakeDesc&& make_desc) {
+  try {
+    auto pd = std::make_unique<PD>(make_desc(p.fwd_pd.weights_desc()), user_scratchpad(), engine(), p.fwd_pd);
+    if (std::string(pd->impl_info_str()).find("ref") == std::string::npos) return pd;
+  } catch (const dnnl::error&) {
+    // this implementation set cannot take the forward format: fall through to `any`
+  }
+  const dnnl::memory::desc w_any(conv_weight_dims(pr), dt(pr.w.type), dnnl::memory::format_tag::any);
+  return std::make_unique<PD>(make_desc(w_any), user_scratchpad(), engine(), p.fwd_pd);
+}
+
 inline void build_conv_backward(conv_plan& p, const ops::conv2d_problem& pr) {
   if (p.bwd_data_pd) return;
   using tag = dnnl::memory::format_tag;
-  const auto wd = conv_weight_dims(pr);
-  const dnnl::memory::desc w_any(wd, dt(pr.w.type), tag::any);
   const auto src = md(pr.x), dst = md(pr.y);
-  p.bwd_data_pd = std::make_unique<dnnl::convolution_backward_data::primitive_desc>(
-      dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, src, w_any, dst, p.strides, p.dilates,
-                                            p.pad_l, p.pad_r),
-      engine(), p.fwd_pd);
+  const auto algo = dnnl::algorithm::convolution_direct;
+  p.bwd_data_pd = backward_pd<dnnl::convolution_backward_data::primitive_desc>(p, pr, [&](const dnnl::memory::desc& w) {
+    return dnnl::convolution_backward_data::desc(algo, src, w, dst, p.strides, p.dilates, p.pad_l, p.pad_r);
+  });
   p.bwd_data = dnnl::convolution_backward_data(*p.bwd_data_pd);
   const dnnl::memory::desc b_md = pr.bias ? dnnl::memory::desc({pr.w.dims[0]}, dt(pr.w.type), tag::a) : dnnl::memory::desc();
-  auto wd_desc = pr.bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, w_any, b_md,
-                                                                    dst, p.strides, p.dilates, p.pad_l, p.pad_r)
-                         : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, w_any, dst,
-                                                                    p.strides, p.dilates, p.pad_l, p.pad_r);
-  p.bwd_weights_pd = std::make_unique<dnnl::convolution_backward_weights::primitive_desc>(wd_desc, engine(), p.fwd_pd);
+  p.bwd_weights_pd = backward_pd<dnnl::convolution_backward_weights::primitive_desc>(p, pr, [&](const dnnl::memory::desc& w) {
+    return pr.bias ? dnnl::convolution_backward_weights::desc(algo, src, w, b_md, dst, p.strides, p.dilates, p.pad_l, p.pad_r)
+                   : dnnl::convolution_backward_weights::desc(algo, src, w, dst, p.strides, p.dilates, p.pad_l, p.pad_r);
+  });
   p.bwd_weights = dnnl::convolution_backward_weights(*p.bwd_weights_pd);
   stats().plans_created++;
 }

@@ -44,10 +44,10 @@ struct kernel<onednn, ops::eltwise_op> {
       eltwise_plan p;
       const auto d = md(pr.x);
       p.fwd_pd = dnnl::eltwise_forward::primitive_desc(
-          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, algo, d, 0.f, 0.f), engine());
+          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, algo, d, 0.f, 0.f), user_scratchpad(), engine());
       p.fwd = dnnl::eltwise_forward(p.fwd_pd);
       p.bwd = dnnl::eltwise_backward(dnnl::eltwise_backward::primitive_desc(
-          dnnl::eltwise_backward::desc(algo, d, d, 0.f, 0.f), engine(), p.fwd_pd));
+          dnnl::eltwise_backward::desc(algo, d, d, 0.f, 0.f), user_scratchpad(), engine(), p.fwd_pd));
       return p;
     });
   }
@@ -77,7 +77,7 @@ struct kernel<onednn, ops::binary_op> {
     return cached_plan<binary_plan>("binary" + std::to_string(static_cast<int>(algo)) + d.str(), [&] {
       const auto m = md(d);
       binary_plan p;
-      p.fwd = dnnl::binary(dnnl::binary::primitive_desc(dnnl::binary::desc(algo, m, m, m), engine()));
+      p.fwd = dnnl::binary(dnnl::binary::primitive_desc(dnnl::binary::desc(algo, m, m, m), user_scratchpad(), engine()));
       return p;
     }).fwd;
   }
@@ -116,6 +116,7 @@ struct kernel<onednn, ops::gated_update_op> {
       po.append_binary(dnnl::algorithm::binary_add, m);
       dnnl::primitive_attr attr;
       attr.set_post_ops(po);
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
       binary_plan p;
       p.fwd = dnnl::binary(dnnl::binary::primitive_desc(dnnl::binary::desc(dnnl::algorithm::binary_add, m, m, m), attr, engine()));
       return p;

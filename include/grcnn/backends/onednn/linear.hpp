@@ -31,14 +31,14 @@ struct kernel<onednn, ops::linear_op> {
       const auto b = md(grcnn::shape{pr.w.dims[0]}, pr.w.type, layout::plain);
       const auto fd = pr.bias ? dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_training, x, w, b, y)
                               : dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_training, x, w, y);
-      p.fwd_pd = dnnl::inner_product_forward::primitive_desc(fd, engine());
+      p.fwd_pd = dnnl::inner_product_forward::primitive_desc(fd, user_scratchpad(), engine());
       p.fwd = dnnl::inner_product_forward(p.fwd_pd);
       p.bwd_data = dnnl::inner_product_backward_data(dnnl::inner_product_backward_data::primitive_desc(
-          dnnl::inner_product_backward_data::desc(x, w, y), engine(), p.fwd_pd));
+          dnnl::inner_product_backward_data::desc(x, w, y), user_scratchpad(), engine(), p.fwd_pd));
       const auto wd = pr.bias ? dnnl::inner_product_backward_weights::desc(x, w, b, y)
                               : dnnl::inner_product_backward_weights::desc(x, w, y);
       p.bwd_weights = dnnl::inner_product_backward_weights(
-          dnnl::inner_product_backward_weights::primitive_desc(wd, engine(), p.fwd_pd));
+          dnnl::inner_product_backward_weights::primitive_desc(wd, user_scratchpad(), engine(), p.fwd_pd));
       return p;
     });
   }

@@ -41,7 +41,7 @@ struct kernel<onednn, ops::pool2d_op> {
       q.fwd_pd = dnnl::pooling_v2_forward::primitive_desc(
           dnnl::pooling_v2_forward::desc(dnnl::prop_kind::forward_training, algo(pr), md(pr.x), md(pr.y), g.strides,
                                          g.kernel, g.dilation, g.pad_l, g.pad_r),
-          engine());
+          user_scratchpad(), engine());
       q.fwd = dnnl::pooling_v2_forward(q.fwd_pd);
       return q;
     });
@@ -69,7 +69,7 @@ struct kernel<onednn, ops::pool2d_op> {
       p.bwd_pd = std::make_unique<dnnl::pooling_v2_backward::primitive_desc>(
           dnnl::pooling_v2_backward::desc(algo(pr), md(pr.x), md(pr.y), g.strides, g.kernel, g.dilation, g.pad_l,
                                           g.pad_r),
-          engine(), p.fwd_pd);
+          user_scratchpad(), engine(), p.fwd_pd);
       p.bwd = dnnl::pooling_v2_backward(*p.bwd_pd);
       stats().plans_created++;
     }

@@ -17,10 +17,10 @@ inline softmax_plan& softmax_plan_for(const ops::tensor_desc& x, bool log) {
     const auto d = md(x);
     softmax_plan p;
     p.fwd_pd = dnnl::softmax_v2_forward::primitive_desc(
-        dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_training, algo, d, d, 1), engine());
+        dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_training, algo, d, d, 1), user_scratchpad(), engine());
     p.fwd = dnnl::softmax_v2_forward(p.fwd_pd);
     p.bwd = dnnl::softmax_v2_backward(dnnl::softmax_v2_backward::primitive_desc(
-        dnnl::softmax_v2_backward::desc(algo, d, d, d, 1), engine(), p.fwd_pd));
+        dnnl::softmax_v2_backward::desc(algo, d, d, d, 1), user_scratchpad(), engine(), p.fwd_pd));
     return p;
   });
 }
