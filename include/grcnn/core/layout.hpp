@@ -9,7 +9,7 @@
 
 namespace grcnn {
 
-enum class layout : unsigned char { plain, nhwc, opaque };
+enum class layout : unsigned char { plain, nchw = plain, nhwc, opaque };
 
 constexpr std::string_view name_of(layout l) {
   switch (l) {
