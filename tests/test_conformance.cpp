@@ -15,13 +15,6 @@ bool has_image_input(const op_case& c) {
   return false;
 }
 
-void compare(const std::string& what, const tensor& got, const tensor& want, double tol) {
-  INFO(what << ": got " << got.describe() << ", want " << want.describe());
-  REQUIRE(got.dims() == want.dims());
-  const double err = relative_error(got, want);
-  INFO("relative error " << err << " (tolerance " << tol << ")");
-  CHECK(err <= tol);
-}
 
 }  // namespace
 
@@ -49,11 +42,11 @@ TEST_CASE("oneDNN matches the reference backend on every op", "[conformance]") {
 
           const double tol_fwd = t == dtype::f32 ? 1e-5 : 2e-2, tol_bwd = t == dtype::f32 ? 1e-5 : 3e-2;
           if (got.output.rank() == 4) CHECK(got.output.memory_layout() == l);
-          compare("output", got.output, want.output, tol_fwd);
+          GRCNN_CHECK_CLOSE("output", got.output, want.output, tol_fwd);
           for (std::size_t i = 0; i < got.grads.size(); ++i)
-            if (want.grads[i].defined()) compare("gradient of input " + std::to_string(i), got.grads[i], want.grads[i], tol_bwd);
+            if (want.grads[i].defined()) GRCNN_CHECK_CLOSE("gradient of input " + std::to_string(i), got.grads[i], want.grads[i], tol_bwd);
           for (std::size_t i = 0; i < got.buffers.size(); ++i)
-            compare("buffer " + std::to_string(i) + " after the call", got.buffers[i], want.buffers[i], 1e-5);
+            GRCNN_CHECK_CLOSE("buffer " + std::to_string(i) + " after the call", got.buffers[i], want.buffers[i], 1e-5);
         }
       }
     }

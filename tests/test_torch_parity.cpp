@@ -16,13 +16,6 @@ const io::tensor_dict& fixtures() {
   static const io::tensor_dict d = io::load_safetensors("torch_op_fixtures.safetensors");
   return d;
 }
-void compare(const std::string& what, const tensor& got, const tensor& want, double tol) {
-  INFO(what << ": got " << got.describe() << ", torch " << want.describe());
-  REQUIRE(got.dims() == want.dims());
-  const double err = relative_error(got, want);
-  INFO("relative error " << err << " (tolerance " << tol << ")");
-  CHECK(err <= tol);
-}
 }  // namespace
 
 TEST_CASE("every op matches PyTorch forward and backward", "[torch]") {
@@ -41,12 +34,12 @@ TEST_CASE("every op matches PyTorch forward and backward", "[torch]") {
           tensor seed = fx.at(c.name + ".seed").to_dtype(t);
           if (seed.rank() == 4) seed = seed.to_layout(l);
           const case_result got = run_case(c, on_reference ? c.reference : c.onednn, run_data, seed);
-          compare("output", got.output, want_out, 1e-5);
+          GRCNN_CHECK_CLOSE("output", got.output, want_out, 1e-5);
           for (std::size_t i = 0; i < c.inputs.size(); ++i)
             if (c.inputs[i].differentiable)
-              compare("gradient of input " + std::to_string(i), got.grads[i], fx.at(c.name + ".grad" + std::to_string(i)), 1e-4);
+              GRCNN_CHECK_CLOSE("gradient of input " + std::to_string(i), got.grads[i], fx.at(c.name + ".grad" + std::to_string(i)), 1e-4);
           for (std::size_t i = 0; i < c.buffers.size(); ++i)
-            compare("buffer " + std::to_string(i) + " after the call", got.buffers[i],
+            GRCNN_CHECK_CLOSE("buffer " + std::to_string(i) + " after the call", got.buffers[i],
                     fx.at(c.name + ".buf_after" + std::to_string(i)), 1e-5);
         }
       }

@@ -40,4 +40,14 @@ inline tensor forward_only(const run_fn& run, const std::vector<tensor>& inputs,
   return run(vars, b).value();
 }
 
+// A Catch2 check that `got` matches `want` within a relative error (see grcnn::relative_error).
+#define GRCNN_CHECK_CLOSE(what, got, want, tol)                                            \
+  do {                                                                                    \
+    INFO((what) << ": got " << (got).describe() << ", want " << (want).describe());      \
+    REQUIRE((got).dims() == (want).dims());                                               \
+    const double grcnn_err_ = ::grcnn::relative_error((got), (want));                     \
+    INFO("relative error " << grcnn_err_ << " (tolerance " << (tol) << ")");              \
+    CHECK(grcnn_err_ <= (tol));                                                           \
+  } while (0)
+
 }  // namespace grcnn::testing

@@ -40,23 +40,7 @@ inline conv2d_problem make_conv2d_problem(const tensor& x, const tensor& w, cons
 template <class B = backends::default_backend>
 variable conv2d(const variable& x, const variable& w, const variable& b, const conv2d_params& p) {
   const conv2d_problem pr = make_conv2d_problem(x.value(), w.value(), b.defined() ? &b.value() : nullptr, p);
-  return backends::dispatch<B, conv2d_op>::run(pr, [&]<class K>(std::type_identity<K>) {
-    std::unique_ptr<autograd::payload> state;
-    const bool rec = autograd::should_record({&x, &w, &b});
-    variable y = variable::result(K::forward(pr, x.value(), w.value(), b.defined() ? b.value() : tensor(), state), rec);
-    if (rec) {
-      // Save x only when w needs a gradient, and w only when x does.
-      std::vector<tensor> saved{w.requires_grad() || b.requires_grad() ? x.value() : tensor(),
-                                x.requires_grad() ? w.value() : tensor()};
-      autograd::record_op(conv2d_op::name, {&x, &w, &b}, {&y}, std::move(saved), std::move(state),
-                          [pr](autograd::node& n, grad_inputs og, grad_slots ig) {
-                            K::backward(pr, n.state.get(), detail::as_layout(og[0], pr.y.memory_layout),
-                                        n.saved[0], n.saved[1], detail::slot(n, ig, 0), detail::slot(n, ig, 1),
-                                        detail::slot(n, ig, 2));
-                          });
-    }
-    return y;
-  });
+  return detail::weighted_op<B, conv2d_op>(pr, x, w, b, pr.y.memory_layout);
 }
 
 template <class B = backends::default_backend>

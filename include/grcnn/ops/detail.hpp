@@ -47,5 +47,28 @@ inline tensor as_layout(const tensor& g, layout l) {
 }
 inline tensor* slot(autograd::node& n, grad_slots in, std::size_t i) { return n.needs_grad(i) ? &in[i] : nullptr; }
 
+// Dispatch and recording shared by the ops with a weight and an optional bias (conv2d, linear):
+// their kernels take forward(pr, x, w, b, state) and backward(pr, state, dy, x, w, dx*, dw*, db*).
+template <class B, class Op>
+variable weighted_op(const typename Op::problem& pr, const variable& x, const variable& w, const variable& b,
+                     layout dy_layout) {
+  return backends::dispatch<B, Op>::run(pr, [&]<class K>(std::type_identity<K>) {
+    std::unique_ptr<autograd::payload> state;
+    const bool rec = autograd::should_record({&x, &w, &b});
+    variable y = variable::result(K::forward(pr, x.value(), w.value(), b.defined() ? b.value() : tensor(), state), rec);
+    if (rec) {
+      // x is needed only for the weight/bias gradients, w only for the input gradient.
+      std::vector<tensor> saved{w.requires_grad() || b.requires_grad() ? x.value() : tensor(),
+                                x.requires_grad() ? w.value() : tensor()};
+      autograd::record_op(Op::name, {&x, &w, &b}, {&y}, std::move(saved), std::move(state),
+                          [pr, dy_layout](autograd::node& n, grad_inputs og, grad_slots ig) {
+                            K::backward(pr, n.state.get(), as_layout(og[0], dy_layout), n.saved[0], n.saved[1],
+                                        slot(n, ig, 0), slot(n, ig, 1), slot(n, ig, 2));
+                          });
+    }
+    return y;
+  });
+}
+
 }  // namespace detail
 }  // namespace grcnn::ops

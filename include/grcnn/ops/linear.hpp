@@ -22,21 +22,7 @@ inline linear_problem make_linear_problem(const tensor& x, const tensor& w, cons
 template <class B = backends::default_backend>
 variable linear(const variable& x, const variable& w, const variable& b = variable()) {
   const linear_problem pr = make_linear_problem(x.value(), w.value(), b.defined() ? &b.value() : nullptr);
-  return backends::dispatch<B, linear_op>::run(pr, [&]<class K>(std::type_identity<K>) {
-    std::unique_ptr<autograd::payload> state;
-    const bool rec = autograd::should_record({&x, &w, &b});
-    variable y = variable::result(K::forward(pr, x.value(), w.value(), b.defined() ? b.value() : tensor(), state), rec);
-    if (rec) {
-      std::vector<tensor> saved{w.requires_grad() || b.requires_grad() ? x.value() : tensor(),
-                                x.requires_grad() ? w.value() : tensor()};
-      autograd::record_op(linear_op::name, {&x, &w, &b}, {&y}, std::move(saved), std::move(state),
-                          [pr](autograd::node& n, grad_inputs og, grad_slots ig) {
-                            K::backward(pr, n.state.get(), og[0], n.saved[0], n.saved[1], detail::slot(n, ig, 0),
-                                        detail::slot(n, ig, 1), detail::slot(n, ig, 2));
-                          });
-    }
-    return y;
-  });
+  return detail::weighted_op<B, linear_op>(pr, x, w, b, layout::plain);
 }
 
 }  // namespace grcnn::ops
