@@ -5,6 +5,7 @@
 //     static constexpr std::string_view name = "...";
 //     using fallback = other_backend;               // or void: who runs what this one refuses
 //     template <class Op> static constexpr bool supports = ...;   // static capability per op tag
+//     static constexpr std::array<dtype, N> dtypes{...};          // element types it computes in
 //   };
 //
 // plus one specialisation of backends::kernel<my_backend, Op> per supported op tag, each with
@@ -41,6 +42,7 @@ template <class B>
 concept backend_policy = requires {
   { B::name } -> std::convertible_to<std::string_view>;
   typename B::fallback;
+  B::dtypes.size();  // the element types it computes in
 };
 
 template <class B, class Op>
@@ -79,7 +81,7 @@ class fallback_log {
 
 template <class B, class Op>
 struct dispatch {
-  static_assert(backend_policy<B>, "grcnn: the backend type is not a backend policy (needs `name` and `fallback`)");
+  static_assert(backend_policy<B>, "grcnn: the backend type is not a backend policy (needs `name`, `fallback`, `dtypes`)");
   static_assert(B::template supports<Op>,
                 "grcnn: this backend does not implement the op; give it a kernel or a fallback that does");
 

@@ -2,6 +2,7 @@
 // oneDNN plumbing shared by the kernels: the engine and stream, memory descriptors for our tensors,
 // the opaque weight format, and the per-thread plan cache that keeps a steady-state step free of
 // primitive creation.
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <sstream>
@@ -34,9 +35,8 @@ inline counters& stats() {
   return c;
 }
 
-inline bool supported_dtype(dtype t) { return t == dtype::f32 || t == dtype::bf16; }
 inline status check_dtype(dtype t) {
-  if (supported_dtype(t)) return status::yes();
+  if (std::find(onednn::dtypes.begin(), onednn::dtypes.end(), t) != onednn::dtypes.end()) return status::yes();
   return status::no("oneDNN computes in f32 or bf16, not " + std::string(name_of(t)));
 }
 

@@ -3,6 +3,8 @@
 // layout, plans cached per problem, ReLU fused into batch norm and the GRCL gate fused into one binary
 // primitive with post-ops. What a kernel refuses (f64 inputs, say) falls back, counted, to the
 // reference backend computing in double.
+#include <array>
+
 #include "grcnn/backends/reference/reference.hpp"
 
 namespace grcnn::backends {
@@ -12,6 +14,7 @@ struct onednn {
   using fallback = reference<double>;
   template <class Op>
   static constexpr bool supports = true;
+  static constexpr std::array<dtype, 2> dtypes{dtype::f32, dtype::bf16};  // floating types it computes in
 
   // The blocked layout this build's convolution prefers for the problem's weights. Converting a weight
   // once (tensor::to_format) avoids a reorder in every step; gradients then arrive in the same format.

@@ -2,6 +2,7 @@
 // The reference backend: plain loops over logical (NCHW) order, templated on the scalar it computes
 // in. reference<double> is the oracle of every numeric check; it accepts any dtype and layout by
 // converting on the way in and out, so it is slow on purpose and never the production path.
+#include <array>
 #include <cmath>
 #include <span>
 #include <string_view>
@@ -19,6 +20,7 @@ struct reference {
   using fallback = void;
   template <class Op>
   static constexpr bool supports = true;
+  static constexpr std::array<dtype, 3> dtypes{dtype::f32, dtype::bf16, dtype::f64};
 };
 
 namespace ref_detail {
