@@ -7,3 +7,4 @@
 #include "grcnn/ops/losses.hpp"
 #include "grcnn/ops/pooling.hpp"
 #include "grcnn/ops/softmax.hpp"
+#include "grcnn/ops/sk_select.hpp"

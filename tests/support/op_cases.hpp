@@ -155,6 +155,16 @@ inline std::vector<op_case> op_cases() {
                               return ops::kl_div<GRCNN_BACKEND_OF(tag)>(v[0], v[1]);
                             },
                             false));
+  auto sk = [&](std::string name, shape b, int M) {
+    std::vector<input_spec> in(static_cast<std::size_t>(M), input_spec{b, A::activation});
+    in.push_back({shape{b[0], M * b[1]}, A::activation});
+    cases.push_back(make_case(name, in, {}, [](auto tag, std::vector<variable>& v, std::vector<tensor>&) {
+      const std::vector<variable> branches(v.begin(), v.end() - 1);
+      return ops::sk_select<GRCNN_BACKEND_OF(tag)>(branches, v.back());
+    }));
+  };
+  sk("sk_select_m2", {2, 6, 3, 4}, 2);
+  sk("sk_select_m3_b1", {1, 4, 2, 3}, 3);
   return cases;
 }
 

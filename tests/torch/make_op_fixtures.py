@@ -115,6 +115,19 @@ ce("cross_entropy_soft_smoothing", True, 0.2)
 case("kl_div", [((4, 6), "log_probs"), ((4, 6), "probs")], [], lambda v, b: F.kl_div(v[0], v[1], reduction="batchmean"))
 
 
+
+def sk(name, b, M):
+    def fn(v, _):
+        n, c = b[0], b[1]
+        a = v[M].reshape(n, M, c).softmax(1)
+        return sum(a[:, m, :, None, None] * v[m] for m in range(M))
+    case(name, [(b, "activation")] * M + [((b[0], M * b[1]), "activation")], [], fn)
+
+
+sk("sk_select_m2", (2, 6, 3, 4), 2)
+sk("sk_select_m3_b1", (1, 4, 2, 3), 3)
+
+
 def write_safetensors(path, tensors):
     header, blobs, offset = {}, [], 0
     for name, t in tensors:

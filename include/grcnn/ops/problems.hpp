@@ -122,4 +122,12 @@ struct kl_div_problem {
   std::string str() const { return "kl_div input=" + input.str(); }
 };
 
+// Selective-kernel fusion (SKNet): out = sum_m softmax_m(z[:, m*C + c]) * branch_m, with M branches
+// [N, C, H, W] and attention logits z [N, M*C] (softmax over the branch axis per sample and channel).
+struct sk_select_problem {
+  tensor_desc branch;  // every branch has this shape, dtype and layout
+  int branches = 2;
+  std::string str() const { return "sk_select branch=" + branch.str() + " M=" + std::to_string(branches); }
+};
+
 }  // namespace grcnn::ops

@@ -30,3 +30,4 @@ struct onednn {
 #include "grcnn/backends/onednn/pool2d.hpp"
 #include "grcnn/backends/onednn/linear.hpp"
 #include "grcnn/backends/onednn/softmax_losses.hpp"
+#include "grcnn/backends/onednn/sk_select.hpp"

@@ -64,3 +64,4 @@ struct vector_payload : autograd::payload {
 #include "grcnn/backends/reference/pool2d.hpp"
 #include "grcnn/backends/reference/linear.hpp"
 #include "grcnn/backends/reference/softmax_losses.hpp"
+#include "grcnn/backends/reference/sk_select.hpp"
