@@ -79,6 +79,13 @@ class fallback_log {
   std::atomic<std::size_t> total_{0};
 };
 
+// How a backend wants long-lived weights held. Networks convert each conv weight once through this
+// (the default keeps it as it is); oneDNN answers with its preferred blocked format.
+template <class Backend>
+struct weight_layout {
+  static tensor conv(const ops::conv2d_problem&, const tensor& w) { return w; }
+};
+
 template <class B, class Op>
 struct dispatch {
   static_assert(backend_policy<B>, "grcnn: the backend type is not a backend policy (needs `name`, `fallback`, `dtypes`)");

@@ -165,4 +165,12 @@ inline std::shared_ptr<const opaque_format> onednn::preferred_conv_weight_format
   return onednn_detail::conv_plan_for(pr).weight_format;
 }
 
+template <>
+struct weight_layout<onednn> {
+  static tensor conv(const ops::conv2d_problem& pr, const tensor& w) {
+    if (!onednn_detail::check_dtype(pr.x.type)) return w;
+    return w.to_format(onednn::preferred_conv_weight_format(pr));
+  }
+};
+
 }  // namespace grcnn::backends

@@ -1,0 +1,112 @@
+#pragma once
+// The parametrised building blocks: convolution, batch norm, linear. Not templated on the topology;
+// only their forward is templated on the backend.
+#include "grcnn/nn/module.hpp"
+#include "grcnn/ops.hpp"
+
+namespace grcnn::nn {
+
+enum class conv_init { kaiming_normal, normal_001, default_uniform };
+
+class conv2d_layer {
+ public:
+  conv2d_layer(int in, int out, int kernel, int stride, int pad, int dilation, int groups, bool bias, conv_init init,
+               initializer& rng)
+      : params_(ops::conv2d_params::square(stride, pad, dilation, groups)) {
+    const shape ws{out, in / groups, kernel, kernel};
+    const std::int64_t fan_in = static_cast<std::int64_t>(in / groups) * kernel * kernel;
+    tensor w = init == conv_init::kaiming_normal ? rng.kaiming_normal(ws, fan_in)
+               : init == conv_init::normal_001   ? rng.normal(ws, 0.01)
+                                                 : rng.default_uniform(ws, fan_in);
+    weight = variable(w, true);
+    if (bias) this->bias = variable(tensor::zeros({out}), true);  // the original code zeroes conv biases
+  }
+
+  template <class B>
+  variable forward(const variable& x) {
+    // Hold the weight the way the backend prefers for this input (once; a later input of another
+    // shape still works, the backend then converts per call).
+    if (!adopted_ && weight.value().memory_layout() == layout::plain) {
+      const auto pr = ops::make_conv2d_problem(x.value(), weight.value(), bias.defined() ? &bias.value() : nullptr, params_);
+      weight.value() = backends::weight_layout<B>::conv(pr, weight.value());
+      adopted_ = true;
+    }
+    return ops::conv2d<B>(x, weight, bias, params_);
+  }
+  void collect(const std::string& prefix, state_list& out) {
+    out.push_back({join(prefix, "weight"), &weight, nullptr});
+    if (bias.defined()) out.push_back({join(prefix, "bias"), &bias, nullptr});
+  }
+  const ops::conv2d_params& params() const { return params_; }
+
+  variable weight, bias;
+
+ private:
+  ops::conv2d_params params_;
+  bool adopted_ = false;
+};
+
+class batch_norm_layer {
+ public:
+  explicit batch_norm_layer(int channels, double momentum = 0.1, double eps = 1e-5)
+      : gamma(tensor::full({channels}, 1.0), true),
+        beta(tensor::zeros({channels}), true),
+        running_mean(tensor::zeros({channels})),
+        running_var(tensor::full({channels}, 1.0)),
+        num_batches_tracked(tensor::zeros({}, dtype::i64)),
+        momentum_(momentum),
+        eps_(eps) {}
+
+  template <class B>
+  variable forward(const variable& x, const forward_context& ctx, bool relu) {
+    if (ctx.training) num_batches_tracked.data<std::int64_t>()[0] += 1;
+    return ops::batch_norm<B>(x, gamma, beta, running_mean, running_var,
+                              {.training = ctx.training, .momentum = momentum_, .eps = eps_, .fuse_relu = relu});
+  }
+  void collect(const std::string& prefix, state_list& out) {
+    out.push_back({join(prefix, "weight"), &gamma, nullptr});
+    out.push_back({join(prefix, "bias"), &beta, nullptr});
+    out.push_back({join(prefix, "running_mean"), nullptr, &running_mean});
+    out.push_back({join(prefix, "running_var"), nullptr, &running_var});
+    out.push_back({join(prefix, "num_batches_tracked"), nullptr, &num_batches_tracked});
+  }
+
+  variable gamma, beta;
+  tensor running_mean, running_var, num_batches_tracked;
+
+ private:
+  double momentum_, eps_;
+};
+
+class linear_layer {
+ public:
+  linear_layer(int in, int out, initializer& rng)
+      : weight(rng.kaiming_normal({out, in}, in), true), bias(tensor::zeros({out}), true) {}
+  template <class B>
+  variable forward(const variable& x) {
+    return ops::linear<B>(x, weight, bias);
+  }
+  void collect(const std::string& prefix, state_list& out) {
+    out.push_back({join(prefix, "weight"), &weight, nullptr});
+    out.push_back({join(prefix, "bias"), &bias, nullptr});
+  }
+  variable weight, bias;
+};
+
+// BN followed by ReLU, fused unless a tap asks for the BN output itself.
+template <class B>
+variable bn_relu(batch_norm_layer& bn, const variable& x, const forward_context& ctx, const std::string& prefix,
+                 const char* bn_name, const char* relu_name) {
+  if (ctx.wants(prefix, bn_name)) {
+    const variable y = bn.forward<B>(x, ctx, false);
+    ctx.emit(prefix, bn_name, y);
+    const variable r = ops::relu<B>(y);
+    ctx.emit(prefix, relu_name, r);
+    return r;
+  }
+  const variable r = bn.forward<B>(x, ctx, true);
+  ctx.emit(prefix, relu_name, r);
+  return r;
+}
+
+}  // namespace grcnn::nn

@@ -1,0 +1,124 @@
+#pragma once
+// A network built from a topology (a flat list of layer descriptions). One type serves training and
+// evaluation: BN uses batch statistics in train mode and running statistics in eval mode. Parameters
+// carry PyTorch's state_dict names in PyTorch's order.
+#include <set>
+#include <tuple>
+#include <type_traits>
+
+#include "grcnn/nn/grcl.hpp"
+#include "grcnn/nn/stem_head.hpp"
+#include "grcnn/nn/topology.hpp"
+
+namespace grcnn::nn {
+
+enum class mode { train, eval };
+
+namespace detail {
+template <class Spec>
+struct module_for;
+template <int Out>
+struct module_for<imagenet_stem<Out>> {
+  using type = stem_module;
+  static type make(int, initializer& rng) { return stem_module(true, Out, imagenet_stem<Out>::bn_momentum, rng); }
+};
+template <int Out>
+struct module_for<cifar_stem<Out>> {
+  using type = stem_module;
+  static type make(int, initializer& rng) { return stem_module(false, Out, 0.1, rng); }
+};
+template <fixed_string Name, grcl_options O>
+struct module_for<grcl<Name, O>> {
+  using type = grcl_module;
+  static type make(int, initializer& rng) { return grcl_module(O, rng); }
+};
+template <int In, int Pool, double Momentum>
+struct module_for<classifier_head<In, Pool, Momentum>> {
+  using type = head_module;
+  static type make(int classes, initializer& rng) { return head_module(In, Pool, classes, Momentum, rng); }
+};
+}  // namespace detail
+
+template <class Topology, class Backend = backends::default_backend>
+class network;
+
+template <class... Layers, class Backend>
+class network<topology<Layers...>, Backend> {
+  static_assert(topology<Layers...>::checked);
+
+ public:
+  using topology_type = topology<Layers...>;
+  using backend = Backend;
+
+  explicit network(int num_classes = 1000, std::uint64_t seed = 0) : network(num_classes, initializer(seed)) {}
+
+  variable forward(const variable& x, const tap_registry* taps = nullptr) {
+    GRCNN_CHECK(x.value().rank() == 4 && x.dims()[1] == 3, shape_error, "network: input must be [N, 3, H, W], got ",
+                x.value().describe());
+    forward_context ctx{mode_ == mode::train, taps};
+    variable h = x;
+    std::apply([&](auto&... m) { ((h = run_module<Layers>(m, h, ctx)), ...); }, modules_);
+    return h;
+  }
+
+  void set_mode(mode m) { mode_ = m; }
+  void train() { mode_ = mode::train; }
+  void eval() { mode_ = mode::eval; }
+  mode current_mode() const { return mode_; }
+
+  // Every state_dict entry in PyTorch's order (shared tensors appear under each of their names).
+  state_list state() {
+    state_list out;
+    std::apply([&](auto&... m) { (collect_module<Layers>(m, out), ...); }, modules_);
+    return out;
+  }
+  // The learnable parameters, each once (shared weights are not repeated).
+  std::vector<variable*> parameters() {
+    std::vector<variable*> out;
+    std::set<const void*> seen;
+    for (auto& e : state())
+      if (e.is_parameter() && seen.insert(e.parameter->cell().get()).second) out.push_back(e.parameter);
+    return out;
+  }
+  std::size_t parameter_count() {
+    std::size_t n = 0;
+    for (auto* p : parameters()) n += static_cast<std::size_t>(p->value().numel());
+    return n;
+  }
+  void zero_grad() {
+    for (auto* p : parameters()) p->zero_grad();
+  }
+
+  // Compile-time visitor: f(boost::hana::type<Spec>, module&) for each layer, in order.
+  template <class F>
+  void visit_layers(F&& f) {
+    std::apply([&](auto&... m) { (f(boost::hana::type_c<Layers>, m), ...); }, modules_);
+  }
+
+ private:
+  network(int num_classes, initializer rng)
+      : modules_(detail::module_for<Layers>::make(num_classes, rng)...) {}
+
+  template <class Spec, class M>
+  static variable run_module(M& m, const variable& h, const forward_context& ctx) {
+    if constexpr (std::is_same_v<M, grcl_module>) {
+      const variable y = m.template forward<Backend>(h, ctx, std::string(Spec::name));
+      if (ctx.tapping()) ctx.taps->emit(std::string(Spec::name), 0, y.value());
+      return y;
+    } else {
+      return m.template forward<Backend>(h, ctx);
+    }
+  }
+  template <class Spec, class M>
+  static void collect_module(M& m, state_list& out) {
+    if constexpr (std::is_same_v<M, grcl_module>)
+      m.collect(std::string(Spec::name), out);
+    else
+      m.collect(out);
+  }
+
+  std::tuple<typename detail::module_for<Layers>::type...> modules_;
+  mode mode_ = mode::train;
+};
+
+}  // namespace grcnn::nn

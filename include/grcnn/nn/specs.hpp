@@ -1,0 +1,91 @@
+#pragma once
+// Layer descriptions as small named types. Channel counts, kernels, strides, iterations and options
+// are compile-time values; batch, height and width stay run-time. A network is a flat list of these
+// (nn::topology), checked at compile time.
+#include <string_view>
+
+#include "grcnn/nn/fixed_string.hpp"
+
+namespace grcnn::nn {
+
+// Which original code a block follows: ImageNet (groups 32, BN momentum 0.1, conv_g_r left at
+// PyTorch's default init, SK branches 3x3 dilation 1 and 2 with r = 16) or CIFAR (groups 16, momentum
+// 0.05, conv_g_r ~ N(0, 0.01), an unused d_bn_1e registered, SK branches 3x3 and 1x1 with r = 32).
+enum class code_style { imagenet, cifar };
+enum class middle_kind { conv3x3, selective_kernel };
+
+struct grcl_options {
+  int in_channels = 64;
+  int planes = 64;        // p: bottleneck width; the block outputs E = p * expansion channels
+  int iterations = 3;     // T
+  bool downsample = true; // the two-branch transition that halves the resolution
+  int expansion = 4;
+  int groups = 32;        // of conv_f, conv_g_f, conv_g_r (and SK branches)
+  middle_kind middle = middle_kind::conv3x3;
+  bool weight_sharing = false;  // one 1x1-3x3-1x1 bottleneck reused by every iteration (BN not shared)
+  code_style style = code_style::imagenet;
+  double bn_momentum = 0.1;
+
+  constexpr int out_channels() const { return planes * expansion; }
+};
+
+constexpr grcl_options imagenet_grcl(int in, int planes, int iterations, bool downsample, bool sk = false,
+                                     bool share = false) {
+  return {in, planes, iterations, downsample, sk ? 2 : 4, 32,
+          sk ? middle_kind::selective_kernel : middle_kind::conv3x3, share, code_style::imagenet, 0.1};
+}
+constexpr grcl_options cifar_grcl(int in, int planes, int iterations, bool downsample, bool sk = false,
+                                  bool share = false) {
+  return {in, planes, iterations, downsample, sk ? 2 : 4, 16,
+          sk ? middle_kind::selective_kernel : middle_kind::conv3x3, share, code_style::cifar, 0.05};
+}
+
+// A gated recurrent convolutional layer named Name (its PyTorch module name, e.g. "layer1").
+template <fixed_string Name, grcl_options O>
+struct grcl {
+  static constexpr fixed_string name_string = Name;
+  static constexpr std::string_view name = Name.view();
+  static constexpr grcl_options options = O;
+  static constexpr int in_channels = O.in_channels;
+  static constexpr int out_channels = O.out_channels();
+  static_assert(O.iterations >= 1, "grcnn: a GRCL needs at least one iteration");
+  static_assert(O.planes >= 1 && O.expansion >= 1, "grcnn: a GRCL needs positive planes and expansion");
+  static_assert(O.in_channels % O.groups == 0, "grcnn: a GRCL's in_channels must be divisible by its groups");
+  static_assert(O.out_channels() % O.groups == 0, "grcnn: a GRCL's planes * expansion must be divisible by its groups");
+  static_assert(O.middle != middle_kind::selective_kernel || O.planes % O.groups == 0,
+                "grcnn: a selective-kernel GRCL's planes must be divisible by its groups");
+};
+
+// ImageNet stem: conv1 (3 -> Out, 7x7, stride 2, pad 3) + bn1 + relu + maxpool (3, 2, 1) + conv2
+// (Out -> Out, 3x3, pad 1). No BN/ReLU after conv2: the GRCLs are pre-activation.
+template <int Out = 64>
+struct imagenet_stem {
+  static constexpr fixed_string name_string = "stem";
+  static constexpr std::string_view name = "stem";
+  static constexpr int in_channels = 3;
+  static constexpr int out_channels = Out;
+  static constexpr double bn_momentum = 0.1;
+};
+
+// CIFAR stem: conv_3x3 (3 -> Out, 3x3, pad 1), nothing else.
+template <int Out = 64>
+struct cifar_stem {
+  static constexpr fixed_string name_string = "stem";
+  static constexpr std::string_view name = "stem";
+  static constexpr int in_channels = 3;
+  static constexpr int out_channels = Out;
+};
+
+// Readout: lastact (BN + ReLU), avgpool (fixed Pool x Pool window, as the original code), flatten,
+// classifier (Linear In -> classes; the class count is a run-time value).
+template <int In, int Pool, double Momentum = 0.1>
+struct classifier_head {
+  static constexpr fixed_string name_string = "head";
+  static constexpr std::string_view name = "head";
+  static constexpr int in_channels = In;
+  static constexpr int out_channels = In;  // before the classifier, whose width is run-time
+  static constexpr int pool = Pool;
+  static constexpr double bn_momentum = Momentum;
+};
+
+}  // namespace grcnn::nn
