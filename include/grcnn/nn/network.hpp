@@ -85,6 +85,13 @@ class network<topology<Layers...>, Backend> {
     for (auto* p : parameters()) n += static_cast<std::size_t>(p->value().numel());
     return n;
   }
+  // Converts every floating parameter and buffer to `t` (f64 for the reference backend's checks).
+  void to_dtype(dtype t) {
+    for (auto& e : state()) {
+      tensor& v = e.value();
+      if (v.type() != dtype::i64 && v.type() != t) v = v.to_layout(layout::plain).to_dtype(t);
+    }
+  }
   void zero_grad() {
     for (auto* p : parameters()) p->zero_grad();
   }

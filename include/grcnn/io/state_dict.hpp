@@ -1,0 +1,84 @@
+#pragma once
+// A network's state as a name -> tensor dictionary (PyTorch's state_dict), and loading one back with
+// every name, shape and dtype checked; all problems are reported in one error.
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "grcnn/io/safetensors.hpp"
+#include "grcnn/nn/module.hpp"
+
+namespace grcnn::io {
+
+// Plain f32 (and i64 counters) copies of every entry, in the network's order.
+inline tensor_dict state_dict(const nn::state_list& state) {
+  tensor_dict d;
+  for (const auto& e : state) {
+    const tensor& v = e.value();
+    d.add(e.name, v.to_layout(layout::plain).clone());
+  }
+  return d;
+}
+
+struct load_options {
+  bool strict = true;  // unexpected names in the file are errors (missing ones always are)
+};
+
+// Loads `d` into the entries of `state`. Entries that share a tensor (weight-sharing variants list a
+// shared conv under every iteration's name) must agree in the file and are tied to one value.
+inline void load_state_dict(const nn::state_list& state, const tensor_dict& d, const load_options& opt = {}) {
+  std::vector<std::string> problems;
+  std::map<std::string, bool> used;
+  std::map<const void*, std::pair<std::string, tensor>> tied;  // grad cell or buffer -> first name and data
+  for (const auto& e : state) {
+    if (!d.contains(e.name)) {
+      problems.push_back("missing '" + e.name + "'");
+      continue;
+    }
+    used[e.name] = true;
+    const tensor& src = d.at(e.name);
+    tensor& dst = e.value();
+    if (!(src.dims() == dst.dims())) {
+      problems.push_back("'" + e.name + "': file has shape " + src.dims().str() + ", the network expects " +
+                         dst.dims().str());
+      continue;
+    }
+    const bool counter = dst.type() == dtype::i64;
+    if (counter != (src.type() == dtype::i64)) {
+      problems.push_back("'" + e.name + "': file has dtype " + std::string(name_of(src.type())) + ", the network expects " +
+                         std::string(counter ? "i64" : "a floating type"));
+      continue;
+    }
+    tensor value = src.to_dtype(dst.type());
+    const void* key = e.parameter ? static_cast<const void*>(e.parameter->cell().get()) : static_cast<const void*>(e.buffer);
+    auto [it, first] = tied.emplace(key, std::make_pair(e.name, value));
+    if (!first) {
+      if (relative_error(value, it->second.second) != 0.0)
+        problems.push_back("'" + e.name + "' is shared with '" + it->second.first + "' but the file holds different values");
+      continue;
+    }
+    if (dst.memory_layout() == layout::opaque)
+      dst = value.to_format(dst.format());
+    else
+      dst = value.to_layout(dst.memory_layout()).clone();
+  }
+  if (opt.strict)
+    for (const auto& [name, t] : d.entries())
+      if (!used.count(name)) problems.push_back("unexpected '" + name + "'");
+  if (!problems.empty()) {
+    std::ostringstream os;
+    os << "load_state_dict" << (d.origin_.empty() ? "" : " from '" + d.origin_ + "'") << ": " << problems.size()
+       << " problem(s):";
+    for (const auto& p : problems) os << "\n  " << p;
+    throw io_error(os.str());
+  }
+}
+
+inline void save_state_dict(const std::filesystem::path& path, const nn::state_list& state,
+                            const std::map<std::string, std::string>& metadata = {}) {
+  tensor_dict d = state_dict(state);
+  d.metadata = metadata;
+  save_safetensors(path, d);
+}
+
+}  // namespace grcnn::io
