@@ -15,17 +15,12 @@
 
 #include <grcnn/data/idx.hpp>
 #include <grcnn/ops.hpp>
+#include <grcnn/train/sgd.hpp>
 
 using namespace grcnn;
 using autograd::variable;
 
 namespace {
-
-struct parameter {
-  variable value;
-  tensor momentum;
-  double weight_decay = 0;
-};
 
 class model {
  public:
@@ -72,25 +67,12 @@ class model {
     return ops::linear(pooled, *fc_w_, *fc_b_);
   }
 
-  // SGD with momentum and weight decay, as torch.optim.SGD applies them; works on any weight format.
-  void sgd_step(float lr, float momentum) {
-    for (auto& p : params_) {
-      if (!p.value.grad().defined()) continue;
-      float* w = static_cast<float*>(p.value.value().raw());
-      const float* g = static_cast<const float*>(p.value.grad().raw());
-      float* m = static_cast<float*>(p.momentum.raw());
-      const auto wd = static_cast<float>(p.weight_decay);
-      const std::size_t n = p.value.value().bytes() / sizeof(float);
-      for (std::size_t i = 0; i < n; ++i) {
-        m[i] = momentum * m[i] + g[i] + wd * w[i];
-        w[i] -= lr * m[i];
-      }
-      p.value.zero_grad();
-    }
-  }
+  // Weights decay; BN parameters and biases do not (two SGD groups).
+  std::vector<variable*> decayed() { return decayed_; }
+  std::vector<variable*> not_decayed() { return not_decayed_; }
   std::size_t parameter_count() const {
     std::size_t n = 0;
-    for (const auto& p : params_) n += static_cast<std::size_t>(p.value.value().numel());
+    for (const auto& p : params_) n += static_cast<std::size_t>(p.value().numel());
     return n;
   }
 
@@ -101,8 +83,9 @@ class model {
     tensor mean, var;
   };
   variable* add_param(tensor t, double wd) {
-    params_.push_back({variable(t, true), tensor::zeros_like(t), wd});
-    return &params_.back().value;
+    params_.emplace_back(t, true);
+    (wd > 0 ? decayed_ : not_decayed_).push_back(&params_.back());
+    return &params_.back();
   }
   // Kaiming-normal conv weight, stored in oneDNN's preferred blocked format for this layer's input.
   variable* conv(std::mt19937& rng, int out, int in_per_group, int k, int pad, int g, const tensor& input_like) {
@@ -121,7 +104,8 @@ class model {
     return s;
   }
 
-  std::deque<parameter> params_;  // stable addresses
+  std::deque<variable> params_;  // stable addresses
+  std::vector<variable*> decayed_, not_decayed_;
   int groups_, steps_;
   variable *stem_, *conv_f_, *conv_gf_, *bias_gf_, *conv_gr_, *fc_w_, *fc_b_;
   std::vector<variable*> conv_it_;
@@ -201,6 +185,8 @@ int main(int argc, char** argv) {
     model net(channels, groups, steps, 10, seed);
     std::cout << "fashion-mnist: " << train.size() << " train / " << test.size() << " test images; model with "
               << net.parameter_count() << " parameters\n";
+    train::sgd decay(net.decayed(), {.lr = lr, .momentum = momentum, .weight_decay = 5e-4});
+    train::sgd no_decay(net.not_decayed(), {.lr = lr, .momentum = momentum});
     std::mt19937 rng(seed);
     std::vector<std::size_t> order(train.size());
     std::iota(order.begin(), order.end(), 0);
@@ -219,7 +205,11 @@ int main(int argc, char** argv) {
         const variable loss = ops::cross_entropy(net.forward(x, true), tensor::from_values(shape{batch}, y));
         autograd::backward(loss);
         const double progress = static_cast<double>(step) / static_cast<double>(total_steps);
-        net.sgd_step(static_cast<float>(lr * 0.5 * (1 + std::cos(M_PI * progress))), static_cast<float>(momentum));
+        for (train::sgd* opt : {&decay, &no_decay}) {
+          opt->set_lr(lr * 0.5 * (1 + std::cos(M_PI * progress)));
+          opt->step();
+          opt->zero_grad();
+        }
         recent_loss = 0.98 * recent_loss + 0.02 * loss.value().item();
         if (step == 2) allocs_after_warmup = host_allocator::instance().stats().system_allocations;
         if ((step + 1) % 100 == 0 || step + 1 == total_steps)

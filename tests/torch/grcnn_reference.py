@@ -116,6 +116,8 @@ class GRCNN(nn.Module):
         else:
             self.conv1 = kaiming(nn.Conv2d(3, 64, 7, 2, 3, bias=False))
             self.bn1 = bn(64, momentum)
+            self.relu = nn.ReLU()
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
             self.conv2 = kaiming(nn.Conv2d(64, 64, 3, 1, 1, bias=False))
         names = ["stage_1", "stage_2", "stage_3"] if cifar else ["layer1", "layer2", "layer3", "layer4"]
         cin = 64
@@ -124,7 +126,7 @@ class GRCNN(nn.Module):
             cin = p * e
         self.blocks = names
         self.lastact = nn.Sequential(bn(cin, momentum), nn.ReLU())
-        self.pool = 8 if cifar else 7
+        self.avgpool = nn.AvgPool2d(8 if cifar else 7)
         self.classifier = nn.Linear(cin, classes)
         nn.init.kaiming_normal_(self.classifier.weight)
         nn.init.zeros_(self.classifier.bias)
@@ -136,10 +138,10 @@ class GRCNN(nn.Module):
         if self.cifar:
             x = self.conv_3x3(x)
         else:
-            x = self.conv2(nn.functional.max_pool2d(torch.relu(self.bn1(self.conv1(x))), 3, 2, 1))
+            x = self.conv2(self.maxpool(self.relu(self.bn1(self.conv1(x)))))
         for name in self.blocks:
             x = getattr(self, name)(x)
-        x = nn.functional.avg_pool2d(self.lastact(x), self.pool)
+        x = self.avgpool(self.lastact(x))
         return self.classifier(x.flatten(1))
 
 

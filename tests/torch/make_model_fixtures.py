@@ -12,13 +12,17 @@ f32 results (ours and PyTorch's) are measured against.
 """
 import argparse
 import copy
-import json
-import struct
+import re
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from grcnn_reference import VARIANTS, build
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import safetensors_io  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("variant", choices=sorted(VARIANTS))
@@ -32,14 +36,21 @@ torch.manual_seed(7)
 torch.set_num_threads(2)
 net = build(args.variant, args.classes)
 size = args.size or (32 if VARIANTS[args.variant]["cifar"] else 224)
-# Non-trivial BN statistics so that eval mode differs from train mode.
+# BN as in a trained network: affine parameters away from 1/0, and running statistics calibrated on a
+# batch of other images (cumulative averages), so that eval mode is well conditioned and differs from
+# train mode.
 with torch.no_grad():
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
             m.weight.uniform_(0.8, 1.2)
             m.bias.uniform_(-0.1, 0.1)
+            m.momentum = None
+    net.train()
+    net(torch.rand(4, 3, size, size) * 2 - 1)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 0.05 if VARIANTS[args.variant]["cifar"] else 0.1
+            m.num_batches_tracked.zero_()
 x = torch.rand(args.batch, 3, size, size) * 2 - 1
 labels = torch.randint(0, args.classes, (args.batch,))
 out = [(f"weights.{k}", v.clone()) for k, v in net.state_dict().items()]
@@ -47,10 +58,43 @@ out += [("input", x), ("labels", labels)]
 reference = copy.deepcopy(net).double()  # the same weights in float64: the numerical truth
 
 
+# Module outputs recorded by forward hooks in eval mode ("tap.<name>.<call>"; a shared conv_g_r is called
+# once per iteration). They are the reference for grcnn's named activation taps.
+if VARIANTS[args.variant]["cifar"]:
+    TAPS = ["conv_3x3", "stage_1", "stage_2.conv_f", "stage_1.iter_2.8", "stage_3.conv_g_r", "stage_1.iter_g_2.1",
+            "stage_1.bn_f", "lastact.0", "lastact.1", "classifier"]
+else:
+    TAPS = ["conv1", "bn1", "maxpool", "conv2", "layer1", "layer3.conv_f", "layer2.iter_3.8", "layer1.iter_g_2.1",
+            "layer1.conv_g_r", "layer4.bn_f", "lastact.1", "classifier"]
+if VARIANTS[args.variant]["sk"]:
+    # SK bottlenecks end at index 6; tap the SKConv (index 5) and its attention logits instead.
+    body = [n for n in TAPS if re.search(r"\.iter_\d+\.8$", n)]
+    TAPS = [n for n in TAPS if n not in body]
+    TAPS += [n[:-1] + "5" for n in body] + [n[:-1] + "5.fc2" for n in body] + [n[:-1] + "6" for n in body]
+if VARIANTS[args.variant]["share"]:  # a hook on a shared bottleneck conv fires in every iteration: not a per-name tap
+    TAPS = [n for n in TAPS if ".iter_" not in n]
+
+
+def record_taps(model):
+    modules = dict(model.named_modules())
+    calls = {}
+    handles = []
+    for name in TAPS:
+        def hook(_module, _inputs, output, name=name):
+            k = calls.get(name, 0)
+            calls[name] = k + 1
+            out.append((f"tap.{name}.{k}", output.detach().clone()))
+        handles.append(modules[name].register_forward_hook(hook))
+    return handles
+
+
 def run(model, inputs, prefix):
     model.eval()
+    handles = record_taps(model) if prefix == "" else []
     with torch.no_grad():
         out.append((prefix + "logits_eval", model(inputs)))
+    for h in handles:
+        h.remove()
     model.train()
     logits = model(inputs)
     loss = F.cross_entropy(logits, labels)
@@ -65,20 +109,6 @@ def run(model, inputs, prefix):
 loss = run(net, x, "")
 run(reference, x.double(), "f64.")
 
-header, blobs, offset = {}, [], 0
-for name, t in out:
-    t = t.detach().contiguous()
-    code = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}[t.dtype]
-    raw = t.numpy().tobytes()
-    header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-    blobs.append(raw)
-    offset += len(raw)
-h = json.dumps(header).encode()
-h += b" " * ((8 - len(h) % 8) % 8)
-with open(args.out, "wb") as f:
-    f.write(struct.pack("<Q", len(h)))
-    f.write(h)
-    for b in blobs:
-        f.write(b)
+safetensors_io.save(args.out, out)
 print(f"{args.variant}: {sum(p.numel() for p in net.parameters())} parameters, batch {args.batch} at {size}x{size}, "
       f"loss {loss:.6f}")

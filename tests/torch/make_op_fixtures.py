@@ -6,12 +6,14 @@ gradient, torch's output, the gradient of every differentiable input, and the bu
 Keys: "<case>.in<i>", "<case>.buf<i>", "<case>.seed", "<case>.out", "<case>.grad<i>", "<case>.buf_after<i>".
 The case list mirrors op_cases() by name, shape and parameters; the C++ test fails on any missing key.
 """
-import json
-import struct
 import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import safetensors_io  # noqa: E402
 
 torch.set_num_threads(1)
 torch.manual_seed(20261126)
@@ -128,24 +130,6 @@ sk("sk_select_m2", (2, 6, 3, 4), 2)
 sk("sk_select_m3_b1", (1, 4, 2, 3), 3)
 
 
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors:
-        t = t.detach().contiguous()
-        code = {torch.float32: "F32", torch.int64: "I64"}[t.dtype]
-        raw = t.numpy().tobytes()
-        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
 def main():
     out = []
     for name, inputs, buffers, fn in CASES:
@@ -165,7 +149,7 @@ def main():
             out.append((f"{name}.grad{i}", t.grad))
         for i, t in enumerate(bufs):
             out.append((f"{name}.buf_after{i}", t))
-    write_safetensors(sys.argv[1], out)
+    safetensors_io.save(sys.argv[1], out)
     print(f"wrote {len(CASES)} cases ({len(out)} tensors) with torch {torch.__version__} to {sys.argv[1]}")
 
 

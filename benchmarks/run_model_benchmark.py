@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark: grcnn (oneDNN) against PyTorch, same machine, same run, same thread count.
+
+grcnn55 at 224x224, f32: inference (eval, no grad) and a training step (forward, cross-entropy,
+backward, SGD momentum 0.9 + weight decay), batch 16 by default. PyTorch runs the independent rebuild in
+tests/torch/grcnn_reference.py with channels_last. Prints images/s and the ratio grcnn / PyTorch.
+Use the Debian interpreter that has torch: /usr/bin/python3.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+here = Path(__file__).resolve().parent
+parser = argparse.ArgumentParser()
+parser.add_argument("--build", default=str(here.parent / "build"))
+parser.add_argument("--arch", default="grcnn55", choices=["grcnn55", "grcnn109"])
+parser.add_argument("--threads", type=int, default=2)
+parser.add_argument("--batch", type=int, default=16)
+parser.add_argument("--steps", type=int, default=5)
+parser.add_argument("--warmup", type=int, default=2)
+parser.add_argument("--out", help="write the markdown table here too")
+args = parser.parse_args()
+os.environ["OMP_NUM_THREADS"] = str(args.threads)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+sys.path.insert(0, str(here.parent / "tests" / "torch"))
+from grcnn_reference import build  # noqa: E402
+
+torch.set_num_threads(args.threads)
+ours = {}
+cmd = [str(Path(args.build) / "benchmarks" / "bench_grcnn"), "--arch", args.arch, "--batch", str(args.batch),
+       "--steps", str(args.steps), "--warmup", str(args.warmup)]
+for line in subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines():
+    r = json.loads(line)
+    ours[r["mode"]] = r
+
+net = build(args.arch, 1000).to(memory_format=torch.channels_last)
+x = (torch.rand(args.batch, 3, 224, 224) * 2 - 1).contiguous(memory_format=torch.channels_last)
+y = torch.randint(0, 1000, (args.batch,))
+opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+
+
+def median_s(fn):
+    for _ in range(args.warmup):
+        fn()
+    t = []
+    for _ in range(args.steps):
+        a = time.perf_counter()
+        fn()
+        t.append(time.perf_counter() - a)
+    return statistics.median(t)
+
+
+def infer():
+    with torch.no_grad():
+        net(x)
+
+
+def train_step():
+    opt.zero_grad(set_to_none=True)
+    F.cross_entropy(net(x), y).backward()
+    opt.step()
+
+
+net.eval()
+theirs = {"inference": median_s(infer)}
+net.train()
+theirs["train"] = median_s(train_step)
+
+lines = [f"{args.arch} at 224x224, batch {args.batch}, f32, {args.threads} threads, median of {args.steps} after "
+         f"{args.warmup} warm-up steps; torch {torch.__version__} (channels_last)", "",
+         "| mode | grcnn images/s | PyTorch images/s | ratio |", "|---|---:|---:|---:|"]
+for mode in ("inference", "train"):
+    o = ours[mode]["images_per_s"]
+    t = args.batch / theirs[mode]
+    lines.append(f"| {mode} | {o:.2f} | {t:.2f} | {o / t:.2f} |")
+lines.append("")
+lines.append("grcnn steady state: " + ", ".join(
+    f"{m}: {ours[m]['steady_system_allocations']} system allocations, {ours[m]['steady_plans_created']} plans created"
+    for m in ("inference", "train")) + f"; peak tensor memory {ours['train']['peak_bytes'] / 2**20:.0f} MiB")
+table = "\n".join(lines)
+print(table)
+if args.out:
+    Path(args.out).write_text(table + "\n")
