@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include <grcnn/io/state_dict.hpp>
 #include <grcnn/models/grcnn.hpp>
@@ -52,7 +53,9 @@ run_result run_and_check(Net& net, const io::tensor_dict& fx, const std::string&
   run_result r;
   std::size_t want_grads = 0;
   for (const auto& [name, v] : fx.entries()) want_grads += name.rfind(prefix + "grad.", 0) == 0;
+  std::set<const tensor*> seen_buffers;  // a shared module's buffers are listed once, as PyTorch's named_buffers() does
   for (const auto& e : net.state()) {
+    if (!e.is_parameter() && !seen_buffers.insert(e.buffer).second) continue;
     if (e.is_parameter() && fx.contains(prefix + "grad." + e.name)) {
       REQUIRE(e.parameter->grad().defined());
       r.grads[e.name] = e.parameter->grad().to_layout(layout::plain);
@@ -116,6 +119,15 @@ void check_variant(const std::string& variant) {
 
   // f32 on the production backend against PyTorch in f32 (logits, loss, BN statistics) ...
   nn::network<Topology> net(classes, 1);
+  {
+    io::load_state_dict(net.state(), with_prefix(fx, "weights."));
+    net.eval();
+    autograd::no_grad_guard ng;
+    const tensor logits = net.forward(variable(fx.at("input").to_layout(layout::nhwc))).value();
+    WARN(variant << " f32 eval logits: against PyTorch f32 " << relative_error(logits, fx.at("logits_eval"))
+                 << "; against f64: ours " << relative_error(logits, fx.at("f64.logits_eval")) << ", PyTorch f32 "
+                 << relative_error(fx.at("logits_eval"), fx.at("f64.logits_eval")));
+  }
   check_taps(net, fx);
   const run_result ours = run_and_check(net, fx, "", dtype::f32, 1e-5);
   // ... and its gradients measured, like PyTorch's f32 gradients, against the f64 truth: f32 gradients of a

@@ -1,0 +1,124 @@
+#pragma once
+// Decoding JPEG (libjpeg-turbo) and PNG (libpng) files into 8-bit RGB, as PIL's Image.open(...).convert("RGB")
+// does: grayscale is replicated, palettes expanded, alpha dropped (not composited), 16-bit samples keep
+// their high byte. Every failure names the file.
+#include <csetjmp>
+#include <cstring>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <png.h>
+#include <turbojpeg.h>
+
+#include "grcnn/core/error.hpp"
+
+namespace grcnn::data {
+
+struct rgb_image {
+  int width = 0, height = 0;
+  std::vector<std::uint8_t> pixels;  // row-major, 3 bytes (R, G, B) per pixel
+  std::uint8_t at(int y, int x, int c) const { return pixels[(static_cast<std::size_t>(y) * width + x) * 3 + c]; }
+};
+
+namespace image_detail {
+
+inline std::vector<unsigned char> read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  GRCNN_CHECK(in.good(), io_error, "image: cannot open '", path.string(), "'");
+  return std::vector<unsigned char>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+inline rgb_image decode_jpeg(const std::vector<unsigned char>& bytes, const std::string& where) {
+  tjhandle h = tjInitDecompress();
+  GRCNN_CHECK(h, io_error, "image: cannot initialise the JPEG decoder for '", where, "'");
+  struct closer {
+    tjhandle h;
+    ~closer() { tjDestroy(h); }
+  } guard{h};
+  int w = 0, ht = 0, subsamp = 0, colorspace = 0;
+  GRCNN_CHECK(tjDecompressHeader3(h, bytes.data(), static_cast<unsigned long>(bytes.size()), &w, &ht, &subsamp, &colorspace) == 0,
+              io_error, "image: '", where, "' is not a readable JPEG: ", tjGetErrorStr2(h));
+  rgb_image img;
+  img.width = w;
+  img.height = ht;
+  img.pixels.resize(static_cast<std::size_t>(w) * ht * 3);
+  // Accurate (islow) DCT and fancy upsampling: libjpeg's defaults, which PIL uses.
+  GRCNN_CHECK(tjDecompress2(h, bytes.data(), static_cast<unsigned long>(bytes.size()), img.pixels.data(), w, 0, ht, TJPF_RGB,
+                            0) == 0,
+              io_error, "image: decoding the JPEG '", where, "' failed: ", tjGetErrorStr2(h));
+  return img;
+}
+
+struct png_reader {
+  const std::vector<unsigned char>* bytes;
+  std::size_t pos = 0;
+};
+inline void png_read_bytes(png_structp png, png_bytep out, png_size_t n) {
+  auto* r = static_cast<png_reader*>(png_get_io_ptr(png));
+  if (r->pos + n > r->bytes->size()) png_error(png, "unexpected end of file");
+  std::memcpy(out, r->bytes->data() + r->pos, n);
+  r->pos += n;
+}
+struct png_failure {
+  std::string message;
+};
+inline void png_on_error(png_structp png, png_const_charp msg) {
+  static_cast<png_failure*>(png_get_error_ptr(png))->message = msg;
+  png_longjmp(png, 1);
+}
+inline void png_on_warning(png_structp, png_const_charp) {}
+
+inline rgb_image decode_png(const std::vector<unsigned char>& bytes, const std::string& where) {
+  png_failure failure;
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &failure, png_on_error, png_on_warning);
+  GRCNN_CHECK(png, io_error, "image: cannot initialise the PNG decoder for '", where, "'");
+  png_infop info = png_create_info_struct(png);
+  rgb_image img;
+  std::vector<std::uint8_t> row;
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    throw io_error("image: '" + where + "' is not a readable PNG: " + failure.message);
+  }
+  png_reader reader{&bytes, 0};
+  png_set_read_fn(png, &reader, png_read_bytes);
+  png_read_info(png, info);
+  const auto w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+  const int color = png_get_color_type(png, info);
+  png_set_strip_16(png);  // high byte, as PIL
+  png_set_packing(png);
+  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+  png_set_strip_alpha(png);  // PIL's convert("RGB") drops alpha
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png), png_set_strip_alpha(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  GRCNN_CHECK(png_get_rowbytes(png, info) == static_cast<png_size_t>(w) * 3, io_error, "image: '", where,
+              "' decodes to an unexpected row size");
+  img.width = static_cast<int>(w);
+  img.height = static_cast<int>(h);
+  img.pixels.resize(static_cast<std::size_t>(w) * h * 3);
+  std::vector<png_bytep> rows(h);
+  for (png_uint_32 y = 0; y < h; ++y) rows[y] = img.pixels.data() + static_cast<std::size_t>(y) * w * 3;
+  png_read_image(png, rows.data());
+  png_destroy_read_struct(&png, &info, nullptr);
+  return img;
+}
+
+}  // namespace image_detail
+
+// Decodes by content (JPEG or PNG signature), whatever the file name says.
+inline rgb_image decode_image(const std::filesystem::path& path) {
+  const std::string where = path.string();
+  const auto bytes = image_detail::read_file(path);
+  if (bytes.size() >= 3 && bytes[0] == 0xff && bytes[1] == 0xd8 && bytes[2] == 0xff)
+    return image_detail::decode_jpeg(bytes, where);
+  if (bytes.size() >= 8 && png_sig_cmp(bytes.data(), 0, 8) == 0) return image_detail::decode_png(bytes, where);
+  throw io_error("image: '" + where + "' is neither a JPEG nor a PNG file");
+}
+
+}  // namespace grcnn::data

@@ -1,0 +1,125 @@
+// The ready-made variants: parameter counts equal the published table, grcnn55's state_dict names,
+// order and shapes equal PyTorch's (tests/data/grcnn55-state-dict.txt), initialisation follows the
+// original code and is seedable, the compile-time visitor walks the layers, and a wrong input size gets
+// a clear error.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <regex>
+
+#include <grcnn/models/grcnn.hpp>
+
+using namespace grcnn;
+
+namespace {
+template <class Topology>
+std::size_t count(int classes) {
+  nn::network<Topology> net(classes);
+  return net.parameter_count();
+}
+double stddev(const tensor& t) {
+  const auto v = t.values<double>();
+  double s = 0, s2 = 0;
+  for (double e : v) s += e, s2 += e * e;
+  const double n = static_cast<double>(v.size());
+  return std::sqrt(s2 / n - (s / n) * (s / n));
+}
+double max_abs(const tensor& t) {
+  double m = 0;
+  for (double e : t.values<double>()) m = std::max(m, std::abs(e));
+  return m;
+}
+}  // namespace
+
+TEST_CASE("parameter counts equal the published table", "[models]") {
+  CHECK(count<models::grcnn55_topology>(1000) == 24'929'704);
+  CHECK(count<models::grcnn109_topology>(1000) == 45'075'880);
+  CHECK(count<models::skgrcnn55_topology>(1000) == 27'438'568);
+  CHECK(count<models::skgrcnn109_topology>(1000) == 49'982'056);
+  CHECK(count<models::grcnn55_share_topology>(1000) == 11'978'152);
+  CHECK(count<models::grcnn109_share_topology>(1000) == 12'070'312);
+  CHECK(count<models::grcnn56_topology>(10) == 9'469'258);
+  CHECK(count<models::grcnn56_share_topology>(10) == 3'411'274);
+  CHECK(count<models::grcnn110_topology>(10) == 19'001'930);
+  CHECK(count<models::grcnn110_share_topology>(10) == 3'473'994);
+  CHECK(count<models::grcnn110_sk_topology>(10) == 25'215'370);
+}
+
+TEST_CASE("grcnn55's state_dict has PyTorch's 426 names, order and shapes", "[models]") {
+  std::ifstream in(GRCNN_TEST_DATA "/grcnn55-state-dict.txt");
+  REQUIRE(in.good());
+  std::vector<std::pair<std::string, std::string>> want;
+  const std::regex line(R"(^(\S+) \(([0-9, ]*)\)$)");
+  for (std::string s; std::getline(in, s);) {
+    std::smatch m;
+    if (s.empty() || s[0] == '#') continue;
+    REQUIRE(std::regex_match(s, m, line));
+    std::string dims = m[2];
+    if (!dims.empty() && dims.back() == ',') dims.pop_back();
+    want.emplace_back(m[1], "[" + dims + "]");
+  }
+  REQUIRE(want.size() == 426);
+  models::grcnn55<> net(1000);
+  const auto state = net.state();
+  REQUIRE(state.size() == want.size());
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    INFO("entry " << i);
+    CHECK(state[i].name == want[i].first);
+    CHECK(state[i].value().dims().str() == want[i].second);
+  }
+}
+
+TEST_CASE("initialisation follows the original code and is seedable", "[models]") {
+  models::grcnn55<> a(1000, 42), b(1000, 42), c(1000, 43);
+  std::map<std::string, tensor> wa, wb, wc;
+  for (auto& e : a.state()) wa[e.name] = e.value();
+  for (auto& e : b.state()) wb[e.name] = e.value();
+  for (auto& e : c.state()) wc[e.name] = e.value();
+  CHECK(relative_error(wa["layer2.conv_f.weight"], wb["layer2.conv_f.weight"]) == 0.0);
+  CHECK(relative_error(wa["layer2.conv_f.weight"], wc["layer2.conv_f.weight"]) > 0.1);
+  // kaiming_normal_: std sqrt(2 / fan_in); conv1 fan_in 3*7*7, layer3.iter_1.2 fan_in 1024.
+  CHECK(stddev(wa["conv1.weight"]) == Approx(std::sqrt(2.0 / 147)).epsilon(0.05));
+  CHECK(stddev(wa["layer3.iter_1.2.weight"]) == Approx(std::sqrt(2.0 / 1024)).epsilon(0.02));
+  CHECK(stddev(wa["classifier.weight"]) == Approx(std::sqrt(2.0 / 2048)).epsilon(0.01));
+  // N(0, 0.01) for conv_g_f, with its bias zeroed.
+  CHECK(stddev(wa["layer1.conv_g_f.weight"]) == Approx(0.01).epsilon(0.05));
+  CHECK(max_abs(wa["layer1.conv_g_f.bias"]) == 0.0);
+  // PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for conv_g_r (fan_in E/32 = 8 in layer1) and the
+  // iteration 3x3 (fan_in 9p = 576 in layer1).
+  CHECK(max_abs(wa["layer1.conv_g_r.weight"]) <= 1 / std::sqrt(8.0));
+  CHECK(max_abs(wa["layer1.conv_g_r.weight"]) > 0.9 / std::sqrt(8.0));
+  CHECK(stddev(wa["layer1.iter_1.5.weight"]) == Approx(1 / std::sqrt(576.0) / std::sqrt(3.0)).epsilon(0.05));
+  // BN: weight 1, bias 0, running statistics 0 / 1.
+  CHECK(wa["layer2.iter_2.3.weight"].values<double>() == std::vector<double>(128, 1.0));
+  CHECK(max_abs(wa["layer2.iter_2.3.bias"]) == 0.0);
+  CHECK(wa["lastact.0.running_var"].values<double>() == std::vector<double>(2048, 1.0));
+  CHECK(max_abs(wa["classifier.bias"]) == 0.0);
+  // CIFAR: conv_g_r ~ N(0, 0.01).
+  models::grcnn56<> cifar(10, 1);
+  for (auto& e : cifar.state())
+    if (e.name == "stage_2.conv_g_r.weight") CHECK(stddev(e.value()) == Approx(0.01).epsilon(0.05));
+}
+
+TEST_CASE("the compile-time visitor walks the layers in order with their names", "[models]") {
+  models::grcnn55<> net(10);
+  std::vector<std::string> names;
+  std::vector<int> outs;
+  net.visit_layers([&](auto spec, auto&) {
+    using S = typename decltype(spec)::type;
+    names.emplace_back(S::name);
+    outs.push_back(S::out_channels);
+  });
+  CHECK(names == std::vector<std::string>{"stem", "layer1", "layer2", "layer3", "layer4", "head"});
+  CHECK(outs == std::vector<int>{64, 256, 512, 1024, 2048, 2048});
+  static_assert(models::grcnn55_topology::size == 6);
+}
+
+TEST_CASE("an input of the wrong size gets a clear error", "[models]") {
+  models::grcnn55<> net(10);
+  net.eval();
+  autograd::no_grad_guard ng;
+  const autograd::variable small(tensor::zeros({1, 3, 96, 96}, dtype::f32, layout::nhwc));
+  CHECK_THROWS_WITH(net.forward(small), Catch::Contains("AvgPool2d(7)") && Catch::Contains("3x3"));
+  const autograd::variable gray(tensor::zeros({1, 1, 224, 224}, dtype::f32, layout::nhwc));
+  CHECK_THROWS_WITH(net.forward(gray), Catch::Contains("[N, 3, H, W]"));
+}
