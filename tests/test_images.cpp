@@ -42,9 +42,8 @@ TEST_CASE("decoding and preprocessing match PIL and torchvision exactly", "[imag
     for (layout l : {layout::plain, layout::nhwc}) {
       tensor batch = tensor::empty({2, 3, 224, 224}, dtype::f32, l);
       data::write_normalized(crop, batch, 1);
-      const tensor sample = tensor::from_values(shape{3, 224, 224},
-                                                std::vector<float>(batch.values<float>().begin() + 3 * 224 * 224,
-                                                                   batch.values<float>().end()));
+      const std::vector<float> all = batch.values<float>();
+      const tensor sample = tensor::from_values(shape{3, 224, 224}, std::vector<float>(all.begin() + 3 * 224 * 224, all.end()));
       CHECK(relative_error(sample, fx.at("tensor." + k)) < 1e-6);
     }
   }
