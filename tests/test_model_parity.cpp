@@ -1,8 +1,10 @@
 // Every GRCNN variant against an independent PyTorch model (tests/torch/grcnn_reference.py) with the
 // same weights (through safetensors) and inputs. In f64 (reference backend vs PyTorch float64): logits,
 // loss, BN statistics within 1e-9 and every parameter gradient within 1e-8 after one training
-// forward/backward with cross-entropy. In f32 (oneDNN vs PyTorch float32): eval logits, loss and BN
-// running statistics within 1e-5, and gradients as close to the f64 truth as PyTorch's own f32 ones.
+// forward/backward with cross-entropy. In f32 (oneDNN vs PyTorch float32): eval and train logits, loss
+// and BN running statistics within 1e-5, or within three times PyTorch's own f32 error against float64
+// where that is larger (the deepest variants); gradients within five times PyTorch's f32 gradient error
+// against float64 (f32 gradients of deep ReLU networks differ by percents: see docs/models.md).
 // The fixture for variant V is model_V.safetensors (ctest fixture model_V).
 #include <catch2/catch.hpp>
 
@@ -33,6 +35,14 @@ struct run_result {
   std::map<std::string, tensor> grads;
 };
 
+// The tolerance for comparing an f32 result with PyTorch's f32 result `key`: `base`, or three times
+// PyTorch's own f32 error against the f64 truth where that is larger (110-layer networks accumulate
+// f32 rounding beyond 1e-5 in PyTorch itself). f64 comparisons use `base`.
+double tolerance(const io::tensor_dict& fx, const std::string& prefix, const std::string& key, double base) {
+  if (!prefix.empty() || !fx.contains("f64." + key)) return base;
+  return std::max(base, 3 * relative_error(fx.at(key), fx.at("f64." + key)));
+}
+
 // Loads the fixture's weights into `net`, checks eval and train logits, loss and buffers against the
 // entries under `prefix`, and returns the gradients.
 template <class Net>
@@ -42,13 +52,15 @@ run_result run_and_check(Net& net, const io::tensor_dict& fx, const std::string&
   net.eval();
   {
     autograd::no_grad_guard ng;
-    GRCNN_CHECK_CLOSE(prefix + "eval logits", net.forward(x).value(), fx.at(prefix + "logits_eval"), tol);
+    GRCNN_CHECK_CLOSE(prefix + "eval logits", net.forward(x).value(), fx.at(prefix + "logits_eval"),
+                      tolerance(fx, prefix, "logits_eval", tol));
   }
   net.train();
   const variable logits = net.forward(x);
-  GRCNN_CHECK_CLOSE(prefix + "train logits", logits.value(), fx.at(prefix + "logits_train"), 10 * tol);
+  GRCNN_CHECK_CLOSE(prefix + "train logits", logits.value(), fx.at(prefix + "logits_train"),
+                    tolerance(fx, prefix, "logits_train", tol));
   const variable loss = ops::cross_entropy<typename Net::backend>(logits, fx.at("labels"));
-  GRCNN_CHECK_CLOSE(prefix + "loss", loss.value(), fx.at(prefix + "loss"), tol);
+  GRCNN_CHECK_CLOSE(prefix + "loss", loss.value(), fx.at(prefix + "loss"), tolerance(fx, prefix, "loss", tol));
   autograd::backward(loss);
   run_result r;
   std::size_t want_grads = 0;
@@ -64,7 +76,7 @@ run_result run_and_check(Net& net, const io::tensor_dict& fx, const std::string&
       if (want.type() == dtype::i64)
         CHECK(e.buffer->item() == want.item());
       else
-        GRCNN_CHECK_CLOSE(prefix + "buffer " + e.name, *e.buffer, want, tol);
+        GRCNN_CHECK_CLOSE(prefix + "buffer " + e.name, *e.buffer, want, tolerance(fx, prefix, "after." + e.name, tol));
     }
   }
   CHECK(r.grads.size() == want_grads);
