@@ -2,7 +2,7 @@
 // same weights (through safetensors) and inputs. In f64 (reference backend vs PyTorch float64): logits,
 // loss, BN statistics within 1e-9 and every parameter gradient within 1e-8 after one training
 // forward/backward with cross-entropy. In f32 (oneDNN vs PyTorch float32): eval and train logits, loss
-// and BN running statistics within 1e-5, or within three times PyTorch's own f32 error against float64
+// and BN running statistics within 1e-5, or within five times PyTorch's own f32 error against float64
 // where that is larger (the deepest variants); gradients within five times PyTorch's f32 gradient error
 // against float64 (f32 gradients of deep ReLU networks differ by percents: see docs/models.md).
 // The fixture for variant V is model_V.safetensors (ctest fixture model_V).
@@ -35,12 +35,23 @@ struct run_result {
   std::map<std::string, tensor> grads;
 };
 
-// The tolerance for comparing an f32 result with PyTorch's f32 result `key`: `base`, or three times
-// PyTorch's own f32 error against the f64 truth where that is larger (110-layer networks accumulate
-// f32 rounding beyond 1e-5 in PyTorch itself). f64 comparisons use `base`.
+// Tolerances for comparing f32 results with PyTorch's f32 results: `base`, or five times PyTorch's own
+// f32 error against the f64 truth where that is larger (the 109/110-layer networks accumulate f32
+// rounding beyond 1e-5 in PyTorch itself). The network-level tolerance covers logits and loss (the loss
+// inherits the logits' error); a buffer also gets five times PyTorch's error on that buffer. f64
+// comparisons (prefix "f64.") use `base`.
+double torch_f32_error(const io::tensor_dict& fx, const std::string& key) {
+  return fx.contains("f64." + key) ? relative_error(fx.at(key), fx.at("f64." + key)) : 0.0;
+}
+double network_tolerance(const io::tensor_dict& fx, const std::string& prefix, double base) {
+  if (!prefix.empty()) return base;
+  double e = 0;
+  for (const char* key : {"logits_eval", "logits_train", "loss"}) e = std::max(e, torch_f32_error(fx, key));
+  return std::max(base, 5 * e);
+}
 double tolerance(const io::tensor_dict& fx, const std::string& prefix, const std::string& key, double base) {
-  if (!prefix.empty() || !fx.contains("f64." + key)) return base;
-  return std::max(base, 3 * relative_error(fx.at(key), fx.at("f64." + key)));
+  if (!prefix.empty()) return base;
+  return std::max(network_tolerance(fx, prefix, base), 5 * torch_f32_error(fx, key));
 }
 
 // Loads the fixture's weights into `net`, checks eval and train logits, loss and buffers against the
@@ -109,8 +120,9 @@ void check_taps(Net& net, const io::tensor_dict& fx) {
     REQUIRE(got[name].size() == outputs.size());
     for (std::size_t k = 0; k < outputs.size(); ++k) {
       const tensor& w = outputs[k];
-      // Intermediate f32 feature maps of a deep network: 2e-4 (the logits, checked elsewhere, hold 1e-5).
-      GRCNN_CHECK_CLOSE(name + " call " + std::to_string(k), got[name][k].reshape(w.dims()), w, 2e-4);
+      // Intermediate f32 feature maps of a deep network: 2e-4, or five times the network-level tolerance.
+      GRCNN_CHECK_CLOSE(name + " call " + std::to_string(k), got[name][k].reshape(w.dims()), w,
+                        std::max(2e-4, 5 * network_tolerance(fx, "", 1e-5)));
     }
   }
 }
