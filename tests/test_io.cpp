@@ -28,11 +28,14 @@ TEST_CASE("safetensors round-trips every dtype, layouts written in logical order
   const tensor b16 = testing::uniform({3, 3}, rng, -1, 1, dtype::bf16);
   const tensor i64 = tensor::from_values<std::int64_t>({3}, std::vector<std::int64_t>{-1, 0, 1LL << 40});
   const tensor scalar = tensor::scalar(42, dtype::i64);
+  const tensor h16 = testing::uniform({2, 5}, rng, -3, 3, dtype::f16);
   const auto path = temp_file("roundtrip.safetensors");
-  io::save_safetensors(path, {{"a", f32}, {"b", f64}, {"c", b16}, {"d", i64}, {"num_batches_tracked", scalar}},
+  io::save_safetensors(path, {{"a", f32}, {"b", f64}, {"c", b16}, {"d", i64}, {"num_batches_tracked", scalar}, {"h", h16}},
                        {{"format", "pt"}});
   const io::tensor_dict d = io::load_safetensors(path);
-  REQUIRE(d.size() == 5);
+  REQUIRE(d.size() == 6);
+  CHECK(d.at("h").type() == dtype::f16);
+  CHECK(d.at("h").values<double>() == h16.values<double>());
   CHECK(d.metadata.at("format") == "pt");
   CHECK(d.entries()[0].first == "a");
   CHECK(d.at("a").values<double>() == f32.values<double>());
@@ -46,14 +49,37 @@ TEST_CASE("safetensors round-trips every dtype, layouts written in logical order
   CHECK_THROWS_WITH(d.at("missing"), Catch::Contains("missing") && Catch::Contains(path.string()));
 }
 
-TEST_CASE("safetensors reads F16 by widening to f32", "[io]") {
+TEST_CASE("safetensors reads F16 bit for bit", "[io]") {
   const auto path = temp_file("f16.safetensors");
   // 1.0, -2.0, 0.5, 65504 (max half), smallest subnormal 2^-24
   const unsigned char halves[] = {0x00, 0x3c, 0x00, 0xc0, 0x00, 0x38, 0xff, 0x7b, 0x01, 0x00};
   const std::string header = R"({"h":{"dtype":"F16","shape":[5],"data_offsets":[0,10]}})";
   write_raw(path, header.size(), header, std::string(reinterpret_cast<const char*>(halves), 10));
   const auto d = io::load_safetensors(path);
+  CHECK(d.at("h").type() == dtype::f16);
   CHECK(d.at("h").values<double>() == std::vector<double>{1.0, -2.0, 0.5, 65504.0, std::ldexp(1.0, -24)});
+  io::save_safetensors(path, {{"h", d.at("h")}});
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(bytes.substr(bytes.size() - 10) == std::string(reinterpret_cast<const char*>(halves), 10));
+}
+
+TEST_CASE("f16 conversion rounds to nearest even, with subnormals, overflow and NaN", "[io]") {
+  CHECK(f16(1.0f).bits == 0x3c00);
+  CHECK(f16(-2.0f).bits == 0xc000);
+  CHECK(f16(65504.0f).bits == 0x7bff);
+  CHECK(f16(65520.0f).bits == 0x7c00);                  // halfway to the next step rounds up to infinity
+  CHECK(f16(1.0f + std::ldexp(1.0f, -11)).bits == 0x3c00);  // tie to even
+  CHECK(f16(1.0f + 3 * std::ldexp(1.0f, -11)).bits == 0x3c02);
+  CHECK(f16(std::ldexp(1.0f, -24)).bits == 0x0001);      // smallest subnormal
+  CHECK(f16(std::ldexp(1.0f, -25)).bits == 0x0000);      // tie to even: zero
+  CHECK(f16(std::ldexp(1.5f, -25)).bits == 0x0001);
+  CHECK(std::isnan(static_cast<float>(f16(std::nanf("")))));
+  for (std::uint32_t b = 0; b < 0x7c00; b += 7) {  // every finite half survives f16 -> f32 -> f16
+    f16 h;
+    h.bits = static_cast<std::uint16_t>(b);
+    CHECK(f16(static_cast<float>(h)).bits == h.bits);
+  }
 }
 
 TEST_CASE("malformed safetensors files raise errors that say what is wrong", "[io]") {

@@ -36,15 +36,15 @@ class storage {
 namespace detail {
 template <class T>
 inline double load_as_double(const void* p, std::size_t i) {
-  if constexpr (std::is_same_v<T, bf16>)
-    return static_cast<double>(static_cast<float>(static_cast<const bf16*>(p)[i]));
+  if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>)
+    return static_cast<double>(static_cast<float>(static_cast<const T*>(p)[i]));
   else
     return static_cast<double>(static_cast<const T*>(p)[i]);
 }
 template <class T>
 inline void store_from_double(void* p, std::size_t i, double v) {
-  if constexpr (std::is_same_v<T, bf16>)
-    static_cast<bf16*>(p)[i] = bf16(static_cast<float>(v));
+  if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>)
+    static_cast<T*>(p)[i] = T(static_cast<float>(v));
   else
     static_cast<T*>(p)[i] = static_cast<T>(v);
 }
@@ -56,6 +56,7 @@ decltype(auto) visit_dtype(dtype t, F&& f) {
     case dtype::bf16: return f.template operator()<bf16>();
     case dtype::f64: return f.template operator()<double>();
     case dtype::i64: return f.template operator()<std::int64_t>();
+    case dtype::f16: return f.template operator()<f16>();
   }
   throw dtype_error("visit_dtype: unknown dtype");
 }

@@ -21,8 +21,8 @@ inline void add_inplace(tensor& dst, const tensor& src) {
     const std::size_t n = dst.bytes() / sizeof(T);
     T* d = static_cast<T*>(dst.raw());
     const T* p = static_cast<const T*>(s.raw());
-    if constexpr (std::is_same_v<T, bf16>) {
-      for (std::size_t i = 0; i < n; ++i) d[i] = bf16(static_cast<float>(d[i]) + static_cast<float>(p[i]));
+    if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) {
+      for (std::size_t i = 0; i < n; ++i) d[i] = T(static_cast<float>(d[i]) + static_cast<float>(p[i]));
     } else {
       for (std::size_t i = 0; i < n; ++i) d[i] += p[i];
     }

@@ -53,33 +53,15 @@ inline const char* code(dtype t) {
     case dtype::f64: return "F64";
     case dtype::bf16: return "BF16";
     case dtype::i64: return "I64";
+    case dtype::f16: return "F16";
   }
   return "?";
-}
-inline float half_to_float(std::uint16_t h) {
-  const std::uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ffu;
-  std::uint32_t bits;
-  if (exp == 0) {
-    if (man == 0) {
-      bits = sign;
-    } else {  // subnormal half: renormalise
-      int e = -1;
-      std::uint32_t m = man;
-      do { ++e; m <<= 1; } while ((m & 0x400u) == 0);
-      bits = sign | static_cast<std::uint32_t>(127 - 15 - e) << 23 | (m & 0x3ffu) << 13;
-    }
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | man << 13;
-  } else {
-    bits = sign | (exp - 15 + 127) << 23 | man << 13;
-  }
-  return std::bit_cast<float>(bits);
 }
 }  // namespace st_detail
 
 inline constexpr std::uint64_t max_header_bytes = 100u << 20;  // the reference implementation's limit
 
-// Reads a whole safetensors file. F16 tensors are widened to f32 (grcnn has no f16 dtype).
+// Reads a whole safetensors file (F32, F64, BF16, F16, I64).
 inline tensor_dict load_safetensors(const std::filesystem::path& path) {
   const std::string where = path.string();
   std::ifstream in(path, std::ios::binary);
@@ -111,7 +93,6 @@ inline tensor_dict load_safetensors(const std::filesystem::path& path) {
   struct entry {
     std::string name;
     dtype type;
-    bool f16;
     grcnn::shape dims;
     std::uint64_t begin, end;
   };
@@ -132,12 +113,12 @@ inline tensor_dict load_safetensors(const std::filesystem::path& path) {
                 ctx, "needs dtype, shape and data_offsets");
     GRCNN_CHECK(v["dtype"].is_string(), io_error, ctx, "dtype is not a string");
     const std::string code = v["dtype"].get<std::string>();
-    entry e{name, dtype::f32, false, {}, 0, 0};
+    entry e{name, dtype::f32, {}, 0, 0};
     if (code == "F32") e.type = dtype::f32;
     else if (code == "F64") e.type = dtype::f64;
     else if (code == "BF16") e.type = dtype::bf16;
     else if (code == "I64") e.type = dtype::i64;
-    else if (code == "F16") e.f16 = true;
+    else if (code == "F16") e.type = dtype::f16;
     else throw io_error(ctx + "unsupported dtype " + code + " (F32, F64, BF16, F16, I64 are read)");
     GRCNN_CHECK(v["shape"].is_array() && v["shape"].size() <= static_cast<std::size_t>(grcnn::shape::max_rank), io_error,
                 ctx, "shape must be an array of at most ", grcnn::shape::max_rank, " extents");
@@ -153,7 +134,7 @@ inline tensor_dict load_safetensors(const std::filesystem::path& path) {
     e.end = off[1].get<std::uint64_t>();
     GRCNN_CHECK(e.begin <= e.end && e.end <= data_size, io_error, ctx, "data_offsets [", e.begin, ", ", e.end,
                 "] outside the ", data_size, "-byte data section");
-    const std::uint64_t elem = e.f16 ? 2 : size_of(e.type);
+    const std::uint64_t elem = size_of(e.type);
     GRCNN_CHECK(e.end - e.begin == static_cast<std::uint64_t>(e.dims.numel()) * elem, io_error, ctx, "shape ", e.dims,
                 " of ", code, " needs ", static_cast<std::uint64_t>(e.dims.numel()) * elem, " bytes, data_offsets give ",
                 e.end - e.begin);
@@ -164,16 +145,9 @@ inline tensor_dict load_safetensors(const std::filesystem::path& path) {
     GRCNN_CHECK(list[i].begin >= list[i - 1].end, io_error, "safetensors: '", where, "': tensors '", list[i - 1].name,
                 "' and '", list[i].name, "' overlap");
   for (const auto& e : list) {
-    tensor t = tensor::empty(e.dims, e.f16 ? dtype::f32 : e.type);
+    tensor t = tensor::empty(e.dims, e.type);
     in.seekg(static_cast<std::streamoff>(8 + header_len + e.begin));
-    if (e.f16) {
-      std::vector<std::uint16_t> h(static_cast<std::size_t>(e.dims.numel()));
-      in.read(reinterpret_cast<char*>(h.data()), static_cast<std::streamsize>(h.size() * 2));
-      float* d = t.data<float>();
-      for (std::size_t i = 0; i < h.size(); ++i) d[i] = st_detail::half_to_float(h[i]);
-    } else {
-      in.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(e.end - e.begin));
-    }
+    in.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(e.end - e.begin));
     GRCNN_CHECK(in.good(), io_error, "safetensors: '", where, "': read of tensor '", e.name, "' failed");
     out.add(e.name, std::move(t));
   }

@@ -20,7 +20,7 @@ struct reference {
   using fallback = void;
   template <class Op>
   static constexpr bool supports = true;
-  static constexpr std::array<dtype, 3> dtypes{dtype::f32, dtype::bf16, dtype::f64};
+  static constexpr std::array<dtype, 4> dtypes{dtype::f32, dtype::bf16, dtype::f16, dtype::f64};
 };
 
 namespace ref_detail {
