@@ -45,6 +45,11 @@ TEST_CASE("load_state_dict reports every mismatch in one error", "[checkpoint]")
     else broken.add(name, t);
   }
   broken.add("stage_9.extra", tensor::zeros({1}));  // unexpected
+  // A valid entry with new values, which must not be applied when the load fails.
+  io::tensor_dict tmp;
+  for (const auto& [name, t] : broken.entries())
+    tmp.add(name, name == "stage_3.conv_g_r.weight" ? tensor::full(t.dims(), 0.5) : t);
+  broken = tmp;
   try {
     io::load_state_dict(net.state(), broken);
     FAIL("load_state_dict accepted a broken dictionary");
@@ -55,6 +60,9 @@ TEST_CASE("load_state_dict reports every mismatch in one error", "[checkpoint]")
                         Catch::Contains("'stage_2.bn_f.num_batches_tracked': file has dtype f32") &&
                         Catch::Contains("unexpected 'stage_9.extra'"));
   }
+  // All or nothing: the failed load changed no entry.
+  const io::tensor_dict after = io::state_dict(net.state());
+  for (const auto& [name, t] : d.entries()) CHECK(relative_error(after.at(name), t) == 0.0);
   CHECK_NOTHROW(io::load_state_dict(net.state(), d));
 }
 

@@ -143,3 +143,29 @@ TEST_CASE("shape and dtype errors name the op, the expected and the actual shape
   CHECK_THROWS_WITH(ops::batch_norm(x, gm, bt, rm, rv), Catch::Contains("running_var") && Catch::Contains("[3]"));
   CHECK_THROWS_WITH(ops::max_pool2d(variable(tensor::zeros({1, 1, 2, 2})), 5, 1), Catch::Contains("larger than input"));
 }
+
+TEST_CASE("a failing backward leaves an empty tape; a consumed graph cannot be walked twice", "[autograd]") {
+  variable x(tensor::from_values(shape{2}, std::vector<double>{1, 2}), true);
+  variable y = ops::sigmoid<backends::reference<double>>(x);
+  variable z = variable::result(tensor::scalar(0.0, dtype::f64), true);
+  autograd::record_op("fails", {&y}, {&z}, {}, nullptr, [](autograd::node&, std::span<const tensor>, std::span<tensor>) {
+    throw grcnn::error("user op failed");
+  });
+  CHECK(autograd::current_tape().size() == 2);
+  CHECK_THROWS_WITH(autograd::backward(z), Catch::Contains("user op failed"));
+  CHECK(autograd::current_tape().size() == 0);
+  CHECK(!x.grad().defined());
+
+  variable a = ops::sigmoid<backends::reference<double>>(x);
+  autograd::backward(a, tensor::full({2}, 1.0, dtype::f64));
+  CHECK_THROWS_WITH(autograd::backward(a, tensor::full({2}, 1.0, dtype::f64)), Catch::Contains("no longer on the tape"));
+}
+
+TEST_CASE("reshaping a channels-last [N, C, 1, 1] tensor keeps the element order", "[tensor]") {
+  const tensor t = tensor::from_values(shape{2, 4, 1, 1}, std::vector<double>{0, 1, 2, 3, 4, 5, 6, 7}, dtype::f64,
+                                       layout::nhwc);
+  const tensor r = t.reshape({2, 2, 2, 1});
+  CHECK(r.memory_layout() == layout::plain);
+  CHECK(r.values<double>() == std::vector<double>{0, 1, 2, 3, 4, 5, 6, 7});
+  CHECK(t.reshape({2, 4}).values<double>() == std::vector<double>{0, 1, 2, 3, 4, 5, 6, 7});
+}

@@ -109,6 +109,9 @@ TEST_CASE("malformed safetensors files raise errors that say what is wrong", "[i
       R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})";
   write_raw(p, overlap.size(), overlap, data);
   CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("overlap"));
+  const std::string huge = R"({"x":{"dtype":"F32","shape":[4611686018427387905,4],"data_offsets":[0,8]}})";
+  write_raw(p, huge.size(), huge, data);
+  CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("too large"));
   const std::string missing = R"({"x":{"dtype":"F32","shape":[2]}})";
   write_raw(p, missing.size(), missing, data);
   CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("needs dtype, shape and data_offsets"));

@@ -50,6 +50,19 @@ class tape {
     }
     GRCNN_CHECK(seed.dims() == root.dims(), shape_error, "backward: seed ", seed.describe(), " for root ",
                 root.value().describe());
+    if (!root.cell()->leaf) {
+      bool recorded = false;
+      for (const node& n : nodes_)
+        for (const auto& o : n.outputs) recorded = recorded || o == root.cell();
+      GRCNN_CHECK(recorded, error,
+                  "backward: the graph that produced this root is no longer on the tape (backward already ran "
+                  "for this forward pass, or it was recorded on another thread)");
+    }
+    // Whatever happens below (an error in a node's backward), the tape ends empty and holds nothing.
+    struct release_on_exit {
+      tape& t;
+      ~release_on_exit() { t.release(); }
+    } guard{*this};
     accumulate(*root.cell(), seed);
     std::vector<tensor> out_grads, in_grads;
     for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
@@ -72,12 +85,17 @@ class tape {
       n.state.reset();
       n.backward = nullptr;
     }
-    out_grads.clear();
-    in_grads.clear();
-    nodes_.clear();
   }
 
  private:
+  // Frees every node's saved tensors, payload and non-leaf output gradients, and empties the tape.
+  void release() {
+    for (node& n : nodes_)
+      for (auto& o : n.outputs)
+        if (!o->leaf) o->grad = tensor();
+    nodes_.clear();
+  }
+
   static void accumulate(grad_cell& cell, tensor g) {
     GRCNN_CHECK(!cell.grad.defined() || cell.grad.dims() == g.dims(), shape_error, "backward: gradient ",
                 g.describe(), " for ", cell.name.empty() ? "a variable" : cell.name, " holding ",

@@ -4,6 +4,7 @@
 // after warm-up. The counters make that measurable (tests and benchmarks read them).
 #include <cstddef>
 #include <cstdlib>
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -93,7 +94,7 @@ class host_allocator {
   mutable std::mutex mu_;
   std::unordered_map<std::size_t, std::vector<void*>> free_;
   allocator_stats stats_;
-  bool poison_ = false;
+  std::atomic<bool> poison_{false};
 };
 
 // RAII: poison new allocations for the lifetime of the guard.

@@ -36,9 +36,12 @@ class shape {
   int rank() const { return rank_; }
   std::int64_t operator[](int i) const { return dims_[static_cast<std::size_t>(i)]; }
   std::int64_t& operator[](int i) { return dims_[static_cast<std::size_t>(i)]; }
+  // The element count; a shape whose count overflows 63 bits (a corrupt file's header) is rejected.
   std::int64_t numel() const {
     std::int64_t n = 1;
-    for (int i = 0; i < rank_; ++i) n *= dims_[static_cast<std::size_t>(i)];
+    for (int i = 0; i < rank_; ++i)
+      GRCNN_CHECK(!__builtin_mul_overflow(n, dims_[static_cast<std::size_t>(i)], &n), shape_error,
+                  "shape: the element count of ", str(), " overflows");
     return n;
   }
   const std::int64_t* begin() const { return dims_.data(); }

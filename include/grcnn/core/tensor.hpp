@@ -253,7 +253,7 @@ class tensor {
                 describe());
     tensor r = *this;
     r.shape_ = s;
-    r.layout_ = (s.rank() == 4 && layout_ == layout::nhwc) ? layout::nhwc : layout::plain;
+    r.layout_ = (s.rank() == 4 && layout_ == layout::nhwc && s[2] * s[3] == 1) ? layout::nhwc : layout::plain;
     return r;
   }
 

@@ -39,9 +39,9 @@ inline idx_array read_idx(const std::filesystem::path& path) {
     GRCNN_CHECK(gzread(f, b, 4) == 4, io_error, "idx: '", where, "' ends inside its dimension list");
     const std::int64_t d = (std::int64_t{b[0]} << 24) | (b[1] << 16) | (b[2] << 8) | b[3];
     a.dims.push_back(d);
-    total *= d;
+    GRCNN_CHECK(!__builtin_mul_overflow(total, d, &total) && total <= (std::int64_t{1} << 34), io_error, "idx: '", where,
+                "' declares more than 2^34 elements");
   }
-  GRCNN_CHECK(total <= (std::int64_t{1} << 34), io_error, "idx: '", where, "' declares ", total, " elements");
   a.values.resize(static_cast<std::size_t>(total));
   std::size_t got = 0;
   while (got < a.values.size()) {

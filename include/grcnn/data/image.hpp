@@ -64,48 +64,71 @@ inline void png_read_bytes(png_structp png, png_bytep out, png_size_t n) {
   r->pos += n;
 }
 struct png_failure {
-  std::string message;
+  char message[256] = {0};
 };
 inline void png_on_error(png_structp png, png_const_charp msg) {
-  static_cast<png_failure*>(png_get_error_ptr(png))->message = msg;
+  auto* f = static_cast<png_failure*>(png_get_error_ptr(png));
+  std::snprintf(f->message, sizeof f->message, "%s", msg);
   png_longjmp(png, 1);
 }
 inline void png_on_warning(png_structp, png_const_charp) {}
 
+// Owns libpng's structures; destroyed normally (never skipped by a longjmp: see below).
+struct png_handles {
+  png_structp png = nullptr;
+  png_infop info = nullptr;
+  ~png_handles() { png_destroy_read_struct(&png, info ? &info : nullptr, nullptr); }
+};
+
+// The two functions that call libpng: every error longjmps back to their own setjmp, and they hold only
+// trivially destructible locals, so no C++ destructor is ever skipped. They return false on error.
+inline bool png_read_header(png_handles& h, png_reader* reader, png_uint_32* w, png_uint_32* ht, png_size_t* rowbytes) {
+  if (setjmp(png_jmpbuf(h.png))) return false;
+  png_set_read_fn(h.png, reader, png_read_bytes);
+  png_read_info(h.png, h.info);
+  const int color = png_get_color_type(h.png, h.info);
+  png_set_strip_16(h.png);  // high byte, as PIL
+  png_set_packing(h.png);
+  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(h.png);
+  if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(h.png, h.info) < 8) png_set_expand_gray_1_2_4_to_8(h.png);
+  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(h.png);
+  if (png_get_valid(h.png, h.info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(h.png);
+  png_set_strip_alpha(h.png);  // PIL's convert("RGB") drops alpha
+  png_set_interlace_handling(h.png);
+  png_read_update_info(h.png, h.info);
+  *w = png_get_image_width(h.png, h.info);
+  *ht = png_get_image_height(h.png, h.info);
+  *rowbytes = png_get_rowbytes(h.png, h.info);
+  return true;
+}
+inline bool png_read_rows(png_handles& h, png_bytepp rows) {
+  if (setjmp(png_jmpbuf(h.png))) return false;
+  png_read_image(h.png, rows);
+  return true;
+}
+
 inline rgb_image decode_png(const std::vector<unsigned char>& bytes, const std::string& where) {
   png_failure failure;
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &failure, png_on_error, png_on_warning);
-  GRCNN_CHECK(png, io_error, "image: cannot initialise the PNG decoder for '", where, "'");
-  png_infop info = png_create_info_struct(png);
-  rgb_image img;
-  std::vector<std::uint8_t> row;
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_read_struct(&png, &info, nullptr);
-    throw io_error("image: '" + where + "' is not a readable PNG: " + failure.message);
-  }
+  png_handles h;
+  h.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &failure, png_on_error, png_on_warning);
+  GRCNN_CHECK(h.png, io_error, "image: cannot initialise the PNG decoder for '", where, "'");
+  h.info = png_create_info_struct(h.png);
+  GRCNN_CHECK(h.info, io_error, "image: cannot initialise the PNG decoder for '", where, "'");
   png_reader reader{&bytes, 0};
-  png_set_read_fn(png, &reader, png_read_bytes);
-  png_read_info(png, info);
-  const auto w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-  const int color = png_get_color_type(png, info);
-  png_set_strip_16(png);  // high byte, as PIL
-  png_set_packing(png);
-  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-  if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) png_set_expand_gray_1_2_4_to_8(png);
-  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
-  png_set_strip_alpha(png);  // PIL's convert("RGB") drops alpha
-  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png), png_set_strip_alpha(png);
-  png_set_interlace_handling(png);
-  png_read_update_info(png, info);
-  GRCNN_CHECK(png_get_rowbytes(png, info) == static_cast<png_size_t>(w) * 3, io_error, "image: '", where,
-              "' decodes to an unexpected row size");
+  png_uint_32 w = 0, ht = 0;
+  png_size_t rowbytes = 0;
+  GRCNN_CHECK(png_read_header(h, &reader, &w, &ht, &rowbytes), io_error, "image: '", where,
+              "' is not a readable PNG: ", failure.message);
+  GRCNN_CHECK(w > 0 && ht > 0 && static_cast<std::uint64_t>(w) * ht <= (std::uint64_t{1} << 28), io_error, "image: '",
+              where, "' declares ", w, "x", ht, " pixels");
+  GRCNN_CHECK(rowbytes == static_cast<png_size_t>(w) * 3, io_error, "image: '", where, "' decodes to an unexpected row size");
+  rgb_image img;
   img.width = static_cast<int>(w);
-  img.height = static_cast<int>(h);
-  img.pixels.resize(static_cast<std::size_t>(w) * h * 3);
-  std::vector<png_bytep> rows(h);
-  for (png_uint_32 y = 0; y < h; ++y) rows[y] = img.pixels.data() + static_cast<std::size_t>(y) * w * 3;
-  png_read_image(png, rows.data());
-  png_destroy_read_struct(&png, &info, nullptr);
+  img.height = static_cast<int>(ht);
+  img.pixels.resize(static_cast<std::size_t>(w) * ht * 3);
+  std::vector<png_bytep> rows(ht);
+  for (png_uint_32 y = 0; y < ht; ++y) rows[y] = img.pixels.data() + static_cast<std::size_t>(y) * w * 3;
+  GRCNN_CHECK(png_read_rows(h, rows.data()), io_error, "image: '", where, "' is not a readable PNG: ", failure.message);
   return img;
 }
 

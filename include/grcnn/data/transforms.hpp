@@ -143,7 +143,7 @@ inline constexpr std::array<float, 3> imagenet_std{0.229f, 0.224f, 0.225f};
 inline void write_normalized(const rgb_image& img, tensor& batch, std::int64_t n,
                              const std::array<float, 3>& mean = imagenet_mean, const std::array<float, 3>& stddev = imagenet_std) {
   GRCNN_CHECK(batch.rank() == 4 && batch.dim(1) == 3 && batch.dim(2) == img.height && batch.dim(3) == img.width &&
-                  batch.type() == dtype::f32 && n < batch.dim(0),
+                  batch.type() == dtype::f32 && batch.memory_layout() != layout::opaque && n >= 0 && n < batch.dim(0),
               shape_error, "write_normalized: a ", img.width, "x", img.height, " image does not fit sample ", n, " of ",
               batch.describe());
   float* d = batch.data<float>();

@@ -134,10 +134,14 @@ inline tensor_dict load_safetensors(const std::filesystem::path& path) {
     e.end = off[1].get<std::uint64_t>();
     GRCNN_CHECK(e.begin <= e.end && e.end <= data_size, io_error, ctx, "data_offsets [", e.begin, ", ", e.end,
                 "] outside the ", data_size, "-byte data section");
-    const std::uint64_t elem = size_of(e.type);
-    GRCNN_CHECK(e.end - e.begin == static_cast<std::uint64_t>(e.dims.numel()) * elem, io_error, ctx, "shape ", e.dims,
-                " of ", code, " needs ", static_cast<std::uint64_t>(e.dims.numel()) * elem, " bytes, data_offsets give ",
-                e.end - e.begin);
+    std::uint64_t count = 1, need = 0;
+    for (auto d : e.dims)
+      GRCNN_CHECK(!__builtin_mul_overflow(count, static_cast<std::uint64_t>(d), &count), io_error, ctx, "shape ", e.dims,
+                  " is too large");
+    GRCNN_CHECK(!__builtin_mul_overflow(count, static_cast<std::uint64_t>(size_of(e.type)), &need), io_error, ctx,
+                "shape ", e.dims, " is too large");
+    GRCNN_CHECK(e.end - e.begin == need, io_error, ctx, "shape ", e.dims, " of ", code, " needs ", need,
+                " bytes, data_offsets give ", e.end - e.begin);
     list.push_back(std::move(e));
   }
   std::sort(list.begin(), list.end(), [](const entry& a, const entry& b) { return a.begin < b.begin; });

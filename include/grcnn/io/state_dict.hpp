@@ -24,12 +24,13 @@ struct load_options {
   bool strict = true;  // unexpected names in the file are errors (missing ones always are)
 };
 
-// Loads `d` into the entries of `state`. Entries that share a tensor (weight-sharing variants list a
+// Loads `d` into the entries of `state`, all or nothing. Entries that share a tensor (weight-sharing variants list a
 // shared conv under every iteration's name) must agree in the file and are tied to one value.
 inline void load_state_dict(const nn::state_list& state, const tensor_dict& d, const load_options& opt = {}) {
   std::vector<std::string> problems;
   std::map<std::string, bool> used;
   std::map<const void*, std::pair<std::string, tensor>> tied;  // grad cell or buffer -> first name and data
+  std::vector<std::pair<tensor*, tensor>> assignments;  // applied only when every entry checked out
   for (const auto& e : state) {
     if (!d.contains(e.name)) {
       problems.push_back("missing '" + e.name + "'");
@@ -57,10 +58,8 @@ inline void load_state_dict(const nn::state_list& state, const tensor_dict& d, c
         problems.push_back("'" + e.name + "' is shared with '" + it->second.first + "' but the file holds different values");
       continue;
     }
-    if (dst.memory_layout() == layout::opaque)
-      dst = value.to_format(dst.format());
-    else
-      dst = value.to_layout(dst.memory_layout()).clone();
+    assignments.emplace_back(&dst, dst.memory_layout() == layout::opaque ? value.to_format(dst.format())
+                                                                         : value.to_layout(dst.memory_layout()).clone());
   }
   if (opt.strict)
     for (const auto& [name, t] : d.entries())
@@ -72,6 +71,7 @@ inline void load_state_dict(const nn::state_list& state, const tensor_dict& d, c
     for (const auto& p : problems) os << "\n  " << p;
     throw io_error(os.str());
   }
+  for (auto& [dst, value] : assignments) *dst = std::move(value);
 }
 
 inline void save_state_dict(const std::filesystem::path& path, const nn::state_list& state,

@@ -103,8 +103,8 @@ class network<topology<Layers...>, Backend> {
   }
 
  private:
-  network(int num_classes, initializer rng)
-      : modules_(detail::module_for<Layers>::make(num_classes, rng)...) {}
+  // Braces: the layers are built (and draw from the seeded stream) in order, on every compiler.
+  network(int num_classes, initializer rng) : modules_{detail::module_for<Layers>::make(num_classes, rng)...} {}
 
   template <class Spec, class M>
   static variable run_module(M& m, const variable& h, const forward_context& ctx) {

@@ -37,6 +37,8 @@ class sgd {
       GRCNN_CHECK(w.type() == dtype::f32, dtype_error, "sgd: parameter ", p.name(), " is ", w.describe(),
                   "; the optimizer updates f32 master weights");
       tensor g = p.grad();
+      GRCNN_CHECK(g.type() == w.type(), dtype_error, "sgd: gradient ", g.describe(), " of parameter ", p.name(),
+                  " does not match its weight ", w.describe());
       if (!g.same_format(w)) g = w.memory_layout() == layout::opaque ? g.to_format(w.format()) : g.to_layout(w.memory_layout());
       const std::size_t n = w.bytes() / sizeof(float);
       float* wv = static_cast<float*>(w.raw());

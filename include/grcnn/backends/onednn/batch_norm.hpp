@@ -50,8 +50,9 @@ struct kernel<onednn, ops::batch_norm_op> {
     tensor y = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
     auto s = std::make_unique<payload>();
     s->plan = &p;
-    tensor mean = pr.training ? tensor::empty(grcnn::shape{C}) : running_mean;
-    tensor var = pr.training ? tensor::empty(grcnn::shape{C}) : running_var;
+    // Eval mode keeps copies: a later training forward updates the running statistics in place.
+    tensor mean = pr.training ? tensor::empty(grcnn::shape{C}) : running_mean.clone();
+    tensor var = pr.training ? tensor::empty(grcnn::shape{C}) : running_var.clone();
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, mem(md(pr.x), x)},     {DNNL_ARG_DST, mem(md(pr.x), y)},
                                                {DNNL_ARG_SCALE, mem(gamma)},         {DNNL_ARG_SHIFT, mem(beta)},
                                                {DNNL_ARG_MEAN, mem(mean)},           {DNNL_ARG_VARIANCE, mem(var)}};
