@@ -143,9 +143,7 @@ class tensor {
   // Same shape, dtype and physical format: elementwise kernels may then work on raw memory.
   bool same_format(const tensor& o) const {
     if (!(shape_ == o.shape_) || dtype_ != o.dtype_ || layout_ != o.layout_) return false;
-    if (layout_ == layout::opaque) return format_->same_as(*o.format_);
-    if (layout_ == layout::nhwc) return true;
-    return true;
+    return layout_ != layout::opaque || format_->same_as(*o.format_);
   }
 
   std::string describe() const {
