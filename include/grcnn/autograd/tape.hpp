@@ -148,8 +148,8 @@ inline bool should_record(std::initializer_list<const variable*> inputs) {
 
 // The public way to append an op to the tape, used by every built-in op and by user-defined ones.
 // `outputs` must be fresh results (variable::result); `inputs` may contain undefined variables.
-inline void record_op(std::string_view op, std::initializer_list<const variable*> inputs,
-                      std::initializer_list<const variable*> outputs, std::vector<tensor> saved,
+inline void record_op(std::string_view op, std::span<const variable* const> inputs,
+                      std::span<const variable* const> outputs, std::vector<tensor> saved,
                       std::unique_ptr<payload> state, backward_fn backward) {
   node n;
   n.op = op;
@@ -161,6 +161,13 @@ inline void record_op(std::string_view op, std::initializer_list<const variable*
   n.state = std::move(state);
   n.backward = std::move(backward);
   current_tape().record(std::move(n));
+}
+inline void record_op(std::string_view op, std::initializer_list<const variable*> inputs,
+                      std::initializer_list<const variable*> outputs, std::vector<tensor> saved,
+                      std::unique_ptr<payload> state, backward_fn backward) {
+  record_op(op, std::span<const variable* const>(inputs.begin(), inputs.size()),
+            std::span<const variable* const>(outputs.begin(), outputs.size()), std::move(saved), std::move(state),
+            std::move(backward));
 }
 
 }  // namespace grcnn::autograd

@@ -22,30 +22,27 @@ variable sk_select(const std::vector<variable>& branches, const variable& logits
   const sk_select_problem pr{tensor_desc::of(b0), static_cast<int>(M)};
   return backends::dispatch<B, sk_select_op>::run(pr, [&]<class K>(std::type_identity<K>) {
     std::vector<tensor> values;
-    bool rec = false;
+    std::vector<const variable*> inputs;
     for (const auto& b : branches) {
       values.push_back(b.value());
-      rec = rec || autograd::should_record({&b});
+      inputs.push_back(&b);
     }
-    rec = rec || autograd::should_record({&logits});
+    inputs.push_back(&logits);
+    bool rec = false;
+    for (const variable* v : inputs) rec = rec || autograd::should_record({v});
     variable out = variable::result(K::forward(pr, values, logits.value()), rec);
     if (rec) {
       std::vector<tensor> saved = values;
       saved.push_back(logits.value());
-      autograd::node n;
-      n.op = sk_select_op::name;
-      for (const auto& b : branches) n.inputs.push_back(b.requires_grad() ? b.cell() : nullptr);
-      n.inputs.push_back(logits.requires_grad() ? logits.cell() : nullptr);
-      n.outputs.push_back(out.cell());
-      n.saved = std::move(saved);
-      n.backward = [pr](autograd::node& node, grad_inputs og, grad_slots ig) {
-        const std::vector<tensor> bs(node.saved.begin(), node.saved.end() - 1);
-        std::vector<tensor*> dbs;
-        for (std::size_t m = 0; m < bs.size(); ++m) dbs.push_back(detail::slot(node, ig, m));
-        K::backward(pr, detail::as_layout(og[0], pr.branch.memory_layout), bs, node.saved.back(), dbs,
-                    detail::slot(node, ig, bs.size()));
-      };
-      autograd::current_tape().record(std::move(n));
+      const variable* outputs[] = {&out};
+      autograd::record_op(sk_select_op::name, inputs, outputs, std::move(saved), nullptr,
+                          [pr](autograd::node& node, grad_inputs og, grad_slots ig) {
+                            const std::vector<tensor> bs(node.saved.begin(), node.saved.end() - 1);
+                            std::vector<tensor*> dbs;
+                            for (std::size_t m = 0; m < bs.size(); ++m) dbs.push_back(detail::slot(node, ig, m));
+                            K::backward(pr, detail::as_layout(og[0], pr.branch.memory_layout), bs, node.saved.back(),
+                                        dbs, detail::slot(node, ig, bs.size()));
+                          });
     }
     return out;
   });

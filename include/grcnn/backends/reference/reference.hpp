@@ -49,12 +49,6 @@ T sigmoid(T v) {
   return T(1) / (T(1) + std::exp(-v));
 }
 
-template <class T>
-struct vector_payload : autograd::payload {
-  std::vector<T> a, b;
-  std::vector<std::size_t> index;
-};
-
 }  // namespace ref_detail
 }  // namespace grcnn::backends
 
