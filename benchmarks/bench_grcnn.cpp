@@ -27,7 +27,7 @@ int run(int batch, int size, int steps, int warmup, const std::string& which) {
   std::vector<std::int64_t> y(static_cast<std::size_t>(batch));
   for (auto& l : y) l = static_cast<std::int64_t>(rng() % 1000);
   const tensor labels = tensor::from_values(shape{batch}, y);
-  train::sgd opt(net.parameters(), {.lr = 0.01, .momentum = 0.9, .weight_decay = 1e-4});
+  train::sgd opt(net.parameters(), {.lr = 0.01, .weight_decay = 1e-4, .momentum = 0.9});
 
   auto measure = [&](const char* mode, auto&& step) {
     for (int i = 0; i < warmup; ++i) step();

@@ -105,14 +105,14 @@ class Block(nn.Module):
 
 
 class GRCNN(nn.Module):
-    def __init__(self, iters, planes, sk, share, cifar, classes):
+    def __init__(self, iters, planes, sk, share, cifar, classes, stem=64, pool=None):
         super().__init__()
         e = 2 if sk else 4
         groups = 16 if cifar else 32
         momentum = 0.05 if cifar else 0.1
         self.cifar = cifar
         if cifar:
-            self.conv_3x3 = kaiming(nn.Conv2d(3, 64, 3, 1, 1, bias=False))
+            self.conv_3x3 = kaiming(nn.Conv2d(3, stem, 3, 1, 1, bias=False))
         else:
             self.conv1 = kaiming(nn.Conv2d(3, 64, 7, 2, 3, bias=False))
             self.bn1 = bn(64, momentum)
@@ -120,13 +120,14 @@ class GRCNN(nn.Module):
             self.maxpool = nn.MaxPool2d(3, 2, 1)
             self.conv2 = kaiming(nn.Conv2d(64, 64, 3, 1, 1, bias=False))
         names = ["stage_1", "stage_2", "stage_3"] if cifar else ["layer1", "layer2", "layer3", "layer4"]
-        cin = 64
+        cin = stem
         for i, (name, T, p) in enumerate(zip(names, iters, planes)):
             self.add_module(name, Block(cin, p, T, i + 1 < len(names), e, groups, sk, share, cifar, momentum))
             cin = p * e
         self.blocks = names
         self.lastact = nn.Sequential(bn(cin, momentum), nn.ReLU())
-        self.avgpool = nn.AvgPool2d(8 if cifar else 7)
+        # pool 0: a global average (grcnn_small), else the original fixed window
+        self.avgpool = nn.AdaptiveAvgPool2d(1) if pool == 0 else nn.AvgPool2d(8 if cifar else 7)
         self.classifier = nn.Linear(cin, classes)
         nn.init.kaiming_normal_(self.classifier.weight)
         nn.init.zeros_(self.classifier.bias)
@@ -158,6 +159,7 @@ VARIANTS = {
     "grcnn110_share": dict(iters=[6, 9, 18], planes=[128, 160, 192], sk=False, share=True, cifar=True),
     "grcnn110_sk": dict(iters=[6, 9, 18], planes=[192, 320, 448], sk=True, share=False, cifar=True),
     "grcnn110_sk_share": dict(iters=[6, 9, 18], planes=[192, 320, 448], sk=True, share=True, cifar=True),
+    "grcnn_small": dict(iters=[1, 2, 2], planes=[16, 32, 48], sk=False, share=False, cifar=True, stem=32, pool=0),
 }
 
 

@@ -21,6 +21,10 @@ struct backend_error : error {
 struct io_error : error {
   using error::error;
 };
+// A computation produced NaN or infinity where a finite value is required (a diverging loss).
+struct numeric_error : error {
+  using error::error;
+};
 
 namespace detail {
 template <class... Args>

@@ -24,7 +24,10 @@ inline void add_inplace(tensor& dst, const tensor& src) {
     if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) {
       for (std::size_t i = 0; i < n; ++i) d[i] = T(static_cast<float>(d[i]) + static_cast<float>(p[i]));
     } else {
-      for (std::size_t i = 0; i < n; ++i) d[i] += p[i];
+      // Gradient accumulation of large activations: worth the threads (OpenMP, as the backends use).
+      const auto m = static_cast<std::int64_t>(n);
+#pragma omp parallel for simd schedule(static) if (m > (1 << 16))
+      for (std::int64_t i = 0; i < m; ++i) d[i] += p[i];
     }
   });
 }

@@ -39,6 +39,14 @@ using grcnn110_share_topology = cifar_topology<6, 9, 18, 128, 160, 192, false, t
 using grcnn110_sk_topology = cifar_topology<6, 9, 18, 192, 320, 448, true, false>;
 using grcnn110_sk_share_topology = cifar_topology<6, 9, 18, 192, 320, 448, true, true>;
 
+// A small CIFAR-style GRCNN (269,706 parameters with 10 classes) for quick runs on 28-32 px images
+// such as Fashion-MNIST: a 32-channel stem, three GRCLs (p = 16, 32, 48; T = 1, 2, 2) and a global
+// average readout, so it takes any input size that survives two halvings.
+using grcnn_small_topology =
+    nn::topology<nn::cifar_stem<32>, nn::grcl<"stage_1", cifar_grcl(32, 16, 1, true)>,
+                 nn::grcl<"stage_2", cifar_grcl(64, 32, 2, true)>, nn::grcl<"stage_3", cifar_grcl(128, 48, 2, false)>,
+                 nn::classifier_head<192, 0, 0.05>>;
+
 template <class B = backends::default_backend> using grcnn55 = nn::network<grcnn55_topology, B>;
 template <class B = backends::default_backend> using grcnn109 = nn::network<grcnn109_topology, B>;
 template <class B = backends::default_backend> using skgrcnn55 = nn::network<skgrcnn55_topology, B>;
@@ -51,5 +59,6 @@ template <class B = backends::default_backend> using grcnn110 = nn::network<grcn
 template <class B = backends::default_backend> using grcnn110_share = nn::network<grcnn110_share_topology, B>;
 template <class B = backends::default_backend> using grcnn110_sk = nn::network<grcnn110_sk_topology, B>;
 template <class B = backends::default_backend> using grcnn110_sk_share = nn::network<grcnn110_sk_share_topology, B>;
+template <class B = backends::default_backend> using grcnn_small = nn::network<grcnn_small_topology, B>;
 
 }  // namespace grcnn::models

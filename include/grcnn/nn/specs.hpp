@@ -76,8 +76,9 @@ struct cifar_stem {
   static constexpr int out_channels = Out;
 };
 
-// Readout: lastact (BN + ReLU), avgpool (fixed Pool x Pool window, as the original code), flatten,
-// classifier (Linear In -> classes; the class count is a run-time value).
+// Readout: lastact (BN + ReLU), avgpool (fixed Pool x Pool window, as the original code; Pool = 0
+// averages the whole final map, for inputs of any size), flatten, classifier (Linear In -> classes;
+// the class count is a run-time value).
 template <int In, int Pool, double Momentum = 0.1>
 struct classifier_head {
   static constexpr fixed_string name_string = "head";
@@ -86,6 +87,7 @@ struct classifier_head {
   static constexpr int out_channels = In;  // before the classifier, whose width is run-time
   static constexpr int pool = Pool;
   static constexpr double bn_momentum = Momentum;
+  static_assert(Pool >= 0, "grcnn: the classifier head's pool window must be positive, or 0 for a global average");
 };
 
 }  // namespace grcnn::nn

@@ -56,11 +56,11 @@ class head_module {
   template <class B>
   variable forward(const variable& x, const forward_context& ctx) {
     const auto& d = x.dims();
-    GRCNN_CHECK(d[2] == pool_ && d[3] == pool_, shape_error, "classifier head: the AvgPool2d(", pool_,
+    GRCNN_CHECK(pool_ == 0 || (d[2] == pool_ && d[3] == pool_), shape_error, "classifier head: the AvgPool2d(", pool_,
                 ") readout of the original model needs a ", pool_, "x", pool_, " final feature map, got ", d[2], "x",
                 d[3], " (input images of the wrong size?)");
     const variable a = bn_relu<B>(bn_, x, ctx, "lastact", "0", "1");
-    const variable p = ops::avg_pool2d<B>(a, pool_, pool_);
+    const variable p = pool_ == 0 ? ops::global_avg_pool<B>(a) : ops::avg_pool2d<B>(a, pool_, pool_);
     ctx.emit("", "avgpool", p);
     const variable y = classifier_.forward<B>(ops::flatten(p));
     ctx.emit("", "classifier", y);

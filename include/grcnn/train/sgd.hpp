@@ -1,74 +1,75 @@
 #pragma once
-// SGD with momentum, Nesterov and weight decay exactly as torch.optim.SGD applies them:
-//   g = grad + wd * w;  buf = momentum * buf + (1 - dampening) * g  (buf = g on the first step);
-//   step = nesterov ? g + momentum * buf : buf;  w -= lr * step.
-// Works on any weight format (blocked oneDNN weights included): gradients come in the weight's format.
-#include <vector>
-
-#include "grcnn/autograd/variable.hpp"
+// SGD with momentum, Nesterov and weight decay exactly as torch.optim.SGD (1.13+) applies them:
+//   d = grad + wd * w;  buf = d on the first step, else momentum * buf + (1 - dampening) * d;
+//   step = nesterov ? d + momentum * buf : buf;  w -= lr * step.
+#include "grcnn/train/optimizer.hpp"
 
 namespace grcnn::train {
 
-struct sgd_options {
-  double lr = 0.1;
-  double momentum = 0.0;
-  double dampening = 0.0;
-  double weight_decay = 0.0;
-  bool nesterov = false;
-};
-
-class sgd {
+class sgd final : public optimizer {
  public:
-  sgd(std::vector<autograd::variable*> params, sgd_options o) : params_(std::move(params)), o_(o), buffers_(params_.size()) {
-    GRCNN_CHECK(o.lr >= 0 && o.momentum >= 0 && o.weight_decay >= 0, error, "sgd: negative lr, momentum or weight decay");
-    GRCNN_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0), error,
-                "sgd: Nesterov momentum needs momentum > 0 and zero dampening");
+  explicit sgd(std::vector<param_group> groups) : optimizer(std::move(groups)) {
+    for (const auto& g : groups_)
+      GRCNN_CHECK(!g.nesterov || (g.momentum > 0 && g.dampening == 0), error, "sgd: group ", g.name,
+                  ": Nesterov momentum needs momentum > 0 and zero dampening");
+    buffers_.resize(groups_.size());
+    for (std::size_t g = 0; g < groups_.size(); ++g) buffers_[g].resize(groups_[g].params.size());
   }
+  // One group with the given hyper-parameters.
+  sgd(std::vector<variable*> params, param_group hyper) : sgd(one_group(std::move(params), std::move(hyper))) {}
 
-  void set_lr(double lr) { o_.lr = lr; }
-  double lr() const { return o_.lr; }
+  const char* kind() const override { return "sgd"; }
 
-  // Applies one update to every parameter that has a gradient; leaves gradients in place.
-  void step() {
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      autograd::variable& p = *params_[i];
-      if (!p.grad().defined()) continue;
-      tensor& w = p.value();
-      GRCNN_CHECK(w.type() == dtype::f32, dtype_error, "sgd: parameter ", p.name(), " is ", w.describe(),
-                  "; the optimizer updates f32 master weights");
-      tensor g = p.grad();
-      GRCNN_CHECK(g.type() == w.type(), dtype_error, "sgd: gradient ", g.describe(), " of parameter ", p.name(),
-                  " does not match its weight ", w.describe());
-      if (!g.same_format(w)) g = w.memory_layout() == layout::opaque ? g.to_format(w.format()) : g.to_layout(w.memory_layout());
-      const std::size_t n = w.bytes() / sizeof(float);
-      float* wv = static_cast<float*>(w.raw());
-      const float* gv = static_cast<const float*>(g.raw());
-      const auto lr = static_cast<float>(o_.lr), wd = static_cast<float>(o_.weight_decay),
-                 mom = static_cast<float>(o_.momentum), damp = static_cast<float>(1.0 - o_.dampening);
-      if (mom == 0.0f) {
-        for (std::size_t k = 0; k < n; ++k) wv[k] -= lr * (gv[k] + wd * wv[k]);
-        continue;
+  void step() override {
+    for (std::size_t g = 0; g < groups_.size(); ++g)
+      for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
+        const tensor grad = gradient_of(*groups_[g].params[i]);
+        if (!grad.defined()) continue;
+        tensor& w = groups_[g].params[i]->value();
+        if (w.type() == dtype::f64)
+          update<double>(groups_[g], w, grad, buffers_[g][i]);
+        else
+          update<float>(groups_[g], w, grad, buffers_[g][i]);
       }
-      tensor& buf = buffers_[i];
-      const bool first = !buf.defined() || !buf.same_format(w);
-      if (first) buf = tensor::empty_like(w);
-      float* bv = static_cast<float*>(buf.raw());
-      for (std::size_t k = 0; k < n; ++k) {
-        const float d = gv[k] + wd * wv[k];
-        bv[k] = first ? d : mom * bv[k] + damp * d;
-        wv[k] -= lr * (o_.nesterov ? d + mom * bv[k] : bv[k]);
-      }
-    }
   }
-  void zero_grad() {
-    for (auto* p : params_) p->zero_grad();
-  }
-  const std::vector<tensor>& momentum_buffers() const { return buffers_; }
+  const tensor& momentum_buffer(std::size_t group, std::size_t index) const { return buffers_.at(group).at(index); }
 
  private:
-  std::vector<autograd::variable*> params_;
-  sgd_options o_;
-  std::vector<tensor> buffers_;
+  static std::vector<param_group> one_group(std::vector<variable*> params, param_group hyper) {
+    hyper.params = std::move(params);
+    return {std::move(hyper)};
+  }
+
+  template <class T>
+  static void update(const param_group& o, tensor& w, const tensor& grad, tensor& buf) {
+    const std::size_t n = w.bytes() / sizeof(T);
+    T* wv = static_cast<T*>(w.raw());
+    const T* gv = static_cast<const T*>(grad.raw());
+    const T lr = static_cast<T>(o.lr), wd = static_cast<T>(o.weight_decay), mom = static_cast<T>(o.momentum),
+            damp = static_cast<T>(1.0 - o.dampening);
+    if (o.momentum == 0.0) {
+      for (std::size_t k = 0; k < n; ++k) wv[k] -= lr * (gv[k] + wd * wv[k]);
+      return;
+    }
+    match_format(buf, w);
+    const bool first = !buf.defined();
+    if (first) buf = tensor::empty_like(w);
+    T* bv = static_cast<T*>(buf.raw());
+    for (std::size_t k = 0; k < n; ++k) {
+      const T d = gv[k] + wd * wv[k];
+      bv[k] = first ? d : mom * bv[k] + damp * d;
+      wv[k] -= lr * (o.nesterov ? d + mom * bv[k] : bv[k]);
+    }
+  }
+
+  void save_slots(io::tensor_dict& d, const std::string& key, std::size_t g, std::size_t i) const override {
+    put(d, key + ".momentum_buffer", buffers_[g][i]);
+  }
+  void load_slots(const io::tensor_dict& d, const std::string& key, std::size_t g, std::size_t i) override {
+    buffers_[g][i] = take(d, key + ".momentum_buffer", groups_[g].params[i]->value());
+  }
+
+  std::vector<std::vector<tensor>> buffers_;  // undefined until a parameter's first momentum step
 };
 
 }  // namespace grcnn::train

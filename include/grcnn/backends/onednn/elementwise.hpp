@@ -1,7 +1,8 @@
 #pragma once
 // ReLU and sigmoid (eltwise primitives, differentiated through their output), add and mul (binary
 // primitive), and the GRCL gate x + sigmoid(a + b) * y as one binary primitive with post-ops
-// (logistic, mul y, add x). The gate's backward is our own single pass over memory.
+// (logistic, mul y, add x). The gate's backward recomputes the sigmoid with the binary primitive and
+// finishes in our own pass over memory.
 #include "grcnn/backends/onednn/context.hpp"
 
 namespace grcnn::backends {
@@ -130,29 +131,56 @@ struct kernel<onednn, ops::gated_update_op> {
     return out;
   }
 
-  // dx = dout; dy = dout * s; da = db = dout * y * s * (1 - s); one pass, all operands in one layout.
+  // dx = dout; dy = dout * s; da = db = dout * y * s * (1 - s). In f32 the gate s = sigmoid(a + b) comes
+  // from a JIT binary primitive (a vectorised exp), then one vectorisable pass; bf16 keeps s in f32 in a
+  // single scalar pass.
   static void backward(const P& pr, const tensor& dout, const tensor& a, const tensor& b, const tensor& y,
                        tensor* dx, tensor* dgate, tensor* dy) {
     if (dx) *dx = dout;
     if (!dgate && !dy) return;
     if (dgate) *dgate = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
     if (dy) *dy = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
-    detail::visit_dtype(pr.x.type, [&]<class T>() {
-      if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bf16>) {
-        using namespace onednn_detail;
-        const T *g = static_cast<const T*>(dout.raw()), *av = static_cast<const T*>(a.raw()),
-                *bv = static_cast<const T*>(b.raw()), *yv = static_cast<const T*>(y.raw());
-        T* dg = dgate ? static_cast<T*>(dgate->raw()) : nullptr;
-        T* dyv = dy ? static_cast<T*>(dy->raw()) : nullptr;
-        parallel_for(pr.x.dims.numel(), [&](std::int64_t i) {
-          const float s = 1.f / (1.f + std::exp(-(to_f32(av[i]) + to_f32(bv[i]))));
-          const float gi = to_f32(g[i]);
-          if (dg) dg[i] = from_f32<T>(gi * to_f32(yv[i]) * s * (1.f - s));
-          if (dyv) dyv[i] = from_f32<T>(gi * s);
-        });
-      } else {
-        throw backend_error("onednn gated_update: unsupported dtype");
-      }
+    using namespace onednn_detail;
+    const std::int64_t n = pr.x.dims.numel();
+    if (pr.x.type == dtype::f32) {
+      const auto m = md(pr.x);
+      auto& sig = cached_plan<binary_plan>("gate_sigmoid" + pr.str(), [&] {
+        dnnl::post_ops po;
+        po.append_eltwise(1.f, dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
+        dnnl::primitive_attr attr;
+        attr.set_post_ops(po);
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        binary_plan p;
+        p.fwd = dnnl::binary(dnnl::binary::primitive_desc(dnnl::binary::desc(dnnl::algorithm::binary_add, m, m, m), attr, engine()));
+        return p;
+      }).fwd;
+      tensor s = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
+      execute(sig, {{DNNL_ARG_SRC_0, mem(m, a)}, {DNNL_ARG_SRC_1, mem(m, b)}, {DNNL_ARG_DST, mem(m, s)}});
+      const float* __restrict g = static_cast<const float*>(dout.raw());
+      const float* __restrict sv = static_cast<const float*>(s.raw());
+      const float* __restrict yv = static_cast<const float*>(y.raw());
+      float* __restrict dg = dgate ? static_cast<float*>(dgate->raw()) : nullptr;
+      float* __restrict dyv = dy ? static_cast<float*>(dy->raw()) : nullptr;
+      constexpr std::int64_t chunk = 1 << 14;
+      parallel_for((n + chunk - 1) / chunk, [&](std::int64_t c) {
+        const std::int64_t lo = c * chunk, hi = std::min(n, lo + chunk);
+        if (dg)
+          for (std::int64_t i = lo; i < hi; ++i) dg[i] = g[i] * yv[i] * sv[i] * (1.f - sv[i]);
+        if (dyv)
+          for (std::int64_t i = lo; i < hi; ++i) dyv[i] = g[i] * sv[i];
+      });
+      return;
+    }
+    GRCNN_CHECK(pr.x.type == dtype::bf16, backend_error, "onednn gated_update: unsupported dtype ", name_of(pr.x.type));
+    const bf16 *g = static_cast<const bf16*>(dout.raw()), *av = static_cast<const bf16*>(a.raw()),
+               *bv = static_cast<const bf16*>(b.raw()), *yv = static_cast<const bf16*>(y.raw());
+    bf16* dg = dgate ? static_cast<bf16*>(dgate->raw()) : nullptr;
+    bf16* dyv = dy ? static_cast<bf16*>(dy->raw()) : nullptr;
+    parallel_for(n, [&](std::int64_t i) {
+      const float s = 1.f / (1.f + std::exp(-(to_f32(av[i]) + to_f32(bv[i]))));
+      const float gi = to_f32(g[i]);
+      if (dg) dg[i] = from_f32<bf16>(gi * to_f32(yv[i]) * s * (1.f - s));
+      if (dyv) dyv[i] = from_f32<bf16>(gi * s);
     });
   }
 };

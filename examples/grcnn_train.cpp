@@ -1,0 +1,299 @@
+// grcnn-train: trains (or evaluates) a ready-made GRCNN on ImageFolder, Fashion-MNIST, MNIST or
+// CIFAR data with the paper's recipes: SGD/AdamW with parameter groups, step/multistep/cosine/one-cycle
+// schedules with warm-up, GRCNN's or PyTorch's label smoothing, mixup; checkpoints, resume, metrics.
+//   grcnn-train --arch grcnn_small --dataset fashion-mnist --epochs 5 --out runs/fmnist
+//   grcnn-train --arch grcnn55 --dataset imagefolder --data /imagenet/train --eval-data /imagenet/val ...
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <omp.h>
+
+#include <grcnn/data/cifar.hpp>
+#include <grcnn/data/image_folder.hpp>
+#include <grcnn/data/mnist.hpp>
+#include <grcnn/models/registry.hpp>
+#include <grcnn/train/adamw.hpp>
+#include <grcnn/train/sgd.hpp>
+#include <grcnn/train/trainer.hpp>
+
+using namespace grcnn;
+
+namespace {
+
+struct settings {
+  std::string arch = "grcnn_small", dataset = "fashion-mnist", data, eval_data, out = "runs/grcnn", backend = "auto";
+  std::string optimizer = "sgd", schedule = "cosine", smoothing_style = "grcnn", init_weights, resume;
+  bool resume_given = false, nesterov = false, eval_only = false, no_decay_bn_bias = false, skip_corrupt = false,
+       skip_nonfinite = false, per_iteration = true;
+  int classes = 0, threads = 0, workers = 2, image_size = 0, keep = 2;
+  long epochs = 1, batch = 64, eval_batch = 0, step_size = 30, stop_after = -1, checkpoint_every = 0, limit_train = 0,
+       limit_eval = 0;
+  double lr = 0.1, momentum = 0.9, wd = 1e-4, warmup = 0, label_smoothing = 0, mixup = 0, gamma = 0.1;
+  std::vector<long> milestones{30, 60, 90};
+  std::vector<std::string> train_only;
+  std::uint64_t seed = 0;
+};
+
+// The first `limit` samples of another dataset (quick runs, CI).
+class subset final : public data::dataset {
+ public:
+  subset(std::unique_ptr<data::dataset> d, std::size_t limit) : d_(std::move(d)), n_(std::min(limit, d_->size())) {}
+  std::size_t size() const override { return n_; }
+  data::sample get(std::size_t i) const override {
+    check_index(i);
+    return d_->get(i);
+  }
+  std::int64_t num_classes() const override { return d_->num_classes(); }
+  std::string describe() const override { return d_->describe() + " (first " + std::to_string(n_) + ")"; }
+
+ private:
+  std::unique_ptr<data::dataset> d_;
+  std::size_t n_;
+};
+
+struct data_setup {
+  std::unique_ptr<data::dataset> train, eval;
+  data::pipeline train_pipe, eval_pipe;
+};
+
+data_setup open_data(const settings& s) {
+  data_setup d;
+  const std::string& ds = s.dataset;
+  if (ds == "fashion-mnist" || ds == "mnist") {
+    const std::string dir = !s.data.empty() ? s.data : (ds == "mnist" ? "/usr/share/datasets/mnist" : "/usr/share/datasets/fashion-mnist");
+    d.train = data::open_mnist_style(dir, true, ds);
+    d.eval = data::open_mnist_style(s.eval_data.empty() ? dir : s.eval_data, false, ds);
+    const float mean = ds == "mnist" ? 0.1307f : 0.2860f, sd = ds == "mnist" ? 0.3081f : 0.3530f;
+    const int size = s.image_size ? s.image_size : 28;
+    d.train_pipe.steps = {data::random_crop(size, 2)};
+    if (ds == "fashion-mnist") d.train_pipe.steps.push_back(data::random_horizontal_flip());
+    if (size != 28) d.eval_pipe.steps = {data::resize_then_center_crop(size, size)};
+    d.train_pipe.mean = d.eval_pipe.mean = {mean, mean, mean};
+    d.train_pipe.stddev = d.eval_pipe.stddev = {sd, sd, sd};
+  } else if (ds == "cifar10" || ds == "cifar100") {
+    GRCNN_CHECK(!s.data.empty(), error, "--dataset ", ds, " needs --data DIR (the binary version's folder)");
+    const bool c100 = ds == "cifar100";
+    d.train = std::make_unique<data::cifar_dataset>(s.data, c100, true);
+    d.eval = std::make_unique<data::cifar_dataset>(s.eval_data.empty() ? s.data : s.eval_data, c100, false);
+    d.train_pipe.steps = {data::random_crop(32, 4), data::random_horizontal_flip()};
+    d.train_pipe.mean = d.eval_pipe.mean = c100 ? std::array<float, 3>{0.5071f, 0.4867f, 0.4408f} : std::array<float, 3>{0.4914f, 0.4822f, 0.4465f};
+    d.train_pipe.stddev = d.eval_pipe.stddev = c100 ? std::array<float, 3>{0.2675f, 0.2565f, 0.2761f} : std::array<float, 3>{0.2023f, 0.1994f, 0.2010f};
+  } else {  // imagefolder
+    GRCNN_CHECK(!s.data.empty(), error, "--dataset imagefolder needs --data DIR (root/<class>/<image>)");
+    const int size = s.image_size ? s.image_size : 224;
+    d.train = std::make_unique<data::image_folder>(s.data);
+    if (!s.eval_data.empty()) d.eval = std::make_unique<data::image_folder>(s.eval_data);
+    d.train_pipe.steps = {data::random_resized_crop(size), data::random_horizontal_flip()};
+    d.eval_pipe.steps = {data::resize_then_center_crop(size * 256 / 224, size)};
+  }
+  if (s.limit_train > 0) d.train = std::make_unique<subset>(std::move(d.train), static_cast<std::size_t>(s.limit_train));
+  if (s.limit_eval > 0 && d.eval) d.eval = std::make_unique<subset>(std::move(d.eval), static_cast<std::size_t>(s.limit_eval));
+  return d;
+}
+
+// Parameter groups: everything decayed (the original recipe), or BN and biases (rank-1 tensors) in a
+// second group without weight decay. --train-only freezes every parameter outside the given prefixes.
+template <class Net>
+std::vector<train::param_group> make_groups(Net& net, const settings& s) {
+  train::param_group decay{.name = "decay", .lr = s.lr, .weight_decay = s.wd, .momentum = s.momentum, .nesterov = s.nesterov};
+  train::param_group no_decay = decay;
+  no_decay.name = "no_decay";
+  no_decay.weight_decay = 0;
+  std::set<const void*> seen;
+  std::size_t frozen = 0;
+  for (const auto& e : net.state()) {
+    if (!e.is_parameter() || !seen.insert(e.parameter->cell().get()).second) continue;
+    const bool trainable = s.train_only.empty() || std::any_of(s.train_only.begin(), s.train_only.end(), [&](const std::string& p) {
+                             return e.name == p || e.name.rfind(p + ".", 0) == 0;
+                           });
+    if (!trainable) {
+      train::freeze({e.parameter});
+      ++frozen;
+      continue;
+    }
+    (s.no_decay_bn_bias && e.parameter->value().rank() == 1 ? no_decay : decay).params.push_back(e.parameter);
+  }
+  GRCNN_CHECK(!decay.params.empty() || !no_decay.params.empty(), error, "--train-only matches no parameter of ", s.arch);
+  if (frozen) std::printf("frozen: %zu parameter tensors outside %zu --train-only prefix(es)\n", frozen, s.train_only.size());
+  std::vector<train::param_group> groups;
+  if (!decay.params.empty()) groups.push_back(std::move(decay));
+  if (!no_decay.params.empty()) groups.push_back(std::move(no_decay));
+  return groups;
+}
+
+template <class Topology>
+int run(const settings& s) {
+  data_setup d = open_data(s);
+  const int classes = s.classes ? s.classes : static_cast<int>(d.train->num_classes());
+  GRCNN_CHECK(classes >= d.train->num_classes(), error, "--classes ", classes, " is smaller than the ", d.train->num_classes(),
+              " classes of ", d.train->describe());
+  nn::network<Topology> net(classes, s.seed);
+  if (!s.init_weights.empty()) {
+    io::tensor_dict w = io::load_safetensors(s.init_weights);
+    w.origin_ = s.init_weights;
+    io::load_state_dict(net.state(), train::model_state_from(w));
+    std::printf("initialised from %s\n", s.init_weights.c_str());
+  }
+  std::printf("%s: %zu parameters, %d classes; train %s (%zu images)%s\n", s.arch.c_str(), net.parameter_count(), classes,
+              d.train->describe().c_str(), d.train->size(),
+              d.eval ? (", eval " + d.eval->describe() + " (" + std::to_string(d.eval->size()) + " images)").c_str() : "");
+
+  data::loader_options lo{.batch_size = static_cast<std::size_t>(s.batch), .shuffle = true, .drop_last = true,
+                          .workers = s.workers, .prefetch = 2 * s.workers, .seed = s.seed, .skip_corrupt = s.skip_corrupt};
+  data::loader train_loader(*d.train, d.train_pipe, lo);
+  std::unique_ptr<data::loader> eval_loader;
+  if (d.eval) {
+    data::loader_options eo = lo;
+    eo.batch_size = static_cast<std::size_t>(s.eval_batch ? s.eval_batch : 2 * s.batch);
+    eo.shuffle = false;
+    eo.drop_last = false;
+    eval_loader = std::make_unique<data::loader>(*d.eval, d.eval_pipe, eo);
+  }
+
+  auto groups = make_groups(net, s);
+  std::unique_ptr<train::optimizer> opt;
+  if (s.optimizer == "adamw")
+    opt = std::make_unique<train::adamw>(std::move(groups));
+  else
+    opt = std::make_unique<train::sgd>(std::move(groups));
+
+  train::schedule_options so;
+  so.kind = train::parse_schedule_kind(s.schedule);
+  so.gamma = s.gamma;
+  so.step_size = s.step_size;
+  so.milestones = s.milestones;
+  so.per_iteration = s.per_iteration;
+  const long per_epoch = static_cast<long>(train_loader.batches_per_epoch());
+  so.warmup_iterations = static_cast<long>(std::llround(s.warmup * static_cast<double>(per_epoch)));
+  const train::lr_schedule schedule(so, s.epochs, per_epoch);
+
+  train::trainer_options to;
+  to.epochs = s.epochs;
+  to.out = s.out;
+  to.keep_checkpoints = s.keep;
+  to.checkpoint_every = s.checkpoint_every;
+  to.label_smoothing = s.label_smoothing;
+  to.smoothing = s.smoothing_style == "pytorch" ? train::smoothing_style::pytorch : train::smoothing_style::grcnn;
+  to.mixup_alpha = s.mixup;
+  to.skip_nonfinite = s.skip_nonfinite;
+  to.stop_after = s.stop_after;
+  to.seed = s.seed;
+  to.run_info = {{"arch", s.arch}, {"dataset", s.dataset}, {"batch", std::to_string(s.batch)}, {"seed", std::to_string(s.seed)},
+                 {"schedule", s.schedule}, {"epochs", std::to_string(s.epochs)}, {"classes", std::to_string(classes)}};
+  train::trainer<nn::network<Topology>> tr(net, *opt, schedule, train_loader, eval_loader.get(), to);
+  if (s.resume_given) tr.resume(s.resume.empty() ? tr.checkpoints().latest() : std::filesystem::path(s.resume));
+
+  nlohmann::json summary{{"arch", s.arch}, {"dataset", s.dataset}, {"parameters", net.parameter_count()},
+                         {"threads", omp_get_max_threads()}};
+  if (s.eval_only) {
+    GRCNN_CHECK(eval_loader, error, "--eval-only needs evaluation data (--eval-data for imagefolder)");
+    const train::eval_result e = tr.evaluate(*eval_loader);
+    std::printf("eval %s: loss %.4f top1 %.2f%% top5 %.2f%% (%zu images, %.1f s, %.0f images/s)\n", d.eval->describe().c_str(),
+                e.loss, 100 * e.top1, 100 * e.top5, e.images, e.seconds, e.images_per_s);
+    train::metrics_log(std::filesystem::path(s.out) / "metrics.jsonl")
+        .write({{"type", "eval_only"}, {"loss", e.loss}, {"top1", e.top1}, {"top5", e.top5}, {"images", e.images}});
+    return 0;
+  }
+  const train::fit_result r = tr.fit();
+  summary["outcome"] = r.outcome == train::fit_outcome::finished ? "finished" : r.outcome == train::fit_outcome::stopped ? "stopped" : "interrupted";
+  summary["steps"] = r.steps;
+  summary["skipped_steps"] = r.skipped_steps;
+  summary["train_seconds"] = r.train_seconds;
+  summary["train_images_per_s"] = r.train_images_per_s;
+  summary["checkpoint"] = r.last_checkpoint.string();
+  if (r.last_eval) {
+    summary["eval_top1"] = r.last_eval->top1;
+    summary["eval_top5"] = r.last_eval->top5;
+    summary["eval_loss"] = r.last_eval->loss;
+    summary["eval_seconds"] = r.last_eval->seconds;
+  }
+  {
+    std::ofstream f(std::filesystem::path(s.out) / "summary.json");
+    f << summary.dump(2) << "\n";
+  }
+  std::printf("\nsummary: %s after %ld steps; training %.1f s (%.0f images/s)", summary["outcome"].get<std::string>().c_str(),
+              r.steps, r.train_seconds, r.train_images_per_s);
+  if (r.last_eval) std::printf("; final eval top1 %.2f%% top5 %.2f%%", 100 * r.last_eval->top1, 100 * r.last_eval->top5);
+  std::printf("\n  checkpoint %s\n  metrics %s/metrics.jsonl\n", r.last_checkpoint.string().c_str(), s.out.c_str());
+  const auto fb = backends::fallback_log::instance().total();
+  if (fb) std::printf("warning: %zu op calls fell back from oneDNN to the reference backend\n", fb);
+  return r.outcome == train::fit_outcome::interrupted ? 130 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"grcnn-train: train or evaluate a GRCNN with checkpoints, resume and metrics"};
+  settings s;
+  app.add_option("--arch", s.arch, "architecture")->check(CLI::IsMember(models::variant_names()))->capture_default_str();
+  app.add_option("--classes", s.classes, "classifier width (default: the dataset's class count)")->check(CLI::PositiveNumber);
+  app.add_option("--dataset", s.dataset, "imagefolder | fashion-mnist | mnist | cifar10 | cifar100")
+      ->check(CLI::IsMember({"imagefolder", "fashion-mnist", "mnist", "cifar10", "cifar100"}))
+      ->capture_default_str();
+  app.add_option("--data", s.data, "dataset folder (default for fashion-mnist/mnist: /usr/share/datasets/<name>)");
+  app.add_option("--eval-data", s.eval_data, "evaluation folder (imagefolder: the val root; default: the test split of --data)");
+  app.add_option("--image-size", s.image_size, "crop size (default 224 for imagefolder, 28 for (fashion-)mnist)")->check(CLI::PositiveNumber);
+  app.add_option("--epochs", s.epochs, "training epochs")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--batch", s.batch, "batch size")->check(CLI::Range(2L, 1L << 20))->capture_default_str();
+  app.add_option("--eval-batch", s.eval_batch, "evaluation batch size (default: 2 x --batch)")->check(CLI::PositiveNumber);
+  app.add_option("--optimizer", s.optimizer, "sgd | adamw")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
+  app.add_option("--lr", s.lr, "base learning rate (one-cycle: the peak)")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--momentum", s.momentum, "SGD momentum (AdamW: beta1 stays 0.9)")->check(CLI::Range(0.0, 0.9999))->capture_default_str();
+  app.add_flag("--nesterov", s.nesterov, "Nesterov momentum");
+  app.add_option("--wd", s.wd, "weight decay (SGD: L2 as PyTorch adds it; AdamW: decoupled)")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  app.add_flag("--no-decay-bn-bias", s.no_decay_bn_bias, "no weight decay on BN parameters and biases (second parameter group)");
+  app.add_option("--train-only", s.train_only, "train only parameters under these module prefixes (e.g. stage_1); freeze the rest");
+  app.add_option("--schedule", s.schedule, "constant | step | multistep | cosine | onecycle")
+      ->check(CLI::IsMember({"constant", "step", "multistep", "cosine", "onecycle"}))
+      ->capture_default_str();
+  app.add_option("--milestones", s.milestones, "multistep: epochs at which the lr is multiplied by --gamma")->capture_default_str();
+  app.add_option("--step-size", s.step_size, "step: epochs between decays")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--gamma", s.gamma, "step/multistep decay factor")->check(CLI::Range(1e-9, 1.0))->capture_default_str();
+  app.add_flag("!--cosine-per-epoch", s.per_iteration, "cosine: set the lr once per epoch (the GRCNN recipe) instead of every step");
+  app.add_option("--warmup", s.warmup, "linear warm-up length in epochs (fractions allowed), from 0.1 x lr")->check(CLI::Range(0.0, 1e6));
+  app.add_option("--label-smoothing", s.label_smoothing, "label smoothing eps")->check(CLI::Range(0.0, 0.999))->capture_default_str();
+  app.add_option("--smoothing-style", s.smoothing_style, "grcnn (eps over the K-1 wrong classes) | pytorch (eps over all K)")
+      ->check(CLI::IsMember({"grcnn", "pytorch"}))
+      ->capture_default_str();
+  app.add_option("--mixup", s.mixup, "mixup alpha (0: off); with --label-smoothing, the SK recipe's smoothing of mixed targets")
+      ->check(CLI::Range(0.0, 1e3));
+  app.add_option("--backend", s.backend, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
+  app.add_option("--threads", s.threads, "compute threads (default: all cores)")->check(CLI::PositiveNumber);
+  app.add_option("--workers", s.workers, "data loader threads")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--seed", s.seed, "seed of initialisation, data order, augmentation and mixup")->capture_default_str();
+  app.add_option("--out", s.out, "output folder: checkpoints, metrics.jsonl, summary.json")->capture_default_str();
+  app.add_option("--resume", s.resume, "continue a run: from this checkpoint, or (no value) the newest in --out")->expected(0, 1);
+  app.add_option("--keep", s.keep, "checkpoints to keep (plus best.safetensors)")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--checkpoint-every", s.checkpoint_every, "also checkpoint every N steps (0: at epoch ends only)")->check(CLI::NonNegativeNumber);
+  app.add_option("--stop-after", s.stop_after, "stop with a checkpoint after this many steps in all (resume later)")->check(CLI::PositiveNumber);
+  app.add_option("--init-weights", s.init_weights, "start from these weights (safetensors state_dict or checkpoint)")->check(CLI::ExistingFile);
+  app.add_flag("--eval-only", s.eval_only, "only evaluate (weights from --init-weights or --resume)");
+  app.add_flag("--skip-corrupt", s.skip_corrupt, "skip unreadable images (counted and logged) instead of stopping");
+  app.add_flag("--skip-nonfinite", s.skip_nonfinite, "skip steps with a NaN/inf loss instead of stopping");
+  app.add_option("--limit-train", s.limit_train, "use only the first N training images (quick runs)")->check(CLI::PositiveNumber);
+  app.add_option("--limit-eval", s.limit_eval, "use only the first N evaluation images")->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
+  s.resume_given = app.count("--resume") > 0;
+
+  if (s.backend == "cuda") {
+    std::cerr << "grcnn-train: --backend cuda: this build has no CUDA training backend yet; use --backend cpu (oneDNN)\n";
+    return 2;
+  }
+  if (s.schedule == "onecycle" && s.warmup > 0) {
+    std::cerr << "grcnn-train: --schedule onecycle has its own warm-up; drop --warmup\n";
+    return 2;
+  }
+  if (s.threads > 0) omp_set_num_threads(s.threads);
+  try {
+    std::filesystem::create_directories(s.out);
+    return models::with_variant(s.arch, [&]<class Topology>() { return run<Topology>(s); });
+  } catch (const grcnn::error& e) {
+    std::cerr << "grcnn-train: " << e.what() << "\n";
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::cerr << "grcnn-train: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,182 @@
+#pragma once
+// A batch loader: N worker threads decode and augment batches ahead of training into a bounded
+// prefetch window, and batches come out in order. Reproducible by construction: the epoch's order is
+// drawn from (seed, epoch), and the generator that augments batch b is seeded from (seed, epoch, b),
+// so the images do not depend on the number of workers or on thread timing, and a run resumed in the
+// middle of an epoch sees exactly the batches it would have seen.
+#include <condition_variable>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <optional>
+#include <thread>
+
+#include "grcnn/data/augment.hpp"
+#include "grcnn/data/dataset.hpp"
+
+namespace grcnn::data {
+
+struct loader_options {
+  std::size_t batch_size = 64;
+  bool shuffle = true;
+  bool drop_last = true;      // drop a final partial batch (training); keep it for evaluation
+  int workers = 2;
+  int prefetch = 4;           // batches decoded ahead of the consumer, all workers together
+  std::uint64_t seed = 0;
+  bool skip_corrupt = false;  // skip unreadable samples (counted) instead of stopping with the error
+};
+
+struct batch {
+  std::size_t index = 0;              // position in the epoch
+  tensor images;                      // [n, 3, H, W] f32, channels-last
+  std::vector<std::int64_t> labels;
+  std::vector<std::string> skipped;   // what could not be read (with skip_corrupt)
+  std::size_t size() const { return labels.size(); }
+};
+
+// SplitMix64 of a combination: well-spread seeds from small structured inputs.
+inline std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b, std::uint64_t c = 0) {
+  std::uint64_t z = a * 0x9E3779B97F4A7C15ull ^ (b + 0xBF58476D1CE4E5B9ull) * 0x94D049BB133111EBull ^ (c + 0x2545F4914F6CDD1Dull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+class loader {
+ public:
+  loader(const dataset& d, pipeline p, loader_options o) : data_(d), pipe_(std::move(p)), o_(o) {
+    GRCNN_CHECK(o_.batch_size > 0 && o_.workers > 0 && o_.prefetch > 0, error,
+                "loader: batch size, workers and prefetch must be positive");
+    GRCNN_CHECK(d.size() > 0, error, "loader: ", d.describe(), " is empty");
+    GRCNN_CHECK(!o_.drop_last || d.size() >= o_.batch_size, error, "loader: ", d.describe(), " has ", d.size(),
+                " samples, fewer than one batch of ", o_.batch_size);
+  }
+  ~loader() { stop(); }
+  loader(const loader&) = delete;
+  loader& operator=(const loader&) = delete;
+
+  std::size_t batches_per_epoch() const {
+    return o_.drop_last ? data_.size() / o_.batch_size : (data_.size() + o_.batch_size - 1) / o_.batch_size;
+  }
+  const dataset& data() const { return data_; }
+  const loader_options& options() const { return o_; }
+  std::size_t skipped_total() const { return skipped_total_; }
+
+  // The sample order of an epoch: a shuffle seeded from (seed, epoch), or 0..N-1.
+  std::vector<std::size_t> order(long epoch) const {
+    std::vector<std::size_t> idx(data_.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    if (o_.shuffle) {
+      augment_rng rng(mix_seed(o_.seed, static_cast<std::uint64_t>(epoch), 0x5eed));
+      std::shuffle(idx.begin(), idx.end(), rng);
+    }
+    return idx;
+  }
+
+  // Starts (or restarts) the workers for `epoch`, beginning at batch `first` (a resumed run).
+  void start_epoch(long epoch, std::size_t first = 0) {
+    stop();
+    order_ = order(epoch);
+    epoch_ = epoch;
+    cursor_ = first;
+    stopping_ = false;
+    ready_.clear();
+    for (int w = 0; w < o_.workers; ++w) threads_.emplace_back([this, w, first] { work(first + static_cast<std::size_t>(w)); });
+  }
+
+  // The next batch of the epoch in order, or nothing at its end. A worker's error is rethrown here.
+  std::optional<batch> next() {
+    std::unique_lock lock(mu_);
+    if (cursor_ >= batches_per_epoch()) return std::nullopt;
+    produced_.wait(lock, [&] { return ready_.count(cursor_) != 0; });
+    auto node = ready_.extract(cursor_);
+    ++cursor_;
+    consumed_.notify_all();
+    lock.unlock();
+    if (node.mapped().error) std::rethrow_exception(node.mapped().error);
+    skipped_total_ += node.mapped().value.skipped.size();
+    return std::move(node.mapped().value);
+  }
+
+  // Builds batch b of the current epoch on the calling thread (the workers' job; also a benchmark hook).
+  batch make_batch(std::size_t b) const {
+    batch out;
+    out.index = b;
+    const std::size_t begin = b * o_.batch_size, end = std::min(begin + o_.batch_size, order_.size());
+    augment_rng rng(mix_seed(o_.seed, static_cast<std::uint64_t>(epoch_), b + 1));
+    std::vector<rgb_image> images;
+    images.reserve(end - begin);
+    for (std::size_t k = begin; k < end; ++k) {
+      try {
+        sample s = data_.get(order_[k]);
+        images.push_back(pipe_.apply(std::move(s.image), rng));
+        out.labels.push_back(s.label);
+      } catch (const io_error& e) {
+        if (!o_.skip_corrupt) throw;
+        out.skipped.push_back(e.what());
+      }
+    }
+    if (images.empty()) return out;
+    const int w = images[0].width, h = images[0].height;
+    out.images = tensor::empty({static_cast<std::int64_t>(images.size()), 3, h, w}, dtype::f32, layout::nhwc);
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      GRCNN_CHECK(images[i].width == w && images[i].height == h, shape_error, "loader: ", data_.describe(), " sample ",
+                  order_[begin + i], " came out of the transforms as ", images[i].width, "x", images[i].height,
+                  ", the batch's first as ", w, "x", h, " (add a crop or resize to the pipeline)");
+      write_normalized_nhwc(images[i], out.images, static_cast<std::int64_t>(i), pipe_.mean, pipe_.stddev);
+    }
+    return out;
+  }
+
+ private:
+  struct slot {
+    batch value;
+    std::exception_ptr error;
+  };
+
+  void work(std::size_t b) {
+    const std::size_t stride = static_cast<std::size_t>(o_.workers), total = batches_per_epoch();
+    for (; b < total; b += stride) {
+      {
+        std::unique_lock lock(mu_);
+        consumed_.wait(lock, [&] { return stopping_ || b < cursor_ + static_cast<std::size_t>(o_.prefetch); });
+        if (stopping_) return;
+      }
+      slot s;
+      try {
+        s.value = make_batch(b);
+      } catch (...) {
+        s.error = std::current_exception();
+      }
+      std::lock_guard lock(mu_);
+      ready_.emplace(b, std::move(s));
+      produced_.notify_all();
+    }
+  }
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+      consumed_.notify_all();
+    }
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+  const dataset& data_;
+  pipeline pipe_;
+  loader_options o_;
+  std::vector<std::size_t> order_;
+  long epoch_ = 0;
+  std::mutex mu_;
+  std::condition_variable produced_, consumed_;
+  std::map<std::size_t, slot> ready_;
+  std::size_t cursor_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+  std::size_t skipped_total_ = 0;
+};
+
+}  // namespace grcnn::data

@@ -1,0 +1,58 @@
+#pragma once
+// Classification metrics and the metrics log: top-k hits of a batch, running means, and one JSON
+// object per line appended to a file (a resumed run keeps appending to the same log).
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "grcnn/core/tensor.hpp"
+
+namespace grcnn::train {
+
+// How many rows of logits [N, K] have their label among the k largest entries (ties count against).
+inline std::size_t topk_hits(const tensor& logits, const std::vector<std::int64_t>& labels, int k) {
+  GRCNN_CHECK(logits.rank() == 2 && static_cast<std::size_t>(logits.dim(0)) == labels.size(), shape_error,
+              "topk_hits: logits ", logits.describe(), " for ", labels.size(), " labels");
+  const auto v = logits.values<float>();
+  const auto K = static_cast<std::size_t>(logits.dim(1));
+  std::size_t hits = 0;
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    const float* row = v.data() + i * K;
+    const float target = row[labels[i]];
+    std::size_t above = 0;
+    for (std::size_t j = 0; j < K; ++j) above += row[j] > target || (row[j] == target && j < static_cast<std::size_t>(labels[i]));
+    hits += above < static_cast<std::size_t>(k);
+  }
+  return hits;
+}
+
+struct running_mean {
+  double sum = 0, weight = 0;
+  void add(double value, double w = 1.0) {
+    sum += value * w;
+    weight += w;
+  }
+  double mean() const { return weight > 0 ? sum / weight : 0.0; }
+  void reset() { *this = {}; }
+};
+
+class metrics_log {
+ public:
+  explicit metrics_log(std::filesystem::path path) : path_(std::move(path)) {
+    out_.open(path_, std::ios::app);
+    GRCNN_CHECK(out_, io_error, "metrics log: cannot open '", path_.string(), "' for appending");
+  }
+  void write(const nlohmann::json& record) {
+    out_ << record.dump() << '\n';
+    out_.flush();
+    GRCNN_CHECK(out_, io_error, "metrics log: writing '", path_.string(), "' failed");
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  std::ofstream out_;
+};
+
+}  // namespace grcnn::train

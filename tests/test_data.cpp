@@ -1,0 +1,240 @@
+// The data pipeline against torchvision/PIL (fixtures from tests/torch/make_data_fixtures.py):
+// ImageFolder's classes and sample order, CIFAR and IDX parsing, RandomResizedCrop / flip / pad+crop /
+// Normalize values, the loader's reproducibility (independent of worker count, resumable mid-epoch),
+// and a corrupt JPEG stopping the loader with the file's name (or being skipped and counted).
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include <grcnn/data/cifar.hpp>
+#include <grcnn/data/image_folder.hpp>
+#include <grcnn/data/loader.hpp>
+#include <grcnn/data/mnist.hpp>
+#include <grcnn/core/tensor_math.hpp>
+#include <grcnn/io/safetensors.hpp>
+
+using namespace grcnn;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path root = "data_fixtures";
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  REQUIRE(in);
+  return nlohmann::json::parse(in);
+}
+
+const io::tensor_dict& transforms() {
+  static const io::tensor_dict d = io::load_safetensors(root / "transforms.safetensors");
+  return d;
+}
+
+// An HWC image stored as i64 [H, W, 3].
+data::rgb_image image_of(const tensor& t) {
+  data::rgb_image img;
+  img.height = static_cast<int>(t.dim(0));
+  img.width = static_cast<int>(t.dim(1));
+  for (const auto v : t.values<std::int64_t>()) img.pixels.push_back(static_cast<std::uint8_t>(v));
+  return img;
+}
+
+void check_same(const data::rgb_image& got, const tensor& want) {
+  const data::rgb_image w = image_of(want);
+  REQUIRE(got.width == w.width);
+  REQUIRE(got.height == w.height);
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < got.pixels.size(); ++i) differ += got.pixels[i] != w.pixels[i];
+  CHECK(differ == 0);
+}
+
+}  // namespace
+
+TEST_CASE("ImageFolder lists classes and samples as torchvision does", "[data]") {
+  const auto want = read_json(root / "folder.json");
+  const data::image_folder f(root / "folder");
+  REQUIRE(f.classes() == want["classes"].get<std::vector<std::string>>());
+  REQUIRE(f.size() == want["samples"].size());
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    INFO(i);
+    CHECK(fs::relative(f.path(i), root / "folder").string() == want["samples"][i][0].get<std::string>());
+    CHECK(f.get(i).label == want["samples"][i][1].get<std::int64_t>());
+  }
+  CHECK(f.num_classes() == 3);
+  CHECK_THROWS_WITH(data::image_folder(root / "missing"), Catch::Contains("'data_fixtures/missing' is not a directory"));
+}
+
+TEST_CASE("CIFAR binaries and IDX files parse to the written images and labels", "[data]") {
+  for (const bool c100 : {false, true}) {
+    const fs::path dir = root / (c100 ? "cifar100" : "cifar10");
+    const auto labels = read_json(dir / "labels.json");
+    const data::cifar_dataset train(dir, c100, true), test(dir, c100, false);
+    std::vector<std::int64_t> want_train, want_test;
+    for (const auto& [file, list] : labels.items())
+      for (const auto& l : list) (file.find("test") != std::string::npos ? want_test : want_train).push_back(l.get<std::int64_t>());
+    REQUIRE(train.size() == want_train.size());
+    REQUIRE(test.size() == want_test.size());
+    CHECK(train.num_classes() == (c100 ? 100 : 10));
+    // first.npy: a numpy header, then 32 x 32 x 3 bytes (HWC) of the first training image.
+    std::ifstream npy(dir / "first.npy", std::ios::binary);
+    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(npy)), std::istreambuf_iterator<char>());
+    REQUIRE(bytes.size() >= 3072);
+    const std::vector<std::uint8_t> first(bytes.end() - 3072, bytes.end());
+    CHECK(train.get(0).image.pixels == first);
+    // json lists files in alphabetical order, which is also the order the dataset reads them
+    for (std::size_t i = 0; i < want_train.size(); ++i) CHECK(train.get(i).label == want_train[i]);
+  }
+  const fs::path bad = "truncated_cifar.bin";
+  {
+    std::ofstream(bad, std::ios::binary) << std::string(100, 'x');
+  }
+  fs::create_directories("cifar_bad");
+  fs::copy_file(bad, "cifar_bad/test_batch.bin", fs::copy_options::overwrite_existing);
+  CHECK_THROWS_WITH(data::cifar_dataset("cifar_bad", false, false),
+                    Catch::Contains("cifar_bad/test_batch.bin' has 100 bytes, not a whole number of 3073-byte records"));
+
+  const auto mnist = data::open_mnist_style(root / "mnist", true, "mnist");
+  REQUIRE(mnist->size() == 5);
+  CHECK(mnist->labels() == std::vector<std::int64_t>{3, 1, 4, 1, 5});
+  const data::sample s = mnist->get(2);
+  CHECK(s.image.width == 28);
+  CHECK(s.image.pixels[0] == s.image.pixels[1]);  // gray replicated to RGB
+  CHECK_THROWS_WITH(data::open_mnist_style(root, true, "mnist"), Catch::Contains("-ubyte.gz' nor the uncompressed file exists"));
+}
+
+TEST_CASE("crops, flips, padding and normalisation match torchvision", "[data]") {
+  const data::rgb_image src = image_of(transforms().at("source"));
+  for (int k = 0; k < 4; ++k) {
+    INFO("box " << k);
+    const auto b = transforms().at("rrc." + std::to_string(k) + ".box").values<std::int64_t>();
+    const data::crop_box box{static_cast<int>(b[0]), static_cast<int>(b[1]), static_cast<int>(b[2]), static_cast<int>(b[3])};
+    check_same(data::resize_bilinear(data::crop(src, box), 24, 24), transforms().at("rrc." + std::to_string(k) + ".out"));
+  }
+  check_same(data::hflip(src), transforms().at("hflip"));
+  check_same(data::crop(data::pad(src, 4), {3, 9, 32, 32}), transforms().at("pad4_crop"));
+  tensor t = tensor::empty({1, 3, src.height, src.width}, dtype::f32, layout::nhwc);
+  data::write_normalized_nhwc(src, t, 0, {0.4914f, 0.4822f, 0.4465f}, {0.2023f, 0.1994f, 0.2010f});
+  CHECK(relative_error(t.to_layout(layout::plain), transforms().at("normalized").reshape(t.dims())) <= 1e-6);
+  CHECK_THROWS_WITH(data::crop(src, {40, 0, 10, 10}), Catch::Contains("outside a 61x47 image"));
+}
+
+TEST_CASE("RandomResizedCrop boxes follow torchvision's distribution", "[data]") {
+  data::augment_rng rng(1);
+  double area = 0, ratio = 0, top = 0, left = 0;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    const data::crop_box b = data::random_resized_crop_box(200, 100, rng);
+    REQUIRE(b.width > 0);
+    REQUIRE(b.height > 0);
+    REQUIRE(b.left + b.width <= 200);
+    REQUIRE(b.top + b.height <= 100);
+    area += static_cast<double>(b.width) * b.height / 20000.0 / n;
+    ratio += static_cast<double>(b.width) / b.height / n;
+    top += b.top / static_cast<double>(n);
+    left += b.left / static_cast<double>(n);
+  }
+  // torchvision's get_params over 20000 draws on the same image size: the same distribution.
+  const auto want = transforms().at("rrc_stats").values<double>();
+  CHECK(area == Approx(want[0]).margin(0.01));
+  CHECK(ratio == Approx(want[1]).margin(0.01));
+  CHECK(top == Approx(want[2]).margin(1.0));
+  CHECK(left == Approx(want[3]).margin(2.0));
+  // A very wide image never fits a sampled box: the fallback is the centre crop clamped to ratio 4/3.
+  const data::crop_box f = data::random_resized_crop_box(1000, 10, rng, 0.9, 1.0);
+  CHECK(f.height == 10);
+  CHECK(f.width == 13);
+  CHECK(f.left == (1000 - 13) / 2);
+}
+
+namespace {
+// An in-memory dataset of distinct images (each pixel encodes the index), so batches can be traced.
+class numbered final : public data::dataset {
+ public:
+  explicit numbered(std::size_t n) : n_(n) {}
+  std::size_t size() const override { return n_; }
+  std::int64_t num_classes() const override { return 10; }
+  std::string describe() const override { return "numbered"; }
+  data::sample get(std::size_t i) const override {
+    check_index(i);
+    data::sample s;
+    s.image.width = s.image.height = 8;
+    s.image.pixels.assign(192, static_cast<std::uint8_t>(i));
+    for (std::size_t p = 0; p < 64; ++p) s.image.pixels[p * 3 + 1] = static_cast<std::uint8_t>(p * 4);
+    s.label = static_cast<std::int64_t>(i % 10);
+    return s;
+  }
+
+ private:
+  std::size_t n_;
+};
+
+std::vector<tensor> epoch_batches(const data::dataset& d, int workers, long epoch, std::size_t first = 0) {
+  data::pipeline p;
+  p.steps = {data::random_crop(8, 2), data::random_horizontal_flip()};
+  data::loader l(d, p, {.batch_size = 7, .workers = workers, .prefetch = 3, .seed = 42});
+  l.start_epoch(epoch, first);
+  std::vector<tensor> out;
+  while (auto b = l.next()) out.push_back(b->images);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("the loader is reproducible whatever the worker count, and resumable mid-epoch", "[data][loader]") {
+  const numbered d(100);
+  const auto one = epoch_batches(d, 1, 3), four = epoch_batches(d, 4, 3), again = epoch_batches(d, 2, 3);
+  REQUIRE(one.size() == 14);  // 100 / 7, last partial batch dropped
+  REQUIRE(four.size() == one.size());
+  for (std::size_t b = 0; b < one.size(); ++b) {
+    CHECK(relative_error(one[b], four[b]) == 0.0);
+    CHECK(relative_error(one[b], again[b]) == 0.0);
+  }
+  const auto resumed = epoch_batches(d, 3, 3, 5);
+  REQUIRE(resumed.size() == one.size() - 5);
+  for (std::size_t b = 0; b < resumed.size(); ++b) CHECK(relative_error(resumed[b], one[b + 5]) == 0.0);
+  // Another epoch: another order and other augmentations.
+  const auto other = epoch_batches(d, 2, 4);
+  CHECK(relative_error(other[0], one[0]) > 0.0);
+  // Every sample appears once per epoch: the red channel carries the index.
+  data::loader l(d, {}, {.batch_size = 10, .shuffle = true, .workers = 2, .seed = 1});
+  std::vector<int> seen(100, 0);
+  std::vector<std::int64_t> labels;
+  l.start_epoch(0);
+  while (auto b = l.next())
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(b->size()); ++i) {
+      const float red = b->images.data<float>()[i * 192];
+      const int index = static_cast<int>(std::lround((red * 0.229f + 0.485f) * 255.0f));
+      ++seen[static_cast<std::size_t>(index)];
+      CHECK(b->labels[static_cast<std::size_t>(i)] == index % 10);
+    }
+  CHECK(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }));
+}
+
+TEST_CASE("a corrupt JPEG stops the loader with its file name, or is skipped and counted", "[data][loader]") {
+  const std::string bad = read_json(root / "corrupt.json")["bad"].get<std::string>();
+  const data::image_folder f(root / "corrupt");
+  data::pipeline p;
+  p.steps = {data::resize_then_center_crop(16, 16)};
+  {
+    data::loader l(f, p, {.batch_size = 2, .shuffle = false, .workers = 2});
+    l.start_epoch(0);
+    try {
+      while (l.next()) {
+      }
+      FAIL("the corrupt JPEG was decoded");
+    } catch (const io_error& e) {
+      CHECK_THAT(e.what(), Catch::Contains(fs::path(bad).filename().string()) && Catch::Contains("corrupt/b/1.jpg"));
+    }
+  }
+  data::loader l(f, p, {.batch_size = 2, .shuffle = false, .workers = 2, .skip_corrupt = true});
+  l.start_epoch(0);
+  std::size_t images = 0, skipped_batches = 0;
+  while (auto b = l.next()) {
+    images += b->size();
+    skipped_batches += !b->skipped.empty();
+  }
+  CHECK(images == 5);
+  CHECK(l.skipped_total() == 1);
+  CHECK(skipped_batches == 1);
+}

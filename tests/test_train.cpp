@@ -1,0 +1,257 @@
+// Training components against torch (fixtures from tests/torch/make_train_fixtures.py): optimizer
+// trajectories over 20 steps of a small GRCNN (SGD with momentum / Nesterov / plain / parameter groups /
+// frozen parameters, AdamW with and without groups), every lr schedule, and the training targets and
+// losses (GRCNN's and PyTorch's label smoothing, mixup, the SK recipe's smoothed mixed target).
+#include <catch2/catch.hpp>
+
+#include <grcnn/backends/reference/reference.hpp>
+#include <grcnn/io/state_dict.hpp>
+#include <grcnn/models/grcnn.hpp>
+#include <grcnn/train/adamw.hpp>
+#include <grcnn/train/schedule.hpp>
+#include <grcnn/train/sgd.hpp>
+#include <grcnn/train/targets.hpp>
+
+using namespace grcnn;
+using autograd::variable;
+
+namespace {
+
+const io::tensor_dict& fixtures() {
+  static const io::tensor_dict d = io::load_safetensors("train_fixtures.safetensors");
+  return d;
+}
+
+io::tensor_dict with_prefix(const std::string& prefix) {
+  io::tensor_dict out;
+  for (const auto& [name, t] : fixtures().entries())
+    if (name.rfind(prefix, 0) == 0) out.add(name.substr(prefix.size()), t);
+  return out;
+}
+
+using f64_net = nn::network<models::grcnn_small_topology, backends::reference<double>>;
+
+// Parameters split as the torch script does: rank > 1 in the first group, BN and biases in the second.
+std::vector<train::param_group> by_rank(f64_net& net, train::param_group decay, train::param_group other) {
+  for (auto* p : net.parameters()) (p->value().rank() > 1 ? decay : other).params.push_back(p);
+  return {decay, other};
+}
+
+std::unique_ptr<train::optimizer> make_optimizer(const std::string& config, f64_net& net) {
+  using train::param_group;
+  if (config == "sgd_momentum")
+    return std::make_unique<train::sgd>(net.parameters(), param_group{.lr = 0.1, .weight_decay = 1e-4, .momentum = 0.9});
+  if (config == "sgd_nesterov")
+    return std::make_unique<train::sgd>(net.parameters(),
+                                        param_group{.lr = 0.05, .weight_decay = 5e-4, .momentum = 0.9, .nesterov = true});
+  if (config == "sgd_plain") return std::make_unique<train::sgd>(net.parameters(), param_group{.lr = 0.05, .weight_decay = 1e-3});
+  if (config == "sgd_groups")
+    return std::make_unique<train::sgd>(by_rank(net, {.name = "decay", .lr = 0.1, .weight_decay = 1e-3, .momentum = 0.9},
+                                                 {.name = "other", .lr = 0.02, .weight_decay = 0, .momentum = 0.9}));
+  if (config == "sgd_frozen") {
+    for (auto& e : net.state())
+      if (e.is_parameter() && e.name.rfind("stage_1.", 0) != 0) train::freeze({e.parameter});
+    return std::make_unique<train::sgd>(net.parameters(), param_group{.lr = 0.1, .weight_decay = 1e-4, .momentum = 0.9});
+  }
+  if (config == "adamw") return std::make_unique<train::adamw>(std::vector<param_group>{
+                             {.name = "all", .params = net.parameters(), .lr = 1e-3, .weight_decay = 0.05}});
+  if (config == "adamw_groups")
+    return std::make_unique<train::adamw>(
+        by_rank(net, {.name = "decay", .lr = 2e-3, .weight_decay = 0.1, .beta1 = 0.8, .beta2 = 0.99, .eps = 1e-6},
+                {.name = "other", .lr = 5e-4, .weight_decay = 0, .beta1 = 0.8, .beta2 = 0.99, .eps = 1e-6}));
+  FAIL("unknown config " << config);
+  return nullptr;
+}
+
+void check_state(f64_net& net, const io::tensor_dict& expected, double tol) {
+  for (const auto& e : net.state()) {
+    INFO(e.name);
+    const tensor& want = expected.at(e.name);
+    if (want.type() == dtype::i64) {
+      CHECK(e.value().values<std::int64_t>() == want.values<std::int64_t>());
+      continue;
+    }
+    CHECK(relative_error(e.value().to_layout(layout::plain), want) <= tol);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("optimizer trajectories match torch.optim over 20 steps of a small GRCNN", "[train][optimizer]") {
+  const io::tensor_dict init = with_prefix("init.");
+  for (const std::string config :
+       {"sgd_momentum", "sgd_nesterov", "sgd_plain", "sgd_groups", "sgd_frozen", "adamw", "adamw_groups"}) {
+    SECTION(config) {
+      f64_net net(10);
+      net.to_dtype(dtype::f64);
+      io::load_state_dict(net.state(), init);
+      net.train();
+      auto opt = make_optimizer(config, net);
+      const auto losses = fixtures().at(config + ".losses").values<double>();
+      for (int k = 0; k < 20; ++k) {
+        const tensor x = fixtures().at("input." + std::to_string(k));
+        const tensor y = fixtures().at("labels." + std::to_string(k));
+        opt->zero_grad();
+        const variable loss = ops::cross_entropy<backends::reference<double>>(net.forward(variable(x)), y);
+        CHECK(loss.value().item() == Approx(losses[static_cast<std::size_t>(k)]).epsilon(1e-9));
+        autograd::backward(loss);
+        opt->step();
+        if (k + 1 == 10) check_state(net, with_prefix(config + ".step10."), 1e-6);
+      }
+      check_state(net, with_prefix(config + ".final."), 1e-6);
+      if (config == "sgd_frozen") {  // frozen parameters never moved
+        for (const auto& e : net.state())
+          if (e.is_parameter() && e.name.rfind("stage_1.", 0) != 0) {
+            INFO(e.name);
+            CHECK(relative_error(e.value(), init.at(e.name)) == 0.0);
+          }
+      }
+    }
+  }
+}
+
+TEST_CASE("optimizer state round-trips through a checkpoint dictionary", "[train][optimizer]") {
+  for (const bool adam : {false, true}) {
+    f64_net a(10, 3), b(10, 3);
+    std::unique_ptr<train::optimizer> oa, ob;
+    if (adam) {
+      oa = std::make_unique<train::adamw>(std::vector<train::param_group>{{.name = "all", .params = a.parameters(), .lr = 1e-3}});
+      ob = std::make_unique<train::adamw>(std::vector<train::param_group>{{.name = "all", .params = b.parameters(), .lr = 1e-3}});
+    } else {
+      oa = std::make_unique<train::sgd>(a.parameters(), train::param_group{.lr = 0.1, .momentum = 0.9});
+      ob = std::make_unique<train::sgd>(b.parameters(), train::param_group{.lr = 0.1, .momentum = 0.9});
+    }
+    a.to_dtype(dtype::f64);
+    b.to_dtype(dtype::f64);
+    const tensor x = fixtures().at("input.0"), y = fixtures().at("labels.0");
+    auto step = [&](f64_net& n, train::optimizer& o) {
+      o.zero_grad();
+      autograd::backward(ops::cross_entropy<backends::reference<double>>(n.forward(variable(x)), y));
+      o.step();
+    };
+    step(a, *oa);
+    io::tensor_dict saved = io::state_dict(a.state());
+    oa->save_state(saved, "optimizer");
+    io::load_state_dict(b.state(), io::state_dict(a.state()));
+    ob->load_state(saved, "optimizer");
+    step(a, *oa);
+    step(b, *ob);
+    const auto sa = a.state(), sb = b.state();
+    for (std::size_t i = 0; i < sa.size(); ++i) {
+      INFO(sa[i].name);
+      CHECK(relative_error(sa[i].value(), sb[i].value()) == 0.0);
+    }
+  }
+  // A state written by another optimizer kind, or for other groups, is refused by name.
+  f64_net n(10);
+  train::sgd s(n.parameters(), train::param_group{.lr = 0.1, .momentum = 0.9});
+  io::tensor_dict d;
+  s.save_state(d, "optimizer");
+  train::adamw w(std::vector<train::param_group>{{.name = "all", .params = n.parameters()}});
+  CHECK_THROWS_WITH(w.load_state(d, "optimizer"), Catch::Contains("holds a sgd optimizer, this run uses adamw"));
+  train::sgd fewer(std::vector<variable*>{n.parameters().front()}, train::param_group{.lr = 0.1});
+  CHECK_THROWS_WITH(fewer.load_state(d, "optimizer"), Catch::Contains("has 1 parameters here but"));
+}
+
+TEST_CASE("optimizers reject bad hyper-parameters", "[train][optimizer]") {
+  f64_net n(10);
+  CHECK_THROWS_WITH(train::sgd(n.parameters(), train::param_group{.lr = -1}), Catch::Contains("negative lr"));
+  CHECK_THROWS_WITH(train::sgd(n.parameters(), train::param_group{.lr = 0.1, .nesterov = true}),
+                    Catch::Contains("Nesterov momentum needs momentum > 0"));
+  CHECK_THROWS_WITH(train::adamw(std::vector<train::param_group>{{.name = "x", .params = n.parameters(), .beta1 = 1.0}}),
+                    Catch::Contains("betas must lie in [0, 1)"));
+}
+
+TEST_CASE("lr schedules match torch.optim.lr_scheduler", "[train][schedule]") {
+  using train::schedule_kind;
+  auto check = [](const std::string& name, const train::schedule_options& o, long epochs, long per_epoch, double base,
+                  bool per_iteration_values) {
+    INFO(name);
+    const train::lr_schedule s(o, epochs, per_epoch);
+    const auto want = fixtures().at("sched." + name + ".lr").values<double>();
+    const long n = per_iteration_values ? epochs * per_epoch : epochs;
+    REQUIRE(static_cast<long>(want.size()) == n);
+    for (long i = 0; i < n; ++i) {
+      const long e = per_iteration_values ? i / per_epoch : i, it = per_iteration_values ? i % per_epoch : 0;
+      INFO("position " << i);
+      CHECK(base * s.lr_factor(e, it) == Approx(want[static_cast<std::size_t>(i)]).epsilon(1e-12).margin(1e-15));
+    }
+  };
+  check("step", {.kind = schedule_kind::step, .gamma = 0.5, .step_size = 3}, 10, 1, 0.1, false);
+  check("multistep", {.kind = schedule_kind::multistep}, 100, 1, 0.1, false);
+  check("cosine_epoch", {.kind = schedule_kind::cosine}, 20, 5, 0.1, false);
+  check("cosine_iter", {.kind = schedule_kind::cosine, .per_iteration = true}, 10, 7, 0.1, true);
+  check("warmup_cosine", {.kind = schedule_kind::cosine, .per_iteration = true, .warmup_iterations = 12}, 10, 7, 0.1, true);
+  check("warmup_multistep", {.kind = schedule_kind::multistep, .milestones = {3, 6}, .warmup_iterations = 12}, 10, 7, 0.1, true);
+  check("onecycle", {.kind = schedule_kind::onecycle}, 10, 7, 0.3, true);
+  const train::lr_schedule one({.kind = schedule_kind::onecycle}, 10, 7);
+  const auto mom = fixtures().at("sched.onecycle.momentum").values<double>();
+  for (long i = 0; i < 70; ++i) CHECK(one.momentum(i / 7, i % 7) == Approx(mom[static_cast<std::size_t>(i)]).epsilon(1e-12));
+  CHECK(train::lr_schedule({.kind = schedule_kind::cosine}, 10, 7).momentum(0, 0) < 0);  // only one-cycle cycles momentum
+  CHECK_THROWS_WITH(train::lr_schedule({.kind = schedule_kind::onecycle, .warmup_iterations = 5}, 10, 7),
+                    Catch::Contains("one-cycle has its own warm-up"));
+  CHECK_THROWS_WITH(train::parse_schedule_kind("linear"), Catch::Contains("unknown schedule 'linear'"));
+  CHECK_THROWS_WITH(train::lr_schedule({}, 0, 7), Catch::Contains("positive epochs"));
+}
+
+TEST_CASE("label smoothing, mixup and the SK target match the reference losses", "[train][targets]") {
+  using B = backends::reference<double>;
+  const tensor logits = fixtures().at("loss.logits");
+  const auto labels = fixtures().at("loss.labels").values<std::int64_t>();
+  const variable z(logits);
+  // GRCNN's smoothing: 0.9 on the label, 0.1/(K-1) elsewhere.
+  const tensor target = train::smoothed_one_hot(labels, 7, 0.1, dtype::f64);
+  CHECK(relative_error(target, fixtures().at("loss.grcnn_target")) <= 1e-15);
+  CHECK(ops::cross_entropy<B>(z, target).value().item() == Approx(fixtures().at("loss.grcnn").item()).epsilon(1e-12));
+  // PyTorch's smoothing: eps/K everywhere (ops::cross_entropy's option).
+  CHECK(ops::cross_entropy<B>(z, fixtures().at("loss.labels"), {.label_smoothing = 0.1}).value().item() ==
+        Approx(fixtures().at("loss.pytorch").item()).epsilon(1e-12));
+  // Mixup target with a given lambda and permutation, then the SK recipe's smoothing.
+  train::mixup_result m;
+  m.lambda = 0.3;
+  m.permutation = fixtures().at("loss.mix_permutation").values<std::int64_t>();
+  tensor mixed = train::mixed_one_hot(labels, 7, m);
+  CHECK(ops::cross_entropy<B>(variable(logits), mixed.to_dtype(dtype::f64)).value().item() ==
+        Approx(fixtures().at("loss.mixup_two_ce").item()).epsilon(1e-6));  // target built in f32
+  train::smooth_mixed(mixed, 0.1);
+  CHECK(relative_error(mixed.to_dtype(dtype::f64), fixtures().at("loss.sk_target")) <= 1e-6);
+  CHECK(ops::cross_entropy<B>(variable(logits), mixed.to_dtype(dtype::f64)).value().item() ==
+        Approx(fixtures().at("loss.mixup_sk").item()).epsilon(1e-6));
+  CHECK_THROWS_WITH(train::smoothed_one_hot({0, 9}, 7, 0.1), Catch::Contains("label 9 at position 1 outside [0, 7)"));
+}
+
+TEST_CASE("mixup mixes each image with its permutation partner", "[train][targets]") {
+  std::mt19937_64 rng(5);
+  tensor x = tensor::empty({6, 3, 4, 4}, dtype::f32, layout::nhwc);
+  {
+    float* d = x.data<float>();
+    for (std::int64_t i = 0; i < x.numel(); ++i) d[i] = static_cast<float>(std::sin(0.37 * static_cast<double>(i)));
+  }
+  const tensor before = x.clone();
+  const train::mixup_result m = train::mixup(x, 0.4, rng);
+  REQUIRE(m.lambda > 0.0);
+  REQUIRE(m.lambda < 1.0);
+  std::vector<std::int64_t> sorted = m.permutation;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(sorted == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5});
+  const float* a = before.data<float>();
+  const float* o = x.data<float>();
+  const std::size_t per = 48;
+  for (std::size_t i = 0; i < 6; ++i)
+    for (std::size_t k = 0; k < per; ++k) {
+      const float want = static_cast<float>(m.lambda) * a[i * per + k] +
+                         (1.0f - static_cast<float>(m.lambda)) * a[static_cast<std::size_t>(m.permutation[i]) * per + k];
+      REQUIRE(o[i * per + k] == Approx(want).margin(1e-6));
+    }
+  // Beta(alpha, alpha) draws: mean 1/2, variance 1 / (4 (2 alpha + 1)).
+  double sum = 0, sq = 0;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    const double l = train::sample_beta(0.2, 0.2, rng);
+    sum += l;
+    sq += l * l;
+  }
+  const double mean = sum / n, var = sq / n - mean * mean;
+  CHECK(mean == Approx(0.5).margin(0.01));
+  CHECK(var == Approx(1.0 / (4 * 1.4)).margin(0.01));
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Data-pipeline references from torchvision and PIL (tests/test_data.cpp):
+
+  make_data_fixtures.py OUT_DIR
+
+Writes under OUT_DIR:
+  folder/          an ImageFolder tree (classes "b_dog", "a_cat", "C_upper"; JPEG and PNG files, nested
+                   sub-folders, a non-image file) and folder.json: torchvision.datasets.ImageFolder's
+                   classes and (path, class index) samples in order;
+  corrupt/         the same layout with one truncated JPEG, named in corrupt.json;
+  cifar10/, cifar100/  small CIFAR binary files (records written by this script) and their labels;
+  mnist/           gzip IDX files of 5 images;
+  transforms.safetensors: for a photo-like image, torchvision's F.resized_crop (PIL bilinear) for
+                   given boxes, hflip, pad + crop, and ToTensor + Normalize values.
+"""
+import gzip
+import json
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import safetensors_io  # noqa: E402
+
+out = Path(sys.argv[1])
+out.mkdir(parents=True, exist_ok=True)
+rng = np.random.default_rng(3)
+
+
+def photo(w, h, seed):
+    """A smooth image with edges (JPEG-friendly, not constant)."""
+    y, x = np.mgrid[0:h, 0:w]
+    r = 127 + 100 * np.sin(x / (5 + seed)) * np.cos(y / 7)
+    g = 127 + 90 * np.cos((x + y) / (9 + seed))
+    b = np.where((x // 8 + y // 8) % 2 == 0, 200, 40)
+    return Image.fromarray(np.stack([r, g, b], -1).clip(0, 255).astype(np.uint8))
+
+
+# ImageFolder ---------------------------------------------------------------------------------------
+folder = out / "folder"
+for cls, files in {"b_dog": ["1.jpg", "sub/2.JPEG", "3.png"], "a_cat": ["x.png", "y.jpg"], "C_upper": ["z.jpeg"]}.items():
+    for i, f in enumerate(files):
+        p = folder / cls / f
+        p.parent.mkdir(parents=True, exist_ok=True)
+        img = photo(40 + 3 * i, 30 + 2 * i, i)
+        img.save(p, format="PNG" if f.endswith("png") else "JPEG", quality=90)
+(folder / "a_cat" / "notes.txt").write_text("not an image")
+ds = torchvision.datasets.ImageFolder(str(folder), is_valid_file=lambda p: p.lower().endswith((".jpg", ".jpeg", ".png")))
+(out / "folder.json").write_text(json.dumps({
+    "classes": ds.classes,
+    "samples": [[str(Path(p).relative_to(folder)), c] for p, c in ds.samples]}))
+
+corrupt = out / "corrupt"
+for cls in ["a", "b"]:
+    for i in range(3):
+        p = corrupt / cls / f"{i}.jpg"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        photo(20, 20, i).save(p, format="JPEG")
+bad = corrupt / "b" / "1.jpg"
+bad.write_bytes(bad.read_bytes()[:100])  # truncated inside the entropy-coded data
+(out / "corrupt.json").write_text(json.dumps({"bad": str(bad)}))
+
+# CIFAR binaries ------------------------------------------------------------------------------------
+for name, c100 in [("cifar10", False), ("cifar100", True)]:
+    d = out / name
+    d.mkdir(exist_ok=True)
+    files = ["train.bin", "test.bin"] if c100 else [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    labels = {}
+    for fi, f in enumerate(files):
+        recs, labs = [], []
+        for r in range(2):
+            fine = int(rng.integers(0, 100 if c100 else 10))
+            pixels = rng.integers(0, 256, 3072, dtype=np.uint8)
+            head = bytes([fine // 5, fine]) if c100 else bytes([fine])
+            recs.append(head + pixels.tobytes())
+            labs.append(fine)
+            if fi == 0 and r == 0:
+                # the first image as HWC RGB, to check the planar -> interleaved conversion
+                np.save(d / "first.npy", pixels.reshape(3, 32, 32).transpose(1, 2, 0))
+        (d / f).write_bytes(b"".join(recs))
+        labels[f] = labs
+    (d / "labels.json").write_text(json.dumps(labels))
+
+# IDX -----------------------------------------------------------------------------------------------
+m = out / "mnist"
+m.mkdir(exist_ok=True)
+imgs = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+labs = np.array([3, 1, 4, 1, 5], dtype=np.uint8)
+for prefix in ["train", "t10k"]:
+    with gzip.open(m / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, 5, 28, 28) + imgs.tobytes())
+    with gzip.open(m / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">II", 0x801, 5) + labs.tobytes())
+
+# Transforms ----------------------------------------------------------------------------------------
+src = photo(61, 47, 2)
+src.save(out / "transform_source.png")
+tensors = [("source", torch.from_numpy(np.asarray(src).copy()).to(torch.int64))]
+boxes = [(0, 0, 47, 61), (5, 7, 20, 31), (10, 3, 37, 40), (40, 50, 7, 11)]  # top, left, height, width
+for k, (t, l, h, w) in enumerate(boxes):
+    r = TF.resized_crop(src, t, l, h, w, [24, 24], interpolation=TF.InterpolationMode.BILINEAR)
+    tensors += [(f"rrc.{k}.box", torch.tensor([t, l, h, w])),
+                (f"rrc.{k}.out", torch.from_numpy(np.asarray(r).copy()).to(torch.int64))]
+tensors.append(("hflip", torch.from_numpy(np.asarray(TF.hflip(src)).copy()).to(torch.int64)))
+padded = TF.pad(src, 4, fill=0)
+tensors.append(("pad4_crop", torch.from_numpy(np.asarray(TF.crop(padded, 3, 9, 32, 32)).copy()).to(torch.int64)))
+mean, std = [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]
+tensors.append(("normalized", TF.normalize(TF.to_tensor(src), mean, std).to(torch.float32)))
+# RandomResizedCrop.get_params statistics on a 200x100 image (draws differ from ours; the distribution
+# must not): mean area fraction, mean aspect ratio, and the mean of the box's top-left corner.
+torch.manual_seed(0)
+img = Image.new("RGB", (200, 100))
+boxes = torch.tensor([torchvision.transforms.RandomResizedCrop.get_params(img, (0.08, 1.0), (3 / 4, 4 / 3))
+                      for _ in range(20000)], dtype=torch.float64)  # i, j, h, w
+tensors.append(("rrc_stats", torch.stack([(boxes[:, 2] * boxes[:, 3] / 20000).mean(), (boxes[:, 3] / boxes[:, 2]).mean(),
+                                          boxes[:, 0].mean(), boxes[:, 1].mean()])))
+safetensors_io.save(str(out / "transforms.safetensors"), tensors)
+print(f"wrote data fixtures to {out}")
