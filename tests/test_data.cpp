@@ -101,7 +101,7 @@ TEST_CASE("CIFAR binaries and IDX files parse to the written images and labels",
   const data::sample s = mnist->get(2);
   CHECK(s.image.width == 28);
   CHECK(s.image.pixels[0] == s.image.pixels[1]);  // gray replicated to RGB
-  CHECK_THROWS_WITH(data::open_mnist_style(root, true, "mnist"), Catch::Contains("-ubyte.gz' nor the uncompressed file exists"));
+  CHECK_THROWS_WITH(data::open_mnist_style(root, true, "mnist"), Catch::Contains("train-images-idx3-ubyte.gz' nor the uncompressed file exists"));
 }
 
 TEST_CASE("crops, flips, padding and normalisation match torchvision", "[data]") {

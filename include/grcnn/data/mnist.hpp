@@ -54,7 +54,9 @@ inline std::unique_ptr<idx_dataset> open_mnist_style(const std::filesystem::path
     }
     throw io_error(name + ": neither '" + (dir / (prefix + stem + "-ubyte.gz")).string() + "' nor the uncompressed file exists");
   };
-  return std::make_unique<idx_dataset>(find("-images-idx3"), find("-labels-idx1"), name + (train ? " train" : " test"));
+  const auto images = find("-images-idx3");  // images first: the error names the first missing file
+  const auto labels = find("-labels-idx1");
+  return std::make_unique<idx_dataset>(images, labels, name + (train ? " train" : " test"));
 }
 
 }  // namespace grcnn::data

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""grcnn-train end to end, the main job in a reduced form (so it cannot silently break):
+
+  check_train.py GRCNN_TRAIN PLOT_TOOL WORK_DIR
+
+1. trains grcnn_small on the first 6,400 Fashion-MNIST images for one epoch (100 steps), stopping after
+   60 steps and resuming with --resume; checks the summary (accuracy on 2,000 test images well above
+   chance), the metrics log, the rotated checkpoints, and that the plot tool writes a PNG;
+2. --eval-only from the final checkpoint reproduces the final evaluation;
+3. bad flag values and bad paths are rejected with a message naming them.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+exe, plot, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+out = work / "run"
+common = ["--arch", "grcnn_small", "--dataset", "fashion-mnist", "--limit-train", "6400", "--limit-eval", "2000",
+          "--epochs", "1", "--batch", "64", "--schedule", "onecycle", "--lr", "0.2", "--wd", "5e-4", "--seed", "3",
+          "--out", str(out)]
+
+
+def run(args, expect=0):
+    p = subprocess.run([exe] + args, capture_output=True, text=True)
+    if p.returncode != expect:
+        sys.exit(f"FAIL: grcnn-train {' '.join(args)} exited {p.returncode} (expected {expect})\n{p.stdout}\n{p.stderr}")
+    return p.stdout + p.stderr
+
+
+def check(cond, what):
+    if not cond:
+        sys.exit("FAIL: " + what)
+    print("ok:", what)
+
+
+subprocess.run(["rm", "-rf", str(out)], check=True)
+first = run(common + ["--stop-after", "60"])
+check("stopped at step 60" in first, "--stop-after stops with a checkpoint")
+check((out / "checkpoint-60.safetensors").exists(), "checkpoint-60 written")
+second = run(common + ["--resume"])
+check("resumed from" in second and "iteration 60" in second, "--resume continues at iteration 60")
+summary = json.loads((out / "summary.json").read_text())
+check(summary["outcome"] == "finished" and summary["steps"] == 40, "the resumed part ran the remaining 40 steps")
+top1 = summary["eval_top1"]
+check(top1 > 0.70, f"100 steps reach {100 * top1:.2f}% top-1 on 2,000 test images (> 70%)")
+records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+kinds = {r["type"] for r in records}
+check({"train", "epoch", "eval"} <= kinds, "metrics.jsonl holds train, epoch and eval records")
+check((out / "best.safetensors").exists(), "best.safetensors kept")
+
+p = subprocess.run([sys.executable, plot, str(out / "metrics.jsonl"), "-o", str(out / "curves.png")],
+                   capture_output=True, text=True)
+check(p.returncode == 0 and (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "plot tool writes curves.png")
+
+ev = run(["--arch", "grcnn_small", "--dataset", "fashion-mnist", "--limit-eval", "2000", "--eval-only",
+          "--init-weights", summary["checkpoint"], "--out", str(work / "eval")])
+check(f"top1 {100 * top1:.2f}%" in ev, f"--eval-only on the final checkpoint reproduces top-1 {100 * top1:.2f}%")
+
+for args, message in [
+    (["--lr", "-1"], "--lr"),
+    (["--batch", "1"], "--batch"),
+    (["--dataset", "imagenet"], "--dataset"),
+    (["--schedule", "linear"], "--schedule"),
+    (["--arch", "resnet50"], "--arch"),
+    (["--backend", "cuda"], "no CUDA training backend"),
+    (["--data", str(work / "nowhere")], "nowhere/train-images-idx3-ubyte.gz"),
+    (["--dataset", "cifar10"], "needs --data"),
+    (["--schedule", "onecycle", "--warmup", "1"], "has its own warm-up"),
+    (["--init-weights", str(work / "missing.safetensors")], "missing.safetensors"),
+]:
+    p = subprocess.run([exe] + args + ["--out", str(work / "bad")], capture_output=True, text=True)
+    check(p.returncode != 0 and message in (p.stdout + p.stderr), f"{' '.join(args)} rejected, naming {message!r}")
+help_text = run(["--help"])
+for flag in ["--arch", "--classes", "--dataset", "--data", "--epochs", "--batch", "--lr", "--momentum", "--nesterov", "--wd",
+             "--schedule", "--warmup", "--label-smoothing", "--mixup", "--backend", "--threads", "--workers", "--seed",
+             "--out", "--resume", "--init-weights", "--eval-only"]:
+    check(flag in help_text, f"--help documents {flag}")
+print("PASS")
