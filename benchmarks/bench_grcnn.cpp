@@ -1,4 +1,4 @@
-// End-to-end benchmark: a GRCNN at 224x224 (f32, oneDNN, channels-last): inference (eval, no tape) and a
+// End-to-end benchmark: a GRCNN (grcnn55/109 at 224x224, or the main job's grcnn_small; f32, oneDNN, channels-last): inference (eval, no tape) and a
 // full training step (forward, cross-entropy, backward, SGD with momentum). Prints one JSON object per
 // mode with the median step time and images/s, plus the steady-state allocation and plan counters.
 #include <CLI/CLI.hpp>
@@ -17,15 +17,15 @@ using namespace grcnn;
 using autograd::variable;
 
 template <class Net>
-int run(int batch, int size, int steps, int warmup, const std::string& which) {
-  Net net(1000, 1);
+int run(int batch, int size, int steps, int warmup, const std::string& which, int classes) {
+  Net net(classes, 1);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   std::vector<float> pixels(static_cast<std::size_t>(batch) * 3 * size * size);
   for (auto& p : pixels) p = u(rng);
   const variable x(tensor::from_values(shape{batch, 3, size, size}, pixels, dtype::f32, layout::nhwc));
   std::vector<std::int64_t> y(static_cast<std::size_t>(batch));
-  for (auto& l : y) l = static_cast<std::int64_t>(rng() % 1000);
+  for (auto& l : y) l = static_cast<std::int64_t>(rng() % static_cast<unsigned>(classes));
   const tensor labels = tensor::from_values(shape{batch}, y);
   train::sgd opt(net.parameters(), {.lr = 0.01, .weight_decay = 1e-4, .momentum = 0.9});
 
@@ -74,13 +74,17 @@ int main(int argc, char** argv) {
   CLI::App app{"grcnn end-to-end benchmark (oneDNN backend)"};
   std::string arch = "grcnn55", mode = "both";
   int batch = 16, size = 224, steps = 5, warmup = 2;
-  app.add_option("--arch", arch, "grcnn55 or grcnn109")->check(CLI::IsMember({"grcnn55", "grcnn109"}));
+  int classes = 1000;
+  app.add_option("--arch", arch, "grcnn55, grcnn109 or grcnn_small (the main job's network)")
+      ->check(CLI::IsMember({"grcnn55", "grcnn109", "grcnn_small"}));
+  app.add_option("--classes", classes, "classifier width")->check(CLI::PositiveNumber);
   app.add_option("--mode", mode, "inference, train or both")->check(CLI::IsMember({"inference", "train", "both"}));
   app.add_option("--batch", batch, "batch size")->check(CLI::PositiveNumber);
   app.add_option("--size", size, "image size (the original readout needs 224)")->check(CLI::PositiveNumber);
   app.add_option("--steps", steps, "timed steps")->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
-  return arch == "grcnn55" ? run<models::grcnn55<>>(batch, size, steps, warmup, mode)
-                           : run<models::grcnn109<>>(batch, size, steps, warmup, mode);
+  if (arch == "grcnn_small") return run<models::grcnn_small<>>(batch, size, steps, warmup, mode, classes);
+  return arch == "grcnn55" ? run<models::grcnn55<>>(batch, size, steps, warmup, mode, classes)
+                           : run<models::grcnn109<>>(batch, size, steps, warmup, mode, classes);
 }

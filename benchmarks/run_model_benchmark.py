@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """End-to-end benchmark: grcnn (oneDNN) against PyTorch, same machine, same run, same thread count.
 
-grcnn55 at 224x224, f32: inference (eval, no grad) and a training step (forward, cross-entropy,
-backward, SGD momentum 0.9 + weight decay), batch 16 by default. PyTorch runs the independent rebuild in
+grcnn55 at 224x224 (or grcnn109, or the main job's grcnn_small with --size 28 --classes 10 --batch 128), f32:
+inference (eval, no grad) and a training step (forward, cross-entropy, backward, SGD momentum 0.9 + weight
+decay), batch 16 by default. PyTorch runs the independent rebuild in
 tests/torch/grcnn_reference.py with channels_last. Prints images/s and the ratio grcnn / PyTorch.
 Use the Debian interpreter that has torch: /usr/bin/python3.
 """
@@ -18,7 +19,9 @@ from pathlib import Path
 here = Path(__file__).resolve().parent
 parser = argparse.ArgumentParser()
 parser.add_argument("--build", default=str(here.parent / "build"))
-parser.add_argument("--arch", default="grcnn55", choices=["grcnn55", "grcnn109"])
+parser.add_argument("--arch", default="grcnn55", choices=["grcnn55", "grcnn109", "grcnn_small"])
+parser.add_argument("--size", type=int, default=224)
+parser.add_argument("--classes", type=int, default=1000)
 parser.add_argument("--threads", type=int, default=2)
 parser.add_argument("--batch", type=int, default=16)
 parser.add_argument("--steps", type=int, default=5)
@@ -36,14 +39,14 @@ from grcnn_reference import build  # noqa: E402
 torch.set_num_threads(args.threads)
 ours = {}
 cmd = [str(Path(args.build) / "benchmarks" / "bench_grcnn"), "--arch", args.arch, "--batch", str(args.batch),
-       "--steps", str(args.steps), "--warmup", str(args.warmup)]
+       "--steps", str(args.steps), "--warmup", str(args.warmup), "--size", str(args.size), "--classes", str(args.classes)]
 for line in subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines():
     r = json.loads(line)
     ours[r["mode"]] = r
 
-net = build(args.arch, 1000).to(memory_format=torch.channels_last)
-x = (torch.rand(args.batch, 3, 224, 224) * 2 - 1).contiguous(memory_format=torch.channels_last)
-y = torch.randint(0, 1000, (args.batch,))
+net = build(args.arch, args.classes).to(memory_format=torch.channels_last)
+x = (torch.rand(args.batch, 3, args.size, args.size) * 2 - 1).contiguous(memory_format=torch.channels_last)
+y = torch.randint(0, args.classes, (args.batch,))
 opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
 
 
@@ -74,7 +77,7 @@ theirs = {"inference": median_s(infer)}
 net.train()
 theirs["train"] = median_s(train_step)
 
-lines = [f"{args.arch} at 224x224, batch {args.batch}, f32, {args.threads} threads, median of {args.steps} after "
+lines = [f"{args.arch} at {args.size}x{args.size}, batch {args.batch}, f32, {args.threads} threads, median of {args.steps} after "
          f"{args.warmup} warm-up steps; torch {torch.__version__} (channels_last)", "",
          "| mode | grcnn images/s | PyTorch images/s | ratio |", "|---|---:|---:|---:|"]
 for mode in ("inference", "train"):
