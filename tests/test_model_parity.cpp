@@ -206,3 +206,4 @@ TEST_CASE("grcnn110_sk matches PyTorch", "[grcnn110_sk]") { check_variant<models
 TEST_CASE("grcnn110_sk_share matches PyTorch", "[grcnn110_sk_share]") {
   check_variant<models::grcnn110_sk_share_topology>("grcnn110_sk_share");
 }
+TEST_CASE("grcnn_small matches PyTorch", "[grcnn_small]") { check_variant<models::grcnn_small_topology>("grcnn_small"); }

@@ -43,6 +43,7 @@ TEST_CASE("parameter counts equal the published table", "[models]") {
   CHECK(count<models::grcnn110_topology>(10) == 19'001'930);
   CHECK(count<models::grcnn110_share_topology>(10) == 3'473'994);
   CHECK(count<models::grcnn110_sk_topology>(10) == 25'215'370);
+  CHECK(count<models::grcnn_small_topology>(10) == 194'026);  // the main job's network (PyTorch agrees: model parity)
 }
 
 TEST_CASE("grcnn55's state_dict has PyTorch's 426 names, order and shapes", "[models]") {

@@ -73,6 +73,7 @@ if VARIANTS[args.variant]["sk"]:
     TAPS += [n[:-1] + "5" for n in body] + [n[:-1] + "5.fc2" for n in body] + [n[:-1] + "6" for n in body]
 if VARIANTS[args.variant]["share"]:  # a hook on a shared bottleneck conv fires in every iteration: not a per-name tap
     TAPS = [n for n in TAPS if ".iter_" not in n]
+TAPS = [n for n in TAPS if n in dict(net.named_modules())]  # grcnn_small has a single iteration in stage_1
 
 
 def record_taps(model):

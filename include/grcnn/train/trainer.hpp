@@ -187,7 +187,8 @@ class trainer {
       const double epoch_s = seconds_since(epoch_t0);
       train_seconds_ += epoch_s;
       log.write({{"type", "epoch"}, {"epoch", pos_.epoch + 1}, {"global_step", pos_.global_step}, {"loss", loss_m.mean()},
-                 {"top1", top1_m.mean()}, {"lr", opt_.groups().front().lr}, {"train_s", epoch_s}});
+                 {"top1", top1_m.mean()}, {"lr", opt_.groups().front().lr}, {"train_s", epoch_s},
+                 {"skipped_images", train_.skipped_total()}});
       if (eval_ && o_.evaluate_each_epoch) {
         const eval_result e = evaluate(*eval_);
         r.last_eval = e;
@@ -212,7 +213,8 @@ class trainer {
     return r;
   }
 
-  // Top-1/top-5 accuracy and the mean loss (the training loss without mixup) over a loader's epoch 0.
+  // Top-1/top-5 accuracy and the mean loss over a loader's epoch 0: the training loss (GRCNN's recipe
+  // validates with the smoothed loss), or plain cross-entropy for mixup runs (the SK recipe).
   eval_result evaluate(data::loader& l) {
     net_.eval();
     autograd::no_grad_guard no_grad;
@@ -224,7 +226,7 @@ class trainer {
     while (auto b = l.next()) {
       if (b->size() == 0) continue;
       const variable logits = net_.forward(variable(b->images));
-      const variable loss = loss_of(logits, b->labels, nullptr);
+      const variable loss = o_.mixup_alpha > 0 ? plain_loss(logits, b->labels) : loss_of(logits, b->labels, nullptr);
       loss_m.add(loss.value().item(), static_cast<double>(b->size()));
       hits1 += topk_hits(logits.value(), b->labels, 1);
       hits5 += topk_hits(logits.value(), b->labels, std::min<int>(5, static_cast<int>(logits.dims()[1])));
@@ -244,6 +246,9 @@ class trainer {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   }
 
+  static variable plain_loss(const variable& logits, const std::vector<std::int64_t>& labels) {
+    return ops::cross_entropy(logits, tensor::from_values(shape{static_cast<std::int64_t>(labels.size())}, labels));
+  }
   // The loss of logits against labels, or against a soft target when one is given (mixup).
   variable loss_of(const variable& logits, const std::vector<std::int64_t>& labels, const tensor* soft) const {
     const std::int64_t K = logits.dims()[1];
