@@ -19,6 +19,7 @@
 #include <grcnn/train/trainer.hpp>
 
 using namespace grcnn;
+using autograd::variable;
 
 namespace {
 
@@ -26,7 +27,7 @@ struct settings {
   std::string arch = "grcnn_small", dataset = "fashion-mnist", data, eval_data, out = "runs/grcnn", backend = "auto";
   std::string optimizer = "sgd", schedule = "cosine", smoothing_style = "grcnn", init_weights, resume;
   bool resume_given = false, nesterov = false, eval_only = false, no_decay_bn_bias = false, skip_corrupt = false,
-       skip_nonfinite = false, per_iteration = true;
+       skip_nonfinite = false, per_iteration = true, reset_classifier = false;
   int classes = 0, threads = 0, workers = 2, image_size = 0, keep = 2;
   long epochs = 1, batch = 64, eval_batch = 0, step_size = 30, stop_after = -1, checkpoint_every = 0, limit_train = 0,
        limit_eval = 0;
@@ -54,7 +55,7 @@ class subset final : public data::dataset {
 };
 
 struct data_setup {
-  std::unique_ptr<data::dataset> train, eval;
+  std::unique_ptr<data::dataset> train, eval;  // train is left empty for --eval-only
   data::pipeline train_pipe, eval_pipe;
 };
 
@@ -63,57 +64,82 @@ data_setup open_data(const settings& s) {
   const std::string& ds = s.dataset;
   if (ds == "fashion-mnist" || ds == "mnist") {
     const std::string dir = !s.data.empty() ? s.data : (ds == "mnist" ? "/usr/share/datasets/mnist" : "/usr/share/datasets/fashion-mnist");
-    d.train = data::open_mnist_style(dir, true, ds);
+    if (!s.eval_only) d.train = data::open_mnist_style(dir, true, ds);
     d.eval = data::open_mnist_style(s.eval_data.empty() ? dir : s.eval_data, false, ds);
     const float mean = ds == "mnist" ? 0.1307f : 0.2860f, sd = ds == "mnist" ? 0.3081f : 0.3530f;
     const int size = s.image_size ? s.image_size : 28;
-    d.train_pipe.steps = {data::random_crop(size, 2)};
+    if (size != 28) {  // rescale the 28-pixel images first, so training and evaluation see one scale
+      d.train_pipe.steps.push_back(data::resize_then_center_crop(size, size));
+      d.eval_pipe.steps.push_back(data::resize_then_center_crop(size, size));
+    }
+    d.train_pipe.steps.push_back(data::random_crop(size, std::max(1, size / 14)));
     if (ds == "fashion-mnist") d.train_pipe.steps.push_back(data::random_horizontal_flip());
-    if (size != 28) d.eval_pipe.steps = {data::resize_then_center_crop(size, size)};
     d.train_pipe.mean = d.eval_pipe.mean = {mean, mean, mean};
     d.train_pipe.stddev = d.eval_pipe.stddev = {sd, sd, sd};
   } else if (ds == "cifar10" || ds == "cifar100") {
     GRCNN_CHECK(!s.data.empty(), error, "--dataset ", ds, " needs --data DIR (the binary version's folder)");
+    GRCNN_CHECK(s.image_size == 0 || s.image_size == 32, error, "--image-size ", s.image_size, ": CIFAR images are 32x32");
     const bool c100 = ds == "cifar100";
-    d.train = std::make_unique<data::cifar_dataset>(s.data, c100, true);
+    if (!s.eval_only) d.train = std::make_unique<data::cifar_dataset>(s.data, c100, true);
     d.eval = std::make_unique<data::cifar_dataset>(s.eval_data.empty() ? s.data : s.eval_data, c100, false);
     d.train_pipe.steps = {data::random_crop(32, 4), data::random_horizontal_flip()};
     d.train_pipe.mean = d.eval_pipe.mean = c100 ? std::array<float, 3>{0.5071f, 0.4867f, 0.4408f} : std::array<float, 3>{0.4914f, 0.4822f, 0.4465f};
     d.train_pipe.stddev = d.eval_pipe.stddev = c100 ? std::array<float, 3>{0.2675f, 0.2565f, 0.2761f} : std::array<float, 3>{0.2023f, 0.1994f, 0.2010f};
   } else {  // imagefolder
-    GRCNN_CHECK(!s.data.empty(), error, "--dataset imagefolder needs --data DIR (root/<class>/<image>)");
     const int size = s.image_size ? s.image_size : 224;
-    d.train = std::make_unique<data::image_folder>(s.data);
-    if (!s.eval_data.empty()) d.eval = std::make_unique<data::image_folder>(s.eval_data);
+    if (!s.eval_only) {
+      GRCNN_CHECK(!s.data.empty(), error, "--dataset imagefolder needs --data DIR (root/<class>/<image>)");
+      d.train = std::make_unique<data::image_folder>(s.data);
+    }
+    const std::string eval_root = !s.eval_data.empty() ? s.eval_data : (s.eval_only ? s.data : "");
+    GRCNN_CHECK(!s.eval_only || !eval_root.empty(), error, "--eval-only with imagefolder needs --eval-data DIR (or --data DIR)");
+    if (!eval_root.empty()) {
+      auto eval = std::make_unique<data::image_folder>(eval_root);
+      if (d.train) {
+        const auto& train_classes = static_cast<const data::image_folder&>(*d.train).classes();
+        GRCNN_CHECK(eval->classes() == train_classes, error, "--eval-data '", eval_root, "' has ", eval->classes().size(),
+                    " class folders that differ from the ", train_classes.size(), " of --data '", s.data,
+                    "': class indices would not match");
+      }
+      d.eval = std::move(eval);
+    }
     d.train_pipe.steps = {data::random_resized_crop(size), data::random_horizontal_flip()};
     d.eval_pipe.steps = {data::resize_then_center_crop(size * 256 / 224, size)};
   }
-  if (s.limit_train > 0) d.train = std::make_unique<subset>(std::move(d.train), static_cast<std::size_t>(s.limit_train));
+  if (s.limit_train > 0 && d.train) d.train = std::make_unique<subset>(std::move(d.train), static_cast<std::size_t>(s.limit_train));
   if (s.limit_eval > 0 && d.eval) d.eval = std::make_unique<subset>(std::move(d.eval), static_cast<std::size_t>(s.limit_eval));
   return d;
 }
 
 // Parameter groups: everything decayed (the original recipe), or BN and biases (rank-1 tensors) in a
-// second group without weight decay. --train-only freezes every parameter outside the given prefixes.
+// second group without weight decay. --train-only freezes every parameter none of whose names (a
+// shared weight has several) lies under the given prefixes.
 template <class Net>
 std::vector<train::param_group> make_groups(Net& net, const settings& s) {
   train::param_group decay{.name = "decay", .lr = s.lr, .weight_decay = s.wd, .momentum = s.momentum, .nesterov = s.nesterov};
   train::param_group no_decay = decay;
   no_decay.name = "no_decay";
   no_decay.weight_decay = 0;
-  std::set<const void*> seen;
-  std::size_t frozen = 0;
+  auto under = [&](const std::string& name) {
+    return std::any_of(s.train_only.begin(), s.train_only.end(),
+                       [&](const std::string& p) { return name == p || name.rfind(p + ".", 0) == 0; });
+  };
+  std::map<const void*, bool> trainable;  // per parameter cell: any of its names selected
+  std::vector<variable*> order;
   for (const auto& e : net.state()) {
-    if (!e.is_parameter() || !seen.insert(e.parameter->cell().get()).second) continue;
-    const bool trainable = s.train_only.empty() || std::any_of(s.train_only.begin(), s.train_only.end(), [&](const std::string& p) {
-                             return e.name == p || e.name.rfind(p + ".", 0) == 0;
-                           });
-    if (!trainable) {
-      train::freeze({e.parameter});
+    if (!e.is_parameter()) continue;
+    auto [it, first] = trainable.emplace(e.parameter->cell().get(), false);
+    if (first) order.push_back(e.parameter);
+    it->second = it->second || s.train_only.empty() || under(e.name);
+  }
+  std::size_t frozen = 0;
+  for (auto* p : order) {
+    if (!trainable[p->cell().get()]) {
+      train::freeze({p});
       ++frozen;
       continue;
     }
-    (s.no_decay_bn_bias && e.parameter->value().rank() == 1 ? no_decay : decay).params.push_back(e.parameter);
+    (s.no_decay_bn_bias && p->value().rank() == 1 ? no_decay : decay).params.push_back(p);
   }
   GRCNN_CHECK(!decay.params.empty() || !no_decay.params.empty(), error, "--train-only matches no parameter of ", s.arch);
   if (frozen) std::printf("frozen: %zu parameter tensors outside %zu --train-only prefix(es)\n", frozen, s.train_only.size());
@@ -123,26 +149,37 @@ std::vector<train::param_group> make_groups(Net& net, const settings& s) {
   return groups;
 }
 
+std::string exact(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+template <class Net>
+void load_weights(Net& net, const std::string& file, bool reset_classifier) {
+  io::tensor_dict w = io::load_safetensors(file);
+  w.origin_ = file;
+  io::load_options lo;
+  if (reset_classifier) lo.skip_prefixes = {"classifier"};
+  io::load_state_dict(net.state(), train::model_state_from(w), lo);
+  std::printf("weights from %s%s\n", file.c_str(), reset_classifier ? " (classifier left freshly initialised)" : "");
+}
+
 template <class Topology>
 int run(const settings& s) {
   data_setup d = open_data(s);
-  const int classes = s.classes ? s.classes : static_cast<int>(d.train->num_classes());
-  GRCNN_CHECK(classes >= d.train->num_classes(), error, "--classes ", classes, " is smaller than the ", d.train->num_classes(),
-              " classes of ", d.train->describe());
+  const data::dataset& labelled = d.train ? *d.train : *d.eval;
+  const int classes = s.classes ? s.classes : static_cast<int>(labelled.num_classes());
+  GRCNN_CHECK(classes >= labelled.num_classes(), error, "--classes ", classes, " is smaller than the ", labelled.num_classes(),
+              " classes of ", labelled.describe());
   nn::network<Topology> net(classes, s.seed);
-  if (!s.init_weights.empty()) {
-    io::tensor_dict w = io::load_safetensors(s.init_weights);
-    w.origin_ = s.init_weights;
-    io::load_state_dict(net.state(), train::model_state_from(w));
-    std::printf("initialised from %s\n", s.init_weights.c_str());
-  }
-  std::printf("%s: %zu parameters, %d classes; train %s (%zu images)%s\n", s.arch.c_str(), net.parameter_count(), classes,
-              d.train->describe().c_str(), d.train->size(),
+  if (!s.init_weights.empty()) load_weights(net, s.init_weights, s.reset_classifier);
+  std::printf("%s: %zu parameters, %d classes; %s%s\n", s.arch.c_str(), net.parameter_count(), classes,
+              d.train ? ("train " + d.train->describe() + " (" + std::to_string(d.train->size()) + " images)").c_str() : "",
               d.eval ? (", eval " + d.eval->describe() + " (" + std::to_string(d.eval->size()) + " images)").c_str() : "");
 
   data::loader_options lo{.batch_size = static_cast<std::size_t>(s.batch), .shuffle = true, .drop_last = true,
                           .workers = s.workers, .prefetch = 2 * s.workers, .seed = s.seed, .skip_corrupt = s.skip_corrupt};
-  data::loader train_loader(*d.train, d.train_pipe, lo);
   std::unique_ptr<data::loader> eval_loader;
   if (d.eval) {
     data::loader_options eo = lo;
@@ -152,6 +189,24 @@ int run(const settings& s) {
     eval_loader = std::make_unique<data::loader>(*d.eval, d.eval_pipe, eo);
   }
 
+  if (s.eval_only) {
+    GRCNN_CHECK(!s.init_weights.empty() || s.resume_given, error,
+                "--eval-only needs weights: --init-weights FILE or --resume [CHECKPOINT]");
+    if (s.resume_given) {
+      const std::string ckpt = s.resume.empty() ? train::checkpoint_folder(s.out, 1).latest().string() : s.resume;
+      load_weights(net, ckpt, false);
+    }
+    const train::eval_result e = *train::evaluate_network(net, *eval_loader, [](const variable& logits, const std::vector<std::int64_t>& y) {
+      return ops::cross_entropy(logits, tensor::from_values(shape{static_cast<std::int64_t>(y.size())}, y));
+    });
+    std::printf("eval %s: loss %.4f top1 %.2f%% top5 %.2f%% (%zu images, %.1f s, %.0f images/s)\n", d.eval->describe().c_str(),
+                e.loss, 100 * e.top1, 100 * e.top5, e.images, e.seconds, e.images_per_s);
+    train::metrics_log(std::filesystem::path(s.out) / "metrics.jsonl")
+        .write({{"type", "eval_only"}, {"loss", e.loss}, {"top1", e.top1}, {"top5", e.top5}, {"images", e.images}});
+    return 0;
+  }
+
+  data::loader train_loader(*d.train, d.train_pipe, lo);
   auto groups = make_groups(net, s);
   std::unique_ptr<train::optimizer> opt;
   if (s.optimizer == "adamw")
@@ -180,23 +235,25 @@ int run(const settings& s) {
   to.skip_nonfinite = s.skip_nonfinite;
   to.stop_after = s.stop_after;
   to.seed = s.seed;
-  to.run_info = {{"arch", s.arch}, {"dataset", s.dataset}, {"batch", std::to_string(s.batch)}, {"seed", std::to_string(s.seed)},
-                 {"schedule", s.schedule}, {"epochs", std::to_string(s.epochs)}, {"classes", std::to_string(classes)}};
+  std::string milestones, train_only;
+  for (const auto m : s.milestones) milestones += (milestones.empty() ? "" : ",") + std::to_string(m);
+  for (const auto& p : s.train_only) train_only += (train_only.empty() ? "" : ",") + p;
+  // Everything that shapes the trajectory: a resume with other values is refused.
+  to.run_info = {{"arch", s.arch}, {"dataset", s.dataset}, {"train_images", std::to_string(d.train->size())},
+                 {"classes", std::to_string(classes)}, {"batch", std::to_string(s.batch)}, {"seed", std::to_string(s.seed)},
+                 {"epochs", std::to_string(s.epochs)}, {"optimizer", s.optimizer}, {"lr", exact(s.lr)},
+                 {"momentum", exact(s.momentum)}, {"nesterov", s.nesterov ? "1" : "0"}, {"wd", exact(s.wd)},
+                 {"no_decay_bn_bias", s.no_decay_bn_bias ? "1" : "0"}, {"train_only", train_only}, {"schedule", s.schedule},
+                 {"milestones", milestones}, {"step_size", std::to_string(s.step_size)}, {"gamma", exact(s.gamma)},
+                 {"cosine_per_iteration", s.per_iteration ? "1" : "0"}, {"warmup", exact(s.warmup)},
+                 {"label_smoothing", exact(s.label_smoothing)}, {"smoothing_style", s.smoothing_style}, {"mixup", exact(s.mixup)},
+                 {"image_size", std::to_string(s.image_size)}};
   train::trainer<nn::network<Topology>> tr(net, *opt, schedule, train_loader, eval_loader.get(), to);
   if (s.resume_given) tr.resume(s.resume.empty() ? tr.checkpoints().latest() : std::filesystem::path(s.resume));
 
+  const train::fit_result r = tr.fit();
   nlohmann::json summary{{"arch", s.arch}, {"dataset", s.dataset}, {"parameters", net.parameter_count()},
                          {"threads", omp_get_max_threads()}};
-  if (s.eval_only) {
-    GRCNN_CHECK(eval_loader, error, "--eval-only needs evaluation data (--eval-data for imagefolder)");
-    const train::eval_result e = tr.evaluate(*eval_loader);
-    std::printf("eval %s: loss %.4f top1 %.2f%% top5 %.2f%% (%zu images, %.1f s, %.0f images/s)\n", d.eval->describe().c_str(),
-                e.loss, 100 * e.top1, 100 * e.top5, e.images, e.seconds, e.images_per_s);
-    train::metrics_log(std::filesystem::path(s.out) / "metrics.jsonl")
-        .write({{"type", "eval_only"}, {"loss", e.loss}, {"top1", e.top1}, {"top5", e.top5}, {"images", e.images}});
-    return 0;
-  }
-  const train::fit_result r = tr.fit();
   summary["outcome"] = r.outcome == train::fit_outcome::finished ? "finished" : r.outcome == train::fit_outcome::stopped ? "stopped" : "interrupted";
   summary["steps"] = r.steps;
   summary["skipped_steps"] = r.skipped_steps;
@@ -211,7 +268,8 @@ int run(const settings& s) {
   }
   {
     std::ofstream f(std::filesystem::path(s.out) / "summary.json");
-    f << summary.dump(2) << "\n";
+    f << summary.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    GRCNN_CHECK(f.good(), io_error, "cannot write '", (std::filesystem::path(s.out) / "summary.json").string(), "'");
   }
   std::printf("\nsummary: %s after %ld steps; training %.1f s (%.0f images/s)", summary["outcome"].get<std::string>().c_str(),
               r.steps, r.train_seconds, r.train_images_per_s);
@@ -219,7 +277,8 @@ int run(const settings& s) {
   std::printf("\n  checkpoint %s\n  metrics %s/metrics.jsonl\n", r.last_checkpoint.string().c_str(), s.out.c_str());
   const auto fb = backends::fallback_log::instance().total();
   if (fb) std::printf("warning: %zu op calls fell back from oneDNN to the reference backend\n", fb);
-  return r.outcome == train::fit_outcome::interrupted ? 130 : 0;
+  if (r.outcome != train::fit_outcome::interrupted) return 0;
+  return 128 + r.signal;  // the shell's convention: 130 for SIGINT, 143 for SIGTERM
 }
 
 }  // namespace
@@ -269,7 +328,8 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-every", s.checkpoint_every, "also checkpoint every N steps (0: at epoch ends only)")->check(CLI::NonNegativeNumber);
   app.add_option("--stop-after", s.stop_after, "stop with a checkpoint after this many steps in all (resume later)")->check(CLI::PositiveNumber);
   app.add_option("--init-weights", s.init_weights, "start from these weights (safetensors state_dict or checkpoint)")->check(CLI::ExistingFile);
-  app.add_flag("--eval-only", s.eval_only, "only evaluate (weights from --init-weights or --resume)");
+  app.add_flag("--reset-classifier", s.reset_classifier, "with --init-weights: keep a fresh classifier (another class count)");
+  app.add_flag("--eval-only", s.eval_only, "only evaluate (weights from --init-weights or --resume); needs no training data");
   app.add_flag("--skip-corrupt", s.skip_corrupt, "skip unreadable images (counted and logged) instead of stopping");
   app.add_flag("--skip-nonfinite", s.skip_nonfinite, "skip steps with a NaN/inf loss instead of stopping");
   app.add_option("--limit-train", s.limit_train, "use only the first N training images (quick runs)")->check(CLI::PositiveNumber);
@@ -292,7 +352,7 @@ int main(int argc, char** argv) {
   } catch (const grcnn::error& e) {
     std::cerr << "grcnn-train: " << e.what() << "\n";
     return 1;
-  } catch (const std::filesystem::filesystem_error& e) {
+  } catch (const std::exception& e) {  // file system, threads, memory
     std::cerr << "grcnn-train: " << e.what() << "\n";
     return 1;
   }

@@ -12,7 +12,8 @@ t0=$(date +%s)
 "$root/scripts/build.sh"
 t1=$(date +%s)
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
-rm -rf "$run"
+# A fresh run starts from an empty folder; `main-job.sh --resume` continues the interrupted one.
+case " $* " in *" --resume"*) ;; *) rm -rf "$run" ;; esac
 "$build/examples/grcnn-train" --arch grcnn_small --dataset fashion-mnist --epochs 3 --batch 128 \
   --schedule onecycle --lr 0.3 --wd 5e-4 --no-decay-bn-bias --seed 0 --out "$run" "$@"
 t2=$(date +%s)

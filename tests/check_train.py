@@ -6,12 +6,16 @@
 1. trains grcnn_small on the first 6,400 Fashion-MNIST images for one epoch (100 steps), stopping after
    60 steps and resuming with --resume; checks the summary (accuracy on 2,000 test images well above
    chance), the metrics log, the rotated checkpoints, and that the plot tool writes a PNG;
-2. --eval-only from the final checkpoint reproduces the final evaluation;
-3. bad flag values and bad paths are rejected with a message naming them.
+2. a fresh run into that folder is refused; a real SIGINT writes a checkpoint and exits with 130, and
+   --resume finishes the run;
+3. --eval-only from the final checkpoint reproduces the final evaluation;
+4. bad flag values and bad paths are rejected with a message naming them.
 """
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 exe, plot, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
@@ -36,7 +40,7 @@ def check(cond, what):
 
 subprocess.run(["rm", "-rf", str(out)], check=True)
 first = run(common + ["--stop-after", "60"])
-check("stopped at step 60" in first, "--stop-after stops with a checkpoint")
+check("stopped after step 60" in first, "--stop-after stops with a checkpoint")
 check((out / "checkpoint-60.safetensors").exists(), "checkpoint-60 written")
 second = run(common + ["--resume"])
 check("resumed from" in second and "iteration 60" in second, "--resume continues at iteration 60")
@@ -49,9 +53,29 @@ kinds = {r["type"] for r in records}
 check({"train", "epoch", "eval"} <= kinds, "metrics.jsonl holds train, epoch and eval records")
 check((out / "best.safetensors").exists(), "best.safetensors kept")
 
+fresh = subprocess.run([exe] + common, capture_output=True, text=True)
+check(fresh.returncode != 0 and "already holds checkpoints" in fresh.stderr,
+      "a fresh run into a folder with checkpoints is refused (resume it or choose another folder)")
+
 p = subprocess.run([sys.executable, plot, str(out / "metrics.jsonl"), "-o", str(out / "curves.png")],
                    capture_output=True, text=True)
 check(p.returncode == 0 and (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "plot tool writes curves.png")
+
+# A real SIGINT: the run writes a checkpoint, exits with 130, and --resume finishes it.
+sig_out = work / "sigint"
+subprocess.run(["rm", "-rf", str(sig_out)], check=True)
+sig_args = [a if a != str(out) else str(sig_out) for a in common]
+proc = subprocess.Popen([exe] + sig_args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+deadline = time.time() + 120
+while not (sig_out / "metrics.jsonl").exists() and time.time() < deadline and proc.poll() is None:
+    time.sleep(0.05)  # the log is opened once the handlers are installed
+time.sleep(1.0)
+proc.send_signal(signal.SIGINT)
+text, _ = proc.communicate(timeout=120)
+check(proc.returncode == 130 and "interrupted (SIGINT)" in text, "SIGINT writes a checkpoint and exits with 130")
+check(any(sig_out.glob("checkpoint-*.safetensors")), "the interrupted run left a checkpoint")
+text = run(sig_args + ["--resume"])
+check(json.loads((sig_out / "summary.json").read_text())["outcome"] == "finished", "--resume finishes the interrupted run")
 
 ev = run(["--arch", "grcnn_small", "--dataset", "fashion-mnist", "--limit-eval", "2000", "--eval-only",
           "--init-weights", summary["checkpoint"], "--out", str(work / "eval")])
@@ -68,6 +92,8 @@ for args, message in [
     (["--dataset", "cifar10"], "needs --data"),
     (["--schedule", "onecycle", "--warmup", "1"], "has its own warm-up"),
     (["--init-weights", str(work / "missing.safetensors")], "missing.safetensors"),
+    (["--eval-only"], "--eval-only needs weights"),
+    (["--dataset", "cifar10", "--data", str(work), "--image-size", "64"], "CIFAR images are 32x32"),
 ]:
     p = subprocess.run([exe] + args + ["--out", str(work / "bad")], capture_output=True, text=True)
     check(p.returncode != 0 and message in (p.stdout + p.stderr), f"{' '.join(args)} rejected, naming {message!r}")

@@ -5,6 +5,7 @@
 
 #include <grcnn/io/state_dict.hpp>
 #include <grcnn/models/grcnn.hpp>
+#include <grcnn/train/checkpoint.hpp>
 
 using namespace grcnn;
 
@@ -32,6 +33,20 @@ TEST_CASE("a converted PyTorch checkpoint loads and round-trips", "[checkpoint]"
   };
   CHECK(find("stage_1.iter_1.2.weight").parameter->cell() == find("stage_1.iter_3.2.weight").parameter->cell());
   CHECK(net.parameter_count() == 3'411'274);
+}
+
+TEST_CASE("converted weights serve --init-weights, with or without the classifier", "[checkpoint]") {
+  io::tensor_dict converted = io::load_safetensors("converted_grcnn56_share.safetensors");
+  const io::tensor_dict model = train::model_state_from(converted);  // a plain state_dict: every entry kept
+  CHECK(model.size() == converted.size());
+  models::grcnn56_share<> net(10);
+  io::load_state_dict(net.state(), model);
+  // Another class count: the classifier is left as initialised, everything else loads.
+  models::grcnn56_share<> wider(37);
+  CHECK_THROWS_WITH(io::load_state_dict(wider.state(), model), Catch::Contains("'classifier.weight': file has shape [10, 768]"));
+  io::load_state_dict(wider.state(), model, {.skip_prefixes = {"classifier"}});
+  for (const auto& e : wider.state())
+    if (e.name == "stage_2.conv_f.weight") CHECK(relative_error(e.value(), model.at(e.name)) == 0.0);
 }
 
 TEST_CASE("load_state_dict reports every mismatch in one error", "[checkpoint]") {

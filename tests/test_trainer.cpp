@@ -57,6 +57,7 @@ struct run_config {
   bool skip_nonfinite = false;
   int keep = 2;
   int raise_at = -1;
+  bool poison_classifier = false;  // a NaN classifier bias: every loss is NaN
 };
 
 struct run_output {
@@ -71,6 +72,9 @@ run_output run(const run_config& c) {
   data::loader train_loader(train_set, p, {.batch_size = 8, .workers = 2, .seed = 9});
   data::loader eval_loader(eval_set, {}, {.batch_size = 12, .shuffle = false, .drop_last = false, .workers = 1});
   net_t net(4, 5);
+  if (c.poison_classifier)
+    for (auto& e : net.state())
+      if (e.name == "classifier.bias") e.value().fill(std::nan(""));
   train::sgd opt(net.parameters(), train::param_group{.lr = c.lr, .weight_decay = 1e-4, .momentum = 0.9, .nesterov = true});
   const train::lr_schedule schedule({.kind = train::schedule_kind::cosine, .per_iteration = true, .warmup_iterations = 3}, 3,
                                     static_cast<long>(train_loader.batches_per_epoch()));
@@ -156,12 +160,30 @@ TEST_CASE("a non-finite loss stops the run naming the step, or is skipped with t
     run({.out = "trainer_nan/stop", .lr = 1e30});
     FAIL("a diverging run did not stop");
   } catch (const numeric_error& e) {
-    CHECK_THAT(e.what(), Catch::Contains("training stopped: the loss is") && Catch::Contains("global step") &&
+    CHECK_THAT(e.what(), Catch::Contains("training stopped: the loss is") && Catch::Contains("iteration") && Catch::Contains("(step ") &&
                              Catch::Contains("--skip-nonfinite"));
   }
   const run_output skipped = run({.out = "trainer_nan/skip", .lr = 1e30, .skip_nonfinite = true});
   CHECK(skipped.result.outcome == train::fit_outcome::finished);
   CHECK(skipped.result.skipped_steps > 0);
+  // A skipped step leaves no trace in the BN running statistics (the train-mode forward is undone):
+  // with a NaN classifier bias every step is skipped, and the statistics stay at their initial values.
+  const run_output all_skipped = run({.out = "trainer_nan/all", .skip_nonfinite = true, .poison_classifier = true});
+  CHECK(all_skipped.result.skipped_steps == 24);
+  for (const auto& [name, t] : all_skipped.state.entries()) {
+    INFO(name);
+    if (name.ends_with("running_mean")) CHECK(t.values<double>() == std::vector<double>(t.values<double>().size(), 0.0));
+    if (name.ends_with("running_var")) CHECK(t.values<double>() == std::vector<double>(t.values<double>().size(), 1.0));
+    if (name.ends_with("num_batches_tracked")) CHECK(t.values<std::int64_t>() == std::vector<std::int64_t>{0});
+  }
+  // A diverged network scores no hits: NaN logits never count as the top class.
+  const tensor nan_logits = tensor::full({2, 4}, std::nan(""));
+  CHECK(train::topk_hits(nan_logits, {0, 3}, 1) == 0);
+  CHECK(train::topk_hits(nan_logits, {0, 3}, 4) == 0);
+  const tensor tied = tensor::from_values(shape{1, 4}, std::vector<double>{1, 2, 2, std::nan("")});
+  CHECK(train::topk_hits(tied, {1}, 1) == 0);  // the NaN counts above, like a larger logit
+  CHECK(train::topk_hits(tied, {1}, 2) == 1);
+  CHECK(train::topk_hits(tied, {2}, 2) == 0);  // ties go to the lower class index
 }
 
 TEST_CASE("checkpoints: plain weights are refused for resume, with the file named", "[trainer]") {
@@ -178,4 +200,12 @@ TEST_CASE("checkpoints: plain weights are refused for resume, with the file name
   CHECK(from_ckpt.size() == from_plain.size());
   io::load_state_dict(net.state(), from_ckpt);
   CHECK_THROWS_WITH(train::checkpoint_folder("trainer_misc/empty", 1).latest(), Catch::Contains("no checkpoint-<step>.safetensors"));
+  // A fresh run into a folder that holds another run's checkpoints is refused.
+  fs::remove_all("trainer_misc/run");
+  REQUIRE(run({.out = "trainer_misc/run", .stop_after = 2}).result.outcome == train::fit_outcome::stopped);
+  CHECK_THROWS_WITH(run({.out = "trainer_misc/run"}), Catch::Contains("already holds checkpoints of a run"));
+  // Each parameter belongs to one group.
+  CHECK_THROWS_WITH(train::sgd(std::vector<train::param_group>{{.name = "a", .params = net.parameters()},
+                                                               {.name = "b", .params = {net.parameters().front()}}}),
+                    Catch::Contains("appears twice"));
 }

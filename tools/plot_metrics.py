@@ -18,6 +18,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def num(v):
+    """A metric value; NaN/inf are written as null by the C++ JSON writer."""
+    return float("nan") if v is None else v
+
+
 def load(path):
     by_key = {}
     with open(path) as f:
@@ -54,17 +59,17 @@ def main():
 
     fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(15, 4.2))
     steps = [r["global_step"] for r in train]
-    ax_loss.plot(steps, [r["loss"] for r in train], label="train (window mean)", lw=1)
-    ax_acc.plot(steps, [100 * r["top1"] for r in train], label="train top-1", lw=1)
+    ax_loss.plot(steps, [num(r["loss"]) for r in train], label="train (window mean)", lw=1)
+    ax_acc.plot(steps, [100 * num(r["top1"]) for r in train], label="train top-1", lw=1)
     if evals:
         es = [r["global_step"] for r in evals]
-        ax_loss.plot(es, [r["loss"] for r in evals], "o-", label="eval")
-        ax_acc.plot(es, [100 * r["top1"] for r in evals], "o-", label="eval top-1")
-        ax_acc.plot(es, [100 * r["top5"] for r in evals], "s--", label="eval top-5")
-        best = max(evals, key=lambda r: r["top1"])
+        ax_loss.plot(es, [num(r["loss"]) for r in evals], "o-", label="eval")
+        ax_acc.plot(es, [100 * num(r["top1"]) for r in evals], "o-", label="eval top-1")
+        ax_acc.plot(es, [100 * num(r["top5"]) for r in evals], "s--", label="eval top-5")
+        best = max(evals, key=lambda r: num(r["top1"]) if num(r["top1"]) == num(r["top1"]) else -1)
         ax_acc.annotate(f"{100 * best['top1']:.2f}%", (best["global_step"], 100 * best["top1"]),
                         textcoords="offset points", xytext=(-30, 8))
-    ax_lr.plot(steps, [r["lr"] for r in train], lw=1)
+    ax_lr.plot(steps, [num(r["lr"]) for r in train], lw=1)
     for ax, title, ylabel in [(ax_loss, "loss", "cross-entropy"), (ax_acc, "accuracy", "%"),
                               (ax_lr, "learning rate", "lr")]:
         ax.set_title(title)

@@ -44,7 +44,10 @@ def photo(w, h, seed):
 
 # ImageFolder ---------------------------------------------------------------------------------------
 folder = out / "folder"
-for cls, files in {"b_dog": ["1.jpg", "sub/2.JPEG", "3.png"], "a_cat": ["x.png", "y.jpg"], "C_upper": ["z.jpeg"]}.items():
+# b_dog: torchvision lists 1.jpg, 3.png (the class folder), then 2sub/4.jpg, then sub/2.JPEG: folders by their
+# path string, files by name within a folder (not 1.jpg, 2sub/4.jpg, 3.png as a path-wise sort would).
+for cls, files in {"b_dog": ["1.jpg", "sub/2.JPEG", "3.png", "2sub/4.jpg"], "a_cat": ["x.png", "y.jpg"],
+                   "C_upper": ["z.jpeg"]}.items():
     for i, f in enumerate(files):
         p = folder / cls / f
         p.parent.mkdir(parents=True, exist_ok=True)

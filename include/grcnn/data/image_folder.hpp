@@ -1,9 +1,12 @@
 #pragma once
 // torchvision's ImageFolder: root/<class>/<...>/<image>; classes are the sub-folder names sorted
-// (byte order, as Python's sorted), class index = position in that order; files are found recursively
-// and sorted per class. Only extensions we decode (.jpg, .jpeg, .png, any case) are listed.
+// (byte order, as Python's sorted), class index = position in that order. Within a class, folders
+// come in the order of their full path strings and files sorted by name within each folder, as
+// torchvision's sorted(os.walk(...)) gives them. Only extensions we decode (.jpg, .jpeg, .png, any
+// case) are listed.
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "grcnn/data/dataset.hpp"
 
@@ -19,13 +22,16 @@ class image_folder final : public dataset {
     std::sort(classes_.begin(), classes_.end());
     GRCNN_CHECK(!classes_.empty(), io_error, "image folder: '", root.string(), "' has no class sub-folders");
     for (std::size_t c = 0; c < classes_.size(); ++c) {
-      std::vector<fs::path> files;
+      std::map<std::string, std::vector<std::string>> by_folder;  // folder path -> file names
       for (const auto& e : fs::recursive_directory_iterator(root / classes_[c], fs::directory_options::follow_directory_symlink))
-        if (e.is_regular_file() && decodable(e.path())) files.push_back(e.path());
-      std::sort(files.begin(), files.end());
-      GRCNN_CHECK(!files.empty(), io_error, "image folder: class folder '", (root / classes_[c]).string(),
+        if (e.is_regular_file() && decodable(e.path()))
+          by_folder[e.path().parent_path().string()].push_back(e.path().filename().string());
+      GRCNN_CHECK(!by_folder.empty(), io_error, "image folder: class folder '", (root / classes_[c]).string(),
                   "' holds no .jpg, .jpeg or .png file");
-      for (auto& f : files) items_.push_back({std::move(f), static_cast<std::int64_t>(c)});
+      for (auto& [folder, names] : by_folder) {
+        std::sort(names.begin(), names.end());
+        for (const auto& n : names) items_.push_back({fs::path(folder) / n, static_cast<std::int64_t>(c)});
+      }
     }
   }
   std::size_t size() const override { return items_.size(); }

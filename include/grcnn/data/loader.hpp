@@ -83,11 +83,13 @@ class loader {
     cursor_ = first;
     stopping_ = false;
     ready_.clear();
+    started_ = true;
     for (int w = 0; w < o_.workers; ++w) threads_.emplace_back([this, w, first] { work(first + static_cast<std::size_t>(w)); });
   }
 
   // The next batch of the epoch in order, or nothing at its end. A worker's error is rethrown here.
   std::optional<batch> next() {
+    GRCNN_CHECK(started_, error, "loader: next() before start_epoch()");
     std::unique_lock lock(mu_);
     if (cursor_ >= batches_per_epoch()) return std::nullopt;
     produced_.wait(lock, [&] { return ready_.count(cursor_) != 0; });
@@ -105,7 +107,9 @@ class loader {
     batch out;
     out.index = b;
     const std::size_t begin = b * o_.batch_size, end = std::min(begin + o_.batch_size, order_.size());
-    augment_rng rng(mix_seed(o_.seed, static_cast<std::uint64_t>(epoch_), b + 1));
+    GRCNN_CHECK(started_ && b < batches_per_epoch(), error, "loader: batch ", b, " requested ",
+                started_ ? "beyond the epoch" : "before start_epoch()");
+    augment_rng rng(mix_seed(mix_seed(o_.seed, 0xa4c3e7), static_cast<std::uint64_t>(epoch_), b));
     std::vector<rgb_image> images;
     images.reserve(end - begin);
     for (std::size_t k = begin; k < end; ++k) {
@@ -175,6 +179,7 @@ class loader {
   std::map<std::size_t, slot> ready_;
   std::size_t cursor_ = 0;
   bool stopping_ = false;
+  bool started_ = false;
   std::vector<std::thread> threads_;
   std::size_t skipped_total_ = 0;
 };

@@ -22,6 +22,9 @@ inline tensor_dict state_dict(const nn::state_list& state) {
 
 struct load_options {
   bool strict = true;  // unexpected names in the file are errors (missing ones always are)
+  // Module prefixes left as they are: entries of the network under them are not loaded and the file's
+  // are ignored (fine-tuning with a new classifier: {"classifier"}).
+  std::vector<std::string> skip_prefixes;
 };
 
 // Loads `d` into the entries of `state`, all or nothing. Entries that share a tensor (weight-sharing variants list a
@@ -31,7 +34,13 @@ inline void load_state_dict(const nn::state_list& state, const tensor_dict& d, c
   std::map<std::string, bool> used;
   std::map<const void*, std::pair<std::string, tensor>> tied;  // grad cell or buffer -> first name and data
   std::vector<std::pair<tensor*, tensor>> assignments;  // applied only when every entry checked out
+  auto skipped = [&](const std::string& name) {
+    for (const auto& p : opt.skip_prefixes)
+      if (name == p || name.rfind(p + ".", 0) == 0) return true;
+    return false;
+  };
   for (const auto& e : state) {
+    if (skipped(e.name)) continue;
     if (!d.contains(e.name)) {
       problems.push_back("missing '" + e.name + "'");
       continue;
@@ -63,7 +72,7 @@ inline void load_state_dict(const nn::state_list& state, const tensor_dict& d, c
   }
   if (opt.strict)
     for (const auto& [name, t] : d.entries())
-      if (!used.count(name)) problems.push_back("unexpected '" + name + "'");
+      if (!used.count(name) && !skipped(name)) problems.push_back("unexpected '" + name + "'");
   if (!problems.empty()) {
     std::ostringstream os;
     os << "load_state_dict" << (d.origin_.empty() ? "" : " from '" + d.origin_ + "'") << ": " << problems.size()

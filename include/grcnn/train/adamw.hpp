@@ -1,5 +1,6 @@
 #pragma once
-// AdamW (Loshchilov & Hutter) exactly as torch.optim.AdamW (1.13+, amsgrad off) computes it:
+// AdamW (Loshchilov & Hutter) as torch.optim.AdamW (1.13+, amsgrad off) computes it, to rounding
+// (torch forms the first moment with lerp):
 //   w *= 1 - lr * wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
 //   w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 #include "grcnn/train/optimizer.hpp"
@@ -15,35 +16,29 @@ class adamw final : public optimizer {
 
   const char* kind() const override { return "adamw"; }
 
-  void step() override {
-    for (std::size_t g = 0; g < groups_.size(); ++g)
-      for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
-        const tensor grad = gradient_of(*groups_[g].params[i]);
-        if (!grad.defined()) continue;
-        tensor& w = groups_[g].params[i]->value();
-        slot& s = state_[g][i];
-        if (!s.exp_avg.defined()) {
-          s.exp_avg = tensor::zeros_like(w);
-          s.exp_avg_sq = tensor::zeros_like(w);
-        }
-        match_format(s.exp_avg, w);
-        match_format(s.exp_avg_sq, w);
-        ++s.steps;
-        if (w.type() == dtype::f64)
-          update<double>(groups_[g], w, grad, s);
-        else
-          update<float>(groups_[g], w, grad, s);
-      }
+ private:
+  void update(std::size_t g, std::size_t i, tensor& w, const tensor& grad) override {
+    slot& s = state_[g][i];
+    if (!s.exp_avg.defined()) {
+      s.exp_avg = tensor::zeros_like(w);
+      s.exp_avg_sq = tensor::zeros_like(w);
+    }
+    match_format(s.exp_avg, w);
+    match_format(s.exp_avg_sq, w);
+    ++s.steps;
+    if (w.type() == dtype::f64)
+      apply<double>(groups_[g], w, grad, s);
+    else
+      apply<float>(groups_[g], w, grad, s);
   }
 
- private:
   struct slot {
     tensor exp_avg, exp_avg_sq;
     std::int64_t steps = 0;
   };
 
   template <class T>
-  static void update(const param_group& o, tensor& w, const tensor& grad, slot& s) {
+  static void apply(const param_group& o, tensor& w, const tensor& grad, slot& s) {
     const std::size_t n = w.bytes() / sizeof(T);
     T* wv = static_cast<T*>(w.raw());
     const T* gv = static_cast<const T*>(grad.raw());

@@ -4,6 +4,7 @@
 // global step), the trainer's RNG state and the run's settings. Written atomically (temporary file,
 // fsync, rename); a folder of them is rotated (the last k kept, plus best.safetensors).
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -47,7 +48,8 @@ inline void save_checkpoint(const std::filesystem::path& path, const nn::state_l
 inline io::tensor_dict model_state_from(const io::tensor_dict& file) {
   io::tensor_dict m;
   m.origin_ = file.origin_;
-  const bool checkpoint = file.metadata.count("format") != 0;
+  const auto fmt = file.metadata.find("format");
+  const bool checkpoint = fmt != file.metadata.end() && fmt->second == "grcnn-checkpoint-1";
   for (const auto& [name, t] : file.entries()) {
     if (!checkpoint)
       m.add(name, t);
@@ -68,10 +70,12 @@ inline checkpoint_contents load_checkpoint(const std::filesystem::path& path, co
     const auto it = d.metadata.find(key);
     GRCNN_CHECK(it != d.metadata.end(), io_error, "checkpoint: '", path.string(), "' lacks '", key, "'");
     try {
-      return std::stol(it->second);
+      std::size_t used = 0;
+      const long v = std::stol(it->second, &used);
+      if (used == it->second.size()) return v;
     } catch (const std::exception&) {
-      throw io_error("checkpoint: '" + path.string() + "' has a malformed '" + key + "': '" + it->second + "'");
     }
+    throw io_error("checkpoint: '" + path.string() + "' has a malformed '" + key + "': '" + it->second + "'");
   };
   checkpoint_contents c;
   c.position = {number("epoch"), number("iteration"), number("global_step")};
@@ -100,7 +104,9 @@ class checkpoint_folder {
       constexpr std::string_view pre = "checkpoint-", post = ".safetensors";
       if (n.size() <= pre.size() + post.size() || n.rfind(pre, 0) != 0 || !n.ends_with(post)) continue;
       const std::string digits = n.substr(pre.size(), n.size() - pre.size() - post.size());
-      if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+      if (digits.empty() || digits.size() > 18 ||
+          !std::all_of(digits.begin(), digits.end(), [](unsigned char ch) { return std::isdigit(ch) != 0; }))
+        continue;
       out.emplace_back(std::stol(digits), e.path());
     }
     std::sort(out.begin(), out.end());
@@ -111,8 +117,11 @@ class checkpoint_folder {
     GRCNN_CHECK(!l.empty(), io_error, "checkpoints: no checkpoint-<step>.safetensors in '", dir_.string(), "' to resume from");
     return l.back().second;
   }
-  void rotate() const {
+  // Keeps the newest `keep` checkpoints up to step `newest` (the one just written is always kept);
+  // files of later steps (left by a run resumed from an older checkpoint) are not touched.
+  void rotate(long newest) const {
     auto l = list();
+    std::erase_if(l, [&](const auto& e) { return e.first > newest; });
     for (std::size_t i = 0; i + static_cast<std::size_t>(keep_) < l.size(); ++i) std::filesystem::remove(l[i].second);
   }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Classification metrics and the metrics log: top-k hits of a batch, running means, and one JSON
 // object per line appended to a file (a resumed run keeps appending to the same log).
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -10,7 +11,8 @@
 
 namespace grcnn::train {
 
-// How many rows of logits [N, K] have their label among the k largest entries (ties count against).
+// How many rows of logits [N, K] have their label among the k largest entries (ties broken by class
+// index, as a stable sort; non-finite logits never count as hits).
 inline std::size_t topk_hits(const tensor& logits, const std::vector<std::int64_t>& labels, int k) {
   GRCNN_CHECK(logits.rank() == 2 && static_cast<std::size_t>(logits.dim(0)) == labels.size(), shape_error,
               "topk_hits: logits ", logits.describe(), " for ", labels.size(), " labels");
@@ -20,8 +22,10 @@ inline std::size_t topk_hits(const tensor& logits, const std::vector<std::int64_
   for (std::size_t i = 0; i < labels.size(); ++i) {
     const float* row = v.data() + i * K;
     const float target = row[labels[i]];
+    if (!std::isfinite(target)) continue;  // a diverged model scores nothing (NaN compares false)
     std::size_t above = 0;
-    for (std::size_t j = 0; j < K; ++j) above += row[j] > target || (row[j] == target && j < static_cast<std::size_t>(labels[i]));
+    for (std::size_t j = 0; j < K; ++j)
+      above += !(row[j] < target) && (row[j] != target || j < static_cast<std::size_t>(labels[i]));  // NaN rows count above
     hits += above < static_cast<std::size_t>(k);
   }
   return hits;

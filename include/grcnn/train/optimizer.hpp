@@ -4,6 +4,7 @@
 // checkpoint bit for bit. Updates run on the weights' own storage and format (blocked oneDNN weights
 // included), in the weights' precision (f32 or f64).
 #include <cmath>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -51,14 +52,25 @@ class optimizer {
                     dtype_error, "optimizer: group ", g, " holds a parameter that is not an f32 or f64 tensor");
       if (grp.initial_lr < 0) grp.initial_lr = grp.lr;
     }
+    std::set<const void*> seen;
+    for (std::size_t g = 0; g < groups_.size(); ++g)
+      for (auto* p : groups_[g].params)
+        GRCNN_CHECK(seen.insert(p->cell().get()).second, error, "optimizer: parameter '", p->name(), "' appears twice (group ", g,
+                    ", ", groups_[g].name, "); each parameter belongs to one group");
   }
   virtual ~optimizer() = default;
   optimizer(const optimizer&) = delete;
   optimizer& operator=(const optimizer&) = delete;
 
   virtual const char* kind() const = 0;
-  // One update of every parameter that has a gradient; gradients are left in place.
-  virtual void step() = 0;
+  // One update of every parameter that has a gradient (frozen ones have none); gradients stay in place.
+  void step() {
+    for (std::size_t g = 0; g < groups_.size(); ++g)
+      for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
+        const tensor grad = gradient_of(*groups_[g].params[i]);
+        if (grad.defined()) update(g, i, groups_[g].params[i]->value(), grad);
+      }
+  }
   void zero_grad() {
     for (auto& g : groups_)
       for (auto* p : g.params) p->zero_grad();
@@ -75,6 +87,7 @@ class optimizer {
   // layout), scalar state in metadata. Loading checks that the groups hold the same shapes.
   void save_state(io::tensor_dict& d, const std::string& prefix) const {
     d.metadata[prefix + ".kind"] = kind();
+    d.metadata[prefix + ".groups"] = std::to_string(groups_.size());
     for (std::size_t g = 0; g < groups_.size(); ++g) {
       d.metadata[prefix + "." + std::to_string(g) + ".size"] = std::to_string(groups_[g].params.size());
       for (std::size_t i = 0; i < groups_[g].params.size(); ++i) save_slots(d, key(prefix, g, i), g, i);
@@ -86,6 +99,10 @@ class optimizer {
     GRCNN_CHECK(kind_it != d.metadata.end() && kind_it->second == kind(), io_error, "optimizer state: the checkpoint holds ",
                 kind_it == d.metadata.end() ? std::string("no optimizer") : "a " + kind_it->second + " optimizer",
                 ", this run uses ", kind());
+    const auto n_groups = d.metadata.find(prefix + ".groups");
+    GRCNN_CHECK(n_groups != d.metadata.end() && n_groups->second == std::to_string(groups_.size()), io_error,
+                "optimizer state: this run has ", groups_.size(), " parameter group(s), the checkpoint ",
+                n_groups == d.metadata.end() ? std::string("does not say how many") : n_groups->second);
     for (std::size_t g = 0; g < groups_.size(); ++g) {
       const auto it = d.metadata.find(prefix + "." + std::to_string(g) + ".size");
       GRCNN_CHECK(it != d.metadata.end() && it->second == std::to_string(groups_[g].params.size()), io_error,
@@ -101,6 +118,8 @@ class optimizer {
   static std::string key(const std::string& prefix, std::size_t g, std::size_t i) {
     return prefix + "." + std::to_string(g) + "." + std::to_string(i);
   }
+  // Updates parameter i of group g (weight w, gradient in w's format and dtype).
+  virtual void update(std::size_t g, std::size_t i, tensor& w, const tensor& grad) = 0;
   virtual void save_slots(io::tensor_dict& d, const std::string& key, std::size_t g, std::size_t i) const = 0;
   virtual void load_slots(const io::tensor_dict& d, const std::string& key, std::size_t g, std::size_t i) = 0;
   virtual void save_scalars(io::tensor_dict&, const std::string&) const {}

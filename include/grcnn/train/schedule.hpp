@@ -106,10 +106,11 @@ class lr_schedule {
     const double total = static_cast<double>(total_iterations());
     const double up_end = o_.pct_start * total - 1.0, down_end = total - 1.0;
     const double s = static_cast<double>(step);
-    auto anneal = [](double a, double b, double pct) { return b + (a - b) / 2.0 * (std::cos(std::numbers::pi * pct) + 1.0); };
-    if (s <= up_end) return anneal(start, peak, s / up_end);
-    return anneal(peak, end, (s - up_end) / (down_end - up_end));
+    if (up_end <= 0) return s <= 0 ? peak : anneal_cos(peak, end, s / down_end);  // a warm-up shorter than one step
+    if (s <= up_end) return anneal_cos(start, peak, s / up_end);
+    return anneal_cos(peak, end, (s - up_end) / (down_end - up_end));
   }
+  static double anneal_cos(double a, double b, double pct) { return b + (a - b) / 2.0 * (std::cos(std::numbers::pi * pct) + 1.0); }
 
   schedule_options o_;
   long epochs_, per_epoch_;

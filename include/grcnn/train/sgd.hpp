@@ -19,29 +19,23 @@ class sgd final : public optimizer {
   sgd(std::vector<variable*> params, param_group hyper) : sgd(one_group(std::move(params), std::move(hyper))) {}
 
   const char* kind() const override { return "sgd"; }
-
-  void step() override {
-    for (std::size_t g = 0; g < groups_.size(); ++g)
-      for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
-        const tensor grad = gradient_of(*groups_[g].params[i]);
-        if (!grad.defined()) continue;
-        tensor& w = groups_[g].params[i]->value();
-        if (w.type() == dtype::f64)
-          update<double>(groups_[g], w, grad, buffers_[g][i]);
-        else
-          update<float>(groups_[g], w, grad, buffers_[g][i]);
-      }
-  }
   const tensor& momentum_buffer(std::size_t group, std::size_t index) const { return buffers_.at(group).at(index); }
 
  private:
+  void update(std::size_t g, std::size_t i, tensor& w, const tensor& grad) override {
+    if (w.type() == dtype::f64)
+      apply<double>(groups_[g], w, grad, buffers_[g][i]);
+    else
+      apply<float>(groups_[g], w, grad, buffers_[g][i]);
+  }
+
   static std::vector<param_group> one_group(std::vector<variable*> params, param_group hyper) {
     hyper.params = std::move(params);
     return {std::move(hyper)};
   }
 
   template <class T>
-  static void update(const param_group& o, tensor& w, const tensor& grad, tensor& buf) {
+  static void apply(const param_group& o, tensor& w, const tensor& grad, tensor& buf) {
     const std::size_t n = w.bytes() / sizeof(T);
     T* wv = static_cast<T*>(w.raw());
     const T* gv = static_cast<const T*>(grad.raw());

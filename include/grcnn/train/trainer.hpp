@@ -49,6 +49,7 @@ enum class fit_outcome { finished, interrupted, stopped };
 
 struct fit_result {
   fit_outcome outcome = fit_outcome::finished;
+  int signal = 0;  // SIGINT or SIGTERM when interrupted
   std::optional<eval_result> last_eval;
   double best_top1 = -1;
   double train_seconds = 0, train_images_per_s = 0;
@@ -61,7 +62,12 @@ inline std::atomic<int>& pending_signal() {
   static std::atomic<int> s{0};
   return s;
 }
-extern "C" inline void on_signal(int sig) { pending_signal().store(sig); }
+// Notes the signal for the loop and restores the default action, so a second Ctrl-C ends a run that
+// does not reach its next step.
+extern "C" inline void on_signal(int sig) {
+  pending_signal().store(sig);
+  std::signal(sig, SIG_DFL);
+}
 
 // Installs SIGINT/SIGTERM handlers that only set a flag; restores the previous ones on exit.
 class signal_scope {
@@ -80,7 +86,40 @@ class signal_scope {
   void (*old_int_)(int);
   void (*old_term_)(int);
 };
+
 }  // namespace trainer_detail
+
+// One pass of a loader through a network in eval mode without a tape: top-1/top-5 and the mean of
+// loss(logits, labels). Interruptible: gives up (nullopt) when SIGINT/SIGTERM arrives during fit().
+template <class Net, class Loss>
+std::optional<eval_result> evaluate_network(Net& net, data::loader& l, Loss&& loss, bool interruptible = false) {
+  net.eval();
+  struct back_to_train {
+    Net& n;
+    ~back_to_train() { n.train(); }
+  } restore{net};
+  autograd::no_grad_guard no_grad;
+  const auto t0 = std::chrono::steady_clock::now();
+  l.start_epoch(0);
+  eval_result e;
+  running_mean loss_m;
+  std::size_t hits1 = 0, hits5 = 0;
+  while (auto b = l.next()) {
+    if (interruptible && trainer_detail::pending_signal().load() != 0) return std::nullopt;
+    if (b->size() == 0) continue;
+    const variable logits = net.forward(variable(b->images));
+    loss_m.add(loss(logits, b->labels).value().item(), static_cast<double>(b->size()));
+    hits1 += topk_hits(logits.value(), b->labels, 1);
+    hits5 += topk_hits(logits.value(), b->labels, std::min<int>(5, static_cast<int>(logits.dims()[1])));
+    e.images += b->size();
+  }
+  e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  e.loss = loss_m.mean();
+  e.top1 = e.images ? static_cast<double>(hits1) / static_cast<double>(e.images) : 0.0;
+  e.top5 = e.images ? static_cast<double>(hits5) / static_cast<double>(e.images) : 0.0;
+  e.images_per_s = static_cast<double>(e.images) / std::max(e.seconds, 1e-9);
+  return e;
+}
 
 template <class Net>
 class trainer {
@@ -92,68 +131,101 @@ class trainer {
     GRCNN_CHECK(o_.label_smoothing >= 0 && o_.label_smoothing < 1, error, "trainer: label smoothing ", o_.label_smoothing,
                 " outside [0, 1)");
     GRCNN_CHECK(o_.mixup_alpha >= 0, error, "trainer: mixup alpha must be non-negative");
-    GRCNN_CHECK(schedule_.total_iterations() == o_.epochs * static_cast<long>(train_.batches_per_epoch()), error,
-                "trainer: the schedule covers ", schedule_.total_iterations(), " iterations, the run ",
-                o_.epochs * static_cast<long>(train_.batches_per_epoch()));
+    GRCNN_CHECK(o_.log_every > 0, error, "trainer: log_every must be positive");
+    GRCNN_CHECK(schedule_.total_iterations() == o_.epochs * per_epoch(), error, "trainer: the schedule covers ",
+                schedule_.total_iterations(), " iterations, the run ", o_.epochs * per_epoch());
   }
 
   const training_position& position() const { return pos_; }
   const checkpoint_folder& checkpoints() const { return folder_; }
 
-  // Continues from a checkpoint written by this trainer (same model, optimizer groups and data).
+  // Continues from a checkpoint written by this trainer: same model, optimizer groups, data and
+  // settings (every run_info entry the checkpoint also holds must agree).
   void resume(const std::filesystem::path& path) {
     checkpoint_contents c = load_checkpoint(path, net_.state(), opt_);
-    for (const char* key : {"arch", "dataset", "batch", "seed", "schedule", "epochs"}) {
-      const auto mine = o_.run_info.find(key), theirs = c.extra.find(key);
-      GRCNN_CHECK(mine == o_.run_info.end() || theirs == c.extra.end() || mine->second == theirs->second, error,
-                  "resume: '", path.string(), "' was written with ", key, " = ", theirs->second, ", this run has ", mine->second);
+    const std::string where = path.string();
+    for (const auto& [key, mine] : o_.run_info) {
+      const auto theirs = c.extra.find(key);
+      GRCNN_CHECK(theirs == c.extra.end() || theirs->second == mine, error, "resume: '", where, "' was written with ", key,
+                  " = ", theirs->second, ", this run has ", mine);
     }
-    pos_ = c.position;
+    const long per = per_epoch();
+    const auto& p = c.position;
+    GRCNN_CHECK(p.epoch >= 0 && p.epoch <= o_.epochs && p.iteration >= 0 && p.iteration < per &&
+                    (p.epoch < o_.epochs || p.iteration == 0) && p.global_step == p.epoch * per + p.iteration,
+                error, "resume: '", where, "' stands at epoch ", p.epoch, ", iteration ", p.iteration, ", step ", p.global_step,
+                ", which is not a position of this run (", o_.epochs, " epochs of ", per, " iterations)");
+    pos_ = p;
     if (!c.rng_state.empty()) {
       std::istringstream is(c.rng_state);
       is >> rng_;
-      GRCNN_CHECK(!is.fail(), io_error, "resume: '", path.string(), "' holds a malformed RNG state");
+      GRCNN_CHECK(!is.fail(), io_error, "resume: '", where, "' holds a malformed RNG state");
     }
-    if (const auto it = c.extra.find("best_top1"); it != c.extra.end()) best_top1_ = std::stod(it->second);
+    if (const auto it = c.extra.find("best_top1"); it != c.extra.end()) {
+      try {
+        best_top1_ = std::stod(it->second);
+      } catch (const std::exception&) {
+        throw io_error("resume: '" + where + "' has a malformed 'best_top1': '" + it->second + "'");
+      }
+    }
+    pending_eval_ = c.extra.count("pending_eval") && c.extra.at("pending_eval") == "1";
+    resumed_ = true;
     if (!o_.quiet)
-      std::printf("resumed from %s at epoch %ld, iteration %ld (step %ld)\n", path.string().c_str(), pos_.epoch + 1,
+      std::printf("resumed from %s at epoch %ld, iteration %ld (step %ld done)\n", where.c_str(), pos_.epoch + 1,
                   pos_.iteration, pos_.global_step);
   }
 
   fit_result fit() {
+    GRCNN_CHECK(resumed_ || folder_.list().empty(), error, "trainer: '", o_.out.string(),
+                "' already holds checkpoints of a run: resume it or choose another output folder");
     trainer_detail::signal_scope signals;
     metrics_log log(o_.out / "metrics.jsonl");
     fit_result r;
     r.best_top1 = best_top1_;
-    const long per_epoch = static_cast<long>(train_.batches_per_epoch());
+    const long per = per_epoch();
     std::size_t images_seen = 0;
     train_seconds_ = 0;
+    // Resumed at an epoch end whose checkpoint was written before its evaluation: evaluate first.
+    if (pending_eval_ && !run_eval(log, r)) return stop_run(r, images_seen, false);
     while (pos_.epoch < o_.epochs) {
+      if (stop_requested()) return stop_run(r, images_seen, !checkpoint_is_current_);
       net_.train();
       const auto epoch_t0 = std::chrono::steady_clock::now();
+      const std::size_t skipped_before = train_.skipped_total();
       train_.start_epoch(pos_.epoch, static_cast<std::size_t>(pos_.iteration));
-      progress bar("epoch " + std::to_string(pos_.epoch + 1) + "/" + std::to_string(o_.epochs), static_cast<std::size_t>(per_epoch),
+      progress bar("epoch " + std::to_string(pos_.epoch + 1) + "/" + std::to_string(o_.epochs), static_cast<std::size_t>(per),
                    o_.log_interval_s);
       running_mean loss_m, top1_m, window_loss, window_top1;
       auto window_t0 = std::chrono::steady_clock::now();
       std::size_t window_images = 0;
-      while (auto b = train_.next()) {
+      while (pos_.iteration < per) {
+        if (stop_requested()) {
+          train_seconds_ += seconds_since(epoch_t0);
+          return stop_run(r, images_seen, true);
+        }
+        std::optional<data::batch> b = train_.next();
+        GRCNN_CHECK(b.has_value(), error, "trainer: the loader ended its epoch before iteration ", pos_.iteration + 1);
         for (const auto& s : b->skipped) std::fprintf(stderr, "warning: skipped %s\n", s.c_str());
         if (b->size() >= 2) {
           const auto [loss, hits] = step(*b, r);
           if (std::isfinite(loss)) {
-            loss_m.add(loss, static_cast<double>(b->size()));
-            top1_m.add(static_cast<double>(hits) / static_cast<double>(b->size()), static_cast<double>(b->size()));
-            window_loss.add(loss, static_cast<double>(b->size()));
-            window_top1.add(static_cast<double>(hits) / static_cast<double>(b->size()), static_cast<double>(b->size()));
+            const double n = static_cast<double>(b->size()), acc = static_cast<double>(hits) / n;
+            loss_m.add(loss, n);
+            top1_m.add(acc, n);
+            window_loss.add(loss, n);
+            window_top1.add(acc, n);
           }
           window_images += b->size();
           images_seen += b->size();
+        } else {
+          std::fprintf(stderr, "warning: batch %ld of epoch %ld has %zu readable image(s); step skipped\n",
+                       pos_.iteration + 1, pos_.epoch + 1, b->size());
         }
         ++pos_.iteration;
         ++pos_.global_step;
+        checkpoint_is_current_ = false;
         r.steps++;
-        if (pos_.global_step % o_.log_every == 0 || pos_.iteration == per_epoch) {
+        if (pos_.global_step % o_.log_every == 0 || pos_.iteration == per) {
           const double dt = seconds_since(window_t0);
           log.write({{"type", "train"}, {"epoch", pos_.epoch + 1}, {"iteration", pos_.iteration}, {"global_step", pos_.global_step},
                      {"loss", window_loss.mean()}, {"top1", window_top1.mean()}, {"lr", opt_.groups().front().lr},
@@ -169,45 +241,21 @@ class trainer {
                         opt_.groups().front().lr);
           bar.update(static_cast<std::size_t>(pos_.iteration), status);
         }
-        if (pos_.iteration == per_epoch) break;
-        const int sig = trainer_detail::pending_signal().load();
-        if (sig != 0 || (o_.stop_after >= 0 && pos_.global_step >= o_.stop_after)) {
+        if (o_.checkpoint_every > 0 && pos_.global_step % o_.checkpoint_every == 0 && pos_.iteration < per)
           r.last_checkpoint = write_checkpoint();
-          r.outcome = sig != 0 ? fit_outcome::interrupted : fit_outcome::stopped;
-          if (!o_.quiet)
-            std::printf("\n%s at step %ld: checkpoint %s (continue with --resume)\n",
-                        sig != 0 ? (sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)") : "stopped",
-                        pos_.global_step, r.last_checkpoint.string().c_str());
-          train_seconds_ += seconds_since(epoch_t0);
-          finish(r, images_seen);
-          return r;
-        }
-        if (o_.checkpoint_every > 0 && pos_.global_step % o_.checkpoint_every == 0) r.last_checkpoint = write_checkpoint();
       }
       const double epoch_s = seconds_since(epoch_t0);
       train_seconds_ += epoch_s;
       log.write({{"type", "epoch"}, {"epoch", pos_.epoch + 1}, {"global_step", pos_.global_step}, {"loss", loss_m.mean()},
                  {"top1", top1_m.mean()}, {"lr", opt_.groups().front().lr}, {"train_s", epoch_s},
-                 {"skipped_images", train_.skipped_total()}});
-      if (eval_ && o_.evaluate_each_epoch) {
-        const eval_result e = evaluate(*eval_);
-        r.last_eval = e;
-        log.write({{"type", "eval"}, {"epoch", pos_.epoch + 1}, {"global_step", pos_.global_step}, {"loss", e.loss},
-                   {"top1", e.top1}, {"top5", e.top5}, {"images", e.images}, {"images_per_s", e.images_per_s}});
-        if (!o_.quiet)
-          std::printf("epoch %ld/%ld: train loss %.4f top1 %.2f%% | eval loss %.4f top1 %.2f%% top5 %.2f%% (%zu images, %.1f s)\n",
-                      pos_.epoch + 1, o_.epochs, loss_m.mean(), 100 * top1_m.mean(), e.loss, 100 * e.top1, 100 * e.top5, e.images,
-                      e.seconds);
-        if (e.top1 > best_top1_) best_top1_ = e.top1;
-      }
+                 {"skipped_images", train_.skipped_total() - skipped_before}});
+      if (!o_.quiet) std::printf("epoch %ld/%ld: train loss %.4f top1 %.2f%%\n", pos_.epoch + 1, o_.epochs, loss_m.mean(), 100 * top1_m.mean());
       ++pos_.epoch;
       pos_.iteration = 0;
+      // Checkpoint first, then evaluate: an evaluation that fails or is interrupted loses no training.
+      pending_eval_ = eval_ && o_.evaluate_each_epoch;
       r.last_checkpoint = write_checkpoint();
-      if (r.last_eval && r.last_eval->top1 >= best_top1_) copy_atomically(r.last_checkpoint, folder_.best());
-      if (trainer_detail::pending_signal().load() != 0 || (o_.stop_after >= 0 && pos_.global_step >= o_.stop_after)) {
-        r.outcome = trainer_detail::pending_signal().load() != 0 ? fit_outcome::interrupted : fit_outcome::stopped;
-        break;
-      }
+      if (pending_eval_ && !run_eval(log, r)) return stop_run(r, images_seen, false);
     }
     finish(r, images_seen);
     return r;
@@ -215,46 +263,72 @@ class trainer {
 
   // Top-1/top-5 accuracy and the mean loss over a loader's epoch 0: the training loss (GRCNN's recipe
   // validates with the smoothed loss), or plain cross-entropy for mixup runs (the SK recipe).
-  eval_result evaluate(data::loader& l) {
-    net_.eval();
-    autograd::no_grad_guard no_grad;
-    const auto t0 = std::chrono::steady_clock::now();
-    l.start_epoch(0);
-    eval_result e;
-    running_mean loss_m;
-    std::size_t hits1 = 0, hits5 = 0;
-    while (auto b = l.next()) {
-      if (b->size() == 0) continue;
-      const variable logits = net_.forward(variable(b->images));
-      const variable loss = o_.mixup_alpha > 0 ? plain_loss(logits, b->labels) : loss_of(logits, b->labels, nullptr);
-      loss_m.add(loss.value().item(), static_cast<double>(b->size()));
-      hits1 += topk_hits(logits.value(), b->labels, 1);
-      hits5 += topk_hits(logits.value(), b->labels, std::min<int>(5, static_cast<int>(logits.dims()[1])));
-      e.images += b->size();
-    }
-    e.seconds = seconds_since(t0);
-    e.loss = loss_m.mean();
-    e.top1 = e.images ? static_cast<double>(hits1) / static_cast<double>(e.images) : 0.0;
-    e.top5 = e.images ? static_cast<double>(hits5) / static_cast<double>(e.images) : 0.0;
-    e.images_per_s = static_cast<double>(e.images) / std::max(e.seconds, 1e-9);
-    net_.train();
-    return e;
-  }
+  eval_result evaluate(data::loader& l) { return *evaluate_impl(l, false); }
 
  private:
+  long per_epoch() const { return static_cast<long>(train_.batches_per_epoch()); }
   static double seconds_since(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  }
+  bool stop_requested() const {
+    return trainer_detail::pending_signal().load() != 0 || (o_.stop_after >= 0 && pos_.global_step >= o_.stop_after);
+  }
+
+  // Ends the run early (signal or stop_after), with a checkpoint of the current position.
+  fit_result& stop_run(fit_result& r, std::size_t images, bool checkpoint) {
+    if (checkpoint) r.last_checkpoint = write_checkpoint();
+    if (r.last_checkpoint.empty()) r.last_checkpoint = folder_.path_for(pos_.global_step);
+    const int sig = trainer_detail::pending_signal().load();
+    r.outcome = sig != 0 ? fit_outcome::interrupted : fit_outcome::stopped;
+    r.signal = sig;
+    if (!o_.quiet)
+      std::printf("\n%s after step %ld: checkpoint %s (continue with --resume)\n",
+                  sig == SIGINT ? "interrupted (SIGINT)" : sig == SIGTERM ? "terminated (SIGTERM)" : "stopped", pos_.global_step,
+                  r.last_checkpoint.string().c_str());
+    finish(r, images);
+    return r;
+  }
+
+  // The evaluation that closes an epoch: logged, and the epoch's checkpoint kept as best when it is.
+  // Returns false when a signal interrupted it (the checkpoint still says it is pending).
+  bool run_eval(metrics_log& log, fit_result& r) {
+    const std::optional<eval_result> e = evaluate_impl(*eval_, true);
+    if (!e) return false;
+    r.last_eval = *e;
+    pending_eval_ = false;
+    log.write({{"type", "eval"}, {"epoch", pos_.epoch}, {"global_step", pos_.global_step}, {"loss", e->loss},
+               {"top1", e->top1}, {"top5", e->top5}, {"images", e->images}, {"images_per_s", e->images_per_s}});
+    if (!o_.quiet)
+      std::printf("epoch %ld/%ld: eval loss %.4f top1 %.2f%% top5 %.2f%% (%zu images, %.1f s)\n", pos_.epoch, o_.epochs, e->loss,
+                  100 * e->top1, 100 * e->top5, e->images, e->seconds);
+    if (e->top1 > best_top1_) {
+      best_top1_ = e->top1;
+      const auto ckpt = folder_.path_for(pos_.global_step);
+      if (std::filesystem::exists(ckpt)) copy_atomically(ckpt, folder_.best());
+    }
+    r.best_top1 = best_top1_;
+    return true;
+  }
+
+  std::optional<eval_result> evaluate_impl(data::loader& l, bool interruptible) {
+    return evaluate_network(
+        net_, l,
+        [&](const variable& logits, const std::vector<std::int64_t>& labels) {
+          return o_.mixup_alpha > 0 ? plain_loss(logits, labels) : loss_of(logits, labels, nullptr);
+        },
+        interruptible);
   }
 
   static variable plain_loss(const variable& logits, const std::vector<std::int64_t>& labels) {
     return ops::cross_entropy(logits, tensor::from_values(shape{static_cast<std::int64_t>(labels.size())}, labels));
   }
-  // The loss of logits against labels, or against a soft target when one is given (mixup).
+  // The loss of logits against labels, or against a soft target when one is given (mixup). Soft targets
+  // take the logits' width (the classifier may be wider than the dataset's class count) and dtype.
   variable loss_of(const variable& logits, const std::vector<std::int64_t>& labels, const tensor* soft) const {
     const std::int64_t K = logits.dims()[1];
     if (soft) return ops::cross_entropy(logits, *soft);
     if (o_.label_smoothing > 0 && o_.smoothing == smoothing_style::grcnn)
-      return ops::cross_entropy(logits, smoothed_one_hot(labels, K, o_.label_smoothing));
+      return ops::cross_entropy(logits, smoothed_one_hot(labels, K, o_.label_smoothing, logits.value().type()));
     const double eps = o_.smoothing == smoothing_style::pytorch ? o_.label_smoothing : 0.0;
     return ops::cross_entropy(logits, tensor::from_values(shape{static_cast<std::int64_t>(labels.size())}, labels),
                               {.label_smoothing = eps});
@@ -266,20 +340,28 @@ class trainer {
     opt_.scale_lr(factor);
     if (const double m = schedule_.momentum(pos_.epoch, pos_.iteration); m >= 0)
       for (auto& g : opt_.groups()) (std::string(opt_.kind()) == "adamw" ? g.beta1 : g.momentum) = m;
-    std::optional<tensor> soft;
-    if (o_.mixup_alpha > 0) {
-      const mixup_result m = mixup(b.images, o_.mixup_alpha, rng_);
-      soft = mixed_one_hot(b.labels, train_.data().num_classes(), m);
-      if (o_.label_smoothing > 0) smooth_mixed(*soft, o_.label_smoothing);
-    }
+    std::optional<mixup_result> mix;
+    if (o_.mixup_alpha > 0) mix = mixup(b.images, o_.mixup_alpha, rng_);
+    // With skipping on, BN running statistics are restored if the step turns out non-finite.
+    std::vector<std::pair<tensor*, tensor>> bn_before;
+    if (o_.skip_nonfinite)
+      for (const auto& e : net_.state())
+        if (!e.is_parameter()) bn_before.emplace_back(e.buffer, e.buffer->clone());
     const variable logits = net_.forward(variable(b.images));
+    std::optional<tensor> soft;
+    if (mix) {
+      soft = mixed_one_hot(b.labels, logits.dims()[1], *mix);
+      if (o_.label_smoothing > 0) smooth_mixed(*soft, o_.label_smoothing);
+      if (logits.value().type() != dtype::f32) soft = soft->to_dtype(logits.value().type());
+    }
     const variable loss = loss_of(logits, b.labels, soft ? &*soft : nullptr);
     const double value = loss.value().item();
     if (!std::isfinite(value)) {
       GRCNN_CHECK(o_.skip_nonfinite, numeric_error, "training stopped: the loss is ", value, " at epoch ", pos_.epoch + 1,
-                  ", iteration ", pos_.iteration, " (global step ", pos_.global_step,
+                  ", iteration ", pos_.iteration + 1, " of ", per_epoch(), " (step ", pos_.global_step + 1,
                   "); lower the learning rate, or pass --skip-nonfinite to skip such steps");
-      std::fprintf(stderr, "warning: non-finite loss %g at global step %ld; step skipped\n", value, pos_.global_step);
+      std::fprintf(stderr, "warning: non-finite loss %g at step %ld; step skipped\n", value, pos_.global_step + 1);
+      for (auto& [dst, value_before] : bn_before) *dst = std::move(value_before);
       ++r.skipped_steps;
       opt_.zero_grad();
       return {std::nan(""), 0};
@@ -297,10 +379,16 @@ class trainer {
     os << rng_;
     c.rng_state = os.str();
     c.extra = o_.run_info;
-    if (best_top1_ >= 0) c.extra["best_top1"] = std::to_string(best_top1_);
+    if (best_top1_ >= 0) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.17g", best_top1_);  // round-trips exactly
+      c.extra["best_top1"] = buf;
+    }
+    c.extra["pending_eval"] = pending_eval_ ? "1" : "0";
     const auto path = folder_.path_for(pos_.global_step);
     save_checkpoint(path, net_.state(), opt_, c);
-    folder_.rotate();
+    folder_.rotate(pos_.global_step);
+    checkpoint_is_current_ = true;
     return path;
   }
   static void copy_atomically(const std::filesystem::path& from, const std::filesystem::path& to) {
@@ -325,6 +413,9 @@ class trainer {
   training_position pos_;
   double best_top1_ = -1;
   double train_seconds_ = 0;  // optimizer steps and data, evaluation excluded
+  bool pending_eval_ = false;          // the last epoch's evaluation has not run yet
+  bool resumed_ = false;
+  bool checkpoint_is_current_ = false; // the newest checkpoint holds the current position
 };
 
 }  // namespace grcnn::train

@@ -107,14 +107,17 @@ struct kernel<onednn, ops::gated_update_op> {
   using P = ops::gated_update_problem;
   static status can_implement(const P& pr) { return onednn_detail::check_dtype(pr.x.type); }
 
-  static tensor forward(const P& pr, const tensor& x, const tensor& a, const tensor& b, const tensor& y) {
+  // sigmoid(a + b), then (whole gate) * y + x: a binary add with post-ops, cached per problem.
+  static dnnl::binary& plan(const P& pr, bool whole_gate) {
     using namespace onednn_detail;
-    const auto m = md(pr.x);
-    auto& prim = cached_plan<binary_plan>("gate" + pr.str(), [&] {
+    return cached_plan<binary_plan>((whole_gate ? "gate" : "gate_sigmoid") + pr.str(), [&] {
+      const auto m = md(pr.x);
       dnnl::post_ops po;
       po.append_eltwise(1.f, dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
-      po.append_binary(dnnl::algorithm::binary_mul, m);
-      po.append_binary(dnnl::algorithm::binary_add, m);
+      if (whole_gate) {
+        po.append_binary(dnnl::algorithm::binary_mul, m);
+        po.append_binary(dnnl::algorithm::binary_add, m);
+      }
       dnnl::primitive_attr attr;
       attr.set_post_ops(po);
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -122,6 +125,12 @@ struct kernel<onednn, ops::gated_update_op> {
       p.fwd = dnnl::binary(dnnl::binary::primitive_desc(dnnl::binary::desc(dnnl::algorithm::binary_add, m, m, m), attr, engine()));
       return p;
     }).fwd;
+  }
+
+  static tensor forward(const P& pr, const tensor& x, const tensor& a, const tensor& b, const tensor& y) {
+    using namespace onednn_detail;
+    const auto m = md(pr.x);
+    auto& prim = plan(pr, true);
     tensor out = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
     execute(prim, {{DNNL_ARG_SRC_0, mem(m, a)},
                    {DNNL_ARG_SRC_1, mem(m, b)},
@@ -144,16 +153,7 @@ struct kernel<onednn, ops::gated_update_op> {
     const std::int64_t n = pr.x.dims.numel();
     if (pr.x.type == dtype::f32) {
       const auto m = md(pr.x);
-      auto& sig = cached_plan<binary_plan>("gate_sigmoid" + pr.str(), [&] {
-        dnnl::post_ops po;
-        po.append_eltwise(1.f, dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
-        dnnl::primitive_attr attr;
-        attr.set_post_ops(po);
-        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-        binary_plan p;
-        p.fwd = dnnl::binary(dnnl::binary::primitive_desc(dnnl::binary::desc(dnnl::algorithm::binary_add, m, m, m), attr, engine()));
-        return p;
-      }).fwd;
+      auto& sig = plan(pr, false);
       tensor s = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
       execute(sig, {{DNNL_ARG_SRC_0, mem(m, a)}, {DNNL_ARG_SRC_1, mem(m, b)}, {DNNL_ARG_DST, mem(m, s)}});
       const float* __restrict g = static_cast<const float*>(dout.raw());
