@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end benchmark: grcnn (oneDNN) against PyTorch, same machine, same run, same thread count.
 
-grcnn55 at 224x224 (or grcnn109, or the main job's grcnn_small with --size 28 --classes 10 --batch 128), f32:
+grcnn55 at 224x224 (or grcnn109, or the main job's grcnn_small with --size 32 --classes 10 --batch 128), f32:
 inference (eval, no grad) and a training step (forward, cross-entropy, backward, SGD momentum 0.9 + weight
 decay), batch 16 by default. PyTorch runs the independent rebuild in
 tests/torch/grcnn_reference.py with channels_last. Prints images/s and the ratio grcnn / PyTorch.

@@ -67,10 +67,14 @@ data_setup open_data(const settings& s) {
     if (!s.eval_only) d.train = data::open_mnist_style(dir, true, ds);
     d.eval = data::open_mnist_style(s.eval_data.empty() ? dir : s.eval_data, false, ds);
     const float mean = ds == "mnist" ? 0.1307f : 0.2860f, sd = ds == "mnist" ? 0.3081f : 0.3530f;
-    const int size = s.image_size ? s.image_size : 28;
-    if (size != 28) {  // rescale the 28-pixel images first, so training and evaluation see one scale
-      d.train_pipe.steps.push_back(data::resize_then_center_crop(size, size));
-      d.eval_pipe.steps.push_back(data::resize_then_center_crop(size, size));
+    const int size = s.image_size ? s.image_size : 32;
+    // 28-pixel images: zero-padded to an even larger size (32 by default: halves cleanly three times),
+    // otherwise rescaled, the same way for training and evaluation.
+    const data::transform_step fit = size >= 28 && (size - 28) % 2 == 0 ? data::zero_pad((size - 28) / 2)
+                                                                         : data::resize_then_center_crop(size, size);
+    if (size != 28) {
+      d.train_pipe.steps.push_back(fit);
+      d.eval_pipe.steps.push_back(fit);
     }
     d.train_pipe.steps.push_back(data::random_crop(size, std::max(1, size / 14)));
     if (ds == "fashion-mnist") d.train_pipe.steps.push_back(data::random_horizontal_flip());
@@ -293,7 +297,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--data", s.data, "dataset folder (default for fashion-mnist/mnist: /usr/share/datasets/<name>)");
   app.add_option("--eval-data", s.eval_data, "evaluation folder (imagefolder: the val root; default: the test split of --data)");
-  app.add_option("--image-size", s.image_size, "crop size (default 224 for imagefolder, 28 for (fashion-)mnist)")->check(CLI::PositiveNumber);
+  app.add_option("--image-size", s.image_size, "input size (default 224 for imagefolder; 32 for (fashion-)mnist, whose 28-pixel images are zero-padded)")->check(CLI::PositiveNumber);
   app.add_option("--epochs", s.epochs, "training epochs")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--batch", s.batch, "batch size")->check(CLI::Range(2L, 1L << 20))->capture_default_str();
   app.add_option("--eval-batch", s.eval_batch, "evaluation batch size (default: 2 x --batch)")->check(CLI::PositiveNumber);

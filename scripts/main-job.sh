@@ -14,7 +14,7 @@ t1=$(date +%s)
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 # A fresh run starts from an empty folder; `main-job.sh --resume` continues the interrupted one.
 case " $* " in *" --resume"*) ;; *) rm -rf "$run" ;; esac
-"$build/examples/grcnn-train" --arch grcnn_small --dataset fashion-mnist --epochs 3 --batch 128 \
+"$build/examples/grcnn-train" --arch grcnn_small --dataset fashion-mnist --epochs 7 --batch 128 \
   --schedule onecycle --lr 0.3 --wd 5e-4 --no-decay-bn-bias --seed 0 --out "$run" "$@"
 t2=$(date +%s)
 python=/usr/bin/python3; [ -x "$python" ] || python=python3

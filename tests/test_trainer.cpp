@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// 4 classes of 12x12 images: a class-specific stripe direction plus per-image noise.
+// 4 classes of 16x16 images: a class-specific stripe direction plus per-image noise.
 class stripes final : public data::dataset {
  public:
   explicit stripes(std::size_t n, int raise_at = -1) : n_(n), raise_at_(raise_at) {}
@@ -27,15 +27,15 @@ class stripes final : public data::dataset {
     if (static_cast<int>(i) == raise_at_ && !raised_.exchange(true)) std::raise(SIGTERM);
     data::sample s;
     s.label = static_cast<std::int64_t>(i % 4);
-    s.image.width = s.image.height = 12;
-    s.image.pixels.resize(432);
+    s.image.width = s.image.height = 16;
+    s.image.pixels.resize(768);
     std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u;
-    for (int y = 0; y < 12; ++y)
-      for (int x = 0; x < 12; ++x) {
-        const int v = s.label == 0 ? x : s.label == 1 ? y : s.label == 2 ? x + y : x - y + 12;
+    for (int y = 0; y < 16; ++y)
+      for (int x = 0; x < 16; ++x) {
+        const int v = s.label == 0 ? x : s.label == 1 ? y : s.label == 2 ? x + y : x - y + 16;
         h = h * 1664525u + 1013904223u;
         for (int c = 0; c < 3; ++c)
-          s.image.pixels[static_cast<std::size_t>((y * 12 + x) * 3 + c)] =
+          s.image.pixels[static_cast<std::size_t>((y * 16 + x) * 3 + c)] =
               static_cast<std::uint8_t>(((v / 2) % 2) * 160 + (h >> 27) + c * 10);
       }
     return s;
@@ -68,7 +68,7 @@ struct run_output {
 run_output run(const run_config& c) {
   const stripes train_set(64, c.raise_at), eval_set(24);
   data::pipeline p;
-  p.steps = {data::random_crop(12, 2), data::random_horizontal_flip()};
+  p.steps = {data::random_crop(16, 2), data::random_horizontal_flip()};
   data::loader train_loader(train_set, p, {.batch_size = 8, .workers = 2, .seed = 9});
   data::loader eval_loader(eval_set, {}, {.batch_size = 12, .shuffle = false, .drop_last = false, .workers = 1});
   net_t net(4, 5);

@@ -105,14 +105,14 @@ class Block(nn.Module):
 
 
 class GRCNN(nn.Module):
-    def __init__(self, iters, planes, sk, share, cifar, classes, stem=64, pool=None):
+    def __init__(self, iters, planes, sk, share, cifar, classes, stem=64, pool=None, stem_stride=1):
         super().__init__()
         e = 2 if sk else 4
         groups = 16 if cifar else 32
         momentum = 0.05 if cifar else 0.1
         self.cifar = cifar
         if cifar:
-            self.conv_3x3 = kaiming(nn.Conv2d(3, stem, 3, 1, 1, bias=False))
+            self.conv_3x3 = kaiming(nn.Conv2d(3, stem, 3, stem_stride, 1, bias=False))
         else:
             self.conv1 = kaiming(nn.Conv2d(3, 64, 7, 2, 3, bias=False))
             self.bn1 = bn(64, momentum)
@@ -159,7 +159,8 @@ VARIANTS = {
     "grcnn110_share": dict(iters=[6, 9, 18], planes=[128, 160, 192], sk=False, share=True, cifar=True),
     "grcnn110_sk": dict(iters=[6, 9, 18], planes=[192, 320, 448], sk=True, share=False, cifar=True),
     "grcnn110_sk_share": dict(iters=[6, 9, 18], planes=[192, 320, 448], sk=True, share=True, cifar=True),
-    "grcnn_small": dict(iters=[1, 2, 2], planes=[16, 32, 48], sk=False, share=False, cifar=True, stem=32, pool=0),
+    "grcnn_small": dict(iters=[1, 2, 2], planes=[16, 32, 48], sk=False, share=False, cifar=True, stem=32, pool=0,
+                        stem_stride=2),
 }
 
 

@@ -3,7 +3,7 @@
 
   make_train_fixtures.py OUT.safetensors
 
-Optimizers: grcnn_small (tests/torch/grcnn_reference.py) in float64 on 12x12 inputs, batch 4; from the
+Optimizers: grcnn_small (tests/torch/grcnn_reference.py) in float64 on 16x16 inputs, batch 4; from the
 same initial state ("init.<name>", whole state_dict) each configuration runs 20 steps of
 mean cross-entropy + backward + torch.optim step on batches "input.<k>"/"labels.<k>", and writes
 "<config>.step10.<name>" and "<config>.final.<name>" for every state entry plus "<config>.losses".
@@ -33,7 +33,7 @@ net = build("grcnn_small", 10).double()
 init = {k: v.clone() for k, v in net.state_dict().items()}
 for k, v in init.items():
     out.append(("init." + k, v))
-STEPS, BATCH, SIZE = 20, 4, 12
+STEPS, BATCH, SIZE = 20, 4, 16
 batches = [(torch.randn(BATCH, 3, SIZE, SIZE), torch.randint(0, 10, (BATCH,))) for _ in range(STEPS)]
 for k, (x, y) in enumerate(batches):
     out += [(f"input.{k}", x), (f"labels.{k}", y)]

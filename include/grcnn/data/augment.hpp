@@ -105,6 +105,10 @@ inline transform_step random_crop(int size, int padding) {
     return crop(img, {top, left, size, size});
   };
 }
+// torchvision's Pad(p, fill=0) as a pipeline step (Fashion-MNIST's 28 pixels to 32 with p = 2).
+inline transform_step zero_pad(int p) {
+  return [p](rgb_image img, augment_rng&) { return pad(img, p); };
+}
 inline transform_step resize_then_center_crop(int resize, int size) {
   return [=](rgb_image img, augment_rng&) { return center_crop(resize_shorter_side(img, resize), size, size); };
 }

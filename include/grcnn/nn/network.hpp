@@ -22,10 +22,10 @@ struct module_for<imagenet_stem<Out>> {
   using type = stem_module;
   static type make(int, initializer& rng) { return stem_module(true, Out, imagenet_stem<Out>::bn_momentum, rng); }
 };
-template <int Out>
-struct module_for<cifar_stem<Out>> {
+template <int Out, int Stride>
+struct module_for<cifar_stem<Out, Stride>> {
   using type = stem_module;
-  static type make(int, initializer& rng) { return stem_module(false, Out, 0.1, rng); }
+  static type make(int, initializer& rng) { return stem_module(false, Out, 0.1, rng, Stride); }
 };
 template <fixed_string Name, grcl_options O>
 struct module_for<grcl<Name, O>> {

@@ -67,9 +67,12 @@ struct imagenet_stem {
   static constexpr double bn_momentum = 0.1;
 };
 
-// CIFAR stem: conv_3x3 (3 -> Out, 3x3, pad 1), nothing else.
-template <int Out = 64>
+// CIFAR stem: conv_3x3 (3 -> Out, 3x3, pad 1, stride Stride: 1 in the original; 2 halves small
+// inputs at once, as grcnn_small does), nothing else.
+template <int Out = 64, int Stride = 1>
 struct cifar_stem {
+  static_assert(Stride >= 1, "grcnn: the stem's stride must be positive");
+  static constexpr int stride = Stride;
   static constexpr fixed_string name_string = "stem";
   static constexpr std::string_view name = "stem";
   static constexpr int in_channels = 3;

@@ -8,13 +8,13 @@ namespace grcnn::nn {
 // conv1 -> bn1 -> relu -> maxpool -> conv2 (ImageNet) or conv_3x3 (CIFAR).
 class stem_module {
  public:
-  stem_module(bool imagenet, int out, double momentum, initializer& rng) : imagenet_(imagenet) {
+  stem_module(bool imagenet, int out, double momentum, initializer& rng, int cifar_stride = 1) : imagenet_(imagenet) {
     if (imagenet) {
       conv1_ = std::make_unique<conv2d_layer>(3, out, 7, 2, 3, 1, 1, false, conv_init::kaiming_normal, rng);
       bn1_ = std::make_unique<batch_norm_layer>(out, momentum);
       conv2_ = std::make_unique<conv2d_layer>(out, out, 3, 1, 1, 1, 1, false, conv_init::kaiming_normal, rng);
     } else {
-      conv1_ = std::make_unique<conv2d_layer>(3, out, 3, 1, 1, 1, 1, false, conv_init::kaiming_normal, rng);
+      conv1_ = std::make_unique<conv2d_layer>(3, out, 3, cifar_stride, 1, 1, 1, false, conv_init::kaiming_normal, rng);
     }
   }
   template <class B>
