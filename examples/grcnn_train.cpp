@@ -31,7 +31,8 @@ struct settings {
   int classes = 0, threads = 0, workers = 2, image_size = 0, keep = 2;
   long epochs = 1, batch = 64, eval_batch = 0, step_size = 30, stop_after = -1, checkpoint_every = 0, limit_train = 0,
        limit_eval = 0;
-  double lr = 0.1, momentum = 0.9, wd = 1e-4, warmup = 0, label_smoothing = 0, mixup = 0, gamma = 0.1;
+  double lr = 0.1, momentum = 0.9, wd = 1e-4, warmup = 0, label_smoothing = 0, mixup = 0, gamma = 0.1, cutmix_beta = 0,
+         cutmix_prob = 1.0;
   std::vector<long> milestones{30, 60, 90};
   std::vector<std::string> train_only;
   std::uint64_t seed = 0;
@@ -236,6 +237,8 @@ int run(const settings& s) {
   to.label_smoothing = s.label_smoothing;
   to.smoothing = s.smoothing_style == "pytorch" ? train::smoothing_style::pytorch : train::smoothing_style::grcnn;
   to.mixup_alpha = s.mixup;
+  to.cutmix_beta = s.cutmix_beta;
+  to.cutmix_prob = s.cutmix_prob;
   to.skip_nonfinite = s.skip_nonfinite;
   to.stop_after = s.stop_after;
   to.seed = s.seed;
@@ -251,6 +254,7 @@ int run(const settings& s) {
                  {"milestones", milestones}, {"step_size", std::to_string(s.step_size)}, {"gamma", exact(s.gamma)},
                  {"cosine_per_iteration", s.per_iteration ? "1" : "0"}, {"warmup", exact(s.warmup)},
                  {"label_smoothing", exact(s.label_smoothing)}, {"smoothing_style", s.smoothing_style}, {"mixup", exact(s.mixup)},
+                 {"cutmix_beta", exact(s.cutmix_beta)}, {"cutmix_prob", exact(s.cutmix_prob)},
                  {"image_size", std::to_string(s.image_size)}};
   train::trainer<nn::network<Topology>> tr(net, *opt, schedule, train_loader, eval_loader.get(), to);
   if (s.resume_given) tr.resume(s.resume.empty() ? tr.checkpoints().latest() : std::filesystem::path(s.resume));
@@ -322,6 +326,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--mixup", s.mixup, "mixup alpha (0: off); with --label-smoothing, the SK recipe's smoothing of mixed targets")
       ->check(CLI::Range(0.0, 1e3));
+  app.add_option("--cutmix-beta", s.cutmix_beta, "CutMix: lambda ~ Beta(beta, beta) (0: off; the paper's recipe: 1)")
+      ->check(CLI::Range(0.0, 1e3));
+  app.add_option("--cutmix-prob", s.cutmix_prob, "CutMix: probability of applying it to a batch")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   app.add_option("--backend", s.backend, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   app.add_option("--threads", s.threads, "compute threads (default: all cores)")->check(CLI::PositiveNumber);
   app.add_option("--workers", s.workers, "data loader threads")->check(CLI::Range(1, 256))->capture_default_str();
@@ -343,6 +352,10 @@ int main(int argc, char** argv) {
 
   if (s.backend == "cuda") {
     std::cerr << "grcnn-train: --backend cuda: this build has no CUDA training backend yet; use --backend cpu (oneDNN)\n";
+    return 2;
+  }
+  if (s.mixup > 0 && s.cutmix_beta > 0) {
+    std::cerr << "grcnn-train: use --mixup or --cutmix-beta, not both\n";
     return 2;
   }
   if (s.schedule == "onecycle" && s.warmup > 0) {

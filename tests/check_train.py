@@ -77,6 +77,13 @@ check(any(sig_out.glob("checkpoint-*.safetensors")), "the interrupted run left a
 text = run(sig_args + ["--resume"])
 check(json.loads((sig_out / "summary.json").read_text())["outcome"] == "finished", "--resume finishes the interrupted run")
 
+# CutMix wired into the trainer: a short run trains and evaluates.
+cm = work / "cutmix"
+subprocess.run(["rm", "-rf", str(cm)], check=True)
+run(["--limit-train", "640", "--limit-eval", "500", "--epochs", "1", "--batch", "64", "--cutmix-beta", "1",
+     "--cutmix-prob", "0.5", "--out", str(cm)])
+check(json.loads((cm / "summary.json").read_text())["steps"] == 10, "a CutMix run (--cutmix-beta 1 --cutmix-prob 0.5) trains")
+
 ev = run(["--arch", "grcnn_small", "--dataset", "fashion-mnist", "--limit-eval", "2000", "--eval-only",
           "--init-weights", summary["checkpoint"], "--out", str(work / "eval")])
 check(f"top1 {100 * top1:.2f}%" in ev, f"--eval-only on the final checkpoint reproduces top-1 {100 * top1:.2f}%")
@@ -93,6 +100,8 @@ for args, message in [
     (["--schedule", "onecycle", "--warmup", "1"], "has its own warm-up"),
     (["--init-weights", str(work / "missing.safetensors")], "missing.safetensors"),
     (["--eval-only"], "--eval-only needs weights"),
+    (["--mixup", "0.2", "--cutmix-beta", "1"], "not both"),
+    (["--cutmix-prob", "1.5"], "--cutmix-prob"),
     (["--dataset", "cifar10", "--data", str(work), "--image-size", "64"], "CIFAR images are 32x32"),
 ]:
     p = subprocess.run([exe] + args + ["--out", str(work / "bad")], capture_output=True, text=True)
@@ -100,6 +109,6 @@ for args, message in [
 help_text = run(["--help"])
 for flag in ["--arch", "--classes", "--dataset", "--data", "--epochs", "--batch", "--lr", "--momentum", "--nesterov", "--wd",
              "--schedule", "--warmup", "--label-smoothing", "--mixup", "--backend", "--threads", "--workers", "--seed",
-             "--out", "--resume", "--init-weights", "--eval-only"]:
+             "--out", "--resume", "--init-weights", "--eval-only", "--cutmix-beta", "--cutmix-prob"]:
     check(flag in help_text, f"--help documents {flag}")
 print("PASS")

@@ -8,6 +8,7 @@
 #include <grcnn/io/state_dict.hpp>
 #include <grcnn/models/grcnn.hpp>
 #include <grcnn/train/adamw.hpp>
+#include <grcnn/train/cutmix.hpp>
 #include <grcnn/train/schedule.hpp>
 #include <grcnn/train/sgd.hpp>
 #include <grcnn/train/targets.hpp>
@@ -254,4 +255,64 @@ TEST_CASE("mixup mixes each image with its permutation partner", "[train][target
   const double mean = sum / n, var = sq / n - mean * mean;
   CHECK(mean == Approx(0.5).margin(0.01));
   CHECK(var == Approx(1.0 / (4 * 1.4)).margin(0.01));
+}
+
+TEST_CASE("CutMix boxes match the original's rand_bbox", "[train][cutmix]") {
+  const auto cases = fixtures().at("cutmix.cases").values<double>();
+  const auto boxes = fixtures().at("cutmix.boxes").values<std::int64_t>();
+  REQUIRE(cases.size() / 5 == boxes.size() / 4);
+  for (std::size_t i = 0; i < boxes.size() / 4; ++i) {
+    const double* c = cases.data() + 5 * i;
+    const train::cutmix_box b = train::cutmix_box_at(static_cast<int>(c[0]), static_cast<int>(c[1]), c[2], static_cast<int>(c[3]),
+                                                     static_cast<int>(c[4]));
+    INFO("case " << i << ": " << c[0] << "x" << c[1] << " lambda " << c[2] << " centre " << c[3] << ", " << c[4]);
+    CHECK(b.top == boxes[4 * i]);
+    CHECK(b.bottom == boxes[4 * i + 1]);
+    CHECK(b.left == boxes[4 * i + 2]);
+    CHECK(b.right == boxes[4 * i + 3]);
+  }
+}
+
+TEST_CASE("CutMix pastes the partner's box, recomputes lambda, and follows its probability", "[train][cutmix]") {
+  std::mt19937_64 rng(17);
+  for (const layout l : {layout::nhwc, layout::plain}) {
+    tensor x = tensor::empty({5, 3, 9, 11}, dtype::f32, l);
+    float* d = x.data<float>();
+    for (std::int64_t i = 0; i < x.numel(); ++i) d[i] = static_cast<float>(i);
+    const tensor before = x.clone();
+    std::optional<train::cutmix_result> r;
+    while (!r || r->box.area() == 0) {
+      x = before.clone();
+      r = train::cutmix(x, 1.0, 1.0, rng);
+    }
+    CHECK(r->mix.lambda == Approx(1.0 - r->box.area() / 99.0));
+    const auto got = x.values<float>(), orig = before.values<float>();  // logical NCHW order
+    for (std::int64_t n = 0; n < 5; ++n)
+      for (std::int64_t c = 0; c < 3; ++c)
+        for (int y = 0; y < 9; ++y)
+          for (int xx = 0; xx < 11; ++xx) {
+            const bool in = y >= r->box.top && y < r->box.bottom && xx >= r->box.left && xx < r->box.right;
+            const std::int64_t src = in ? r->mix.permutation[static_cast<std::size_t>(n)] : n;
+            REQUIRE(got[static_cast<std::size_t>(((n * 3 + c) * 9 + y) * 11 + xx)] ==
+                    orig[static_cast<std::size_t>(((src * 3 + c) * 9 + y) * 11 + xx)]);
+          }
+  }
+  // The recomputed lambda's distribution (beta = 1, 32x32) matches a simulation of the original.
+  double sum = 0, sq = 0;
+  const int n = 40000;
+  tensor img = tensor::zeros({2, 1, 32, 32}, dtype::f32, layout::nhwc);
+  for (int i = 0; i < n; ++i) {
+    const auto r = train::cutmix(img, 1.0, 1.0, rng);
+    REQUIRE(r);
+    sum += r->mix.lambda;
+    sq += r->mix.lambda * r->mix.lambda;
+  }
+  const auto want = fixtures().at("cutmix.lambda_stats").values<double>();
+  CHECK(sum / n == Approx(want[0]).margin(0.006));
+  CHECK(std::sqrt(sq / n - (sum / n) * (sum / n)) == Approx(want[1]).margin(0.006));
+  // Applied with probability p; otherwise the batch is untouched.
+  int applied = 0;
+  for (int i = 0; i < 20000; ++i) applied += train::cutmix(img, 1.0, 0.3, rng).has_value();
+  CHECK(applied / 20000.0 == Approx(0.3).margin(0.015));
+  CHECK_THROWS_WITH(train::cutmix(img, 0.0, 0.5, rng), Catch::Contains("needs beta > 0"));
 }

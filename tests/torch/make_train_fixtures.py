@@ -131,5 +131,37 @@ ce_a = F.cross_entropy(logits, labels)
 ce_b = F.cross_entropy(logits, labels[perm])
 out.append(("loss.mixup_two_ce", (lam * ce_a + (1 - lam) * ce_b).reshape(1)))
 
+# ---------------------------------------------------------------- CutMix (clovaai/CutMix-PyTorch train.py)
+import numpy as np  # noqa: E402
+
+
+def rand_bbox(size, lam, cx, cy):
+    """The original's rand_bbox with its two draws given (cx along dim 2, cy along dim 3)."""
+    W, H = size[2], size[3]
+    cut_rat = np.sqrt(1. - lam)
+    cut_w, cut_h = int(W * cut_rat), int(H * cut_rat)
+    return (np.clip(cx - cut_w // 2, 0, W), np.clip(cy - cut_h // 2, 0, H),
+            np.clip(cx + cut_w // 2, 0, W), np.clip(cy + cut_h // 2, 0, H))
+
+
+rng = np.random.default_rng(2)
+cases, boxes = [], []
+for _ in range(200):
+    h, w = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+    lam = float(rng.choice([0.0, 1.0, rng.random()]))
+    cy, cx = int(rng.integers(h)), int(rng.integers(w))  # our (row, column) = the original's (dim 2, dim 3)
+    x1, y1, x2, y2 = rand_bbox((1, 3, h, w), lam, cy, cx)
+    cases.append([h, w, lam, cy, cx])
+    boxes.append([x1, x2, y1, y2])  # rows [x1, x2), columns [y1, y2) in the original's naming
+out += [("cutmix.cases", torch.tensor(cases, dtype=torch.float64)), ("cutmix.boxes", torch.tensor(boxes, dtype=torch.int64))]
+# The recomputed lambda's distribution on 32x32 images, beta = 1, by simulation of the original.
+n = 200000  # rand_bbox's arithmetic, vectorised over the draws
+lam = rng.beta(1.0, 1.0, n)
+cut = (32 * np.sqrt(1.0 - lam)).astype(np.int64)
+cx, cy = rng.integers(0, 32, n), rng.integers(0, 32, n)
+side = lambda c: np.clip(c + cut // 2, 0, 32) - np.clip(c - cut // 2, 0, 32)  # noqa: E731
+lams = 1 - side(cx) * side(cy) / 1024
+out.append(("cutmix.lambda_stats", torch.tensor([np.mean(lams), np.std(lams)], dtype=torch.float64)))
+
 safetensors_io.save(sys.argv[1], out)
 print(f"wrote {len(out)} tensors to {sys.argv[1]}")

@@ -13,6 +13,7 @@
 #include "grcnn/data/loader.hpp"
 #include "grcnn/ops/losses.hpp"
 #include "grcnn/train/checkpoint.hpp"
+#include "grcnn/train/cutmix.hpp"
 #include "grcnn/train/metrics.hpp"
 #include "grcnn/train/progress.hpp"
 #include "grcnn/train/schedule.hpp"
@@ -30,6 +31,8 @@ struct trainer_options {
   double label_smoothing = 0.0;
   smoothing_style smoothing = smoothing_style::grcnn;
   double mixup_alpha = 0.0;       // > 0: mixup with lambda ~ Beta(alpha, alpha), one per batch
+  double cutmix_beta = 0.0;       // > 0: CutMix with lambda ~ Beta(beta, beta) ...
+  double cutmix_prob = 1.0;       // ... applied to a batch with this probability
   bool skip_nonfinite = false;    // skip a step whose loss is NaN/inf instead of stopping
   long stop_after = -1;           // stop (with a checkpoint) once this global step is reached
   bool evaluate_each_epoch = true;
@@ -131,6 +134,9 @@ class trainer {
     GRCNN_CHECK(o_.label_smoothing >= 0 && o_.label_smoothing < 1, error, "trainer: label smoothing ", o_.label_smoothing,
                 " outside [0, 1)");
     GRCNN_CHECK(o_.mixup_alpha >= 0, error, "trainer: mixup alpha must be non-negative");
+    GRCNN_CHECK(o_.cutmix_beta >= 0 && o_.cutmix_prob >= 0 && o_.cutmix_prob <= 1, error,
+                "trainer: CutMix needs beta >= 0 and a probability in [0, 1]");
+    GRCNN_CHECK(o_.mixup_alpha == 0 || o_.cutmix_beta == 0, error, "trainer: use mixup or CutMix, not both");
     GRCNN_CHECK(o_.log_every > 0, error, "trainer: log_every must be positive");
     GRCNN_CHECK(schedule_.total_iterations() == o_.epochs * per_epoch(), error, "trainer: the schedule covers ",
                 schedule_.total_iterations(), " iterations, the run ", o_.epochs * per_epoch());
@@ -262,7 +268,7 @@ class trainer {
   }
 
   // Top-1/top-5 accuracy and the mean loss over a loader's epoch 0: the training loss (GRCNN's recipe
-  // validates with the smoothed loss), or plain cross-entropy for mixup runs (the SK recipe).
+  // validates with the smoothed loss), or plain cross-entropy for mixup and CutMix runs (their recipes).
   eval_result evaluate(data::loader& l) { return *evaluate_impl(l, false); }
 
  private:
@@ -314,7 +320,7 @@ class trainer {
     return evaluate_network(
         net_, l,
         [&](const variable& logits, const std::vector<std::int64_t>& labels) {
-          return o_.mixup_alpha > 0 ? plain_loss(logits, labels) : loss_of(logits, labels, nullptr);
+          return o_.mixup_alpha > 0 || o_.cutmix_beta > 0 ? plain_loss(logits, labels) : loss_of(logits, labels, nullptr);
         },
         interruptible);
   }
@@ -342,6 +348,8 @@ class trainer {
       for (auto& g : opt_.groups()) (std::string(opt_.kind()) == "adamw" ? g.beta1 : g.momentum) = m;
     std::optional<mixup_result> mix;
     if (o_.mixup_alpha > 0) mix = mixup(b.images, o_.mixup_alpha, rng_);
+    if (o_.cutmix_beta > 0)
+      if (auto c = cutmix(b.images, o_.cutmix_beta, o_.cutmix_prob, rng_)) mix = c->mix;
     // With skipping on, BN running statistics are restored if the step turns out non-finite.
     std::vector<std::pair<tensor*, tensor>> bn_before;
     if (o_.skip_nonfinite)
@@ -351,7 +359,7 @@ class trainer {
     std::optional<tensor> soft;
     if (mix) {
       soft = mixed_one_hot(b.labels, logits.dims()[1], *mix);
-      if (o_.label_smoothing > 0) smooth_mixed(*soft, o_.label_smoothing);
+      if (o_.label_smoothing > 0) smooth_mixed(*soft, o_.label_smoothing);  // the SK recipe's smoothing of mixed targets
       if (logits.value().type() != dtype::f32) soft = soft->to_dtype(logits.value().type());
     }
     const variable loss = loss_of(logits, b.labels, soft ? &*soft : nullptr);
