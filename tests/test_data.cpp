@@ -115,7 +115,7 @@ TEST_CASE("crops, flips, padding and normalisation match torchvision", "[data]")
   check_same(data::hflip(src), transforms().at("hflip"));
   check_same(data::crop(data::pad(src, 4), {3, 9, 32, 32}), transforms().at("pad4_crop"));
   tensor t = tensor::empty({1, 3, src.height, src.width}, dtype::f32, layout::nhwc);
-  data::write_normalized_nhwc(src, t, 0, {0.4914f, 0.4822f, 0.4465f}, {0.2023f, 0.1994f, 0.2010f});
+  data::write_normalized(src, t, 0, {0.4914f, 0.4822f, 0.4465f}, {0.2023f, 0.1994f, 0.2010f});
   CHECK(relative_error(t.to_layout(layout::plain), transforms().at("normalized").reshape(t.dims())) <= 1e-6);
   CHECK_THROWS_WITH(data::crop(src, {40, 0, 10, 10}), Catch::Contains("outside a 61x47 image"));
 }

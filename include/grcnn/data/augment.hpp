@@ -13,25 +13,6 @@ namespace grcnn::data {
 
 using augment_rng = std::mt19937_64;
 
-struct crop_box {
-  int top = 0, left = 0, height = 0, width = 0;
-};
-
-inline rgb_image crop(const rgb_image& in, const crop_box& b) {
-  GRCNN_CHECK(b.top >= 0 && b.left >= 0 && b.height > 0 && b.width > 0 && b.top + b.height <= in.height &&
-                  b.left + b.width <= in.width,
-              shape_error, "crop: box ", b.width, "x", b.height, " at (", b.left, ", ", b.top, ") is outside a ", in.width,
-              "x", in.height, " image");
-  rgb_image out;
-  out.width = b.width;
-  out.height = b.height;
-  out.pixels.resize(static_cast<std::size_t>(b.width) * b.height * 3);
-  for (int y = 0; y < b.height; ++y)
-    std::copy_n(in.pixels.data() + (static_cast<std::size_t>(y + b.top) * in.width + b.left) * 3,
-                static_cast<std::size_t>(b.width) * 3, out.pixels.data() + static_cast<std::size_t>(y) * b.width * 3);
-  return out;
-}
-
 // torchvision's RandomResizedCrop.get_params: up to 10 tries of an area fraction ~ U(scale) and a
 // log-uniform aspect ratio, sides rounded half to even; otherwise a centre crop clamped to the ratios.
 inline crop_box random_resized_crop_box(int width, int height, augment_rng& rng, double scale_min = 0.08,
@@ -60,7 +41,7 @@ inline crop_box random_resized_crop_box(int width, int height, augment_rng& rng,
 }
 
 inline rgb_image hflip(const rgb_image& in) {
-  rgb_image out = in;
+  rgb_image out{in.width, in.height, std::vector<std::uint8_t>(in.pixels.size())};
   for (int y = 0; y < in.height; ++y)
     for (int x = 0; x < in.width; ++x)
       for (int c = 0; c < 3; ++c)
@@ -123,19 +104,5 @@ struct pipeline {
     return img;
   }
 };
-
-// ToTensor + Normalize into sample n of an [N, 3, H, W] f32 batch stored channels-last (NHWC).
-inline void write_normalized_nhwc(const rgb_image& img, tensor& batch, std::int64_t n, const std::array<float, 3>& mean,
-                                  const std::array<float, 3>& stddev) {
-  GRCNN_CHECK(batch.rank() == 4 && batch.dim(1) == 3 && batch.dim(2) == img.height && batch.dim(3) == img.width &&
-                  batch.type() == dtype::f32 && batch.memory_layout() == layout::nhwc && n >= 0 && n < batch.dim(0),
-              shape_error, "write_normalized_nhwc: a ", img.width, "x", img.height, " image does not fit sample ", n, " of ",
-              batch.describe());
-  const std::size_t count = static_cast<std::size_t>(img.width) * img.height * 3;
-  float* d = batch.data<float>() + static_cast<std::size_t>(n) * count;
-  for (std::size_t i = 0; i < count; i += 3)
-    for (std::size_t c = 0; c < 3; ++c)
-      d[i + c] = (static_cast<float>(img.pixels[i + c]) / 255.0f - mean[c]) / stddev[c];
-}
 
 }  // namespace grcnn::data

@@ -129,7 +129,7 @@ class loader {
       GRCNN_CHECK(images[i].width == w && images[i].height == h, shape_error, "loader: ", data_.describe(), " sample ",
                   order_[begin + i], " came out of the transforms as ", images[i].width, "x", images[i].height,
                   ", the batch's first as ", w, "x", h, " (add a crop or resize to the pipeline)");
-      write_normalized_nhwc(images[i], out.images, static_cast<std::int64_t>(i), pipe_.mean, pipe_.stddev);
+      write_normalized(images[i], out.images, static_cast<std::int64_t>(i), pipe_.mean, pipe_.stddev);
     }
     return out;
   }

@@ -119,6 +119,26 @@ inline rgb_image resize_shorter_side(const rgb_image& in, int size) {
   return wide ? resize_bilinear(in, new_long, size) : resize_bilinear(in, size, new_long);
 }
 
+// A rectangle of an image: rows [top, top + height), columns [left, left + width).
+struct crop_box {
+  int top = 0, left = 0, height = 0, width = 0;
+};
+
+inline rgb_image crop(const rgb_image& in, const crop_box& b) {
+  GRCNN_CHECK(b.top >= 0 && b.left >= 0 && b.height > 0 && b.width > 0 && b.top + b.height <= in.height &&
+                  b.left + b.width <= in.width,
+              shape_error, "crop: box ", b.width, "x", b.height, " at (", b.left, ", ", b.top, ") is outside a ", in.width,
+              "x", in.height, " image");
+  rgb_image out;
+  out.width = b.width;
+  out.height = b.height;
+  out.pixels.resize(static_cast<std::size_t>(b.width) * b.height * 3);
+  for (int y = 0; y < b.height; ++y)
+    std::copy_n(in.pixels.data() + (static_cast<std::size_t>(y + b.top) * in.width + b.left) * 3,
+                static_cast<std::size_t>(b.width) * 3, out.pixels.data() + static_cast<std::size_t>(y) * b.width * 3);
+  return out;
+}
+
 // torchvision's CenterCrop: offsets int(round((dim - crop) / 2)) with Python's round (half to even);
 // the image must be at least as large.
 inline rgb_image center_crop(const rgb_image& in, int width, int height) {
@@ -126,14 +146,7 @@ inline rgb_image center_crop(const rgb_image& in, int width, int height) {
               " is smaller than the crop ", width, "x", height);
   const int top = static_cast<int>(std::nearbyint((in.height - height) / 2.0)),
             left = static_cast<int>(std::nearbyint((in.width - width) / 2.0));
-  rgb_image out;
-  out.width = width;
-  out.height = height;
-  out.pixels.resize(static_cast<std::size_t>(width) * height * 3);
-  for (int y = 0; y < height; ++y)
-    std::copy_n(in.pixels.data() + (static_cast<std::size_t>(y + top) * in.width + left) * 3, static_cast<std::size_t>(width) * 3,
-                out.pixels.data() + static_cast<std::size_t>(y) * width * 3);
-  return out;
+  return crop(in, {top, left, height, width});
 }
 
 inline constexpr std::array<float, 3> imagenet_mean{0.485f, 0.456f, 0.406f};
@@ -149,6 +162,11 @@ inline void write_normalized(const rgb_image& img, tensor& batch, std::int64_t n
   float* d = batch.data<float>();
   const std::size_t HW = static_cast<std::size_t>(img.width) * img.height;
   const std::size_t base = static_cast<std::size_t>(n) * 3 * HW;
+  if (batch.memory_layout() == layout::nhwc) {  // the loader's layout: the image's own byte order
+    for (std::size_t i = 0; i < 3 * HW; i += 3)
+      for (std::size_t c = 0; c < 3; ++c) d[base + i + c] = (static_cast<float>(img.pixels[i + c]) / 255.0f - mean[c]) / stddev[c];
+    return;
+  }
   for (std::size_t i = 0; i < HW; ++i)
     for (int c = 0; c < 3; ++c) {
       const float v = (static_cast<float>(img.pixels[i * 3 + c]) / 255.0f - mean[static_cast<std::size_t>(c)]) / stddev[static_cast<std::size_t>(c)];
