@@ -1,6 +1,6 @@
 // grcnn-infer: eval-mode inference of a ready-made GRCNN from safetensors weights.
 //   grcnn-infer --arch grcnn55 --weights W.safetensors --input X.safetensors --output Y.safetensors
-//               [--backend cpu] [--taps layer1,layer3.conv_f,...]
+//               [--backend cpu|cuda] [--taps layer1,layer3.conv_f,...]
 // reads tensor "input" (N, 3, H, W f32, NCHW) and writes "logits" plus every requested tap under its
 // module name (NCHW f32; a module run once per iteration writes "<name>.<step>" for each step).
 //   grcnn-infer --arch grcnn55 --weights W.safetensors --image a.jpg b.png ...
@@ -15,6 +15,10 @@
 #include <numeric>
 #include <sstream>
 
+#ifdef GRCNN_HAVE_CUDA
+#include <grcnn/backends/cuda/cuda.hpp>
+#include <grcnn/backends/cuda/device.hpp>
+#endif
 #include <grcnn/data/class_names.hpp>
 #include <grcnn/data/transforms.hpp>
 #include <grcnn/io/state_dict.hpp>
@@ -62,12 +66,13 @@ void print_top5(const tensor& logits, const std::vector<std::string>& images, co
   }
 }
 
-template <class Topology>
+template <class Topology, class B>
 int infer(const request& req) {
   const io::tensor_dict w = io::load_safetensors(req.weights);
   const int classes = static_cast<int>(w.at("classifier.bias").dim(0));
-  nn::network<Topology> net(classes);
+  nn::network<Topology, B> net(classes);
   io::load_state_dict(net.state(), w);
+  net.to_device(backends::backend_traits<B>::where);
   net.eval();
 
   tensor x;
@@ -86,9 +91,11 @@ int infer(const request& req) {
   nn::tap_registry taps;
   std::map<std::string, std::vector<tensor>> captured;
   for (const auto& name : req.taps)
-    taps.on(name, [&captured](const std::string& n, int, const tensor& v) { captured[n].push_back(v.to_layout(layout::plain).clone()); });
+    taps.on(name, [&captured](const std::string& n, int, const tensor& v) {
+      captured[n].push_back(v.to_layout(layout::plain).to_device(cpu_device).clone());
+    });
   autograd::no_grad_guard ng;
-  const tensor logits = net.forward(autograd::variable(x.to_layout(layout::nhwc)), &taps).value();
+  const tensor logits = net.forward(autograd::variable(backends::to_backend<B>(x)), &taps).value().to_device(cpu_device);
 
   if (!req.images.empty()) print_top5(logits, req.images, req.class_csv);
   if (req.output.empty()) return 0;
@@ -122,7 +129,9 @@ int main(int argc, char** argv) {
                      ->check(CLI::ExistingFile);
   input->excludes(images);
   app.add_option("--output", req.output, "safetensors file to write 'logits' and the taps to (required with --input)");
-  app.add_option("--backend", backend, "cpu (oneDNN); cuda arrives with the CUDA backend")->check(CLI::IsMember({"cpu"}));
+  app.add_option("--backend", backend, "cpu (oneDNN) or cuda (needs a build with GRCNN_ENABLE_CUDA and a GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   app.add_option("--taps", taps, "comma-separated module names whose outputs to write");
   app.add_option("--classes-csv", req.class_csv, "ImageNet class names (class_index,wnid,class_name,...)");
   CLI11_PARSE(app, argc, argv);
@@ -136,7 +145,19 @@ int main(int argc, char** argv) {
   }
   req.taps = split(taps);
   try {
-    return models::with_variant(arch, [&]<class Topology>() { return infer<Topology>(req); });
+    if (backend == "cuda") {
+#ifdef GRCNN_HAVE_CUDA
+      if (const auto probe = grcnn::cuda::probe(); probe.device_count == 0) {
+        std::cerr << "grcnn-infer: --backend cuda: no usable GPU (" << probe.reason << ")\n";
+        return 2;
+      }
+      return models::with_variant(arch, [&]<class Topology>() { return infer<Topology, backends::cuda>(req); });
+#else
+      std::cerr << "grcnn-infer: --backend cuda: this build has no CUDA component (configure with GRCNN_ENABLE_CUDA=ON)\n";
+      return 2;
+#endif
+    }
+    return models::with_variant(arch, [&]<class Topology>() { return infer<Topology, backends::cpu>(req); });
   } catch (const grcnn::error& e) {
     std::cerr << "grcnn-infer: " << e.what() << "\n";
     return 1;

@@ -10,6 +10,10 @@
 #include <memory>
 #include <omp.h>
 
+#ifdef GRCNN_HAVE_CUDA
+#include <grcnn/backends/cuda/cuda.hpp>
+#include <grcnn/backends/cuda/device.hpp>
+#endif
 #include <grcnn/data/cifar.hpp>
 #include <grcnn/data/image_folder.hpp>
 #include <grcnn/data/mnist.hpp>
@@ -170,15 +174,16 @@ void load_weights(Net& net, const std::string& file, bool reset_classifier) {
   std::printf("weights from %s%s\n", file.c_str(), reset_classifier ? " (classifier left freshly initialised)" : "");
 }
 
-template <class Topology>
+template <class Topology, class B>
 int run(const settings& s) {
   data_setup d = open_data(s);
   const data::dataset& labelled = d.train ? *d.train : *d.eval;
   const int classes = s.classes ? s.classes : static_cast<int>(labelled.num_classes());
   GRCNN_CHECK(classes >= labelled.num_classes(), error, "--classes ", classes, " is smaller than the ", labelled.num_classes(),
               " classes of ", labelled.describe());
-  nn::network<Topology> net(classes, s.seed);
+  nn::network<Topology, B> net(classes, s.seed);
   if (!s.init_weights.empty()) load_weights(net, s.init_weights, s.reset_classifier);
+  net.to_device(backends::backend_traits<B>::where);
   std::printf("%s: %zu parameters, %d classes; %s%s\n", s.arch.c_str(), net.parameter_count(), classes,
               d.train ? ("train " + d.train->describe() + " (" + std::to_string(d.train->size()) + " images)").c_str() : "",
               d.eval ? (", eval " + d.eval->describe() + " (" + std::to_string(d.eval->size()) + " images)").c_str() : "");
@@ -202,7 +207,7 @@ int run(const settings& s) {
       load_weights(net, ckpt, false);
     }
     const train::eval_result e = *train::evaluate_network(net, *eval_loader, [](const variable& logits, const std::vector<std::int64_t>& y) {
-      return ops::cross_entropy(logits, tensor::from_values(shape{static_cast<std::int64_t>(y.size())}, y));
+      return ops::cross_entropy<B>(logits, tensor::from_values(shape{static_cast<std::int64_t>(y.size())}, y));
     });
     std::printf("eval %s: loss %.4f top1 %.2f%% top5 %.2f%% (%zu images, %.1f s, %.0f images/s)\n", d.eval->describe().c_str(),
                 e.loss, 100 * e.top1, 100 * e.top5, e.images, e.seconds, e.images_per_s);
@@ -256,7 +261,7 @@ int run(const settings& s) {
                  {"label_smoothing", exact(s.label_smoothing)}, {"smoothing_style", s.smoothing_style}, {"mixup", exact(s.mixup)},
                  {"cutmix_beta", exact(s.cutmix_beta)}, {"cutmix_prob", exact(s.cutmix_prob)},
                  {"image_size", std::to_string(s.image_size)}};
-  train::trainer<nn::network<Topology>> tr(net, *opt, schedule, train_loader, eval_loader.get(), to);
+  train::trainer<nn::network<Topology, B>> tr(net, *opt, schedule, train_loader, eval_loader.get(), to);
   if (s.resume_given) tr.resume(s.resume.empty() ? tr.checkpoints().latest() : std::filesystem::path(s.resume));
 
   const train::fit_result r = tr.fit();
@@ -331,7 +336,7 @@ int main(int argc, char** argv) {
   app.add_option("--cutmix-prob", s.cutmix_prob, "CutMix: probability of applying it to a batch")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
-  app.add_option("--backend", s.backend, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
+  app.add_option("--backend", s.backend, "auto (the GPU when the build and machine have one) | cpu (oneDNN) | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   app.add_option("--threads", s.threads, "compute threads (default: all cores)")->check(CLI::PositiveNumber);
   app.add_option("--workers", s.workers, "data loader threads")->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--seed", s.seed, "seed of initialisation, data order, augmentation and mixup")->capture_default_str();
@@ -350,10 +355,24 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   s.resume_given = app.count("--resume") > 0;
 
+#ifdef GRCNN_HAVE_CUDA
+  // auto: the GPU when this build has the CUDA component and the machine a usable device.
+  if (s.backend != "cpu") {
+    const auto probe = grcnn::cuda::probe();
+    if (s.backend == "cuda" && probe.device_count == 0) {
+      std::cerr << "grcnn-train: --backend cuda: no usable GPU (" << probe.reason << ")\n";
+      return 2;
+    }
+    s.backend = probe.device_count > 0 ? "cuda" : "cpu";
+    std::printf("backend: %s%s\n", s.backend.c_str(),
+                probe.device_count > 0 ? (" (" + probe.name + ")").c_str() : (" (no GPU: " + probe.reason + ")").c_str());
+  }
+#else
   if (s.backend == "cuda") {
-    std::cerr << "grcnn-train: --backend cuda: this build has no CUDA training backend yet; use --backend cpu (oneDNN)\n";
+    std::cerr << "grcnn-train: --backend cuda: this build has no CUDA component (configure with GRCNN_ENABLE_CUDA=ON)\n";
     return 2;
   }
+#endif
   if (s.mixup > 0 && s.cutmix_beta > 0) {
     std::cerr << "grcnn-train: use --mixup or --cutmix-beta, not both\n";
     return 2;
@@ -365,7 +384,11 @@ int main(int argc, char** argv) {
   if (s.threads > 0) omp_set_num_threads(s.threads);
   try {
     std::filesystem::create_directories(s.out);
-    return models::with_variant(s.arch, [&]<class Topology>() { return run<Topology>(s); });
+#ifdef GRCNN_HAVE_CUDA
+    if (s.backend == "cuda")
+      return models::with_variant(s.arch, [&]<class Topology>() { return run<Topology, backends::cuda>(s); });
+#endif
+    return models::with_variant(s.arch, [&]<class Topology>() { return run<Topology, backends::cpu>(s); });
   } catch (const grcnn::error& e) {
     std::cerr << "grcnn-train: " << e.what() << "\n";
     return 1;

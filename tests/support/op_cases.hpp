@@ -9,6 +9,9 @@
 #include <vector>
 
 #include <grcnn/ops.hpp>
+#ifdef GRCNN_TEST_CUDA
+#include <grcnn/backends/cuda/cuda.hpp>
+#endif
 
 #include "support/random.hpp"
 
@@ -44,6 +47,9 @@ struct op_case {
   std::vector<buffer_spec> buffers;
   run_fn reference, onednn;
   bool bf16 = true;  // oneDNN runs it in bf16 (losses stay f32)
+#ifdef GRCNN_TEST_CUDA
+  run_fn cuda, cuda_tf32;  // the same case on the CUDA backend (f32, and tensor cores in tf32)
+#endif
 };
 
 template <class F>
@@ -55,6 +61,14 @@ op_case make_case(std::string name, std::vector<input_spec> in, std::vector<buff
   c.onednn = [f](std::vector<variable>& v, std::vector<tensor>& b) {
     return f(std::type_identity<backends::onednn>{}, v, b);
   };
+#ifdef GRCNN_TEST_CUDA
+  c.cuda = [f](std::vector<variable>& v, std::vector<tensor>& b) {
+    return f(std::type_identity<backends::cuda>{}, v, b);
+  };
+  c.cuda_tf32 = [f](std::vector<variable>& v, std::vector<tensor>& b) {
+    return f(std::type_identity<backends::cuda_tf32>{}, v, b);
+  };
+#endif
   return c;
 }
 

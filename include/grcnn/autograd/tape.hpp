@@ -46,10 +46,11 @@ class tape {
     GRCNN_CHECK(root.requires_grad(), error,
                 "backward: the root does not require grad (no parameter or input on its path requires grad)");
     if (!seed.defined()) {
-      seed = tensor::full(root.dims(), 1.0, root.value().type());
+      seed = tensor::full(root.dims(), 1.0, root.value().type(), layout::plain, root.value().where());
     }
     GRCNN_CHECK(seed.dims() == root.dims(), shape_error, "backward: seed ", seed.describe(), " for root ",
                 root.value().describe());
+    seed = seed.to_device(root.value().where());
     if (!root.cell()->leaf) {
       bool recorded = false;
       for (const node& n : nodes_)

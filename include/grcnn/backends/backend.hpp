@@ -86,6 +86,21 @@ struct weight_layout {
   static tensor conv(const ops::conv2d_problem&, const tensor& w) { return w; }
 };
 
+// Where a backend computes and the activation order it runs fastest in: callers (the trainer, tools)
+// move their inputs there. Device backends specialise it.
+template <class Backend>
+struct backend_traits {
+  static constexpr grcnn::device where = cpu_device;
+  static constexpr layout activations = layout::nhwc;  // oneDNN's fast path; the reference takes any
+};
+// `t` on the backend's device in its activation order (rank-4 tensors; others only move).
+template <class Backend>
+tensor to_backend(const tensor& t) {
+  tensor r = t.to_device(backend_traits<Backend>::where);
+  if (r.rank() == 4 && r.memory_layout() != backend_traits<Backend>::activations) r = r.to_layout(backend_traits<Backend>::activations);
+  return r;
+}
+
 template <class B, class Op>
 struct dispatch {
   static_assert(backend_policy<B>, "grcnn: the backend type is not a backend policy (needs `name`, `fallback`, `dtypes`)");

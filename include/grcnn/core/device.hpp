@@ -13,5 +13,6 @@ struct device {
 };
 
 inline constexpr device cpu_device{};
+inline constexpr device cuda_device{device_kind::cuda, 0};
 
 }  // namespace grcnn

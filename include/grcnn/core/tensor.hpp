@@ -1,6 +1,9 @@
 #pragma once
-// A dense tensor: shared storage from the caching allocator, a run-time shape, dtype, layout and device.
-// Tensors know nothing of networks or autograd; copies share storage (use clone() for a deep copy).
+// A dense tensor: shared storage from the caching allocator (host) or the device runtime's pool, a
+// run-time shape, dtype, layout and device. Tensors know nothing of networks or autograd; copies share
+// storage (use clone() for a deep copy). Element access (values, assign, fill, layout and dtype
+// conversions) works on device tensors too, through a host copy: convenient for tests and set-up,
+// never the steady-state path, which stays in the backend's kernels.
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -11,6 +14,7 @@
 
 #include "grcnn/core/allocator.hpp"
 #include "grcnn/core/device.hpp"
+#include "grcnn/core/device_runtime.hpp"
 #include "grcnn/core/dtype.hpp"
 #include "grcnn/core/error.hpp"
 #include "grcnn/core/layout.hpp"
@@ -20,9 +24,16 @@ namespace grcnn {
 
 class storage {
  public:
-  explicit storage(std::size_t bytes)
-      : bytes_(bytes), rounded_(host_allocator::round_size(bytes)), ptr_(host_allocator::instance().allocate(rounded_)) {}
-  ~storage() { host_allocator::instance().deallocate(ptr_, rounded_); }
+  explicit storage(std::size_t bytes, device d = cpu_device)
+      : bytes_(bytes), rounded_(host_allocator::round_size(bytes)), device_(d),
+        ptr_(d.kind == device_kind::cpu ? host_allocator::instance().allocate(rounded_)
+                                        : runtime_for(d).allocate(rounded_)) {}
+  ~storage() {
+    if (device_.kind == device_kind::cpu)
+      host_allocator::instance().deallocate(ptr_, rounded_);
+    else
+      runtime_for(device_).deallocate(ptr_, rounded_);
+  }
   storage(const storage&) = delete;
   storage& operator=(const storage&) = delete;
   void* data() const { return ptr_; }
@@ -30,6 +41,7 @@ class storage {
 
  private:
   std::size_t bytes_, rounded_;
+  device device_;
   void* ptr_;
 };
 
@@ -70,14 +82,12 @@ class tensor {
     GRCNN_CHECK(l != layout::opaque, error, "tensor::empty: opaque tensors need their format (use empty_opaque)");
     GRCNN_CHECK(l != layout::nhwc || s.rank() == 4, shape_error, "tensor::empty: nhwc needs a rank-4 shape, got ",
                 s);
-    GRCNN_CHECK(d.kind == device_kind::cpu, error, "tensor::empty: device ", d.str(),
-                " needs its backend's allocator");
     tensor r;
     r.shape_ = s;
     r.dtype_ = t;
     r.layout_ = l;
     r.device_ = d;
-    r.storage_ = std::make_shared<storage>(static_cast<std::size_t>(s.numel()) * size_of(t));
+    r.storage_ = std::make_shared<storage>(static_cast<std::size_t>(s.numel()) * size_of(t), d);
     return r;
   }
   static tensor empty_opaque(const shape& s, dtype t, std::shared_ptr<const opaque_format> fmt) {
@@ -93,15 +103,15 @@ class tensor {
     return o.layout_ == layout::opaque ? empty_opaque(o.shape_, o.dtype_, o.format_)
                                        : empty(o.shape_, o.dtype_, o.layout_, o.device_);
   }
-  static tensor full(const shape& s, double v, dtype t = dtype::f32, layout l = layout::plain) {
-    tensor r = empty(s, t, l);
+  static tensor full(const shape& s, double v, dtype t = dtype::f32, layout l = layout::plain, device d = cpu_device) {
+    tensor r = empty(s, t, l, d);
     r.fill(v);
     return r;
   }
   static tensor zeros(const shape& s, dtype t = dtype::f32, layout l = layout::plain) { return full(s, 0.0, t, l); }
   static tensor zeros_like(const tensor& o) {
     tensor r = empty_like(o);
-    std::memset(r.raw(), 0, r.bytes());
+    r.fill(0.0);
     return r;
   }
   // Values are given in logical (plain row-major) order whatever the layout.
@@ -128,6 +138,7 @@ class tensor {
   grcnn::layout memory_layout() const { return layout_; }
   const std::shared_ptr<const opaque_format>& format() const { return format_; }
   grcnn::device where() const { return device_; }
+  bool on_host() const { return device_.kind == device_kind::cpu; }
   std::size_t bytes() const { return storage_ ? storage_->bytes() : 0; }
   void* raw() const { return storage_ ? storage_->data() : nullptr; }
   const void* storage_id() const { return storage_.get(); }
@@ -142,7 +153,7 @@ class tensor {
 
   // Same shape, dtype and physical format: elementwise kernels may then work on raw memory.
   bool same_format(const tensor& o) const {
-    if (!(shape_ == o.shape_) || dtype_ != o.dtype_ || layout_ != o.layout_) return false;
+    if (!(shape_ == o.shape_) || dtype_ != o.dtype_ || layout_ != o.layout_ || device_ != o.device_) return false;
     return layout_ != layout::opaque || format_->same_as(*o.format_);
   }
 
@@ -155,6 +166,16 @@ class tensor {
 
   void fill(double v) {
     GRCNN_CHECK(layout_ != layout::opaque || v == 0.0, error, "tensor::fill: nonzero fill of opaque ", describe());
+    if (!on_host()) {
+      if (v == 0.0) {
+        runtime_for(device_).zero(raw(), bytes());
+      } else {
+        tensor h = empty(shape_, dtype_, layout_);
+        h.fill(v);
+        runtime_for(device_).copy(raw(), device_, h.raw(), cpu_device, bytes());
+      }
+      return;
+    }
     detail::visit_dtype(dtype_, [&]<class T>() {
       const std::size_t n = layout_ == layout::opaque ? bytes() / sizeof(T) : static_cast<std::size_t>(numel());
       for (std::size_t i = 0; i < n; ++i) detail::store_from_double<T>(raw(), i, v);
@@ -172,6 +193,7 @@ class tensor {
   // All values in logical row-major order, converted to T.
   template <class T = double>
   std::vector<T> values() const {
+    if (!on_host()) return to_device(cpu_device).values<T>();
     if (layout_ == layout::opaque) return to_layout(layout::plain).values<T>();
     std::vector<T> out(static_cast<std::size_t>(numel()));
     detail::visit_dtype(dtype_, [&]<class S>() {
@@ -185,6 +207,12 @@ class tensor {
     GRCNN_CHECK(static_cast<std::int64_t>(v.size()) == numel(), shape_error, "tensor::assign: ", v.size(),
                 " values for ", describe());
     GRCNN_CHECK(layout_ != layout::opaque, error, "tensor::assign: opaque target ", describe());
+    if (!on_host()) {
+      tensor h = empty(shape_, dtype_, layout_);
+      h.assign(v);
+      runtime_for(device_).copy(raw(), device_, h.raw(), cpu_device, bytes());
+      return;
+    }
     detail::visit_dtype(dtype_, [&]<class S>() {
       for (std::size_t i = 0; i < v.size(); ++i)
         detail::store_from_double<S>(raw(), physical_index(i), static_cast<double>(v[i]));
@@ -201,7 +229,19 @@ class tensor {
 
   tensor clone() const {
     tensor r = empty_like(*this);
-    std::memcpy(r.raw(), raw(), bytes());
+    if (on_host())
+      std::memcpy(r.raw(), raw(), bytes());
+    else
+      runtime_for(device_).copy(r.raw(), device_, raw(), device_, bytes());
+    return r;
+  }
+
+  // The same values on another device (a copy; this tensor itself when already there).
+  tensor to_device(device d) const {
+    if (d == device_ || !defined()) return *this;
+    GRCNN_CHECK(layout_ != layout::opaque, error, "tensor::to_device: opaque tensors stay on the host: ", describe());
+    tensor r = empty(shape_, dtype_, layout_, d);
+    runtime_for(d.kind == device_kind::cpu ? device_ : d).copy(r.raw(), d, raw(), device_, bytes());
     return r;
   }
 
@@ -209,6 +249,13 @@ class tensor {
   tensor to_layout(layout l) const {
     GRCNN_CHECK(l != layout::opaque, error, "tensor::to_layout: use to_format for opaque targets");
     if (l == layout_) return *this;
+    if (!on_host()) {
+      GRCNN_CHECK(rank() == 4, shape_error, "tensor::to_layout: ", describe(), " is not rank 4");
+      tensor r = empty(shape_, dtype_, l, device_);
+      runtime_for(device_).permute_4d(size_of(dtype_), raw(), r.raw(), shape_[0], shape_[1], shape_[2], shape_[3],
+                                      l == layout::nhwc);
+      return r;
+    }
     tensor plain;
     if (layout_ == layout::opaque) {
       plain = empty(shape_, dtype_, layout::plain);
@@ -226,6 +273,8 @@ class tensor {
   }
   tensor to_format(std::shared_ptr<const opaque_format> fmt) const {
     if (layout_ == layout::opaque && format_->same_as(*fmt)) return *this;
+    GRCNN_CHECK(on_host(), error, "tensor::to_format: opaque formats are host formats; ", describe(), " is on ",
+                device_.str());
     tensor plain = to_layout(layout::plain);
     tensor r = empty_opaque(shape_, dtype_, std::move(fmt));
     r.format_->from_plain(plain.raw(), r.raw());
@@ -233,6 +282,7 @@ class tensor {
   }
   tensor to_dtype(dtype t) const {
     if (t == dtype_) return *this;
+    if (!on_host()) return to_device(cpu_device).to_dtype(t).to_device(device_);
     tensor src = layout_ == layout::opaque ? to_layout(layout::plain) : *this;
     tensor r = empty(shape_, t, src.layout_);
     detail::visit_dtype(dtype_, [&]<class S>() {

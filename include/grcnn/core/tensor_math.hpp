@@ -17,6 +17,12 @@ inline void add_inplace(tensor& dst, const tensor& src) {
     s = s.to_dtype(dst.type());
     s = dst.memory_layout() == layout::opaque ? s.to_format(dst.format()) : s.to_layout(dst.memory_layout());
   }
+  if (!dst.on_host() || !s.on_host()) {
+    s = s.to_device(dst.where());
+    GRCNN_CHECK(!dst.on_host(), error, "add_inplace: host destination ", dst.describe(), " for a device gradient");
+    runtime_for(dst.where()).add_inplace(dst.type(), dst.raw(), s.raw(), static_cast<std::size_t>(dst.numel()));
+    return;
+  }
   detail::visit_dtype(dst.type(), [&]<class T>() {
     const std::size_t n = dst.bytes() / sizeof(T);
     T* d = static_cast<T*>(dst.raw());

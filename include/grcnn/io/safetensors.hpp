@@ -168,7 +168,7 @@ inline void save_safetensors(const std::filesystem::path& path, const std::vecto
   std::uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
     GRCNN_CHECK(name != "__metadata__", io_error, "safetensors: '__metadata__' is not a tensor name");
-    plain.push_back(t.to_layout(layout::plain));
+    plain.push_back(t.to_layout(layout::plain).to_device(cpu_device));
     j[name] = {{"dtype", st_detail::code(t.type())},
                {"shape", std::vector<std::int64_t>(t.dims().begin(), t.dims().end())},
                {"data_offsets", {offset, offset + plain.back().bytes()}}};

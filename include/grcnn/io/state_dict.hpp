@@ -15,7 +15,7 @@ inline tensor_dict state_dict(const nn::state_list& state) {
   tensor_dict d;
   for (const auto& e : state) {
     const tensor& v = e.value();
-    d.add(e.name, v.to_layout(layout::plain).clone());
+    d.add(e.name, v.to_layout(layout::plain).to_device(cpu_device).clone());
   }
   return d;
 }
@@ -67,8 +67,9 @@ inline void load_state_dict(const nn::state_list& state, const tensor_dict& d, c
         problems.push_back("'" + e.name + "' is shared with '" + it->second.first + "' but the file holds different values");
       continue;
     }
-    assignments.emplace_back(&dst, dst.memory_layout() == layout::opaque ? value.to_format(dst.format())
-                                                                         : value.to_layout(dst.memory_layout()).clone());
+    assignments.emplace_back(&dst, dst.memory_layout() == layout::opaque
+                                       ? value.to_format(dst.format())
+                                       : value.to_layout(dst.memory_layout()).clone().to_device(dst.where()));
   }
   if (opt.strict)
     for (const auto& [name, t] : d.entries())

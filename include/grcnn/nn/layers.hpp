@@ -26,10 +26,12 @@ class conv2d_layer {
   variable forward(const variable& x) {
     // Hold the weight the way the backend prefers for this input (once; a later input of another
     // shape still works, the backend then converts per call).
-    if (!adopted_ && weight.value().memory_layout() == layout::plain) {
+    // A move to another device (network::to_device) makes the weight plain again: adopt anew there.
+    if (weight.value().memory_layout() == layout::plain && !(adopted_ && adopted_on_ == weight.value().where())) {
       const auto pr = ops::make_conv2d_problem(x.value(), weight.value(), bias.defined() ? &bias.value() : nullptr, params_);
       weight.value() = backends::weight_layout<B>::conv(pr, weight.value());
       adopted_ = true;
+      adopted_on_ = weight.value().where();
     }
     return ops::conv2d<B>(x, weight, bias, params_);
   }
@@ -44,6 +46,7 @@ class conv2d_layer {
  private:
   ops::conv2d_params params_;
   bool adopted_ = false;
+  device adopted_on_ = cpu_device;
 };
 
 class batch_norm_layer {

@@ -92,6 +92,17 @@ class network<topology<Layers...>, Backend> {
       if (v.type() != dtype::i64 && v.type() != t) v = v.to_layout(layout::plain).to_dtype(t);
     }
   }
+  // Moves every floating parameter and buffer to `d` (a GPU backend needs its network there); i64
+  // counters (num_batches_tracked) stay on the host. Backend-specific weight formats become plain first.
+  void to_device(device d) {
+    for (auto& e : state()) {
+      tensor& v = e.value();
+      if (v.type() == dtype::i64) continue;
+      if (v.memory_layout() == layout::opaque) v = v.to_layout(layout::plain);
+      v = v.to_device(d);
+    }
+    zero_grad();
+  }
   void zero_grad() {
     for (auto* p : parameters()) p->zero_grad();
   }

@@ -132,13 +132,16 @@ class optimizer {
     tensor g = p.grad();
     GRCNN_CHECK(g.type() == w.type() && g.dims() == w.dims(), dtype_error, "optimizer: gradient ", g.describe(),
                 " of parameter ", p.name(), " does not match its weight ", w.describe());
+    if (g.where() != w.where()) g = g.to_device(w.where());
     if (!g.same_format(w)) g = w.memory_layout() == layout::opaque ? g.to_format(w.format()) : g.to_layout(w.memory_layout());
     return g;
   }
   // Brings a state buffer to its weight's format: a layer may re-format its weight for the backend
   // after the state was created or loaded (blocked formats can be padded, so the sizes differ).
   static void match_format(tensor& state, const tensor& w) {
-    if (!state.defined() || state.same_format(w)) return;
+    if (!state.defined()) return;
+    if (state.where() != w.where()) state = state.to_device(w.where());
+    if (state.same_format(w)) return;
     state = w.memory_layout() == layout::opaque ? state.to_format(w.format()) : state.to_layout(w.memory_layout());
   }
   // Stored plain; loaded back into the weight's format (a pure permutation, so bitwise).

@@ -23,6 +23,20 @@ class sgd final : public optimizer {
 
  private:
   void update(std::size_t g, std::size_t i, tensor& w, const tensor& grad) override {
+    if (!w.on_host()) {
+      const param_group& o = groups_[g];
+      tensor& buf = buffers_[g][i];
+      GRCNN_CHECK(w.type() == dtype::f32, dtype_error, "sgd: device parameters must be f32, got ", w.describe());
+      match_format(buf, w);
+      const bool first = !buf.defined();
+      if (first && o.momentum != 0.0) buf = tensor::empty_like(w);
+      runtime_for(w.where()).sgd_update(static_cast<float*>(w.raw()), static_cast<const float*>(grad.raw()),
+                                        o.momentum != 0.0 ? static_cast<float*>(buf.raw()) : nullptr,
+                                        static_cast<std::size_t>(w.numel()), static_cast<float>(o.lr),
+                                        static_cast<float>(o.weight_decay), static_cast<float>(o.momentum),
+                                        static_cast<float>(1.0 - o.dampening), o.nesterov, first);
+      return;
+    }
     if (w.type() == dtype::f64)
       apply<double>(groups_[g], w, grad, buffers_[g][i]);
     else

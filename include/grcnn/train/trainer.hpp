@@ -110,7 +110,7 @@ std::optional<eval_result> evaluate_network(Net& net, data::loader& l, Loss&& lo
   while (auto b = l.next()) {
     if (interruptible && trainer_detail::pending_signal().load() != 0) return std::nullopt;
     if (b->size() == 0) continue;
-    const variable logits = net.forward(variable(b->images));
+    const variable logits = net.forward(variable(backends::to_backend<typename Net::backend>(b->images)));
     loss_m.add(loss(logits, b->labels).value().item(), static_cast<double>(b->size()));
     hits1 += topk_hits(logits.value(), b->labels, 1);
     hits5 += topk_hits(logits.value(), b->labels, std::min<int>(5, static_cast<int>(logits.dims()[1])));
@@ -326,17 +326,17 @@ class trainer {
   }
 
   static variable plain_loss(const variable& logits, const std::vector<std::int64_t>& labels) {
-    return ops::cross_entropy(logits, tensor::from_values(shape{static_cast<std::int64_t>(labels.size())}, labels));
+    return ops::cross_entropy<typename Net::backend>(logits, tensor::from_values(shape{static_cast<std::int64_t>(labels.size())}, labels));
   }
   // The loss of logits against labels, or against a soft target when one is given (mixup). Soft targets
   // take the logits' width (the classifier may be wider than the dataset's class count) and dtype.
   variable loss_of(const variable& logits, const std::vector<std::int64_t>& labels, const tensor* soft) const {
     const std::int64_t K = logits.dims()[1];
-    if (soft) return ops::cross_entropy(logits, *soft);
+    if (soft) return ops::cross_entropy<typename Net::backend>(logits, *soft);
     if (o_.label_smoothing > 0 && o_.smoothing == smoothing_style::grcnn)
-      return ops::cross_entropy(logits, smoothed_one_hot(labels, K, o_.label_smoothing, logits.value().type()));
+      return ops::cross_entropy<typename Net::backend>(logits, smoothed_one_hot(labels, K, o_.label_smoothing, logits.value().type()));
     const double eps = o_.smoothing == smoothing_style::pytorch ? o_.label_smoothing : 0.0;
-    return ops::cross_entropy(logits, tensor::from_values(shape{static_cast<std::int64_t>(labels.size())}, labels),
+    return ops::cross_entropy<typename Net::backend>(logits, tensor::from_values(shape{static_cast<std::int64_t>(labels.size())}, labels),
                               {.label_smoothing = eps});
   }
 
@@ -355,7 +355,7 @@ class trainer {
     if (o_.skip_nonfinite)
       for (const auto& e : net_.state())
         if (!e.is_parameter()) bn_before.emplace_back(e.buffer, e.buffer->clone());
-    const variable logits = net_.forward(variable(b.images));
+    const variable logits = net_.forward(variable(backends::to_backend<typename Net::backend>(b.images)));
     std::optional<tensor> soft;
     if (mix) {
       soft = mixed_one_hot(b.labels, logits.dims()[1], *mix);

@@ -108,6 +108,8 @@ inline dnnl::memory::desc md_of(const tensor& t, const dnnl::memory::desc& plain
   return plain_as;
 }
 inline dnnl::memory mem(const dnnl::memory::desc& d, const tensor& t) {
+  GRCNN_CHECK(!t.defined() || t.on_host(), backend_error, "onednn: tensor ", t.describe(), " is on ", t.where().str(),
+              "; the CPU backend needs host tensors (tensor::to_device(cpu_device))");
   return dnnl::memory(d, engine(), t.raw());
 }
 inline dnnl::memory mem(const tensor& t) { return mem(md(t.dims(), t.type(), t.memory_layout()), t); }

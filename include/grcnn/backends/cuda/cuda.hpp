@@ -1,0 +1,439 @@
+#pragma once
+// The CUDA backend policy: cuDNN convolutions, cuBLAS linear layers, our own kernels for batch norm
+// (+ReLU), the GRCL gate, pooling, softmax, losses and the selective-kernel fusion (src/cuda). Tensors
+// live on the device (tensor::to_device, network::to_device); channels-last activations and
+// channels-last (KRSC) conv weights are the fast path, plain NCHW works too. The precision is a policy
+// tag: cuda_t<precision::fp32> (IEEE, the default) or cuda_t<precision::tf32> (tensor cores).
+//
+// Needs the compiled component: link grcnn::cuda (CMake option GRCNN_ENABLE_CUDA).
+#include <array>
+#include <string_view>
+
+#include "grcnn/backends/backend.hpp"
+#include "grcnn/backends/cuda/kernels.hpp"
+#include "grcnn/backends/cuda/runtime.hpp"
+
+namespace grcnn::backends {
+
+namespace precision {
+struct fp32 {
+  static constexpr std::string_view backend_name = "cuda";
+  static constexpr cuda::math_mode math = cuda::math_mode::fp32;
+};
+struct tf32 {
+  static constexpr std::string_view backend_name = "cuda_tf32";
+  static constexpr cuda::math_mode math = cuda::math_mode::tf32;
+};
+}  // namespace precision
+
+template <class Precision = precision::fp32>
+struct cuda_t {
+  static constexpr std::string_view name = Precision::backend_name;
+  static constexpr cuda::math_mode math = Precision::math;
+  using fallback = void;  // nothing on the host can read device memory: refusals are errors
+  template <class Op>
+  static constexpr bool supports = true;
+  static constexpr std::array<dtype, 1> dtypes{dtype::f32};
+  static constexpr grcnn::device where = cuda_device;
+};
+using cuda = cuda_t<>;
+using cuda_tf32 = cuda_t<precision::tf32>;
+
+namespace cuda_detail {
+
+// Registers the CUDA runtime with core before main() in every program that includes this header.
+inline const bool runtime_installed = grcnn::cuda::install_runtime();
+
+inline status check(const ops::tensor_desc& d) {
+  if (d.type != dtype::f32) return status::no("cuda computes in f32, got " + std::string(name_of(d.type)));
+  if (d.memory_layout == layout::opaque) return status::no("opaque (oneDNN) formats are host formats");
+  return status::yes();
+}
+inline void on_device(std::string_view op, std::string_view what, const tensor& t) {
+  GRCNN_CHECK(!t.defined() || t.where().kind == device_kind::cuda, backend_error, op, " on cuda: ", what, " ",
+              t.describe(), " is on ", t.where().str(), "; move inputs and the network with to_device(cuda_device)");
+}
+inline grcnn::cuda::view4 view_of(const ops::tensor_desc& d) {
+  grcnn::cuda::view4 v;
+  const auto& s = d.dims;
+  if (s.rank() == 2) {
+    v.n = s[0];
+    v.c = s[1];
+    v.sn = s[1];
+    v.sc = 1;
+    return v;
+  }
+  v.n = s[0], v.c = s[1], v.h = s[2], v.w = s[3];
+  if (d.memory_layout == layout::nhwc) {
+    v.sc = 1, v.sw = v.c, v.sh = v.w * v.c, v.sn = v.h * v.w * v.c;
+  } else {
+    v.sw = 1, v.sh = v.w, v.sc = v.h * v.w, v.sn = v.c * v.h * v.w;
+  }
+  return v;
+}
+inline tensor empty(const ops::tensor_desc& d) { return tensor::empty(d.dims, d.type, d.memory_layout, cuda_device); }
+inline const float* cf(const tensor& t) { return t.defined() ? static_cast<const float*>(t.raw()) : nullptr; }
+inline float* mf(const tensor& t) { return t.defined() ? static_cast<float*>(t.raw()) : nullptr; }
+
+// A [C] f32 tensor on the device.
+inline tensor channels(std::int64_t c) { return tensor::empty(grcnn::shape{c}, dtype::f32, layout::plain, cuda_device); }
+
+}  // namespace cuda_detail
+
+// With the legacy cuDNN convolution API, f32 and tf32 convolutions ran 1.3-1.9x faster in NCHW than in
+// NHWC on an H100 (docs/benchmarks.md): plain is this backend's preferred activation order.
+template <class P>
+struct backend_traits<cuda_t<P>> {
+  static constexpr grcnn::device where = cuda_device;
+  static constexpr layout activations = layout::plain;
+};
+
+// Conv weights held channels-last (O, KH, KW, C/groups): cuDNN's fast NHWC kernels want that filter
+// format. Converted once, on the device.
+template <class P>
+struct weight_layout<cuda_t<P>> {
+  static tensor conv(const ops::conv2d_problem& pr, const tensor& w) {
+    tensor d = w.to_device(cuda_device);
+    return pr.x.memory_layout == layout::nhwc ? d.to_layout(layout::nhwc) : d;
+  }
+};
+
+template <class P>
+struct kernel<cuda_t<P>, ops::conv2d_op> {
+  using Pr = ops::conv2d_problem;
+  static status can_implement(const Pr& pr) {
+    if (auto s = cuda_detail::check(pr.x); !s) return s;
+    return cuda_detail::check(pr.w);
+  }
+  // cuDNN wants the filter in the activations' order (KRSC for NHWC): a weight held otherwise is
+  // permuted on the device per call (networks adopt the right order once, see weight_layout).
+  static layout filter_layout(const Pr& pr) { return pr.x.memory_layout == layout::nhwc ? layout::nhwc : layout::plain; }
+  static grcnn::cuda::conv_args args(const Pr& pr) {
+    grcnn::cuda::conv_args a;
+    a.x = cuda_detail::view_of(pr.x);
+    a.y = cuda_detail::view_of(pr.y);
+    a.o = pr.w.dims[0], a.cg = pr.w.dims[1], a.kh = pr.w.dims[2], a.kw = pr.w.dims[3];
+    a.weight_nhwc = filter_layout(pr) == layout::nhwc;
+    a.stride_h = pr.p.stride_h, a.stride_w = pr.p.stride_w, a.pad_h = pr.p.pad_h, a.pad_w = pr.p.pad_w;
+    a.dil_h = pr.p.dilation_h, a.dil_w = pr.p.dilation_w, a.groups = pr.p.groups;
+    a.math = P::math;
+    a.key = pr.str() + (P::math == grcnn::cuda::math_mode::tf32 ? " tf32" : " fp32");
+    return a;
+  }
+  static tensor filter(const Pr& pr, const tensor& w) {
+    return w.memory_layout() == filter_layout(pr) ? w : w.to_layout(filter_layout(pr));
+  }
+  static tensor forward(const Pr& pr, const tensor& x, const tensor& w, const tensor& b,
+                        std::unique_ptr<autograd::payload>&) {
+    using namespace cuda_detail;
+    on_device("conv2d", "input", x), on_device("conv2d", "weight", w), on_device("conv2d", "bias", b);
+    tensor y = empty(pr.y);
+    grcnn::cuda::conv2d_forward(args(pr), cf(x), cf(filter(pr, w)), cf(b), mf(y));
+    return y;
+  }
+  static void backward(const Pr& pr, autograd::payload*, const tensor& dy, const tensor& x, const tensor& w, tensor* dx,
+                       tensor* dw, tensor* db) {
+    using namespace cuda_detail;
+    const layout fl = filter_layout(pr);
+    if (dx) *dx = empty(pr.x);
+    if (dw) *dw = tensor::empty(pr.w.dims, pr.w.type, fl, cuda_device);
+    if (db) *db = channels(pr.w.dims[0]);
+    const tensor wf = w.defined() ? filter(pr, w) : w;
+    grcnn::cuda::conv2d_backward(args(pr), cf(dy), cf(x), cf(wf), dx ? mf(*dx) : nullptr, dw ? mf(*dw) : nullptr,
+                                 db ? mf(*db) : nullptr);
+    if (dw && fl != pr.w.memory_layout) *dw = dw->to_layout(pr.w.memory_layout);  // the weight's own order
+  }
+};
+
+template <class P>
+struct kernel<cuda_t<P>, ops::batch_norm_op> {
+  using Pr = ops::batch_norm_problem;
+  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.x); }
+  struct saved : autograd::payload {
+    tensor mean, invstd;
+  };
+  static grcnn::cuda::batch_norm_args args(const Pr& pr) {
+    return {cuda_detail::view_of(pr.x), pr.eps, pr.momentum, pr.fuse_relu};
+  }
+  static tensor forward(const Pr& pr, const tensor& x, const tensor& gamma, const tensor& beta, tensor& running_mean,
+                        tensor& running_var, std::unique_ptr<autograd::payload>& state) {
+    using namespace cuda_detail;
+    for (auto [what, t] : {std::pair<const char*, const tensor*>{"input", &x}, {"weight", &gamma}, {"bias", &beta},
+                           {"running_mean", &running_mean}, {"running_var", &running_var}})
+      on_device("batch_norm", what, *t);
+    auto s = std::make_unique<saved>();
+    s->mean = channels(pr.x.dims[1]);
+    s->invstd = channels(pr.x.dims[1]);
+    tensor y = empty(pr.x);
+    if (pr.training)
+      grcnn::cuda::batch_norm_forward_training(args(pr), cf(x), cf(gamma), cf(beta), mf(running_mean), mf(running_var),
+                                               mf(y), mf(s->mean), mf(s->invstd));
+    else
+      grcnn::cuda::batch_norm_forward_inference(args(pr), cf(x), cf(gamma), cf(beta), cf(running_mean),
+                                                cf(running_var), mf(y), mf(s->mean), mf(s->invstd));
+    state = std::move(s);
+    return y;
+  }
+  static void backward(const Pr& pr, autograd::payload* state, const tensor& dy, const tensor& x, const tensor& y,
+                       const tensor& gamma, tensor* dx, tensor* dgamma, tensor* dbeta) {
+    using namespace cuda_detail;
+    const auto& s = *static_cast<saved*>(state);
+    const std::int64_t C = pr.x.dims[1];
+    tensor dg = channels(C), dbt = channels(C);
+    if (dx) *dx = empty(pr.x);
+    grcnn::cuda::batch_norm_backward(args(pr), pr.training, cf(dy), cf(x), cf(y), cf(gamma), cf(s.mean), cf(s.invstd),
+                                     dx ? mf(*dx) : nullptr, mf(dg), mf(dbt));
+    if (dgamma) *dgamma = dg;
+    if (dbeta) *dbeta = dbt;
+  }
+};
+
+template <class P>
+struct kernel<cuda_t<P>, ops::eltwise_op> {
+  using Pr = ops::eltwise_problem;
+  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.x); }
+  static tensor forward(const Pr& pr, const tensor& x) {
+    using namespace cuda_detail;
+    on_device("eltwise", "input", x);
+    tensor y = empty(pr.x);
+    if (pr.kind == ops::eltwise_kind::relu)
+      grcnn::cuda::relu_forward(cf(x), mf(y), x.numel());
+    else
+      grcnn::cuda::sigmoid_forward(cf(x), mf(y), x.numel());
+    return y;
+  }
+  static tensor backward(const Pr& pr, const tensor& dy, const tensor& y) {
+    using namespace cuda_detail;
+    tensor dx = empty(pr.x);
+    if (pr.kind == ops::eltwise_kind::relu)
+      grcnn::cuda::relu_backward(cf(dy), cf(y), mf(dx), y.numel());
+    else
+      grcnn::cuda::sigmoid_backward(cf(dy), cf(y), mf(dx), y.numel());
+    return dx;
+  }
+};
+
+template <class P>
+struct kernel<cuda_t<P>, ops::binary_op> {
+  using Pr = ops::binary_problem;
+  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.a); }
+  static tensor forward(const Pr& pr, const tensor& a, const tensor& b) {
+    using namespace cuda_detail;
+    on_device("binary", "a", a), on_device("binary", "b", b);
+    tensor y = empty(pr.a);
+    if (pr.kind == ops::binary_kind::add)
+      grcnn::cuda::add_forward(cf(a), cf(b), mf(y), a.numel());
+    else
+      grcnn::cuda::mul_forward(cf(a), cf(b), mf(y), a.numel());
+    return y;
+  }
+  static void backward(const Pr& pr, const tensor& dy, const tensor& a, const tensor& b, tensor* da, tensor* db) {
+    using namespace cuda_detail;
+    if (pr.kind == ops::binary_kind::add) {  // the gradient passes through unchanged
+      if (da) *da = dy;
+      if (db) *db = dy;
+      return;
+    }
+    if (da) {
+      *da = empty(pr.a);
+      grcnn::cuda::mul_forward(cf(dy), cf(b), mf(*da), dy.numel());
+    }
+    if (db) {
+      *db = empty(pr.a);
+      grcnn::cuda::mul_forward(cf(dy), cf(a), mf(*db), dy.numel());
+    }
+  }
+};
+
+template <class P>
+struct kernel<cuda_t<P>, ops::gated_update_op> {
+  using Pr = ops::gated_update_problem;
+  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.x); }
+  static tensor forward(const Pr& pr, const tensor& x, const tensor& a, const tensor& b, const tensor& y) {
+    using namespace cuda_detail;
+    for (auto [what, t] : {std::pair<const char*, const tensor*>{"x", &x}, {"a", &a}, {"b", &b}, {"y", &y}})
+      on_device("gated_update", what, *t);
+    tensor out = empty(pr.x);
+    grcnn::cuda::gated_update_forward(cf(x), cf(a), cf(b), cf(y), mf(out), x.numel());
+    return out;
+  }
+  static void backward(const Pr& pr, const tensor& dout, const tensor& a, const tensor& b, const tensor& y, tensor* dx,
+                       tensor* dgate, tensor* dy) {
+    using namespace cuda_detail;
+    if (dx) *dx = dout;
+    if (dgate) *dgate = empty(pr.x);
+    if (dy) *dy = empty(pr.x);
+    if (dgate || dy)
+      grcnn::cuda::gated_update_backward(cf(dout), cf(a), cf(b), cf(y), dgate ? mf(*dgate) : nullptr,
+                                         dy ? mf(*dy) : nullptr, dout.numel());
+  }
+};
+
+template <class P>
+struct kernel<cuda_t<P>, ops::pool2d_op> {
+  using Pr = ops::pool2d_problem;
+  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.x); }
+  struct saved : autograd::payload {
+    tensor argmax;  // i64 input offsets of the winners (max pooling)
+  };
+  static grcnn::cuda::pool_args args(const Pr& pr) {
+    return {cuda_detail::view_of(pr.x), cuda_detail::view_of(pr.y), pr.kind == ops::pool_kind::max, pr.kernel_h,
+            pr.kernel_w, pr.stride_h, pr.stride_w, pr.pad_h, pr.pad_w};
+  }
+  static tensor forward(const Pr& pr, const tensor& x, std::unique_ptr<autograd::payload>& state) {
+    using namespace cuda_detail;
+    on_device("pool2d", "input", x);
+    tensor y = empty(pr.y);
+    auto s = std::make_unique<saved>();
+    if (pr.kind == ops::pool_kind::max) s->argmax = tensor::empty(pr.y.dims, dtype::i64, layout::plain, cuda_device);
+    grcnn::cuda::pool_forward(args(pr), cf(x), mf(y), s->argmax.defined() ? s->argmax.template data<std::int64_t>() : nullptr);
+    state = std::move(s);
+    return y;
+  }
+  static tensor backward(const Pr& pr, autograd::payload* state, const tensor& dy) {
+    using namespace cuda_detail;
+    const auto& s = *static_cast<saved*>(state);
+    tensor dx = empty(pr.x);
+    grcnn::cuda::pool_backward(args(pr), cf(dy), s.argmax.defined() ? s.argmax.template data<std::int64_t>() : nullptr, mf(dx));
+    return dx;
+  }
+};
+
+template <class P>
+struct kernel<cuda_t<P>, ops::linear_op> {
+  using Pr = ops::linear_problem;
+  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.x); }
+  static tensor forward(const Pr& pr, const tensor& x, const tensor& w, const tensor& b,
+                        std::unique_ptr<autograd::payload>&) {
+    using namespace cuda_detail;
+    on_device("linear", "input", x), on_device("linear", "weight", w), on_device("linear", "bias", b);
+    const auto N = pr.x.dims[0], K = pr.x.dims[1], M = pr.w.dims[0];
+    tensor y = tensor::empty(grcnn::shape{N, M}, dtype::f32, layout::plain, cuda_device);
+    grcnn::cuda::linear_forward(cf(x), cf(w), cf(b), mf(y), N, K, M, P::math);
+    return y;
+  }
+  static void backward(const Pr& pr, autograd::payload*, const tensor& dy, const tensor& x, const tensor& w, tensor* dx,
+                       tensor* dw, tensor* db) {
+    using namespace cuda_detail;
+    const auto N = pr.x.dims[0], K = pr.x.dims[1], M = pr.w.dims[0];
+    if (dx) *dx = empty(pr.x);
+    if (dw) *dw = empty(pr.w);
+    if (db) *db = channels(M);
+    grcnn::cuda::linear_backward(cf(dy), cf(x), cf(w), dx ? mf(*dx) : nullptr, dw ? mf(*dw) : nullptr,
+                                 db ? mf(*db) : nullptr, N, K, M, P::math);
+  }
+};
+
+template <class P>
+struct kernel<cuda_t<P>, ops::softmax_op> {
+  using Pr = ops::softmax_problem;
+  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.x); }
+  static tensor forward(const Pr& pr, const tensor& x) {
+    using namespace cuda_detail;
+    on_device(pr.log ? "log_softmax" : "softmax", "input", x);
+    tensor y = empty(pr.x);
+    grcnn::cuda::softmax_forward(cf(x), mf(y), pr.x.dims[0], pr.x.dims[1], pr.log);
+    return y;
+  }
+  static tensor backward(const Pr& pr, const tensor& dy, const tensor& y) {
+    using namespace cuda_detail;
+    tensor dx = empty(pr.x);
+    grcnn::cuda::softmax_backward(cf(dy.to_device(cuda_device)), cf(y), mf(dx), pr.x.dims[0], pr.x.dims[1], pr.log);
+    return dx;
+  }
+};
+
+template <class P>
+struct kernel<cuda_t<P>, ops::cross_entropy_op> {
+  using Pr = ops::cross_entropy_problem;
+  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.logits); }
+  struct saved : autograd::payload {
+    tensor prob, q;
+  };
+  // Labels or soft targets may come from the host (a loader's batch): they are copied over.
+  static tensor forward(const Pr& pr, const tensor& logits, const tensor& target,
+                        std::unique_ptr<autograd::payload>& state) {
+    using namespace cuda_detail;
+    on_device("cross_entropy", "logits", logits);
+    const tensor t = target.to_device(cuda_device);
+    auto s = std::make_unique<saved>();
+    s->prob = empty(pr.logits);
+    s->q = empty(pr.logits);
+    tensor loss = tensor::empty(grcnn::shape{}, dtype::f32, layout::plain, cuda_device);
+    const bool hard = pr.target == ops::target_kind::hard;
+    grcnn::cuda::cross_entropy_forward(cf(logits), hard ? t.template data<std::int64_t>() : nullptr, hard ? nullptr : cf(t),
+                                       pr.label_smoothing, pr.logits.dims[0], pr.logits.dims[1], mf(loss), mf(s->prob),
+                                       mf(s->q));
+    state = std::move(s);
+    return loss;
+  }
+  static tensor backward(const Pr& pr, autograd::payload* state, const tensor& dloss) {
+    using namespace cuda_detail;
+    const auto& s = *static_cast<saved*>(state);
+    tensor d = empty(pr.logits);
+    const tensor g = dloss.to_device(cuda_device);
+    grcnn::cuda::cross_entropy_backward(cf(g), cf(s.prob), cf(s.q), mf(d), pr.logits.dims[0], pr.logits.dims[1]);
+    return d;
+  }
+};
+
+template <class P>
+struct kernel<cuda_t<P>, ops::kl_div_op> {
+  using Pr = ops::kl_div_problem;
+  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.input); }
+  static tensor forward(const Pr& pr, const tensor& input, const tensor& target) {
+    using namespace cuda_detail;
+    on_device("kl_div", "input", input), on_device("kl_div", "target", target);
+    tensor loss = tensor::empty(grcnn::shape{}, dtype::f32, layout::plain, cuda_device);
+    grcnn::cuda::kl_div_forward(cf(input), cf(target), mf(loss), pr.input.dims[0], pr.input.dims[1]);
+    return loss;
+  }
+  static void backward(const Pr& pr, const tensor& dloss, const tensor& input, const tensor& target, tensor* dinput,
+                       tensor* dtarget) {
+    using namespace cuda_detail;
+    if (dinput) *dinput = empty(pr.input);
+    if (dtarget) *dtarget = empty(pr.input);
+    const tensor g = dloss.to_device(cuda_device);
+    grcnn::cuda::kl_div_backward(cf(g), cf(input), cf(target), dinput ? mf(*dinput) : nullptr,
+                                 dtarget ? mf(*dtarget) : nullptr, pr.input.dims[0], pr.input.dims[1]);
+  }
+};
+
+template <class P>
+struct kernel<cuda_t<P>, ops::sk_select_op> {
+  using Pr = ops::sk_select_problem;
+  static status can_implement(const Pr& pr) {
+    if (pr.branches > 8) return status::no("at most 8 branches");
+    return cuda_detail::check(pr.branch);
+  }
+  static tensor forward(const Pr& pr, const std::vector<tensor>& branches, const tensor& logits) {
+    using namespace cuda_detail;
+    std::vector<const float*> ptrs;
+    for (const auto& b : branches) {
+      on_device("sk_select", "branch", b);
+      ptrs.push_back(cf(b));
+    }
+    on_device("sk_select", "logits", logits);
+    tensor out = empty(pr.branch);
+    grcnn::cuda::sk_select_forward(view_of(pr.branch), pr.branches, ptrs.data(), cf(logits), mf(out));
+    return out;
+  }
+  static void backward(const Pr& pr, const tensor& dout, const std::vector<tensor>& branches, const tensor& logits,
+                       const std::vector<tensor*>& dbranches, tensor* dlogits) {
+    using namespace cuda_detail;
+    std::vector<const float*> ptrs;
+    std::vector<float*> dptrs;
+    for (std::size_t m = 0; m < branches.size(); ++m) {
+      ptrs.push_back(cf(branches[m]));
+      if (dbranches[m]) *dbranches[m] = empty(pr.branch);
+      dptrs.push_back(dbranches[m] ? mf(*dbranches[m]) : nullptr);
+    }
+    if (dlogits)
+      *dlogits = tensor::empty(grcnn::shape{pr.branch.dims[0], pr.branches * pr.branch.dims[1]}, dtype::f32,
+                               layout::plain, cuda_device);
+    grcnn::cuda::sk_select_backward(view_of(pr.branch), pr.branches, cf(dout), ptrs.data(), cf(logits), dptrs.data(),
+                                    dlogits ? mf(*dlogits) : nullptr);
+  }
+};
+
+}  // namespace grcnn::backends

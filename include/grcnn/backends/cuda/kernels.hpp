@@ -1,0 +1,136 @@
+#pragma once
+// The CUDA component's C++ surface: plain functions over device pointers and shape descriptions,
+// compiled by nvcc in src/cuda (grcnn::cuda). The backend policy (cuda.hpp) calls them; nothing here
+// includes a CUDA header, so g++-compiled code links against the component without seeing CUDA.
+// Every function is ordered on the component's compute stream and returns without synchronising.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace grcnn::cuda {
+
+// Math mode of the matrix units: fp32 (IEEE), tf32 (tensor cores with 10-bit mantissa inputs).
+enum class math_mode { fp32, tf32 };
+
+// An [N, C, H, W] tensor by element strides: covers NCHW (plain) and NHWC (channels-last) alike.
+struct view4 {
+  std::int64_t n = 1, c = 1, h = 1, w = 1;
+  std::int64_t sn = 0, sc = 0, sh = 0, sw = 0;
+  constexpr std::int64_t numel() const { return n * c * h * w; }
+};
+
+// ---- runtime ---------------------------------------------------------------------------------
+// Throws grcnn::backend_error naming the call when the last launch failed.
+void check_last_launch(const char* what);
+void synchronize();
+// Per-function device time (synchronising around each call: for finding where a step's time goes,
+// not for throughput figures). The report lists name, calls and milliseconds, largest first.
+void set_profiling(bool on);
+std::string profile_report();
+void reset_profile();
+
+// ---- elementwise -----------------------------------------------------------------------------
+void relu_forward(const float* x, float* y, std::int64_t n);
+void relu_backward(const float* dy, const float* y, float* dx, std::int64_t n);
+void sigmoid_forward(const float* x, float* y, std::int64_t n);
+void sigmoid_backward(const float* dy, const float* y, float* dx, std::int64_t n);
+void add_forward(const float* a, const float* b, float* y, std::int64_t n);
+void mul_forward(const float* a, const float* b, float* y, std::int64_t n);
+// out = x + sigmoid(a + b) * y
+void gated_update_forward(const float* x, const float* a, const float* b, const float* y, float* out, std::int64_t n);
+// dgate = dout * y * s * (1 - s), dy = dout * s with s = sigmoid(a + b); either output may be null.
+void gated_update_backward(const float* dout, const float* a, const float* b, const float* y, float* dgate,
+                           float* dy, std::int64_t n);
+void fill(float* p, float value, std::int64_t n);
+
+// ---- batch norm (+ ReLU), our own kernels over any strides ----------------------------------
+struct batch_norm_args {
+  view4 x;          // y and dx share x's strides
+  double eps = 1e-5, momentum = 0.1;
+  bool relu = false;
+};
+// Batch statistics, running-statistic update (unbiased variance), y = gamma * xhat + beta (ReLU).
+void batch_norm_forward_training(const batch_norm_args& a, const float* x, const float* gamma, const float* beta,
+                                 float* running_mean, float* running_var, float* y, float* save_mean,
+                                 float* save_invstd);
+// Running statistics: save_mean/save_invstd receive them (as the backward needs).
+void batch_norm_forward_inference(const batch_norm_args& a, const float* x, const float* gamma, const float* beta,
+                                  const float* running_mean, const float* running_var, float* y, float* save_mean,
+                                  float* save_invstd);
+// dgamma/dbeta always written (per channel); dx when non-null. `y` (the ReLU output) masks dy when
+// a.relu. `training` selects the batch-statistics form of dx.
+void batch_norm_backward(const batch_norm_args& a, bool training, const float* dy, const float* x, const float* y,
+                         const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
+                         float* dgamma, float* dbeta);
+
+// ---- pooling ----------------------------------------------------------------------------------
+struct pool_args {
+  view4 x, y;
+  bool max = true;
+  int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
+};
+// argmax (max pooling only) receives the input offset of each output's winner.
+void pool_forward(const pool_args& a, const float* x, float* y, std::int64_t* argmax);
+// dx is zeroed here, then scattered into.
+void pool_backward(const pool_args& a, const float* dy, const std::int64_t* argmax, float* dx);
+
+// ---- rows: softmax and losses over [N, K] ----------------------------------------------------
+void softmax_forward(const float* x, float* y, std::int64_t rows, std::int64_t k, bool log);
+void softmax_backward(const float* dy, const float* y, float* dx, std::int64_t rows, std::int64_t k, bool log);
+// Cross-entropy, mean over rows. Hard labels (i64, device) or a soft target; smoothing as PyTorch.
+// Writes the loss scalar, the softmax `prob` and the smoothed target `q` (both [N, K]) for backward.
+void cross_entropy_forward(const float* logits, const std::int64_t* labels, const float* soft_target,
+                           double smoothing, std::int64_t rows, std::int64_t k, float* loss, float* prob, float* q);
+// dlogits = dloss / N * (prob * sum(q) - q); dloss is a device scalar.
+void cross_entropy_backward(const float* dloss, const float* prob, const float* q, float* dlogits, std::int64_t rows,
+                            std::int64_t k);
+// sum t * (log t - x) over t > 0, divided by rows.
+void kl_div_forward(const float* x, const float* t, float* loss, std::int64_t rows, std::int64_t k);
+void kl_div_backward(const float* dloss, const float* x, const float* t, float* dx, float* dt, std::int64_t rows,
+                     std::int64_t k);
+
+// ---- selective-kernel fusion -----------------------------------------------------------------
+// out = sum_m softmax_m(z[:, m*C + c]) * branch_m; branches are M device pointers of one view.
+void sk_select_forward(const view4& v, int branches, const float* const* branch_ptrs, const float* logits, float* out);
+void sk_select_backward(const view4& v, int branches, const float* dout, const float* const* branch_ptrs,
+                        const float* logits, float* const* dbranch_ptrs, float* dlogits);
+
+// ---- linear (cuBLAS) -------------------------------------------------------------------------
+// y [N, M] = x [N, K] w[M, K]^T (+ b)
+void linear_forward(const float* x, const float* w, const float* b, float* y, std::int64_t n, std::int64_t k,
+                    std::int64_t m, math_mode mm);
+void linear_backward(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, std::int64_t n,
+                     std::int64_t k, std::int64_t m, math_mode mm);
+
+// ---- convolution (cuDNN) ---------------------------------------------------------------------
+struct conv_args {
+  view4 x, y;
+  std::int64_t o = 1, cg = 1, kh = 1, kw = 1;  // weight [O, C/groups, KH, KW]
+  bool weight_nhwc = false;                    // weight stored O,KH,KW,C/groups (cuDNN's NHWC filter)
+  int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1;
+  math_mode math = math_mode::fp32;
+  std::string key;  // cache key of descriptors and algorithms (the problem's description)
+};
+void conv2d_forward(const conv_args& a, const float* x, const float* w, const float* b, float* y);
+// Any of dx, dw, db may be null.
+void conv2d_backward(const conv_args& a, const float* dy, const float* x, const float* w, float* dx, float* dw,
+                     float* db);
+
+// Per-key algorithm choices the convolution cache holds (for tests and reports).
+struct conv_cache_stats {
+  std::size_t plans = 0;     // distinct problems planned
+  std::size_t searches = 0;  // algorithm searches run (cudnnFind*)
+  std::size_t workspace_limit = 0;
+};
+conv_cache_stats conv_stats();
+
+// ---- optimizer updates -----------------------------------------------------------------------
+// torch.optim.SGD: d = g + wd*w; buf = first ? d : mom*buf + damp*d; w -= lr*(nesterov ? d + mom*buf : buf)
+// (momentum 0: w -= lr*d, buf unused).
+void sgd_update(float* w, const float* g, float* buf, std::int64_t n, float lr, float wd, float momentum, float damp,
+                bool nesterov, bool first);
+// torch.optim.AdamW, step t (1-based).
+void adamw_update(float* w, const float* g, float* m, float* v, std::int64_t n, float lr, float wd, float beta1,
+                  float beta2, float eps, std::int64_t step);
+
+}  // namespace grcnn::cuda

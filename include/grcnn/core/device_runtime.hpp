@@ -1,0 +1,66 @@
+#pragma once
+// What core needs from a device (GPU) runtime: memory, copies and the two elementwise loops core itself
+// runs (gradient accumulation, zero fill). A device component registers its runtime at start-up
+// (grcnn/backends/cuda/cuda.hpp does so for CUDA), so core stays free of CUDA headers and a CPU-only
+// build never links a GPU library. Every call is ordered on the device's compute stream.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "grcnn/core/device.hpp"
+#include "grcnn/core/dtype.hpp"
+#include "grcnn/core/error.hpp"
+
+namespace grcnn {
+
+struct device_memory_stats {
+  std::size_t allocations = 0;       // device allocations asked of the runtime
+  std::size_t bytes_in_use = 0;      // by live tensors
+  std::size_t peak_bytes_in_use = 0;
+  std::size_t pool_reserved = 0;     // held by the stream-ordered pool (live plus cached)
+  std::size_t system_allocations = 0;  // times the pool had to grow from the driver
+};
+
+class device_runtime {
+ public:
+  virtual ~device_runtime() = default;
+  virtual void* allocate(std::size_t bytes) = 0;
+  virtual void deallocate(void* p, std::size_t bytes) = 0;
+  // Copies between host and device or within the device. A copy to the host returns once the
+  // data are there; a copy from pageable host memory returns once the source may be reused.
+  virtual void copy(void* dst, device dst_dev, const void* src, device src_dev, std::size_t bytes) = 0;
+  virtual void zero(void* p, std::size_t bytes) = 0;
+  // Reorders an [N, C, H, W] tensor of elem_size-byte elements between plain (NCHW) and channels-last
+  // (NHWC) order, on the device.
+  virtual void permute_4d(std::size_t elem_size, const void* src, void* dst, std::int64_t n, std::int64_t c,
+                          std::int64_t h, std::int64_t w, bool to_channels_last) = 0;
+  // dst[i] += src[i] for n elements of type t (gradient accumulation on the device).
+  virtual void add_inplace(dtype t, void* dst, const void* src, std::size_t n) = 0;
+  // The optimizers' fused updates on device parameters (f32), semantics as train/sgd.hpp and
+  // train/adamw.hpp: the train layer reaches the device through here, never through backend headers.
+  virtual void sgd_update(float* w, const float* g, float* buf, std::size_t n, float lr, float wd, float momentum,
+                          float damp, bool nesterov, bool first) = 0;
+  virtual void adamw_update(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float wd,
+                            float beta1, float beta2, float eps, std::int64_t step) = 0;
+  virtual void synchronize() = 0;
+  virtual device_memory_stats memory_stats() const = 0;
+};
+
+namespace detail {
+inline std::array<device_runtime*, 2>& runtimes() {
+  static std::array<device_runtime*, 2> r{};
+  return r;
+}
+}  // namespace detail
+
+inline void register_device_runtime(device_kind k, device_runtime* r) { detail::runtimes()[static_cast<int>(k)] = r; }
+
+inline device_runtime& runtime_for(device d) {
+  device_runtime* r = detail::runtimes()[static_cast<int>(d.kind)];
+  GRCNN_CHECK(r != nullptr, error, "device ", d.str(),
+              ": no runtime registered; build with GRCNN_ENABLE_CUDA, link grcnn::cuda and include "
+              "<grcnn/backends/cuda/cuda.hpp>");
+  return *r;
+}
+
+}  // namespace grcnn

@@ -1,0 +1,226 @@
+// Convolution through cuDNN (algorithms searched once per problem and cached, within a workspace
+// limit) and the linear layer through cuBLAS. fp32 forbids tensor cores (CUDNN_FMA_MATH, cuBLAS default
+// math); tf32 allows them.
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "common.cuh"
+
+namespace grcnn::cuda {
+
+using namespace detail;
+
+// ---- linear ----
+namespace {
+__global__ void k_column_sums(const float* dy, float* db, std::int64_t rows, std::int64_t cols) {
+  const std::int64_t m = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (m >= cols) return;
+  float s = 0.f;
+  for (std::int64_t r = 0; r < rows; ++r) s += dy[r * cols + m];
+  db[m] = s;
+}
+__global__ void k_add_bias_rows(float* y, const float* b, std::int64_t rows, std::int64_t cols) {
+  const std::int64_t total = rows * cols;
+  GRCNN_GRID_STRIDE(i, total) y[i] += b[i % cols];
+}
+void set_blas_math(math_mode mm) {
+  GRCNN_CUBLAS_CHECK(cublasSetMathMode(ctx().blas, mm == math_mode::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+}
+}  // namespace
+
+void linear_forward(const float* x, const float* w, const float* b, float* y, std::int64_t n, std::int64_t k,
+                    std::int64_t m, math_mode mm) {
+  GRCNN_PROFILE("linear forward");
+  set_blas_math(mm);
+  const float one = 1.f, zero = 0.f;
+  // Row-major y[N,M] = x[N,K] w[M,K]^T is column-major y^T[M,N] = w^T... : gemm(T, N) on the raw buffers.
+  GRCNN_CUBLAS_CHECK(cublasSgemm(ctx().blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n),
+                                 static_cast<int>(k), &one, w, static_cast<int>(k), x, static_cast<int>(k), &zero, y,
+                                 static_cast<int>(m)));
+  if (b) {
+    k_add_bias_rows<<<blocks_for(n * m), 256, 0, stream()>>>(y, b, n, m);
+    check_last_launch("linear bias");
+  }
+}
+
+void linear_backward(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, std::int64_t n,
+                     std::int64_t k, std::int64_t m, math_mode mm) {
+  GRCNN_PROFILE("linear backward");
+  set_blas_math(mm);
+  const float one = 1.f, zero = 0.f;
+  if (dx)  // dx[N,K] = dy[N,M] w[M,K]
+    GRCNN_CUBLAS_CHECK(cublasSgemm(ctx().blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(k), static_cast<int>(n),
+                                   static_cast<int>(m), &one, w, static_cast<int>(k), dy, static_cast<int>(m), &zero, dx,
+                                   static_cast<int>(k)));
+  if (dw)  // dw[M,K] = dy^T[M,N] x[N,K]
+    GRCNN_CUBLAS_CHECK(cublasSgemm(ctx().blas, CUBLAS_OP_N, CUBLAS_OP_T, static_cast<int>(k), static_cast<int>(m),
+                                   static_cast<int>(n), &one, x, static_cast<int>(k), dy, static_cast<int>(m), &zero, dw,
+                                   static_cast<int>(k)));
+  if (db) {
+    k_column_sums<<<static_cast<unsigned>((m + 255) / 256), 256, 0, stream()>>>(dy, db, n, m);
+    check_last_launch("linear bias gradient");
+  }
+}
+
+// ---- convolution ----
+namespace {
+
+constexpr std::size_t kWorkspaceLimit = std::size_t(1) << 30;  // per call; the pool reuses it across calls
+
+struct conv_plan {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t fwd = nullptr, bwd_data = nullptr, bwd_filter = nullptr;
+  bool have_fwd = false, have_data = false, have_filter = false;
+  cudnnConvolutionFwdAlgo_t fwd_algo{};
+  cudnnConvolutionBwdDataAlgo_t data_algo{};
+  cudnnConvolutionBwdFilterAlgo_t filter_algo{};
+  std::size_t fwd_ws = 0, data_ws = 0, filter_ws = 0;
+};
+
+struct conv_cache {
+  std::mutex mu;
+  std::map<std::string, std::unique_ptr<conv_plan>> plans;
+  conv_cache_stats stats{0, 0, kWorkspaceLimit};
+};
+conv_cache& cache() {
+  static conv_cache* c = new conv_cache;
+  return *c;
+}
+
+void set_view(cudnnTensorDescriptor_t d, const view4& v) {
+  GRCNN_CUDNN_CHECK(cudnnSetTensor4dDescriptorEx(d, CUDNN_DATA_FLOAT, static_cast<int>(v.n), static_cast<int>(v.c),
+                                                 static_cast<int>(v.h), static_cast<int>(v.w), static_cast<int>(v.sn),
+                                                 static_cast<int>(v.sc), static_cast<int>(v.sh), static_cast<int>(v.sw)));
+}
+cudnnConvolutionDescriptor_t make_conv_desc(const conv_args& a) {
+  cudnnConvolutionDescriptor_t d;
+  GRCNN_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d));
+  GRCNN_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d, a.pad_h, a.pad_w, a.stride_h, a.stride_w, a.dil_h, a.dil_w,
+                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  GRCNN_CUDNN_CHECK(cudnnSetConvolutionGroupCount(d, a.groups));
+  GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(d, a.math == math_mode::tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+  return d;
+}
+
+conv_plan& plan_for(const conv_args& a) {
+  auto& c = cache();
+  std::lock_guard lock(c.mu);
+  auto& slot = c.plans[a.key];
+  if (slot) return *slot;
+  auto p = std::make_unique<conv_plan>();
+  GRCNN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->x));
+  GRCNN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->y));
+  GRCNN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->bias));
+  GRCNN_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->w));
+  set_view(p->x, a.x);
+  set_view(p->y, a.y);
+  GRCNN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, static_cast<int>(a.o), 1, 1));
+  GRCNN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, a.weight_nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
+                                               static_cast<int>(a.o), static_cast<int>(a.cg), static_cast<int>(a.kh),
+                                               static_cast<int>(a.kw)));
+  p->fwd = make_conv_desc(a);
+  p->bwd_data = make_conv_desc(a);
+  p->bwd_filter = make_conv_desc(a);
+  c.stats.plans++;
+  slot = std::move(p);
+  return *slot;
+}
+
+// Picks the fastest algorithm that succeeded within the workspace limit (cudnnFind* runs each one,
+// fastest first). In fp32 only IEEE (FMA) algorithms qualify: cuDNN's default math may use TF32 tensor
+// cores on Ampere and later.
+template <class Perf>
+const Perf& best_of(const Perf* perf, int count, const char* what, math_mode mm) {
+  for (int i = 0; i < count; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kWorkspaceLimit &&
+        (mm == math_mode::tf32 || perf[i].mathType == CUDNN_FMA_MATH))
+      return perf[i];
+  throw backend_error(grcnn::detail::concat("cudnn: no ", what, " algorithm ran for this convolution"));
+}
+
+}  // namespace
+
+conv_cache_stats conv_stats() {
+  std::lock_guard lock(cache().mu);
+  return cache().stats;
+}
+
+void conv2d_forward(const conv_args& a, const float* x, const float* w, const float* b, float* y) {
+  GRCNN_PROFILE("conv forward");
+  conv_plan& p = plan_for(a);
+  auto& c = ctx();
+  const float one = 1.f, zero = 0.f;
+  if (!p.have_fwd) {
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int count = 0;
+    scratch ws(kWorkspaceLimit);
+    GRCNN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(c.dnn, p.x, x, p.w, w, p.fwd, p.y, y,
+                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf, ws.p,
+                                                             kWorkspaceLimit));
+    const auto& best = best_of(perf, count, "forward", a.math);
+    p.fwd_algo = best.algo;
+    p.fwd_ws = best.memory;
+    GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(p.fwd, best.mathType));
+    p.have_fwd = true;
+    std::lock_guard lock(cache().mu);
+    cache().stats.searches++;
+  }
+  scratch ws(p.fwd_ws);
+  GRCNN_CUDNN_CHECK(cudnnConvolutionForward(c.dnn, &one, p.x, x, p.w, w, p.fwd, p.fwd_algo, ws.p, p.fwd_ws, &zero, p.y, y));
+  if (b) GRCNN_CUDNN_CHECK(cudnnAddTensor(c.dnn, &one, p.bias, b, &one, p.y, y));
+}
+
+void conv2d_backward(const conv_args& a, const float* dy, const float* x, const float* w, float* dx, float* dw,
+                     float* db) {
+  GRCNN_PROFILE("conv backward");
+  conv_plan& p = plan_for(a);
+  auto& c = ctx();
+  const float one = 1.f, zero = 0.f;
+  if (dx) {
+    if (!p.have_data) {
+      cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+      int count = 0;
+      scratch ws(kWorkspaceLimit);
+      GRCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(c.dnn, p.w, w, p.y, dy, p.bwd_data, p.x, dx,
+                                                                    CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf,
+                                                                    ws.p, kWorkspaceLimit));
+      const auto& best = best_of(perf, count, "backward-data", a.math);
+      p.data_algo = best.algo;
+      p.data_ws = best.memory;
+      GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(p.bwd_data, best.mathType));
+      p.have_data = true;
+      std::lock_guard lock(cache().mu);
+      cache().stats.searches++;
+    }
+    scratch ws(p.data_ws);
+    GRCNN_CUDNN_CHECK(cudnnConvolutionBackwardData(c.dnn, &one, p.w, w, p.y, dy, p.bwd_data, p.data_algo, ws.p,
+                                                   p.data_ws, &zero, p.x, dx));
+  }
+  if (dw) {
+    if (!p.have_filter) {
+      cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+      int count = 0;
+      scratch ws(kWorkspaceLimit);
+      GRCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(c.dnn, p.x, x, p.y, dy, p.bwd_filter, p.w, dw,
+                                                                      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count,
+                                                                      perf, ws.p, kWorkspaceLimit));
+      const auto& best = best_of(perf, count, "backward-filter", a.math);
+      p.filter_algo = best.algo;
+      p.filter_ws = best.memory;
+      GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(p.bwd_filter, best.mathType));
+      p.have_filter = true;
+      std::lock_guard lock(cache().mu);
+      cache().stats.searches++;
+    }
+    scratch ws(p.filter_ws);
+    GRCNN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(c.dnn, &one, p.x, x, p.y, dy, p.bwd_filter, p.filter_algo, ws.p,
+                                                     p.filter_ws, &zero, p.w, dw));
+  }
+  if (db) GRCNN_CUDNN_CHECK(cudnnConvolutionBackwardBias(c.dnn, &one, p.y, dy, &zero, p.bias, db));
+}
+
+}  // namespace grcnn::cuda

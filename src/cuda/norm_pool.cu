@@ -1,0 +1,387 @@
+// Batch normalisation (+ ReLU) and pooling over any [N, C, H, W] strides: our own kernels. Channel
+// statistics are reduced in two passes (mean, then centred squares) with double partials, so large
+// batches keep the accuracy of the reference backend's two-pass form.
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+
+#include "common.cuh"
+
+namespace grcnn::cuda {
+
+using namespace detail;
+
+namespace {
+
+constexpr int kRowsPerBlock = 8;   // blockDim.y
+constexpr int kChannelsPerBlock = 32;  // blockDim.x
+
+// Index arithmetic in I: 32-bit whenever the tensor has fewer than 2^31 elements (64-bit division
+// costs several times more instructions than the memory traffic of these kernels allows).
+// Physical offset of (row r = (n, h, w), channel c).
+template <class I>
+__device__ inline I offset_of(const view4& v, I r, I c) {
+  if (v.sc == 1 && v.sw == v.c) return r * static_cast<I>(v.c) + c;  // channels-last: rows are contiguous
+  const I hw = static_cast<I>(v.h * v.w), w = static_cast<I>(v.w);
+  const I n = r / hw, rem = r - n * hw, h = rem / w, x = rem - h * w;
+  return n * static_cast<I>(v.sn) + c * static_cast<I>(v.sc) + h * static_cast<I>(v.sh) + x * static_cast<I>(v.sw);
+}
+// Channel of physical element i for the two layouts we build views for (channels-last or plain).
+template <class I>
+__device__ inline I channel_of(const view4& v, I i) {
+  return v.sc == 1 ? i % static_cast<I>(v.c) : (i / static_cast<I>(v.h * v.w)) % static_cast<I>(v.c);
+}
+inline bool small_index(const view4& v) { return v.numel() < (std::int64_t(1) << 31); }
+
+// mode 0: s0 = sum x.  mode 1: s0 = sum (x - mean)^2.
+// mode 2: g = dy (masked by y > 0 when relu): s0 = sum g, s1 = sum g * (x - mean) * invstd.
+template <int Mode, class I>
+__global__ void k_channel_partials(view4 v, const float* x, const float* dy, const float* y, bool relu,
+                                   const float* mean, const float* invstd, double* partials) {
+  const std::int64_t c = blockIdx.x * kChannelsPerBlock + threadIdx.x;
+  const std::int64_t rows = v.n * v.h * v.w;
+  float s0 = 0.f, s1 = 0.f;
+  if (c < v.c) {
+    const float mu = Mode >= 1 ? mean[c] : 0.f, is = Mode == 2 ? invstd[c] : 0.f;
+    for (std::int64_t r = blockIdx.y * kRowsPerBlock + threadIdx.y; r < rows; r += gridDim.y * kRowsPerBlock) {
+      const I o = offset_of<I>(v, static_cast<I>(r), static_cast<I>(c));
+      const float xv = x[o];
+      if (Mode == 0) {
+        s0 += xv;
+      } else if (Mode == 1) {
+        const float d = xv - mu;
+        s0 += d * d;
+      } else {
+        float g = dy[o];
+        if (relu && !(y[o] > 0.f)) g = 0.f;
+        s0 += g;
+        s1 += g * (xv - mu) * is;
+      }
+    }
+  }
+  __shared__ double sh0[kRowsPerBlock][kChannelsPerBlock], sh1[kRowsPerBlock][kChannelsPerBlock];
+  sh0[threadIdx.y][threadIdx.x] = s0;
+  sh1[threadIdx.y][threadIdx.x] = s1;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < v.c) {
+    double t0 = 0, t1 = 0;
+    for (int k = 0; k < kRowsPerBlock; ++k) {
+      t0 += sh0[k][threadIdx.x];
+      t1 += sh1[k][threadIdx.x];
+    }
+    partials[(blockIdx.y * v.c + c) * 2] = t0;
+    partials[(blockIdx.y * v.c + c) * 2 + 1] = t1;
+  }
+}
+
+// The same sums for plain (NCHW) tensors, where each (n, c) plane is contiguous: block (c, g) walks the
+// planes n = g, g + G, ... so that a warp reads consecutive addresses.
+template <int Mode>
+__global__ void k_plane_partials(view4 v, int groups, const float* x, const float* dy, const float* y, bool relu,
+                                 const float* mean, const float* invstd, double* partials) {
+  const std::uint32_t c = blockIdx.x, g = blockIdx.y, G = static_cast<std::uint32_t>(groups);
+  const std::uint32_t hw = static_cast<std::uint32_t>(v.h * v.w), N = static_cast<std::uint32_t>(v.n);
+  const std::uint32_t planes = N > g ? (N - g + G - 1) / G : 0;
+  const float mu = Mode >= 1 ? mean[c] : 0.f, is = Mode == 2 ? invstd[c] : 0.f;
+  float s0 = 0.f, s1 = 0.f;
+  for (std::uint32_t j = threadIdx.x; j < planes * hw; j += blockDim.x) {
+    const std::uint32_t q = j / hw, p = j - q * hw, n = g + q * G;
+    const std::int64_t o = static_cast<std::int64_t>(n) * v.sn + static_cast<std::int64_t>(c) * v.sc + p;
+    const float xv = x[o];
+    if (Mode == 0) {
+      s0 += xv;
+    } else if (Mode == 1) {
+      const float d = xv - mu;
+      s0 += d * d;
+    } else {
+      float gr = dy[o];
+      if (relu && !(y[o] > 0.f)) gr = 0.f;
+      s0 += gr;
+      s1 += gr * (xv - mu) * is;
+    }
+  }
+  const double t0 = block_sum(static_cast<double>(s0));
+  const double t1 = Mode == 2 ? block_sum(static_cast<double>(s1)) : 0.0;
+  if (threadIdx.x == 0) {
+    partials[(static_cast<std::int64_t>(g) * v.c + c) * 2] = t0;
+    partials[(static_cast<std::int64_t>(g) * v.c + c) * 2 + 1] = t1;
+  }
+}
+
+__global__ void k_sum_partials(const double* partials, int groups, std::int64_t channels, double* out) {
+  const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (c >= channels) return;
+  double t0 = 0, t1 = 0;
+  for (int g = 0; g < groups; ++g) {
+    t0 += partials[(g * channels + c) * 2];
+    t1 += partials[(g * channels + c) * 2 + 1];
+  }
+  out[c * 2] = t0;
+  out[c * 2 + 1] = t1;
+}
+
+__global__ void k_mean(const double* sums, std::int64_t channels, double count, float* mean) {
+  const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (c < channels) mean[c] = static_cast<float>(sums[c * 2] / count);
+}
+__global__ void k_finish_stats(const double* sq, const double* sums, std::int64_t channels, double count, double eps,
+                               double momentum, float* running_mean, float* running_var, float* save_mean,
+                               float* save_invstd) {
+  const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (c >= channels) return;
+  const double mean = sums[c * 2] / count;
+  const double var = sq[c * 2] / count;
+  save_mean[c] = static_cast<float>(mean);
+  save_invstd[c] = static_cast<float>(1.0 / sqrt(var + eps));
+  running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * mean);
+  const double unbiased = count > 1 ? var * count / (count - 1) : var;
+  running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+}
+__global__ void k_inference_stats(const float* running_mean, const float* running_var, std::int64_t channels,
+                                  double eps, float* save_mean, float* save_invstd) {
+  const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (c >= channels) return;
+  save_mean[c] = running_mean[c];
+  save_invstd[c] = static_cast<float>(1.0 / sqrt(static_cast<double>(running_var[c]) + eps));
+}
+template <class I>
+__global__ void k_normalize(view4 v, const float* x, const float* gamma, const float* beta, const float* mean,
+                            const float* invstd, bool relu, float* y) {
+  const std::int64_t n = v.numel();
+  GRCNN_GRID_STRIDE(i, n) {
+    const I c = channel_of<I>(v, static_cast<I>(i));
+    float r = (x[i] - mean[c]) * invstd[c] * gamma[c] + beta[c];
+    y[i] = relu && r < 0.f ? 0.f : r;
+  }
+}
+template <class I>
+__global__ void k_bn_dx(view4 v, bool training, double count, const float* dy, const float* x, const float* y,
+                        bool relu, const float* gamma, const float* mean, const float* invstd, const double* sums,
+                        float* dx) {
+  const std::int64_t n = v.numel();
+  GRCNN_GRID_STRIDE(i, n) {
+    const I c = channel_of<I>(v, static_cast<I>(i));
+    float g = dy[i];
+    if (relu && !(y[i] > 0.f)) g = 0.f;
+    if (training) {
+      const float M = static_cast<float>(count);
+      const float xhat = (x[i] - mean[c]) * invstd[c];
+      dx[i] = gamma[c] * invstd[c] / M *
+              (M * g - static_cast<float>(sums[c * 2]) - xhat * static_cast<float>(sums[c * 2 + 1]));
+    } else {
+      dx[i] = g * gamma[c] * invstd[c];
+    }
+  }
+}
+__global__ void k_dgamma_dbeta(const double* sums, std::int64_t channels, float* dgamma, float* dbeta) {
+  const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (c >= channels) return;
+  dbeta[c] = static_cast<float>(sums[c * 2]);
+  dgamma[c] = static_cast<float>(sums[c * 2 + 1]);
+}
+
+// Row groups: enough blocks to fill the chip, each thread summing a few hundred values at most.
+int row_groups(const view4& v) {
+  const std::int64_t rows = v.n * v.h * v.w;
+  const std::int64_t cblocks = (v.c + kChannelsPerBlock - 1) / kChannelsPerBlock;
+  std::int64_t g = (rows + kRowsPerBlock * 64 - 1) / (kRowsPerBlock * 64);
+  const std::int64_t want = (ctx().sm_count * 8 + cblocks - 1) / cblocks;
+  if (g > want) g = want;
+  if (g < 1) g = 1;
+  if (g > 65535) g = 65535;
+  return static_cast<int>(g);
+}
+
+// Per-channel sums (s0, s1) as doubles in `out` [C][2].
+template <int Mode>
+void channel_sums(const view4& v, const float* x, const float* dy, const float* y, bool relu, const float* mean,
+                  const float* invstd, double* out) {
+  const bool planes = v.sw == 1 && v.sh == v.w && v.sc == v.h * v.w && v.h * v.w > 1 && small_index(v);
+  if (planes) {
+    // Enough (channel, group) blocks to fill the chip; each group takes every G-th sample.
+    const std::int64_t want = (static_cast<std::int64_t>(ctx().sm_count) * 16 + v.c - 1) / v.c;
+    const int groups = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(v.n, want)));
+    scratch partials(static_cast<std::size_t>(groups) * static_cast<std::size_t>(v.c) * 2 * sizeof(double));
+    k_plane_partials<Mode><<<dim3(static_cast<unsigned>(v.c), static_cast<unsigned>(groups)), 256, 0, stream()>>>(
+        v, groups, x, dy, y, relu, mean, invstd, partials.as<double>());
+    check_last_launch("batch_norm plane partials");
+    k_sum_partials<<<static_cast<unsigned>((v.c + 255) / 256), 256, 0, stream()>>>(partials.as<double>(), groups, v.c, out);
+    check_last_launch("batch_norm channel sums");
+    return;
+  }
+  const int groups = row_groups(v);
+  scratch partials(static_cast<std::size_t>(groups) * static_cast<std::size_t>(v.c) * 2 * sizeof(double));
+  const dim3 grid(static_cast<unsigned>((v.c + kChannelsPerBlock - 1) / kChannelsPerBlock), static_cast<unsigned>(groups));
+  if (small_index(v))
+    k_channel_partials<Mode, std::uint32_t><<<grid, dim3(kChannelsPerBlock, kRowsPerBlock), 0, stream()>>>(
+        v, x, dy, y, relu, mean, invstd, partials.as<double>());
+  else
+    k_channel_partials<Mode, std::int64_t><<<grid, dim3(kChannelsPerBlock, kRowsPerBlock), 0, stream()>>>(
+        v, x, dy, y, relu, mean, invstd, partials.as<double>());
+  check_last_launch("batch_norm channel partials");
+  k_sum_partials<<<static_cast<unsigned>((v.c + 255) / 256), 256, 0, stream()>>>(partials.as<double>(), groups, v.c, out);
+  check_last_launch("batch_norm channel sums");
+}
+
+unsigned channel_blocks(std::int64_t c) { return static_cast<unsigned>((c + 255) / 256); }
+
+void normalize(const view4& v, const float* x, const float* gamma, const float* beta, const float* mean,
+               const float* invstd, bool relu, float* y) {
+  if (small_index(v))
+    k_normalize<std::uint32_t><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
+  else
+    k_normalize<std::int64_t><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
+}
+
+}  // namespace
+
+void batch_norm_forward_training(const batch_norm_args& a, const float* x, const float* gamma, const float* beta,
+                                 float* running_mean, float* running_var, float* y, float* save_mean,
+                                 float* save_invstd) {
+  GRCNN_PROFILE("bn forward (train)");
+  const view4& v = a.x;
+  const double count = static_cast<double>(v.n * v.h * v.w);
+  scratch sums(static_cast<std::size_t>(v.c) * 2 * sizeof(double)), sq(static_cast<std::size_t>(v.c) * 2 * sizeof(double));
+  channel_sums<0>(v, x, nullptr, nullptr, false, nullptr, nullptr, sums.as<double>());
+  k_mean<<<channel_blocks(v.c), 256, 0, stream()>>>(sums.as<double>(), v.c, count, save_mean);
+  check_last_launch("batch_norm mean");
+  channel_sums<1>(v, x, nullptr, nullptr, false, save_mean, nullptr, sq.as<double>());
+  k_finish_stats<<<channel_blocks(v.c), 256, 0, stream()>>>(sq.as<double>(), sums.as<double>(), v.c, count, a.eps,
+                                                            a.momentum, running_mean, running_var, save_mean, save_invstd);
+  check_last_launch("batch_norm statistics");
+  normalize(v, x, gamma, beta, save_mean, save_invstd, a.relu, y);
+  check_last_launch("batch_norm normalize");
+}
+
+void batch_norm_forward_inference(const batch_norm_args& a, const float* x, const float* gamma, const float* beta,
+                                  const float* running_mean, const float* running_var, float* y, float* save_mean,
+                                  float* save_invstd) {
+  GRCNN_PROFILE("bn forward (eval)");
+  const view4& v = a.x;
+  k_inference_stats<<<channel_blocks(v.c), 256, 0, stream()>>>(running_mean, running_var, v.c, a.eps, save_mean, save_invstd);
+  check_last_launch("batch_norm inference statistics");
+  normalize(v, x, gamma, beta, save_mean, save_invstd, a.relu, y);
+  check_last_launch("batch_norm normalize");
+}
+
+void batch_norm_backward(const batch_norm_args& a, bool training, const float* dy, const float* x, const float* y,
+                         const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
+                         float* dgamma, float* dbeta) {
+  GRCNN_PROFILE("bn backward");
+  const view4& v = a.x;
+  const double count = static_cast<double>(v.n * v.h * v.w);
+  scratch sums(static_cast<std::size_t>(v.c) * 2 * sizeof(double));
+  channel_sums<2>(v, x, dy, y, a.relu, save_mean, save_invstd, sums.as<double>());
+  k_dgamma_dbeta<<<channel_blocks(v.c), 256, 0, stream()>>>(sums.as<double>(), v.c, dgamma, dbeta);
+  check_last_launch("batch_norm dgamma/dbeta");
+  if (dx) {
+    if (small_index(v))
+      k_bn_dx<std::uint32_t><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma,
+                                                                          save_mean, save_invstd, sums.as<double>(), dx);
+    else
+      k_bn_dx<std::int64_t><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma, save_mean,
+                                                         save_invstd, sums.as<double>(), dx);
+    check_last_launch("batch_norm dx");
+  }
+}
+
+// ---- pooling ----
+namespace {
+
+// (n, c, oh, ow) of the output element with physical index i (channels-last or plain order).
+template <class I>
+__device__ inline void output_coords(const view4& y, I i, std::int64_t& n, std::int64_t& c, std::int64_t& oh,
+                                     std::int64_t& ow) {
+  const I C = static_cast<I>(y.c), H = static_cast<I>(y.h), W = static_cast<I>(y.w);
+  if (y.sc == 1 && y.c > 1) {
+    const I ci = i % C;
+    I r = i / C;
+    const I wi = r % W;
+    r /= W;
+    c = ci, ow = wi, oh = r % H, n = r / H;
+  } else {
+    const I wi = i % W;
+    I r = i / W;
+    const I hi = r % H;
+    r /= H;
+    ow = wi, oh = hi, c = r % C, n = r / C;
+  }
+}
+
+template <class I>
+__global__ void k_pool_fwd(pool_args a, const float* x, float* y, std::int64_t* argmax) {
+  const std::int64_t total = a.y.numel();
+  GRCNN_GRID_STRIDE(i, total) {
+    std::int64_t n, c, oh, ow;
+    output_coords<I>(a.y, static_cast<I>(i), n, c, oh, ow);
+    const std::int64_t hs = oh * a.sh - a.ph, ws = ow * a.sw - a.pw;
+    const std::int64_t he = min(hs + a.kh, a.x.h + a.ph), we = min(ws + a.kw, a.x.w + a.pw);
+    const std::int64_t base = n * a.x.sn + c * a.x.sc;
+    const std::int64_t yo = n * a.y.sn + c * a.y.sc + oh * a.y.sh + ow * a.y.sw;
+    if (a.max) {
+      std::int64_t best = -1;
+      float bv = 0.f;
+      for (std::int64_t h = max(hs, std::int64_t(0)); h < min(he, a.x.h); ++h)
+        for (std::int64_t w = max(ws, std::int64_t(0)); w < min(we, a.x.w); ++w) {
+          const std::int64_t o = base + h * a.x.sh + w * a.x.sw;
+          const float v = x[o];
+          if (best < 0 || v > bv || isnan(v)) {
+            best = o;
+            bv = v;
+          }
+        }
+      y[yo] = bv;
+      argmax[yo] = best;
+    } else {
+      const float divisor = static_cast<float>((he - hs) * (we - ws));
+      float s = 0.f;
+      for (std::int64_t h = max(hs, std::int64_t(0)); h < min(he, a.x.h); ++h)
+        for (std::int64_t w = max(ws, std::int64_t(0)); w < min(we, a.x.w); ++w) s += x[base + h * a.x.sh + w * a.x.sw];
+      y[yo] = s / divisor;
+    }
+  }
+}
+
+template <class I>
+__global__ void k_pool_bwd(pool_args a, const float* dy, const std::int64_t* argmax, float* dx) {
+  const std::int64_t total = a.y.numel();
+  GRCNN_GRID_STRIDE(i, total) {
+    std::int64_t n, c, oh, ow;
+    output_coords<I>(a.y, static_cast<I>(i), n, c, oh, ow);
+    const std::int64_t yo = n * a.y.sn + c * a.y.sc + oh * a.y.sh + ow * a.y.sw;
+    const float g = dy[yo];
+    if (a.max) {
+      atomicAdd(dx + argmax[yo], g);
+    } else {
+      const std::int64_t hs = oh * a.sh - a.ph, ws = ow * a.sw - a.pw;
+      const std::int64_t he = min(hs + a.kh, a.x.h + a.ph), we = min(ws + a.kw, a.x.w + a.pw);
+      const float share = g / static_cast<float>((he - hs) * (we - ws));
+      const std::int64_t base = n * a.x.sn + c * a.x.sc;
+      for (std::int64_t h = max(hs, std::int64_t(0)); h < min(he, a.x.h); ++h)
+        for (std::int64_t w = max(ws, std::int64_t(0)); w < min(we, a.x.w); ++w)
+          atomicAdd(dx + base + h * a.x.sh + w * a.x.sw, share);
+    }
+  }
+}
+
+}  // namespace
+
+void pool_forward(const pool_args& a, const float* x, float* y, std::int64_t* argmax) {
+  GRCNN_PROFILE("pool forward");
+  if (small_index(a.x))
+    k_pool_fwd<std::uint32_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, x, y, argmax);
+  else
+    k_pool_fwd<std::int64_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, x, y, argmax);
+  check_last_launch("pool2d forward");
+}
+void pool_backward(const pool_args& a, const float* dy, const std::int64_t* argmax, float* dx) {
+  GRCNN_PROFILE("pool backward");
+  GRCNN_CUDA_CHECK(cudaMemsetAsync(dx, 0, static_cast<std::size_t>(a.x.numel()) * sizeof(float), stream()));
+  if (small_index(a.x))
+    k_pool_bwd<std::uint32_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dy, argmax, dx);
+  else
+    k_pool_bwd<std::int64_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dy, argmax, dx);
+  check_last_launch("pool2d backward");
+}
+
+}  // namespace grcnn::cuda

@@ -1,0 +1,246 @@
+// Row-wise kernels over [N, K]: softmax / log-softmax, cross-entropy with hard or soft targets and
+// label smoothing, KL divergence (batchmean); and the selective-kernel fusion. One block per row; the
+// batch means are reduced by a second single-block kernel (deterministic, no atomics).
+#include <cfloat>
+
+#include "common.cuh"
+
+namespace grcnn::cuda {
+
+using namespace detail;
+
+namespace {
+
+constexpr int kRowThreads = 256;
+
+__global__ void k_softmax(const float* x, float* y, std::int64_t k, bool log) {
+  const float* row = x + blockIdx.x * k;
+  float* out = y + blockIdx.x * k;
+  float mx = -FLT_MAX;
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) mx = fmaxf(mx, row[j]);
+  mx = block_max(mx, -FLT_MAX);
+  float s = 0.f;
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) s += expf(row[j] - mx);
+  s = block_sum(s);
+  const float lse = mx + logf(s);
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) out[j] = log ? row[j] - lse : expf(row[j] - lse);
+}
+__global__ void k_softmax_bwd(const float* dy, const float* y, float* dx, std::int64_t k, bool log) {
+  const std::int64_t o = blockIdx.x * k;
+  float s = 0.f;
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) s += log ? dy[o + j] : dy[o + j] * y[o + j];
+  s = block_sum(s);
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x)
+    dx[o + j] = log ? dy[o + j] - expf(y[o + j]) * s : y[o + j] * (dy[o + j] - s);
+}
+
+__global__ void k_ce_rows(const float* logits, const std::int64_t* labels, const float* soft, float eps, std::int64_t k,
+                          float* prob, float* q, float* row_loss) {
+  const std::int64_t o = blockIdx.x * k;
+  float mx = -FLT_MAX;
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) mx = fmaxf(mx, logits[o + j]);
+  mx = block_max(mx, -FLT_MAX);
+  float s = 0.f;
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) s += expf(logits[o + j] - mx);
+  s = block_sum(s);
+  const float lse = mx + logf(s);
+  const std::int64_t label = labels ? labels[blockIdx.x] : -1;
+  const float uniform = eps / static_cast<float>(k);
+  float loss = 0.f;
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) {
+    const float logp = logits[o + j] - lse;
+    const float t = labels ? uniform + (j == label ? 1.f - eps : 0.f) : soft[o + j] * (1.f - eps) + uniform;
+    q[o + j] = t;
+    prob[o + j] = expf(logp);
+    loss -= t * logp;
+  }
+  loss = block_sum(loss);
+  if (threadIdx.x == 0) row_loss[blockIdx.x] = loss;
+}
+// out[0] = sum(v[0..n)) / divisor, one block.
+__global__ void k_mean_of(const float* v, std::int64_t n, float divisor, float* out) {
+  float s = 0.f;
+  for (std::int64_t j = threadIdx.x; j < n; j += blockDim.x) s += v[j];
+  s = block_sum(s);
+  if (threadIdx.x == 0) out[0] = s / divisor;
+}
+__global__ void k_ce_bwd(const float* dloss, const float* prob, const float* q, float* d, std::int64_t k, float inv_n) {
+  const std::int64_t o = blockIdx.x * k;
+  float qs = 0.f;
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) qs += q[o + j];
+  qs = block_sum(qs);
+  const float g = dloss[0] * inv_n;
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) d[o + j] = g * (prob[o + j] * qs - q[o + j]);
+}
+
+__global__ void k_kl_partials(const float* x, const float* t, std::int64_t n, float* partials) {
+  float s = 0.f;
+  GRCNN_GRID_STRIDE(i, n) {
+    if (t[i] > 0.f) s += t[i] * (logf(t[i]) - x[i]);
+  }
+  s = block_sum(s);
+  if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
+__global__ void k_kl_bwd(const float* dloss, const float* x, const float* t, float* dx, float* dt, std::int64_t n,
+                         float inv_rows) {
+  const float g = dloss[0] * inv_rows;
+  GRCNN_GRID_STRIDE(i, n) {
+    if (dx) dx[i] = -g * t[i];
+    if (dt) dt[i] = t[i] > 0.f ? g * (logf(t[i]) + 1.f - x[i]) : 0.f;
+  }
+}
+
+// ---- selective kernel ----
+constexpr int kMaxBranches = 8;
+struct branch_ptrs {
+  const float* p[kMaxBranches];
+};
+struct out_ptrs {
+  float* p[kMaxBranches];
+};
+
+__device__ inline void sk_coords(const view4& v, std::int64_t i, std::int64_t& n, std::int64_t& c) {
+  if (v.sc == 1) {
+    c = i % v.c;
+    n = i / (v.c * v.h * v.w);
+  } else {
+    const std::int64_t r = i / (v.h * v.w);
+    c = r % v.c;
+    n = r / v.c;
+  }
+}
+__device__ inline void sk_attention(const float* z, std::int64_t n, std::int64_t c, std::int64_t C, int M, float* a) {
+  float mx = -FLT_MAX;
+  for (int m = 0; m < M; ++m) mx = fmaxf(mx, z[(n * M + m) * C + c]);
+  float s = 0.f;
+  for (int m = 0; m < M; ++m) {
+    a[m] = expf(z[(n * M + m) * C + c] - mx);
+    s += a[m];
+  }
+  for (int m = 0; m < M; ++m) a[m] /= s;
+}
+__global__ void k_sk_fwd(view4 v, int M, branch_ptrs b, const float* z, float* out) {
+  const std::int64_t total = v.numel();
+  GRCNN_GRID_STRIDE(i, total) {
+    std::int64_t n, c;
+    sk_coords(v, i, n, c);
+    float a[kMaxBranches];
+    sk_attention(z, n, c, v.c, M, a);
+    float s = 0.f;
+    for (int m = 0; m < M; ++m) s += a[m] * b.p[m][i];
+    out[i] = s;
+  }
+}
+__global__ void k_sk_dbranch(view4 v, int M, const float* dout, const float* z, out_ptrs db) {
+  const std::int64_t total = v.numel();
+  GRCNN_GRID_STRIDE(i, total) {
+    std::int64_t n, c;
+    sk_coords(v, i, n, c);
+    float a[kMaxBranches];
+    sk_attention(z, n, c, v.c, M, a);
+    for (int m = 0; m < M; ++m)
+      if (db.p[m]) db.p[m][i] = a[m] * dout[i];
+  }
+}
+// One block per (n, c): dot_m = <g, b_m> over H*W, then dz_m = a_m (dot_m - sum_k a_k dot_k).
+__global__ void k_sk_dlogits(view4 v, int M, const float* dout, branch_ptrs b, const float* z, float* dz) {
+  const std::int64_t n = blockIdx.x / v.c, c = blockIdx.x % v.c;
+  const std::int64_t hw = v.h * v.w;
+  float dot[kMaxBranches];
+  for (int m = 0; m < M; ++m) dot[m] = 0.f;
+  for (std::int64_t j = threadIdx.x; j < hw; j += blockDim.x) {
+    const std::int64_t h = j / v.w, w = j % v.w;
+    const std::int64_t o = n * v.sn + c * v.sc + h * v.sh + w * v.sw;
+    for (int m = 0; m < M; ++m) dot[m] += dout[o] * b.p[m][o];
+  }
+  for (int m = 0; m < M; ++m) dot[m] = block_sum(dot[m]);
+  if (threadIdx.x == 0) {
+    float a[kMaxBranches];
+    sk_attention(z, n, c, v.c, M, a);
+    float mean = 0.f;
+    for (int m = 0; m < M; ++m) mean += a[m] * dot[m];
+    for (int m = 0; m < M; ++m) dz[(n * M + m) * v.c + c] = a[m] * (dot[m] - mean);
+  }
+}
+
+}  // namespace
+
+void softmax_forward(const float* x, float* y, std::int64_t rows, std::int64_t k, bool log) {
+  GRCNN_PROFILE("softmax");
+  if (rows == 0) return;
+  k_softmax<<<static_cast<unsigned>(rows), kRowThreads, 0, stream()>>>(x, y, k, log);
+  check_last_launch("softmax forward");
+}
+void softmax_backward(const float* dy, const float* y, float* dx, std::int64_t rows, std::int64_t k, bool log) {
+  GRCNN_PROFILE("softmax backward");
+  if (rows == 0) return;
+  k_softmax_bwd<<<static_cast<unsigned>(rows), kRowThreads, 0, stream()>>>(dy, y, dx, k, log);
+  check_last_launch("softmax backward");
+}
+void cross_entropy_forward(const float* logits, const std::int64_t* labels, const float* soft_target, double smoothing,
+                           std::int64_t rows, std::int64_t k, float* loss, float* prob, float* q) {
+  GRCNN_PROFILE("cross_entropy");
+  scratch row_loss(static_cast<std::size_t>(rows) * sizeof(float));
+  k_ce_rows<<<static_cast<unsigned>(rows), kRowThreads, 0, stream()>>>(logits, labels, soft_target,
+                                                                      static_cast<float>(smoothing), k, prob, q,
+                                                                      row_loss.as<float>());
+  check_last_launch("cross_entropy rows");
+  k_mean_of<<<1, 1024, 0, stream()>>>(row_loss.as<float>(), rows, static_cast<float>(rows), loss);
+  check_last_launch("cross_entropy mean");
+}
+void cross_entropy_backward(const float* dloss, const float* prob, const float* q, float* dlogits, std::int64_t rows,
+                            std::int64_t k) {
+  GRCNN_PROFILE("cross_entropy backward");
+  k_ce_bwd<<<static_cast<unsigned>(rows), kRowThreads, 0, stream()>>>(dloss, prob, q, dlogits, k,
+                                                                     1.f / static_cast<float>(rows));
+  check_last_launch("cross_entropy backward");
+}
+void kl_div_forward(const float* x, const float* t, float* loss, std::int64_t rows, std::int64_t k) {
+  GRCNN_PROFILE("kl_div");
+  const std::int64_t n = rows * k;
+  const int blocks = blocks_for(n);
+  scratch partials(static_cast<std::size_t>(blocks) * sizeof(float));
+  k_kl_partials<<<blocks, 256, 0, stream()>>>(x, t, n, partials.as<float>());
+  check_last_launch("kl_div partials");
+  k_mean_of<<<1, 1024, 0, stream()>>>(partials.as<float>(), blocks, static_cast<float>(rows), loss);
+  check_last_launch("kl_div mean");
+}
+void kl_div_backward(const float* dloss, const float* x, const float* t, float* dx, float* dt, std::int64_t rows,
+                     std::int64_t k) {
+  GRCNN_PROFILE("kl_div backward");
+  const std::int64_t n = rows * k;
+  k_kl_bwd<<<blocks_for(n), 256, 0, stream()>>>(dloss, x, t, dx, dt, n, 1.f / static_cast<float>(rows));
+  check_last_launch("kl_div backward");
+}
+
+void sk_select_forward(const view4& v, int M, const float* const* branch_ptrs_in, const float* logits, float* out) {
+  GRCNN_PROFILE("sk_select");
+  if (M > kMaxBranches) throw backend_error("cuda sk_select: at most 8 branches");
+  branch_ptrs b{};
+  for (int m = 0; m < M; ++m) b.p[m] = branch_ptrs_in[m];
+  k_sk_fwd<<<blocks_for(v.numel()), 256, 0, stream()>>>(v, M, b, logits, out);
+  check_last_launch("sk_select forward");
+}
+void sk_select_backward(const view4& v, int M, const float* dout, const float* const* branch_ptrs_in,
+                        const float* logits, float* const* dbranch_ptrs, float* dlogits) {
+  GRCNN_PROFILE("sk_select backward");
+  if (M > kMaxBranches) throw backend_error("cuda sk_select: at most 8 branches");
+  branch_ptrs b{};
+  out_ptrs db{};
+  bool any = false;
+  for (int m = 0; m < M; ++m) {
+    b.p[m] = branch_ptrs_in[m];
+    db.p[m] = dbranch_ptrs[m];
+    any = any || db.p[m];
+  }
+  if (any) {
+    k_sk_dbranch<<<blocks_for(v.numel()), 256, 0, stream()>>>(v, M, dout, logits, db);
+    check_last_launch("sk_select branch gradients");
+  }
+  if (dlogits) {
+    k_sk_dlogits<<<static_cast<unsigned>(v.n * v.c), 128, 0, stream()>>>(v, M, dout, b, logits, dlogits);
+    check_last_launch("sk_select logit gradients");
+  }
+}
+
+}  // namespace grcnn::cuda

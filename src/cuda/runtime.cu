@@ -1,0 +1,331 @@
+// The CUDA runtime behind grcnn's device tensors: context, stream-ordered memory pool, copies, and the
+// elementwise and optimizer kernels.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common.cuh"
+#include "grcnn/backends/cuda/runtime.hpp"
+
+namespace grcnn::cuda {
+
+namespace detail {
+
+namespace {
+struct profile_table {
+  std::mutex mu;
+  std::atomic<bool> on{false};
+  std::map<std::string, std::pair<std::size_t, double>> entries;
+};
+profile_table& profile() {
+  static profile_table* t = new profile_table;
+  return *t;
+}
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+context& ctx() {
+  static context* c = [] {
+    auto* r = new context;
+    int count = 0;
+    GRCNN_CUDA_CHECK(cudaGetDeviceCount(&count));
+    if (count == 0) throw backend_error("cuda: no CUDA device");
+    GRCNN_CUDA_CHECK(cudaSetDevice(0));
+    GRCNN_CUDA_CHECK(cudaStreamCreateWithFlags(&r->stream, cudaStreamNonBlocking));
+    GRCNN_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&r->pool, 0));
+    // Keep freed blocks in the pool: after warm-up a training step allocates nothing from the driver.
+    std::uint64_t keep = UINT64_MAX;
+    GRCNN_CUDA_CHECK(cudaMemPoolSetAttribute(r->pool, cudaMemPoolAttrReleaseThreshold, &keep));
+    GRCNN_CUDA_CHECK(cudaDeviceGetAttribute(&r->sm_count, cudaDevAttrMultiProcessorCount, 0));
+    GRCNN_CUBLAS_CHECK(cublasCreate(&r->blas));
+    GRCNN_CUBLAS_CHECK(cublasSetStream(r->blas, r->stream));
+    GRCNN_CUDNN_CHECK(cudnnCreate(&r->dnn));
+    GRCNN_CUDNN_CHECK(cudnnSetStream(r->dnn, r->stream));
+    return r;
+  }();
+  return *c;
+}
+
+}  // namespace detail
+
+using namespace detail;
+
+void set_profiling(bool on) { profile().on = on; }
+void reset_profile() {
+  std::lock_guard lock(profile().mu);
+  profile().entries.clear();
+}
+std::string profile_report() {
+  auto& t = profile();
+  std::lock_guard lock(t.mu);
+  std::vector<std::pair<std::string, std::pair<std::size_t, double>>> rows(t.entries.begin(), t.entries.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.second > b.second.second; });
+  double total = 0;
+  for (const auto& r : rows) total += r.second.second;
+  std::string out;
+  char line[200];
+  for (const auto& r : rows) {
+    std::snprintf(line, sizeof line, "%-28s %8zu calls %10.3f ms %5.1f%%\n", r.first.c_str(), r.second.first,
+                  r.second.second * 1e3, total > 0 ? 100.0 * r.second.second / total : 0.0);
+    out += line;
+  }
+  std::snprintf(line, sizeof line, "%-28s %25.3f ms\n", "total", total * 1e3);
+  return out + line;
+}
+
+void check_last_launch(const char* what) {
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) throw backend_error(grcnn::detail::concat("cuda: launch of ", what, " failed: ", cudaGetErrorString(e)));
+}
+void synchronize() { GRCNN_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+
+namespace {
+
+class runtime_impl final : public device_runtime {
+ public:
+  void* allocate(std::size_t bytes) override {
+    auto& c = ctx();
+    std::uint64_t before = 0, after = 0;
+    cudaMemPoolGetAttribute(c.pool, cudaMemPoolAttrReservedMemCurrent, &before);
+    void* p = nullptr;
+    GRCNN_CUDA_CHECK(cudaMallocAsync(&p, bytes, c.stream));
+    cudaMemPoolGetAttribute(c.pool, cudaMemPoolAttrReservedMemCurrent, &after);
+    std::lock_guard lock(mu_);
+    stats_.allocations++;
+    if (after > before) stats_.system_allocations++;
+    stats_.pool_reserved = after;
+    stats_.bytes_in_use += bytes;
+    if (stats_.bytes_in_use > stats_.peak_bytes_in_use) stats_.peak_bytes_in_use = stats_.bytes_in_use;
+    return p;
+  }
+  void deallocate(void* p, std::size_t bytes) override {
+    // At process exit the driver may already be unloading: nothing to free then.
+    if (cudaFreeAsync(p, ctx().stream) != cudaSuccess) cudaGetLastError();
+    std::lock_guard lock(mu_);
+    stats_.bytes_in_use -= bytes;
+  }
+  void copy(void* dst, device dst_dev, const void* src, device src_dev, std::size_t bytes) override {
+    if (bytes == 0) return;
+    GRCNN_PROFILE("copy");
+    GRCNN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream()));
+    // The host side may read or free its buffer right after: wait for copies that involve it.
+    if (dst_dev.kind == device_kind::cpu || src_dev.kind == device_kind::cpu)
+      GRCNN_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  }
+  void zero(void* p, std::size_t bytes) override { GRCNN_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream())); }
+  void permute_4d(std::size_t elem_size, const void* src, void* dst, std::int64_t n, std::int64_t c, std::int64_t h,
+                  std::int64_t w, bool to_channels_last) override;
+  void add_inplace(dtype t, void* dst, const void* src, std::size_t n) override;
+  void sgd_update(float* w, const float* g, float* buf, std::size_t n, float lr, float wd, float momentum, float damp,
+                  bool nesterov, bool first) override {
+    cuda::sgd_update(w, g, buf, static_cast<std::int64_t>(n), lr, wd, momentum, damp, nesterov, first);
+  }
+  void adamw_update(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float wd, float beta1,
+                    float beta2, float eps, std::int64_t step) override {
+    cuda::adamw_update(w, g, m, v, static_cast<std::int64_t>(n), lr, wd, beta1, beta2, eps, step);
+  }
+  void synchronize() override { cuda::synchronize(); }
+  device_memory_stats memory_stats() const override {
+    std::uint64_t reserved = 0;
+    cudaMemPoolGetAttribute(ctx().pool, cudaMemPoolAttrReservedMemCurrent, &reserved);
+    std::lock_guard lock(mu_);
+    device_memory_stats s = stats_;
+    s.pool_reserved = reserved;  // live: scratch (cuDNN workspaces) draws on the same pool
+    return s;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  device_memory_stats stats_;
+};
+
+__global__ void k_add_f32(float* d, const float* s, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) d[i] += s[i];
+}
+__global__ void k_add_f64(double* d, const double* s, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) d[i] += s[i];
+}
+
+void runtime_impl::add_inplace(dtype t, void* dst, const void* src, std::size_t n) {
+  GRCNN_PROFILE("grad accumulate");
+  const auto m = static_cast<std::int64_t>(n);
+  if (t == dtype::f32)
+    k_add_f32<<<blocks_for(m), 256, 0, stream()>>>(static_cast<float*>(dst), static_cast<const float*>(src), m);
+  else if (t == dtype::f64)
+    k_add_f64<<<blocks_for(m), 256, 0, stream()>>>(static_cast<double*>(dst), static_cast<const double*>(src), m);
+  else
+    throw dtype_error(grcnn::detail::concat("cuda add_inplace: ", name_of(t), " is not supported on the device"));
+  check_last_launch("add_inplace");
+}
+
+// dst in the other order; i runs over dst's elements (coalesced writes).
+template <class T>
+__global__ void k_permute(const T* src, T* dst, std::int64_t n, std::int64_t c, std::int64_t hw, bool to_cl) {
+  const std::int64_t total = n * c * hw;
+  GRCNN_GRID_STRIDE(i, total) {
+    if (to_cl) {  // i = (n, hw, c) in dst; src is (n, c, hw)
+      const std::int64_t ci = i % c, r = i / c, p = r % hw, ni = r / hw;
+      dst[i] = src[(ni * c + ci) * hw + p];
+    } else {  // i = (n, c, hw) in dst; src is (n, hw, c)
+      const std::int64_t p = i % hw, r = i / hw, ci = r % c, ni = r / c;
+      dst[i] = src[(ni * hw + p) * c + ci];
+    }
+  }
+}
+
+void runtime_impl::permute_4d(std::size_t elem_size, const void* src, void* dst, std::int64_t n, std::int64_t c,
+                              std::int64_t h, std::int64_t w, bool to_channels_last) {
+  GRCNN_PROFILE("layout permute");
+  const std::int64_t total = n * c * h * w;
+  if (total == 0) return;
+  const int blocks = blocks_for(total);
+  switch (elem_size) {
+    case 2: k_permute<<<blocks, 256, 0, stream()>>>(static_cast<const std::uint16_t*>(src), static_cast<std::uint16_t*>(dst), n, c, h * w, to_channels_last); break;
+    case 4: k_permute<<<blocks, 256, 0, stream()>>>(static_cast<const std::uint32_t*>(src), static_cast<std::uint32_t*>(dst), n, c, h * w, to_channels_last); break;
+    case 8: k_permute<<<blocks, 256, 0, stream()>>>(static_cast<const std::uint64_t*>(src), static_cast<std::uint64_t*>(dst), n, c, h * w, to_channels_last); break;
+    default: throw dtype_error("cuda permute_4d: unsupported element size");
+  }
+  check_last_launch("permute_4d");
+}
+
+// ---- elementwise kernels ----
+__global__ void k_relu(const float* x, float* y, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) y[i] = x[i] > 0.f ? x[i] : 0.f;
+}
+__global__ void k_relu_bwd(const float* dy, const float* y, float* dx, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) dx[i] = y[i] > 0.f ? dy[i] : 0.f;
+}
+__global__ void k_sigmoid(const float* x, float* y, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) y[i] = 1.f / (1.f + expf(-x[i]));
+}
+__global__ void k_sigmoid_bwd(const float* dy, const float* y, float* dx, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) dx[i] = dy[i] * y[i] * (1.f - y[i]);
+}
+__global__ void k_add(const float* a, const float* b, float* y, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) y[i] = a[i] + b[i];
+}
+__global__ void k_mul(const float* a, const float* b, float* y, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) y[i] = a[i] * b[i];
+}
+__global__ void k_gate(const float* x, const float* a, const float* b, const float* y, float* out, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) out[i] = x[i] + 1.f / (1.f + expf(-(a[i] + b[i]))) * y[i];
+}
+__global__ void k_gate_bwd(const float* dout, const float* a, const float* b, const float* y, float* dgate, float* dy,
+                           std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) {
+    const float s = 1.f / (1.f + expf(-(a[i] + b[i])));
+    if (dgate) dgate[i] = dout[i] * y[i] * s * (1.f - s);
+    if (dy) dy[i] = dout[i] * s;
+  }
+}
+__global__ void k_fill(float* p, float v, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) p[i] = v;
+}
+__global__ void k_sgd(float* w, const float* g, float* buf, std::int64_t n, float lr, float wd, float mom, float damp,
+                      bool nesterov, bool first) {
+  GRCNN_GRID_STRIDE(i, n) {
+    const float d = g[i] + wd * w[i];
+    if (mom == 0.f) {
+      w[i] -= lr * d;
+    } else {
+      const float b = first ? d : mom * buf[i] + damp * d;
+      buf[i] = b;
+      w[i] -= lr * (nesterov ? d + mom * b : b);
+    }
+  }
+}
+__global__ void k_adamw(float* w, const float* g, float* m, float* v, std::int64_t n, float decay, float b1, float b2,
+                        float step_size, float c2, float eps) {
+  GRCNN_GRID_STRIDE(i, n) {
+    float wi = w[i] * decay;
+    const float mi = m[i] * b1 + (1.f - b1) * g[i];
+    const float vi = v[i] * b2 + (1.f - b2) * g[i] * g[i];
+    m[i] = mi;
+    v[i] = vi;
+    w[i] = wi - step_size * (mi / (sqrtf(vi) / c2 + eps));
+  }
+}
+
+}  // namespace
+
+device_runtime& runtime() {
+  static runtime_impl* r = new runtime_impl;
+  return *r;
+}
+bool install_runtime() {
+  register_device_runtime(device_kind::cuda, &runtime());
+  return true;
+}
+
+#define GRCNN_LAUNCH(kernel, n, ...)                                             \
+  do {                                                                           \
+    GRCNN_PROFILE(#kernel);                                                      \
+    if ((n) > 0) kernel<<<blocks_for(n), 256, 0, stream()>>>(__VA_ARGS__);       \
+    check_last_launch(#kernel);                                                  \
+  } while (0)
+
+void relu_forward(const float* x, float* y, std::int64_t n) { GRCNN_LAUNCH(k_relu, n, x, y, n); }
+void relu_backward(const float* dy, const float* y, float* dx, std::int64_t n) { GRCNN_LAUNCH(k_relu_bwd, n, dy, y, dx, n); }
+void sigmoid_forward(const float* x, float* y, std::int64_t n) { GRCNN_LAUNCH(k_sigmoid, n, x, y, n); }
+void sigmoid_backward(const float* dy, const float* y, float* dx, std::int64_t n) { GRCNN_LAUNCH(k_sigmoid_bwd, n, dy, y, dx, n); }
+void add_forward(const float* a, const float* b, float* y, std::int64_t n) { GRCNN_LAUNCH(k_add, n, a, b, y, n); }
+void mul_forward(const float* a, const float* b, float* y, std::int64_t n) { GRCNN_LAUNCH(k_mul, n, a, b, y, n); }
+void gated_update_forward(const float* x, const float* a, const float* b, const float* y, float* out, std::int64_t n) {
+  GRCNN_LAUNCH(k_gate, n, x, a, b, y, out, n);
+}
+void gated_update_backward(const float* dout, const float* a, const float* b, const float* y, float* dgate, float* dy,
+                           std::int64_t n) {
+  GRCNN_LAUNCH(k_gate_bwd, n, dout, a, b, y, dgate, dy, n);
+}
+void fill(float* p, float value, std::int64_t n) { GRCNN_LAUNCH(k_fill, n, p, value, n); }
+
+void sgd_update(float* w, const float* g, float* buf, std::int64_t n, float lr, float wd, float momentum, float damp,
+                bool nesterov, bool first) {
+  GRCNN_LAUNCH(k_sgd, n, w, g, buf, n, lr, wd, momentum, damp, nesterov, first);
+}
+void adamw_update(float* w, const float* g, float* m, float* v, std::int64_t n, float lr, float wd, float beta1,
+                  float beta2, float eps, std::int64_t step) {
+  const double t = static_cast<double>(step);
+  const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), t), bc2 = std::sqrt(1.0 - std::pow(static_cast<double>(beta2), t));
+  GRCNN_LAUNCH(k_adamw, n, w, g, m, v, n, static_cast<float>(1.0 - static_cast<double>(lr) * wd), beta1, beta2,
+               static_cast<float>(lr / bc1), static_cast<float>(bc2), eps);
+}
+
+namespace detail {
+bool profiling() { return profile().on.load(std::memory_order_relaxed); }
+void profile_add(const char* name, double seconds) {
+  auto& t = profile();
+  std::lock_guard lock(t.mu);
+  auto& e = t.entries[name];
+  e.first++;
+  e.second += seconds;
+}
+profile_scope::profile_scope(const char* n) : name(n), on(profiling()) {
+  if (on) {
+    cudaStreamSynchronize(stream());
+    t0 = now_s();
+  }
+}
+profile_scope::~profile_scope() {
+  if (on) {
+    cudaStreamSynchronize(stream());
+    profile_add(name, now_s() - t0);
+  }
+}
+scratch::scratch(std::size_t bytes) {
+  if (bytes) GRCNN_CUDA_CHECK(cudaMallocAsync(&p, bytes, stream()));
+}
+scratch::~scratch() {
+  if (p) cudaFreeAsync(p, stream());
+}
+}  // namespace detail
+
+}  // namespace grcnn::cuda
