@@ -4,12 +4,12 @@
 # grcnn's and PyTorch's GPU benchmarks in the same call. Results under $OUT (default ./gpu-results):
 #   cuda-tests.log, bench-grcnn-cuda.jsonl, bench-torch.jsonl, summary.txt
 # Options: --sanitize (compute-sanitizer memcheck over the quick CUDA tests), --compile (torch.compile
-# runs too), --profile (device time per library call), --no-bench, --no-torch, --tests FILTER (a Catch2 test filter).
+# runs too), --profile (device time per library call), --no-bench, --no-torch, --no-tools, --tests FILTER (a Catch2 test filter).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$here/gpu-results}
 mkdir -p "$OUT"
-sanitize=0 compile="" bench=1 filter="" profile="" torch=1
+sanitize=0 compile="" bench=1 filter="" profile="" torch=1 tools=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --sanitize) sanitize=1 ;;
@@ -17,6 +17,7 @@ while [ $# -gt 0 ]; do
     --no-bench) bench=0 ;;
     --profile) profile=1 ;;
     --no-torch) torch=0 ;;
+    --no-tools) tools=0 ;;
     --tests) filter="$2"; shift ;;
     *) echo "gpu-check: unknown option $1" >&2; exit 2 ;;
   esac
@@ -53,13 +54,13 @@ if [ "$sanitize" = 1 ]; then
 fi
 # The tools on the GPU: grcnn-infer against PyTorch; a short grcnn-train run on the GPU (--backend auto)
 # whose checkpoint then evaluates identically on CPU and GPU. Needs a Fashion-MNIST folder ($FMNIST_DIR).
-if [ -x "$bin/examples/grcnn-infer" ]; then
+if [ "$tools" = 1 ] && [ -x "$bin/examples/grcnn-infer" ]; then
   timeout 120 $py "$here/tests/torch/check_gpu_tools.py" --infer "$bin/examples/grcnn-infer" --work /tmp/grcnn-infer-check \
     2>&1 | tee "$OUT/tools.log" | tail -3
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
 fmnist=${FMNIST_DIR:-$here/.devcarry/fmnist-mini}
-if [ -x "$bin/examples/grcnn-train" ] && [ -d "$fmnist" ]; then
+if [ "$tools" = 1 ] && [ -x "$bin/examples/grcnn-train" ] && [ -d "$fmnist" ]; then
   t=/tmp/grcnn-train-check
   rm -rf "$t"
   timeout 150 "$bin/examples/grcnn-train" --arch grcnn_small --dataset fashion-mnist --data "$fmnist" --epochs 2 --batch 128 \
