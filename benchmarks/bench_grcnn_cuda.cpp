@@ -1,4 +1,4 @@
-// GPU end-to-end benchmark: a GRCNN on the CUDA backend (channels-last), inference (eval, no tape) and a
+// GPU end-to-end benchmark: a GRCNN on the CUDA backend (NCHW by default, --layout nhwc|both), inference (eval, no tape) and a
 // full training step (forward, cross-entropy, backward, SGD momentum + weight decay), in fp32 and tf32.
 // Times with a device synchronisation around each step (median over --steps after --warmup) and
 // prints one JSON object per (precision, mode) with images/s, device memory and steady-state counters.
@@ -111,7 +111,7 @@ void run_precisions(const std::string& precisions, const std::string& which, int
 
 int main(int argc, char** argv) {
   CLI::App app{"grcnn CUDA end-to-end benchmark"};
-  std::string arch = "grcnn55", precision = "all", which = "both", layouts = "nhwc";
+  std::string arch = "grcnn55", precision = "all", which = "both", layouts = "nchw";
   int train_batch = 128, infer_batch = 256, size = 224, classes = 1000, steps = 10, warmup = 3;
   bool profile = false;
   app.add_option("--arch", arch)->check(CLI::IsMember({"grcnn55", "grcnn_small"}));

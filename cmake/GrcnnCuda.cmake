@@ -1,15 +1,21 @@
 # GRCNN_ENABLE_CUDA: on by default when nvcc and cuDNN are both found. cuDNN is searched under CUDNN_ROOT
-# (a hint, e.g. the Python nvidia-cudnn package's folder), then the CUDA toolkit prefix. A machine
-# without nvcc configures and builds the CPU library unchanged.
+# (a hint), then the CUDA toolkit prefix, then the Python nvidia-cudnn package's folder (where pip puts
+# cuDNN 9 next to PyTorch). A machine without nvcc configures and builds the CPU library unchanged.
 include(CheckLanguage)
 check_language(CUDA)
 set(_grcnn_cuda_default OFF)
 if(CMAKE_CUDA_COMPILER)
   find_package(CUDAToolkit QUIET)
+  set(_grcnn_cudnn_python "")
+  find_program(_grcnn_python NAMES python3)
+  if(_grcnn_python)
+    execute_process(COMMAND ${_grcnn_python} -c "import nvidia.cudnn as m; print(list(m.__path__)[0])"
+                    OUTPUT_VARIABLE _grcnn_cudnn_python OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  endif()
   find_path(CUDNN_INCLUDE_DIR cudnn.h HINTS ${CUDNN_ROOT} $ENV{CUDNN_ROOT} ${CUDAToolkit_INCLUDE_DIRS}
-            PATH_SUFFIXES include)
+            ${_grcnn_cudnn_python} PATH_SUFFIXES include)
   find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${CUDNN_ROOT} $ENV{CUDNN_ROOT} ${CUDAToolkit_LIBRARY_DIR}
-               PATH_SUFFIXES lib lib64)
+               ${_grcnn_cudnn_python} PATH_SUFFIXES lib lib64)
   if(CUDAToolkit_FOUND AND CUDNN_INCLUDE_DIR AND CUDNN_LIBRARY)
     set(_grcnn_cuda_default ON)
   endif()

@@ -37,8 +37,8 @@ if [ -f "$here/.devcarry/bundle.tar.xz" ]; then
 else
   bin=$here/build-gpu
   cmake -S "$here" -B "$bin" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRCNN_ENABLE_CUDA=ON ${cudnn:+-DCUDNN_ROOT=$cudnn} \
-    -DGRCNN_BUILD_EXAMPLES=OFF >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
-  cmake --build "$bin" --target test_cuda_backend test_cuda_device bench_grcnn_cuda >"$OUT/build.log" 2>&1 ||
+    >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
+  cmake --build "$bin" --target test_cuda_backend test_cuda_device bench_grcnn_cuda grcnn-train grcnn-infer >"$OUT/build.log" 2>&1 ||
     { tail -40 "$OUT/build.log"; exit 1; }
 fi
 
@@ -50,7 +50,9 @@ timeout ${TEST_TIMEOUT:-150} "$bin/tests/test_cuda_backend" --use-colour no -d y
 if [ "$sanitize" = 1 ]; then
   timeout ${SANITIZE_TIMEOUT:-150} compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/tests/test_cuda_backend" --use-colour no "~[model]" \
     >"$OUT/sanitizer.log" 2>&1
-  echo "compute-sanitizer memcheck exit $? (log: sanitizer.log)"; tail -5 "$OUT/sanitizer.log"
+  rc=$?
+  echo "compute-sanitizer memcheck exit $rc (log: sanitizer.log)"; tail -5 "$OUT/sanitizer.log"
+  [ "$rc" -eq 0 ] || status=1
 fi
 # The tools on the GPU: grcnn-infer against PyTorch; a short grcnn-train run on the GPU (--backend auto)
 # whose checkpoint then evaluates identically on CPU and GPU. Needs a Fashion-MNIST folder ($FMNIST_DIR).
@@ -70,12 +72,17 @@ if [ "$tools" = 1 ] && [ -x "$bin/examples/grcnn-train" ] && [ -d "$fmnist" ]; t
   ckpt=$(ls "$t"/run/checkpoint-*.safetensors 2>/dev/null | sort -V | tail -1)
   for b in cpu cuda; do
     [ -n "$ckpt" ] && "$bin/examples/grcnn-train" --arch grcnn_small --dataset fashion-mnist --data "$fmnist" --eval-only \
-      --resume "$ckpt" --backend $b --out "$t/eval-$b" 2>&1 | tee -a "$OUT/tools.log" | grep "^eval" | sed "s/^/$b: /"
+      --resume "$ckpt" --backend $b --out "$t/eval-$b" 2>&1 | tee -a "$OUT/tools.log" | grep "^eval" | sed "s/^/$b: /" |
+      tee "$t/eval-$b.txt"
   done
+  # The checkpoint trained on the GPU must evaluate to the same top-1 on both backends.
+  if [ -z "$ckpt" ] || [ "$(sed 's/^[a-z]*: //; s/(.*//' "$t/eval-cpu.txt")" != "$(sed 's/^[a-z]*: //; s/(.*//' "$t/eval-cuda.txt")" ]; then
+    echo "tools check: CPU and GPU evaluations of the checkpoint differ (or no checkpoint)"; status=1
+  fi
 fi
 
 if [ "$bench" = 1 ]; then
-  timeout ${BENCH_TIMEOUT:-120} "$bin/benchmarks/bench_grcnn_cuda" --precision all --layout ${BENCH_LAYOUT:-nhwc} --steps 10 --warmup 3 ${profile:+--profile} 2>"$OUT/bench-profile.txt" | tee "$OUT/bench-grcnn-cuda.jsonl"
+  timeout ${BENCH_TIMEOUT:-120} "$bin/benchmarks/bench_grcnn_cuda" --precision all --layout ${BENCH_LAYOUT:-nchw} --steps 10 --warmup 3 ${profile:+--profile} 2>"$OUT/bench-profile.txt" | tee "$OUT/bench-grcnn-cuda.jsonl"
   [ "$torch" = 1 ] && timeout ${TORCH_TIMEOUT:-150} $py "$here/benchmarks/run_gpu_torch_benchmark.py" --steps 10 --warmup 3 ${compile:+--compile $compile} |
     tee "$OUT/bench-torch.jsonl"
   $py - "$OUT" <<'PY' | tee "$OUT/summary.txt"

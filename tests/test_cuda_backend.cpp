@@ -10,6 +10,7 @@
 #include <grcnn/backends/cuda/cuda.hpp>
 #include <grcnn/backends/cuda/device.hpp>
 #include <grcnn/models/grcnn.hpp>
+#include <grcnn/train/adamw.hpp>
 #include <grcnn/train/sgd.hpp>
 
 #include "support/run_case.hpp"
@@ -274,6 +275,35 @@ TEST_CASE("a steady-state CUDA training step takes no new device memory from the
   CHECK(grcnn::cuda::conv_stats().searches == searches);
   CHECK(std::isfinite(last));
   CHECK(last < first);  // nine SGD steps on one batch lower its loss
+}
+
+TEST_CASE("device SGD (Nesterov, dampening) and AdamW updates follow the host optimizers", "[cuda]") {
+  std::mt19937 rng(21);
+  const tensor w0 = uniform({37, 5}, rng, -1, 1, dtype::f32);
+  std::vector<tensor> grads;
+  for (int k = 0; k < 4; ++k) grads.push_back(uniform({37, 5}, rng, -1, 1, dtype::f32));
+  auto trajectory = [&](device where, auto make) {
+    autograd::variable w(w0.clone().to_device(where), true);  // a copy: to_device(cpu) would share w0's storage
+    auto opt = make(std::vector<autograd::variable*>{&w});
+    for (const auto& g : grads) {
+      w.set_grad(g.to_device(where));
+      opt.step();
+    }
+    return w.value().to_device(cpu_device);
+  };
+  auto nesterov = [](std::vector<autograd::variable*> p) {
+    return train::sgd(std::move(p), {.lr = 0.1, .weight_decay = 1e-2, .momentum = 0.9, .nesterov = true});
+  };
+  auto damped = [](std::vector<autograd::variable*> p) {
+    return train::sgd(std::move(p), {.lr = 0.05, .weight_decay = 1e-3, .momentum = 0.8, .dampening = 0.3});
+  };
+  auto adam = [](std::vector<autograd::variable*> p) {
+    return train::adamw(std::vector<train::param_group>{
+        {.params = std::move(p), .lr = 1e-2, .weight_decay = 0.05, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8}});
+  };
+  CHECK(relative_error(trajectory(cuda_device, nesterov), trajectory(cpu_device, nesterov)) < 1e-6);
+  CHECK(relative_error(trajectory(cuda_device, damped), trajectory(cpu_device, damped)) < 1e-6);
+  CHECK(relative_error(trajectory(cuda_device, adam), trajectory(cpu_device, adam)) < 1e-6);
 }
 
 int main(int argc, char** argv) {

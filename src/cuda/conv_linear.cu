@@ -26,6 +26,11 @@ __global__ void k_add_bias_rows(float* y, const float* b, std::int64_t rows, std
   const std::int64_t total = rows * cols;
   GRCNN_GRID_STRIDE(i, total) y[i] += b[i % cols];
 }
+// cuBLAS and cuDNN take int sizes: refuse what does not fit rather than wrap around.
+int as_int(std::int64_t v, const char* what) {
+  if (v < 0 || v > 2147483647) throw backend_error(grcnn::detail::concat("cuda: ", what, " ", v, " exceeds the int range of cuBLAS/cuDNN"));
+  return static_cast<int>(v);
+}
 void set_blas_math(math_mode mm) {
   GRCNN_CUBLAS_CHECK(cublasSetMathMode(ctx().blas, mm == math_mode::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
 }
@@ -34,6 +39,8 @@ void set_blas_math(math_mode mm) {
 void linear_forward(const float* x, const float* w, const float* b, float* y, std::int64_t n, std::int64_t k,
                     std::int64_t m, math_mode mm) {
   GRCNN_PROFILE("linear forward");
+  as_int(n * k, "linear input size"), as_int(m * k, "linear weight size"), as_int(n * m, "linear output size");
+  if (n == 0 || m == 0) return;
   set_blas_math(mm);
   const float one = 1.f, zero = 0.f;
   // Row-major y[N,M] = x[N,K] w[M,K]^T is column-major y^T[M,N] = w^T... : gemm(T, N) on the raw buffers.
@@ -49,6 +56,8 @@ void linear_forward(const float* x, const float* w, const float* b, float* y, st
 void linear_backward(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, std::int64_t n,
                      std::int64_t k, std::int64_t m, math_mode mm) {
   GRCNN_PROFILE("linear backward");
+  as_int(n * k, "linear input size"), as_int(m * k, "linear weight size"), as_int(n * m, "linear output size");
+  if (n == 0 || m == 0 || k == 0) return;
   set_blas_math(mm);
   const float one = 1.f, zero = 0.f;
   if (dx)  // dx[N,K] = dy[N,M] w[M,K]
@@ -92,6 +101,7 @@ conv_cache& cache() {
 }
 
 void set_view(cudnnTensorDescriptor_t d, const view4& v) {
+  as_int(v.numel(), "convolution tensor size");
   GRCNN_CUDNN_CHECK(cudnnSetTensor4dDescriptorEx(d, CUDNN_DATA_FLOAT, static_cast<int>(v.n), static_cast<int>(v.c),
                                                  static_cast<int>(v.h), static_cast<int>(v.w), static_cast<int>(v.sn),
                                                  static_cast<int>(v.sc), static_cast<int>(v.sh), static_cast<int>(v.sw)));

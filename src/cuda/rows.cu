@@ -2,6 +2,7 @@
 // label smoothing, KL divergence (batchmean); and the selective-kernel fusion. One block per row; the
 // batch means are reduced by a second single-block kernel (deterministic, no atomics).
 #include <cfloat>
+#include <cmath>
 
 #include "common.cuh"
 
@@ -173,13 +174,17 @@ void softmax_forward(const float* x, float* y, std::int64_t rows, std::int64_t k
 }
 void softmax_backward(const float* dy, const float* y, float* dx, std::int64_t rows, std::int64_t k, bool log) {
   GRCNN_PROFILE("softmax backward");
-  if (rows == 0) return;
+  if (rows == 0 || k == 0) return;
   k_softmax_bwd<<<static_cast<unsigned>(rows), kRowThreads, 0, stream()>>>(dy, y, dx, k, log);
   check_last_launch("softmax backward");
 }
 void cross_entropy_forward(const float* logits, const std::int64_t* labels, const float* soft_target, double smoothing,
                            std::int64_t rows, std::int64_t k, float* loss, float* prob, float* q) {
   GRCNN_PROFILE("cross_entropy");
+  if (rows == 0 || k == 0) {  // the mean over no rows is NaN, as on the reference backend
+    fill(loss, NAN, 1);
+    return;
+  }
   scratch row_loss(static_cast<std::size_t>(rows) * sizeof(float));
   k_ce_rows<<<static_cast<unsigned>(rows), kRowThreads, 0, stream()>>>(logits, labels, soft_target,
                                                                       static_cast<float>(smoothing), k, prob, q,
@@ -191,6 +196,7 @@ void cross_entropy_forward(const float* logits, const std::int64_t* labels, cons
 void cross_entropy_backward(const float* dloss, const float* prob, const float* q, float* dlogits, std::int64_t rows,
                             std::int64_t k) {
   GRCNN_PROFILE("cross_entropy backward");
+  if (rows == 0 || k == 0) return;
   k_ce_bwd<<<static_cast<unsigned>(rows), kRowThreads, 0, stream()>>>(dloss, prob, q, dlogits, k,
                                                                      1.f / static_cast<float>(rows));
   check_last_launch("cross_entropy backward");
@@ -237,7 +243,7 @@ void sk_select_backward(const view4& v, int M, const float* dout, const float* c
     k_sk_dbranch<<<blocks_for(v.numel()), 256, 0, stream()>>>(v, M, dout, logits, db);
     check_last_launch("sk_select branch gradients");
   }
-  if (dlogits) {
+  if (dlogits && v.n * v.c > 0) {
     k_sk_dlogits<<<static_cast<unsigned>(v.n * v.c), 128, 0, stream()>>>(v, M, dout, b, logits, dlogits);
     check_last_launch("sk_select logit gradients");
   }

@@ -40,8 +40,8 @@ class device_runtime {
   // train/adamw.hpp: the train layer reaches the device through here, never through backend headers.
   virtual void sgd_update(float* w, const float* g, float* buf, std::size_t n, float lr, float wd, float momentum,
                           float damp, bool nesterov, bool first) = 0;
-  virtual void adamw_update(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float wd,
-                            float beta1, float beta2, float eps, std::int64_t step) = 0;
+  virtual void adamw_update(float* w, const float* g, float* m, float* v, std::size_t n, double lr, double wd,
+                            double beta1, double beta2, double eps, std::int64_t step) = 0;
   virtual void synchronize() = 0;
   virtual device_memory_stats memory_stats() const = 0;
 };
@@ -57,6 +57,8 @@ inline void register_device_runtime(device_kind k, device_runtime* r) { detail::
 
 inline device_runtime& runtime_for(device d) {
   device_runtime* r = detail::runtimes()[static_cast<int>(d.kind)];
+  GRCNN_CHECK(d.kind == device_kind::cpu || d.index == 0, error, "device ", d.str(),
+              ": only device 0 of a kind is supported (select the GPU with CUDA_VISIBLE_DEVICES)");
   GRCNN_CHECK(r != nullptr, error, "device ", d.str(),
               ": no runtime registered; build with GRCNN_ENABLE_CUDA, link grcnn::cuda and include "
               "<grcnn/backends/cuda/cuda.hpp>");

@@ -97,7 +97,7 @@ class network<topology<Layers...>, Backend> {
   void to_device(device d) {
     for (auto& e : state()) {
       tensor& v = e.value();
-      if (v.type() == dtype::i64) continue;
+      if (v.type() == dtype::i64 || v.where() == d) continue;  // already there: keep its adopted format
       if (v.memory_layout() == layout::opaque) v = v.to_layout(layout::plain);
       v = v.to_device(d);
     }

@@ -31,9 +31,8 @@ class adamw final : public optimizer {
       GRCNN_CHECK(w.type() == dtype::f32, dtype_error, "adamw: device parameters must be f32, got ", w.describe());
       runtime_for(w.where()).adamw_update(static_cast<float*>(w.raw()), static_cast<const float*>(grad.raw()),
                                           static_cast<float*>(s.exp_avg.raw()), static_cast<float*>(s.exp_avg_sq.raw()),
-                                          static_cast<std::size_t>(w.numel()), static_cast<float>(o.lr),
-                                          static_cast<float>(o.weight_decay), static_cast<float>(o.beta1),
-                                          static_cast<float>(o.beta2), static_cast<float>(o.eps), s.steps);
+                                          static_cast<std::size_t>(w.numel()), o.lr, o.weight_decay, o.beta1, o.beta2,
+                                          o.eps, s.steps);
       return;
     }
     if (w.type() == dtype::f64)

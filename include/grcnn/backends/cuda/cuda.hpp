@@ -1,9 +1,11 @@
 #pragma once
 // The CUDA backend policy: cuDNN convolutions, cuBLAS linear layers, our own kernels for batch norm
 // (+ReLU), the GRCL gate, pooling, softmax, losses and the selective-kernel fusion (src/cuda). Tensors
-// live on the device (tensor::to_device, network::to_device); channels-last activations and
-// channels-last (KRSC) conv weights are the fast path, plain NCHW works too. The precision is a policy
-// tag: cuda_t<precision::fp32> (IEEE, the default) or cuda_t<precision::tf32> (tensor cores).
+// live on the device (tensor::to_device, network::to_device). Plain NCHW and channels-last both work;
+// with the legacy cuDNN convolution API NCHW is the faster order in f32/tf32 (backend_traits below). The
+// precision is a policy tag: cuda_t<precision::fp32> (IEEE, the default) or cuda_t<precision::tf32>
+// (tensor cores). Results are not bitwise reproducible across processes: cuDNN's algorithm choice is
+// timed, and pooling backward scatters with atomics.
 //
 // Needs the compiled component: link grcnn::cuda (CMake option GRCNN_ENABLE_CUDA).
 #include <array>

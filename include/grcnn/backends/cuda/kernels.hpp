@@ -130,7 +130,7 @@ conv_cache_stats conv_stats();
 void sgd_update(float* w, const float* g, float* buf, std::int64_t n, float lr, float wd, float momentum, float damp,
                 bool nesterov, bool first);
 // torch.optim.AdamW, step t (1-based).
-void adamw_update(float* w, const float* g, float* m, float* v, std::int64_t n, float lr, float wd, float beta1,
-                  float beta2, float eps, std::int64_t step);
+void adamw_update(float* w, const float* g, float* m, float* v, std::int64_t n, double lr, double wd, double beta1,
+                  double beta2, double eps, std::int64_t step);
 
 }  // namespace grcnn::cuda

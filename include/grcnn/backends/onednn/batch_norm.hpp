@@ -44,6 +44,7 @@ struct kernel<onednn, ops::batch_norm_op> {
 
   static tensor forward(const P& pr, const tensor& x, const tensor& gamma, const tensor& beta, tensor& running_mean,
                         tensor& running_var, std::unique_ptr<autograd::payload>& state) {
+    onednn_detail::host_only("batch_norm", {&x, &gamma, &beta, &running_mean, &running_var});
     using namespace onednn_detail;
     bn_plan& p = plan(pr);
     const auto C = pr.x.dims[1];

@@ -107,6 +107,12 @@ inline dnnl::memory::desc md_of(const tensor& t, const dnnl::memory::desc& plain
   }
   return plain_as;
 }
+// The CPU kernels read memory on the host: a device tensor here is a usage error, reported as one.
+inline void host_only(std::string_view op, std::initializer_list<const tensor*> ts) {
+  for (const tensor* t : ts)
+    GRCNN_CHECK(!t->defined() || t->on_host(), backend_error, "onednn ", op, ": tensor ", t->describe(), " is on ",
+                t->where().str(), "; the CPU backend needs host tensors (tensor::to_device(cpu_device))");
+}
 inline dnnl::memory mem(const dnnl::memory::desc& d, const tensor& t) {
   GRCNN_CHECK(!t.defined() || t.on_host(), backend_error, "onednn: tensor ", t.describe(), " is on ", t.where().str(),
               "; the CPU backend needs host tensors (tensor::to_device(cpu_device))");

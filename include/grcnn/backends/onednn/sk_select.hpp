@@ -44,6 +44,8 @@ struct kernel<onednn, ops::sk_select_op> {
   }
 
   static tensor forward(const P& pr, const std::vector<tensor>& branches, const tensor& logits) {
+    onednn_detail::host_only("sk_select", {&logits});
+    for (const auto& t : branches) onednn_detail::host_only("sk_select", {&t});
     tensor out = tensor::empty(pr.branch.dims, pr.branch.type, pr.branch.memory_layout);
     detail::visit_dtype(pr.branch.type, [&]<class T>() {
       if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bf16>) {

@@ -58,6 +58,7 @@ struct kernel<onednn, ops::cross_entropy_op> {
 
   static tensor forward(const P& pr, const tensor& logits, const tensor& target,
                         std::unique_ptr<autograd::payload>& state) {
+    onednn_detail::host_only("cross_entropy", {&logits, &target});
     const auto N = pr.logits.dims[0], K = pr.logits.dims[1];
     const tensor logp = onednn_detail::run_softmax(pr.logits, true, logits);
     const float* lp = logp.data<float>();
@@ -105,6 +106,7 @@ struct kernel<onednn, ops::kl_div_op> {
   static status can_implement(const P& pr) { return onednn_detail::check_f32_loss(pr.input); }
 
   static tensor forward(const P& pr, const tensor& input, const tensor& target) {
+    onednn_detail::host_only("kl_div", {&input, &target});
     const float *x = input.data<float>(), *t = target.data<float>();
     double loss = 0;
     for (std::int64_t i = 0; i < input.numel(); ++i)
