@@ -7,17 +7,6 @@
 using namespace grcnn;
 using namespace grcnn::testing;
 
-namespace {
-
-bool has_image_input(const op_case& c) {
-  for (const auto& s : c.inputs)
-    if (s.kind == input_kind::activation && s.dims.rank() == 4) return true;
-  return false;
-}
-
-
-}  // namespace
-
 TEST_CASE("oneDNN matches the reference backend on every op", "[conformance]") {
   unsigned seed = 2000;
   for (const op_case& c : op_cases()) {

@@ -20,12 +20,6 @@ using namespace grcnn::testing;
 
 namespace {
 
-bool has_image_input(const op_case& c) {
-  for (const auto& s : c.inputs)
-    if (s.kind == input_kind::activation && s.dims.rank() == 4) return true;
-  return false;
-}
-
 case_data to_device(const case_data& d, device where) {
   case_data r;
   for (const auto& t : d.inputs) r.inputs.push_back(t.to_device(where));

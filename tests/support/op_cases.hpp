@@ -182,6 +182,13 @@ inline std::vector<op_case> op_cases() {
   return cases;
 }
 
+// Whether a case has an image-shaped activation (then it is also run channels-last).
+inline bool has_image_input(const op_case& c) {
+  for (const auto& s : c.inputs)
+    if (s.kind == input_kind::activation && s.dims.rank() == 4) return true;
+  return false;
+}
+
 // Inputs of a case in f64, plain layout (the reference's form), drawn from `seed`.
 struct case_data {
   std::vector<tensor> inputs, buffers;
