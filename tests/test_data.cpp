@@ -7,6 +7,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include <numeric>
+
+#include <grcnn/data/augmix.hpp>
 #include <grcnn/data/cifar.hpp>
 #include <grcnn/data/image_folder.hpp>
 #include <grcnn/data/loader.hpp>
@@ -118,6 +121,114 @@ TEST_CASE("crops, flips, padding and normalisation match torchvision", "[data]")
   data::write_normalized(src, t, 0, {0.4914f, 0.4822f, 0.4465f}, {0.2023f, 0.1994f, 0.2010f});
   CHECK(relative_error(t.to_layout(layout::plain), transforms().at("normalized").reshape(t.dims())) <= 1e-6);
   CHECK_THROWS_WITH(data::crop(src, {40, 0, 10, 10}), Catch::Contains("outside a 61x47 image"));
+}
+
+TEST_CASE("AugMix's image operations give PIL's bytes", "[data][augmix]") {
+  namespace am = data::augmix;
+  const io::tensor_dict d = io::load_safetensors(root / "augmix.safetensors");
+  for (const char* pic : {"photo", "low", "flat"}) {
+    const std::string p = pic;
+    const data::rgb_image src = image_of(d.at(p + ".source"));
+    INFO("image " << p);
+    check_same(am::autocontrast(src), d.at(p + ".autocontrast"));
+    check_same(am::equalize(src), d.at(p + ".equalize"));
+    for (int bits : {1, 3, 4, 8}) {
+      INFO("posterize " << bits);
+      check_same(am::posterize(src, bits), d.at(p + ".posterize." + std::to_string(bits)));
+    }
+    for (int thr : {0, 100, 200, 256}) {
+      INFO("solarize " << thr);
+      check_same(am::solarize(src, thr), d.at(p + ".solarize." + std::to_string(thr)));
+    }
+    const double degrees[] = {0, 7, -13, 30, 90, 180, 271};
+    for (int k = 0; k < 7; ++k) {
+      INFO("rotate " << degrees[k]);
+      check_same(am::rotate(src, degrees[k]), d.at(p + ".rotate." + std::to_string(k)));
+    }
+    const double shears[] = {0.1, -0.27, 0.3};
+    const double shifts[] = {3, -5, 7};
+    for (int k = 0; k < 3; ++k) {
+      INFO("shear " << shears[k] << ", translate " << shifts[k]);
+      check_same(am::shear_x(src, shears[k]), d.at(p + ".shear_x." + std::to_string(k)));
+      check_same(am::shear_y(src, shears[k]), d.at(p + ".shear_y." + std::to_string(k)));
+      check_same(am::translate_x(src, shifts[k]), d.at(p + ".translate_x." + std::to_string(k)));
+      check_same(am::translate_y(src, shifts[k]), d.at(p + ".translate_y." + std::to_string(k)));
+    }
+  }
+  data::rgb_image bad{4, 4, std::vector<std::uint8_t>(5)};
+  CHECK_THROWS_WITH(am::equalize(bad), Catch::Contains("malformed image 4x4 with 5 bytes"));
+  CHECK_THROWS_WITH(am::posterize(image_of(d.at("photo.source")), 9), Catch::Contains("bits 9 outside [0, 8]"));
+}
+
+TEST_CASE("AugMix mixes a plan's chains as augment_and_mix does", "[data][augmix]") {
+  namespace am = data::augmix;
+  const io::tensor_dict d = io::load_safetensors(root / "augmix.safetensors");
+  const data::rgb_image src = image_of(d.at("photo.source"));
+  am::plan p;
+  p.chains = {{{am::op_kind::rotate, 7}, {am::op_kind::posterize, 3}},
+              {{am::op_kind::shear_x, -0.1}},
+              {{am::op_kind::equalize, 0}, {am::op_kind::translate_y, 4}, {am::op_kind::solarize, 128}}};
+  p.weights = {0.2f, 0.5f, 0.3f};
+  p.m = 0.37f;
+  const auto got = am::mix(src, p, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f});
+  const tensor& want = d.at("mix.chw");  // [3, H, W]
+  const auto wv = want.values<double>();
+  const std::size_t H = static_cast<std::size_t>(src.height), W = static_cast<std::size_t>(src.width);
+  REQUIRE(wv.size() == got.size());
+  double err = 0;
+  for (std::size_t c = 0; c < 3; ++c)
+    for (std::size_t i = 0; i < H * W; ++i) err = std::max(err, std::abs(wv[c * H * W + i] - got[i * 3 + c]));
+  CHECK(err < 1e-6);
+}
+
+TEST_CASE("AugMix plans follow the original's distributions", "[data][augmix]") {
+  namespace am = data::augmix;
+  std::mt19937_64 rng(5);
+  const int n = 20000;
+  std::array<double, 3> wsum{}, depth_count{};
+  double msum = 0, max_weight_error = 0;
+  std::array<int, 9> op_count{};
+  int flips = 0, signed_ops = 0;
+  for (int i = 0; i < n; ++i) {
+    const am::plan p = am::sample_plan(am::options{.severity = 3}, 32, rng);
+    REQUIRE(p.chains.size() == 3);
+    double total = 0;
+    for (int k = 0; k < 3; ++k) {
+      wsum[k] += p.weights[k];
+      total += p.weights[k];
+      REQUIRE(p.chains[k].size() >= 1);
+      REQUIRE(p.chains[k].size() <= 3);
+      depth_count[p.chains[k].size() - 1] += 1;
+      for (const auto& s : p.chains[k]) {
+        op_count[static_cast<std::size_t>(s.kind)]++;
+        switch (s.kind) {
+          case am::op_kind::posterize: CHECK((s.param >= 3 && s.param <= 4)); break;  // 4 - floor(l * 4 / 10), l < 3
+          case am::op_kind::solarize: CHECK((s.param > 256 - 77 && s.param <= 256)); break;
+          case am::op_kind::rotate: CHECK(std::abs(s.param) <= 9); break;
+          case am::op_kind::shear_x:
+          case am::op_kind::shear_y: CHECK((std::abs(s.param) >= 0.003 - 1e-12 && std::abs(s.param) <= 0.09 + 1e-12)); break;
+          case am::op_kind::translate_x:
+          case am::op_kind::translate_y: CHECK(std::abs(s.param) <= 3); break;
+          default: break;
+        }
+        if (s.kind == am::op_kind::shear_x || s.kind == am::op_kind::shear_y) {
+          ++signed_ops;
+          flips += s.param < 0;
+        }
+      }
+    }
+    max_weight_error = std::max(max_weight_error, std::abs(total - 1.0));
+    msum += p.m;
+    CHECK((p.m >= 0 && p.m <= 1));
+  }
+  CHECK(max_weight_error < 1e-6);  // the chain weights sum to 1
+  for (double w : wsum) CHECK(std::abs(w / n - 1.0 / 3) < 0.01);  // Dirichlet(1,1,1): mean 1/3 each
+  CHECK(std::abs(msum / n - 0.5) < 0.01);                          // Beta(1,1): mean 1/2
+  for (double c : depth_count) CHECK(std::abs(c / (3.0 * n) - 1.0 / 3) < 0.01);
+  const int ops = std::accumulate(op_count.begin(), op_count.end(), 0);
+  for (int c : op_count) CHECK(std::abs(static_cast<double>(c) / ops - 1.0 / 9) < 0.01);
+  CHECK(std::abs(static_cast<double>(flips) / signed_ops - 0.5) < 0.02);
+  CHECK_THROWS_WITH(am::sample_plan(am::options{.severity = 0}, 32, rng), Catch::Contains("severity 0 outside [1, 10]"));
 }
 
 TEST_CASE("RandomResizedCrop boxes follow torchvision's distribution", "[data]") {

@@ -124,4 +124,61 @@ boxes = torch.tensor([torchvision.transforms.RandomResizedCrop.get_params(img, (
 tensors.append(("rrc_stats", torch.stack([(boxes[:, 2] * boxes[:, 3] / 20000).mean(), (boxes[:, 3] / boxes[:, 2]).mean(),
                                           boxes[:, 0].mean(), boxes[:, 1].mean()])))
 safetensors_io.save(str(out / "transforms.safetensors"), tensors)
+
+# AugMix operations (the PIL calls of google-research/augmix's augmentations.py) ---------------------
+from PIL import ImageOps  # noqa: E402
+
+
+def arr(im):
+    return torch.from_numpy(np.asarray(im).copy()).to(torch.int64)
+
+
+# A photo-like image, a low-contrast one (autocontrast stretches it) and one with a constant channel.
+pics = {"photo": photo(23, 17, 1)}
+low = (np.asarray(photo(19, 14, 4)).astype(np.int64) // 4 + 60).astype(np.uint8)
+pics["low"] = Image.fromarray(low)
+flat = np.asarray(photo(16, 16, 2)).copy()
+flat[:, :, 1] = 77
+pics["flat"] = Image.fromarray(flat)
+aug = []
+for name, im in pics.items():
+    aug.append((f"{name}.source", arr(im)))
+    aug.append((f"{name}.autocontrast", arr(ImageOps.autocontrast(im))))
+    aug.append((f"{name}.equalize", arr(ImageOps.equalize(im))))
+    for bits in (1, 3, 4, 8):
+        aug.append((f"{name}.posterize.{bits}", arr(ImageOps.posterize(im, bits))))
+    for thr in (0, 100, 200, 256):
+        aug.append((f"{name}.solarize.{thr}", arr(ImageOps.solarize(im, thr))))
+    for k, deg in enumerate((0, 7, -13, 30, 90, 180, 271)):
+        aug.append((f"{name}.rotate.{k}", arr(im.rotate(deg, resample=Image.BILINEAR))))
+    for k, s in enumerate((0.1, -0.27, 0.3)):
+        aug.append((f"{name}.shear_x.{k}", arr(im.transform(im.size, Image.AFFINE, (1, s, 0, 0, 1, 0), resample=Image.BILINEAR))))
+        aug.append((f"{name}.shear_y.{k}", arr(im.transform(im.size, Image.AFFINE, (1, 0, 0, s, 1, 0), resample=Image.BILINEAR))))
+    for k, t in enumerate((3, -5, 7)):
+        aug.append((f"{name}.translate_x.{k}", arr(im.transform(im.size, Image.AFFINE, (1, 0, t, 0, 1, 0), resample=Image.BILINEAR))))
+        aug.append((f"{name}.translate_y.{k}", arr(im.transform(im.size, Image.AFFINE, (1, 0, 0, 0, 1, t), resample=Image.BILINEAR))))
+# The mixing of a fixed plan, computed as augment_and_mix does (f32 weights, torch normalisation).
+mix_mean, mix_std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+def pre(im):
+    return TF.normalize(TF.to_tensor(im), mix_mean, mix_std)
+
+
+src = pics["photo"]
+chains = [[lambda im: im.rotate(7, resample=Image.BILINEAR), lambda im: ImageOps.posterize(im, 3)],
+          [lambda im: im.transform(im.size, Image.AFFINE, (1, -0.1, 0, 0, 1, 0), resample=Image.BILINEAR)],
+          [ImageOps.equalize, lambda im: im.transform(im.size, Image.AFFINE, (1, 0, 0, 0, 1, 4), resample=Image.BILINEAR),
+           lambda im: ImageOps.solarize(im, 128)]]
+ws = np.float32([0.2, 0.5, 0.3])
+m = np.float32(0.37)
+mixed = torch.zeros_like(pre(src))
+for i, chain in enumerate(chains):
+    im = src.copy()
+    for op in chain:
+        im = op(im)
+    mixed += ws[i] * pre(im)
+mixed = (1 - m) * pre(src) + m * mixed
+aug.append(("mix.chw", mixed.to(torch.float32)))
+safetensors_io.save(str(out / "augmix.safetensors"), aug)
 print(f"wrote data fixtures to {out}")

@@ -17,9 +17,8 @@ inline void add_inplace(tensor& dst, const tensor& src) {
     s = s.to_dtype(dst.type());
     s = dst.memory_layout() == layout::opaque ? s.to_format(dst.format()) : s.to_layout(dst.memory_layout());
   }
-  if (!dst.on_host() || !s.on_host()) {
-    s = s.to_device(dst.where());
-    GRCNN_CHECK(!dst.on_host(), error, "add_inplace: host destination ", dst.describe(), " for a device gradient");
+  s = s.to_device(dst.where());  // accumulate where the destination lives
+  if (!dst.on_host()) {
     runtime_for(dst.where()).add_inplace(dst.type(), dst.raw(), s.raw(), static_cast<std::size_t>(dst.numel()));
     return;
   }
