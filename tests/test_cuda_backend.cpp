@@ -9,6 +9,7 @@
 
 #include <grcnn/backends/cuda/cuda.hpp>
 #include <grcnn/backends/cuda/device.hpp>
+#include <grcnn/io/state_dict.hpp>
 #include <grcnn/models/grcnn.hpp>
 #include <grcnn/train/adamw.hpp>
 #include <grcnn/train/sgd.hpp>
@@ -127,17 +128,6 @@ TEST_CASE("device tensors round-trip, fill, accumulate and refuse host-only use 
 
 namespace {
 
-template <class NetA, class NetB>
-void copy_state(NetA& from, NetB& to) {
-  auto a = from.state(), b = to.state();
-  REQUIRE(a.size() == b.size());
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const tensor v = a[i].value().to_layout(layout::plain);
-    tensor& dst = b[i].value();
-    dst = v.clone();
-  }
-}
-
 struct step_result {
   double loss = 0;
   std::vector<std::string> names;  // per parameter (its first state_dict name)
@@ -195,8 +185,8 @@ void compare_training_step(int batch, int size, int classes) {
   Model<backends::onednn> cpu(classes, 11);
   Model<backends::cuda> gpu(classes, 99);  // other weights, overwritten below
   Model<backends::reference<double>> exact(classes, 99);
-  copy_state(cpu, gpu);
-  copy_state(cpu, exact);
+  io::load_state_dict(gpu.state(), io::state_dict(cpu.state()));
+  io::load_state_dict(exact.state(), io::state_dict(cpu.state()));
   exact.to_dtype(dtype::f64);
   gpu.to_device(cuda_device);
   std::mt19937 rng(17);

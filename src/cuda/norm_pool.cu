@@ -35,6 +35,24 @@ inline bool small_index(const view4& v) { return v.numel() < (std::int64_t(1) <<
 
 // mode 0: s0 = sum x.  mode 1: s0 = sum (x - mean)^2.
 // mode 2: g = dy (masked by y > 0 when relu): s0 = sum g, s1 = sum g * (x - mean) * invstd.
+// Adds element o's contribution; shared by the NHWC and the NCHW reduction kernels.
+template <int Mode, class I>
+__device__ inline void accumulate(I o, const float* x, const float* dy, const float* y, bool relu, float mu, float is,
+                                  float& s0, float& s1) {
+  const float xv = x[o];
+  if (Mode == 0) {
+    s0 += xv;
+  } else if (Mode == 1) {
+    const float d = xv - mu;
+    s0 += d * d;
+  } else {
+    float g = dy[o];
+    if (relu && !(y[o] > 0.f)) g = 0.f;
+    s0 += g;
+    s1 += g * (xv - mu) * is;
+  }
+}
+
 template <int Mode, class I>
 __global__ void k_channel_partials(view4 v, const float* x, const float* dy, const float* y, bool relu,
                                    const float* mean, const float* invstd, double* partials) {
@@ -44,19 +62,7 @@ __global__ void k_channel_partials(view4 v, const float* x, const float* dy, con
   if (c < v.c) {
     const float mu = Mode >= 1 ? mean[c] : 0.f, is = Mode == 2 ? invstd[c] : 0.f;
     for (std::int64_t r = blockIdx.y * kRowsPerBlock + threadIdx.y; r < rows; r += gridDim.y * kRowsPerBlock) {
-      const I o = offset_of<I>(v, static_cast<I>(r), static_cast<I>(c));
-      const float xv = x[o];
-      if (Mode == 0) {
-        s0 += xv;
-      } else if (Mode == 1) {
-        const float d = xv - mu;
-        s0 += d * d;
-      } else {
-        float g = dy[o];
-        if (relu && !(y[o] > 0.f)) g = 0.f;
-        s0 += g;
-        s1 += g * (xv - mu) * is;
-      }
+      accumulate<Mode>(offset_of<I>(v, static_cast<I>(r), static_cast<I>(c)), x, dy, y, relu, mu, is, s0, s1);
     }
   }
   __shared__ double sh0[kRowsPerBlock][kChannelsPerBlock], sh1[kRowsPerBlock][kChannelsPerBlock];
@@ -87,18 +93,7 @@ __global__ void k_plane_partials(view4 v, int groups, const float* x, const floa
   for (std::uint32_t j = threadIdx.x; j < planes * hw; j += blockDim.x) {
     const std::uint32_t q = j / hw, p = j - q * hw, n = g + q * G;
     const std::int64_t o = static_cast<std::int64_t>(n) * v.sn + static_cast<std::int64_t>(c) * v.sc + p;
-    const float xv = x[o];
-    if (Mode == 0) {
-      s0 += xv;
-    } else if (Mode == 1) {
-      const float d = xv - mu;
-      s0 += d * d;
-    } else {
-      float gr = dy[o];
-      if (relu && !(y[o] > 0.f)) gr = 0.f;
-      s0 += gr;
-      s1 += gr * (xv - mu) * is;
-    }
+    accumulate<Mode>(o, x, dy, y, relu, mu, is, s0, s1);
   }
   const double t0 = block_sum(static_cast<double>(s0));
   const double t1 = Mode == 2 ? block_sum(static_cast<double>(s1)) : 0.0;
