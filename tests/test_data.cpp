@@ -154,6 +154,14 @@ TEST_CASE("AugMix's image operations give PIL's bytes", "[data][augmix]") {
       check_same(am::translate_x(src, shifts[k]), d.at(p + ".translate_x." + std::to_string(k)));
       check_same(am::translate_y(src, shifts[k]), d.at(p + ".translate_y." + std::to_string(k)));
     }
+    const double factors[] = {0.1, 0.5, 1.0, 1.37, 1.9, 0.0};
+    for (int k = 0; k < 6; ++k) {
+      INFO("enhance factor " << factors[k]);
+      check_same(am::color(src, factors[k]), d.at(p + ".color." + std::to_string(k)));
+      check_same(am::contrast(src, factors[k]), d.at(p + ".contrast." + std::to_string(k)));
+      check_same(am::brightness(src, factors[k]), d.at(p + ".brightness." + std::to_string(k)));
+      check_same(am::sharpness(src, factors[k]), d.at(p + ".sharpness." + std::to_string(k)));
+    }
   }
   data::rgb_image bad{4, 4, std::vector<std::uint8_t>(5)};
   CHECK_THROWS_WITH(am::equalize(bad), Catch::Contains("malformed image 4x4 with 5 bytes"));

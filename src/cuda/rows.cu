@@ -1,5 +1,6 @@
 // Row-wise kernels over [N, K]: softmax / log-softmax, cross-entropy with hard or soft targets and
-// label smoothing, KL divergence (batchmean); and the selective-kernel fusion. One block per row; the
+// label smoothing, KL divergence (batchmean), the Jensen-Shannon consistency loss and the grouped
+// log-sum-exp; and the selective-kernel fusion. One block per row; the
 // batch means are reduced by a second single-block kernel (deterministic, no atomics).
 #include <cfloat>
 #include <cmath>
@@ -88,6 +89,90 @@ __global__ void k_kl_bwd(const float* dloss, const float* x, const float* t, flo
   GRCNN_GRID_STRIDE(i, n) {
     if (dx) dx[i] = -g * t[i];
     if (dt) dt[i] = t[i] > 0.f ? g * (logf(t[i]) + 1.f - x[i]) : 0.f;
+  }
+}
+
+// ---- Jensen-Shannon over V views stacked along the batch ----
+// In double throughout: with saturated softmaxes the gradient is a small difference of O(1) terms,
+// which f32 would lose (these are [N, K] problems; the cost is nil next to the network).
+// Log-softmax of each row of [rows, k] into logp (double).
+__global__ void k_js_log_softmax(const float* x, double* logp, std::int64_t k) {
+  const float* row = x + blockIdx.x * k;
+  double mx = -DBL_MAX;
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) mx = fmax(mx, static_cast<double>(row[j]));
+  mx = block_max(mx, -DBL_MAX);
+  double s = 0.0;
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) s += exp(static_cast<double>(row[j]) - mx);
+  s = block_sum(s);
+  const double lse = mx + log(s);
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) logp[blockIdx.x * k + j] = static_cast<double>(row[j]) - lse;
+}
+// One block per row n of a view: g = d loss / d p without the 1/(V N) (p log p counts 0 where p = 0;
+// the clamp passes the mixture's gradient only inside [1e-7, 1]) and the row's sum of KLs.
+__global__ void k_js_rows(const double* logp, std::int64_t n_rows, int views, std::int64_t k, double* g,
+                          double* row_loss) {
+  const std::int64_t n = blockIdx.x;
+  double loss = 0.0;
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) {
+    double M = 0.0;
+    for (int v = 0; v < views; ++v) M += exp(logp[(v * n_rows + n) * k + j]);
+    M /= static_cast<double>(views);
+    const double m = fmin(fmax(M, 1e-7), 1.0), logm = log(m);
+    const double through = (M >= 1e-7 && M <= 1.0) ? M / m : 0.0;
+    for (int v = 0; v < views; ++v) {
+      const std::int64_t i = (v * n_rows + n) * k + j;
+      const double p = exp(logp[i]);
+      if (p > 0.0) {
+        loss += p * (logp[i] - logm);
+        g[i] = logp[i] + 1.0 - logm - through;
+      } else {
+        g[i] = -through;
+      }
+    }
+  }
+  loss = block_sum(loss);
+  if (threadIdx.x == 0) row_loss[n] = loss;
+}
+// unit = scale * p * (g - sum_k p g): through the softmax, one block per row of [V*N, K].
+__global__ void k_js_grad(const double* logp, const double* g, float* unit, std::int64_t k, double scale) {
+  const std::int64_t o = blockIdx.x * k;
+  double s = 0.0;
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) s += exp(logp[o + j]) * g[o + j];
+  s = block_sum(s);
+  for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x)
+    unit[o + j] = static_cast<float>(scale * exp(logp[o + j]) * (g[o + j] - s));
+}
+__global__ void k_js_mean(const double* v, std::int64_t n, double divisor, float* out) {
+  double s = 0.0;
+  for (std::int64_t j = threadIdx.x; j < n; j += blockDim.x) s += v[j];
+  s = block_sum(s);
+  if (threadIdx.x == 0) out[0] = static_cast<float>(s / divisor);
+}
+__global__ void k_scale_by(const float* factor, const float* src, float* dst, std::int64_t n) {
+  const float f = factor[0];
+  GRCNN_GRID_STRIDE(i, n) dst[i] = f * src[i];
+}
+
+// ---- grouped log-sum-exp: one thread per (row, group) over the row's columns ----
+__global__ void k_group_lse(const float* x, const std::int64_t* group, std::int64_t rows, std::int64_t k,
+                            std::int64_t groups, float* y) {
+  GRCNN_GRID_STRIDE(i, rows * groups) {
+    const std::int64_t n = i / groups, s = i % groups;
+    const float* row = x + n * k;
+    float mx = -INFINITY;
+    for (std::int64_t j = 0; j < k; ++j)
+      if (group[j] == s) mx = fmaxf(mx, row[j]);
+    float sum = 0.f;
+    for (std::int64_t j = 0; j < k; ++j)
+      if (group[j] == s) sum += expf(row[j] - mx);
+    y[i] = mx + logf(sum);
+  }
+}
+__global__ void k_group_lse_bwd(const float* dy, const float* x, const float* y, const std::int64_t* group, std::int64_t rows,
+                                std::int64_t k, std::int64_t groups, float* dx) {
+  GRCNN_GRID_STRIDE(i, rows * k) {
+    const std::int64_t n = i / k, s = group[i % k];
+    dx[i] = s >= 0 ? dy[n * groups + s] * expf(x[i] - y[n * groups + s]) : 0.f;
   }
 }
 
@@ -217,6 +302,43 @@ void kl_div_backward(const float* dloss, const float* x, const float* t, float* 
   const std::int64_t n = rows * k;
   k_kl_bwd<<<blocks_for(n), 256, 0, stream()>>>(dloss, x, t, dx, dt, n, 1.f / static_cast<float>(rows));
   check_last_launch("kl_div backward");
+}
+
+void jensen_shannon_forward(const float* logits, std::int64_t rows, std::int64_t k, int views, float* loss,
+                            float* grad_unit) {
+  GRCNN_PROFILE("jensen_shannon");
+  const std::int64_t n = rows / views;
+  scratch logp(static_cast<std::size_t>(rows * k) * sizeof(double)), g(static_cast<std::size_t>(rows * k) * sizeof(double)),
+      row_loss(static_cast<std::size_t>(n) * sizeof(double));
+  k_js_log_softmax<<<static_cast<unsigned>(rows), kRowThreads, 0, stream()>>>(logits, logp.as<double>(), k);
+  check_last_launch("jensen_shannon log-softmax");
+  k_js_rows<<<static_cast<unsigned>(n), kRowThreads, 0, stream()>>>(logp.as<double>(), n, views, k, g.as<double>(),
+                                                                   row_loss.as<double>());
+  check_last_launch("jensen_shannon rows");
+  k_js_mean<<<1, 1024, 0, stream()>>>(row_loss.as<double>(), n, static_cast<double>(rows), loss);
+  check_last_launch("jensen_shannon mean");
+  k_js_grad<<<static_cast<unsigned>(rows), kRowThreads, 0, stream()>>>(logp.as<double>(), g.as<double>(), grad_unit, k,
+                                                                      1.0 / static_cast<double>(rows));
+  check_last_launch("jensen_shannon gradient");
+}
+void scale_by_device_scalar(const float* factor, const float* src, float* dst, std::int64_t n) {
+  if (n == 0) return;
+  k_scale_by<<<blocks_for(n), 256, 0, stream()>>>(factor, src, dst, n);
+  check_last_launch("scale by scalar");
+}
+void group_logsumexp_forward(const float* x, const std::int64_t* group, std::int64_t rows, std::int64_t k,
+                             std::int64_t groups, float* y) {
+  GRCNN_PROFILE("group_logsumexp");
+  if (rows * groups == 0) return;
+  k_group_lse<<<blocks_for(rows * groups), 256, 0, stream()>>>(x, group, rows, k, groups, y);
+  check_last_launch("group_logsumexp");
+}
+void group_logsumexp_backward(const float* dy, const float* x, const float* y, const std::int64_t* group, std::int64_t rows,
+                              std::int64_t k, std::int64_t groups, float* dx) {
+  GRCNN_PROFILE("group_logsumexp backward");
+  if (rows * k == 0) return;
+  k_group_lse_bwd<<<blocks_for(rows * k), 256, 0, stream()>>>(dy, x, y, group, rows, k, groups, dx);
+  check_last_launch("group_logsumexp backward");
 }
 
 void sk_select_forward(const view4& v, int M, const float* const* branch_ptrs_in, const float* logits, float* out) {

@@ -26,7 +26,7 @@ enum class input_kind {
   log_probs,    // rows of log-probabilities, the case's dtype
   probs,        // rows of probabilities, the case's dtype
 };
-enum class buffer_kind { running_mean, running_var, labels, probs };
+enum class buffer_kind { running_mean, running_var, labels, probs, groups };  // groups: a column -> group map
 
 struct input_spec {
   shape dims;
@@ -36,7 +36,7 @@ struct input_spec {
 struct buffer_spec {
   shape dims;
   buffer_kind kind;
-  std::int64_t classes = 0;  // for labels
+  std::int64_t classes = 0;  // for labels; the group count for groups
 };
 
 using run_fn = std::function<variable(std::vector<variable>&, std::vector<tensor>&)>;
@@ -169,6 +169,26 @@ inline std::vector<op_case> op_cases() {
                               return ops::kl_div<GRCNN_BACKEND_OF(tag)>(v[0], v[1]);
                             },
                             false));
+  // AugMix's consistency loss; the saturated case scales the logits by 32 so that mixture entries fall
+  // below the 1e-7 clamp (whose gradient is then zero).
+  auto js = [&](std::string name, shape l, int views, int doublings) {
+    cases.push_back(make_case(name, {{l, A::activation}}, {},
+                              [views, doublings](auto tag, std::vector<variable>& v, std::vector<tensor>&) {
+                                using B = GRCNN_BACKEND_OF(tag);
+                                variable x = v[0];
+                                for (int i = 0; i < doublings; ++i) x = ops::add<B>(x, x);
+                                return ops::jensen_shannon<B>(x, views);
+                              },
+                              false));
+  };
+  js("jensen_shannon", {6, 5}, 3, 0);
+  js("jensen_shannon_two_views", {4, 7}, 2, 0);
+  js("jensen_shannon_saturated", {6, 9}, 3, 5);
+  cases.push_back(make_case("group_logsumexp", {{{3, 7}, A::activation}}, {{{7}, buffer_kind::groups, 3}},
+                            [](auto tag, std::vector<variable>& v, std::vector<tensor>& b) {
+                              return ops::group_logsumexp<GRCNN_BACKEND_OF(tag)>(v[0], b[0], 3);
+                            },
+                            false));
   auto sk = [&](std::string name, shape b, int M) {
     std::vector<input_spec> in(static_cast<std::size_t>(M), input_spec{b, A::activation});
     in.push_back({shape{b[0], M * b[1]}, A::activation});
@@ -187,6 +207,14 @@ inline bool has_image_input(const op_case& c) {
   for (const auto& s : c.inputs)
     if (s.kind == input_kind::activation && s.dims.rank() == 4) return true;
   return false;
+}
+
+// Column k in group k % groups, the last column in none (-1) when there are more columns than groups.
+inline tensor group_map(std::int64_t columns, std::int64_t groups) {
+  std::vector<std::int64_t> g(static_cast<std::size_t>(columns));
+  for (std::int64_t k = 0; k < columns; ++k) g[static_cast<std::size_t>(k)] = k % groups;
+  if (columns > groups) g.back() = -1;
+  return tensor::from_values(shape{columns}, g);
 }
 
 // Inputs of a case in f64, plain layout (the reference's form), drawn from `seed`.
@@ -215,6 +243,7 @@ inline case_data make_case_data(const op_case& c, unsigned seed) {
       case buffer_kind::running_var: d.buffers.push_back(uniform(b.dims, rng, 0.5, 2.0)); break;
       case buffer_kind::labels: d.buffers.push_back(labels(b.dims[0], b.classes, rng)); break;
       case buffer_kind::probs: d.buffers.push_back(probabilities(b.dims[0], b.dims[1], rng)); break;
+      case buffer_kind::groups: d.buffers.push_back(group_map(b.dims[0], b.classes)); break;
     }
   }
   return d;
@@ -233,7 +262,8 @@ inline case_data convert_case_data(const op_case& c, const case_data& d, dtype t
   for (std::size_t i = 0; i < d.buffers.size(); ++i) {
     const tensor& b = d.buffers[i];
     switch (c.buffers[i].kind) {
-      case buffer_kind::labels: r.buffers.push_back(b.clone()); break;
+      case buffer_kind::labels:
+      case buffer_kind::groups: r.buffers.push_back(b.clone()); break;
       case buffer_kind::probs: r.buffers.push_back(b.to_dtype(t).clone()); break;
       default: r.buffers.push_back(b.to_dtype(t == dtype::f64 ? dtype::f64 : dtype::f32).clone()); break;
     }

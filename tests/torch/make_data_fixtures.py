@@ -126,7 +126,7 @@ tensors.append(("rrc_stats", torch.stack([(boxes[:, 2] * boxes[:, 3] / 20000).me
 safetensors_io.save(str(out / "transforms.safetensors"), tensors)
 
 # AugMix operations (the PIL calls of google-research/augmix's augmentations.py) ---------------------
-from PIL import ImageOps  # noqa: E402
+from PIL import ImageEnhance, ImageOps  # noqa: E402
 
 
 def arr(im):
@@ -157,6 +157,11 @@ for name, im in pics.items():
     for k, t in enumerate((3, -5, 7)):
         aug.append((f"{name}.translate_x.{k}", arr(im.transform(im.size, Image.AFFINE, (1, 0, t, 0, 1, 0), resample=Image.BILINEAR))))
         aug.append((f"{name}.translate_y.{k}", arr(im.transform(im.size, Image.AFFINE, (1, 0, 0, 0, 1, t), resample=Image.BILINEAR))))
+    # --all-ops: factors 0.1-1.9 as augmentations.py draws them, plus 0, 1 and 0.5 edge cases
+    for k, f in enumerate((0.1, 0.5, 1.0, 1.37, 1.9, 0.0)):
+        for op, cls in (("color", ImageEnhance.Color), ("contrast", ImageEnhance.Contrast),
+                        ("brightness", ImageEnhance.Brightness), ("sharpness", ImageEnhance.Sharpness)):
+            aug.append((f"{name}.{op}.{k}", arr(cls(im).enhance(f))))
 # The mixing of a fixed plan, computed as augment_and_mix does (f32 weights, torch normalisation).
 mix_mean, mix_std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 

@@ -45,6 +45,11 @@ def make_buffer(shape, kind, classes=0):
         return uniform(shape, 0.5, 2.0)
     if kind == "labels":
         return torch.randint(0, classes, shape, dtype=torch.int64)
+    if kind == "groups":  # op_cases.hpp's group_map: column k in group k % classes, the last in none
+        g = torch.arange(shape[0], dtype=torch.int64) % classes
+        if shape[0] > classes:
+            g[-1] = -1
+        return g
     return probabilities(*shape)
 
 
@@ -116,6 +121,25 @@ ce("cross_entropy_soft", True, 0.0)
 ce("cross_entropy_soft_smoothing", True, 0.2)
 case("kl_div", [((4, 6), "log_probs"), ((4, 6), "probs")], [], lambda v, b: F.kl_div(v[0], v[1], reduction="batchmean"))
 
+
+
+def jensen_shannon(x, views):
+    """AugMix's JSD (google-research/augmix imagenet.py) generalised to V views stacked along dim 0."""
+    ps = [F.softmax(c, dim=1) for c in x.chunk(views, 0)]
+    mixture = torch.clamp(sum(ps) / views, 1e-7, 1).log()
+    return sum(F.kl_div(mixture, p, reduction="batchmean") for p in ps) / views
+
+
+case("jensen_shannon", [((6, 5), "activation")], [], lambda v, b: jensen_shannon(v[0], 3))
+case("jensen_shannon_two_views", [((4, 7), "activation")], [], lambda v, b: jensen_shannon(v[0], 2))
+case("jensen_shannon_saturated", [((6, 9), "activation")], [], lambda v, b: jensen_shannon(v[0] * 32, 3))
+
+
+def group_logsumexp(x, groups, count):
+    return torch.stack([torch.logsumexp(x[:, groups == s], dim=1) for s in range(count)], dim=1)
+
+
+case("group_logsumexp", [((3, 7), "activation")], [((7,), "groups", 3)], lambda v, b: group_logsumexp(v[0], b[0], 3))
 
 
 def sk(name, b, M):

@@ -94,10 +94,17 @@ inline transform_step resize_then_center_crop(int resize, int size) {
   return [=](rgb_image img, augment_rng&) { return center_crop(resize_shorter_side(img, resize), size, size); };
 }
 
-// Steps applied in order, then ToTensor + Normalize with the pipeline's mean and std.
+// An extra view of a sample for multi-view training (AugMix, texture/noise blending): from the image the
+// steps produced, the view's normalised pixels (HWC order, same size), drawing from the batch's generator.
+using view_fn = std::function<std::vector<float>(const rgb_image&, augment_rng&, const std::array<float, 3>& mean,
+                                                 const std::array<float, 3>& stddev)>;
+
+// Steps applied in order, then ToTensor + Normalize with the pipeline's mean and std. With extra views,
+// a batch of n samples holds (1 + views) * n images: the clean view first, then each extra view's n.
 struct pipeline {
   std::vector<transform_step> steps;
   std::array<float, 3> mean = imagenet_mean, stddev = imagenet_std;
+  std::vector<view_fn> views;
 
   rgb_image apply(rgb_image img, augment_rng& rng) const {
     for (const auto& s : steps) img = s(std::move(img), rng);

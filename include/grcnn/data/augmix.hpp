@@ -9,24 +9,37 @@
 #include <string_view>
 #include <vector>
 
+#include "grcnn/data/augment.hpp"
 #include "grcnn/data/augmix_ops.hpp"
 
 namespace grcnn::data::augmix {
 
-// The nine default operations (the four "all ops" enhancements overlap ImageNet-C and are not built yet).
-enum class op_kind { autocontrast, equalize, posterize, rotate, solarize, shear_x, shear_y, translate_x, translate_y };
+// The nine default operations, and the thirteen of --all-ops (adds the four enhancements, which the
+// original leaves out by default because they overlap ImageNet-C's corruptions). Orders as the original's
+// augmentations and augmentations_all lists.
+enum class op_kind {
+  autocontrast, equalize, posterize, rotate, solarize, shear_x, shear_y, translate_x, translate_y,
+  color, contrast, brightness, sharpness
+};
 inline constexpr std::array<op_kind, 9> default_ops{op_kind::autocontrast, op_kind::equalize, op_kind::posterize,
                                                     op_kind::rotate,       op_kind::solarize, op_kind::shear_x,
                                                     op_kind::shear_y,      op_kind::translate_x, op_kind::translate_y};
+inline constexpr std::array<op_kind, 13> all_ops{op_kind::autocontrast, op_kind::equalize,    op_kind::posterize,
+                                                 op_kind::rotate,       op_kind::solarize,    op_kind::shear_x,
+                                                 op_kind::shear_y,      op_kind::translate_x, op_kind::translate_y,
+                                                 op_kind::color,        op_kind::contrast,    op_kind::brightness,
+                                                 op_kind::sharpness};
 
 constexpr std::string_view name_of(op_kind k) {
-  constexpr std::array<std::string_view, 9> names{"autocontrast", "equalize", "posterize", "rotate", "solarize",
-                                                  "shear_x",      "shear_y",  "translate_x", "translate_y"};
+  constexpr std::array<std::string_view, 13> names{"autocontrast", "equalize", "posterize",   "rotate",
+                                                   "solarize",     "shear_x",  "shear_y",     "translate_x",
+                                                   "translate_y",  "color",    "contrast",    "brightness",
+                                                   "sharpness"};
   return names[static_cast<std::size_t>(k)];
 }
 
 // One operation with its drawn magnitude: bits (posterize), threshold (solarize), degrees (rotate),
-// shear factor, or pixels (translate); unused for autocontrast and equalize.
+// shear factor, pixels (translate) or enhancement factor; unused for autocontrast and equalize.
 struct op_step {
   op_kind kind = op_kind::autocontrast;
   double param = 0;
@@ -43,6 +56,10 @@ inline rgb_image apply(const rgb_image& img, const op_step& s) {
     case op_kind::shear_y: return shear_y(img, s.param);
     case op_kind::translate_x: return translate_x(img, s.param);
     case op_kind::translate_y: return translate_y(img, s.param);
+    case op_kind::color: return color(img, s.param);
+    case op_kind::contrast: return contrast(img, s.param);
+    case op_kind::brightness: return brightness(img, s.param);
+    case op_kind::sharpness: return sharpness(img, s.param);
   }
   throw error("augmix: unknown operation");
 }
@@ -53,6 +70,7 @@ struct options {
   int depth = -1;       // operations per chain; -1: uniform in {1, 2, 3}
   double alpha = 1.0;   // Dirichlet and Beta parameter (aug_prob_coeff)
   int image_size = 0;   // translate magnitude base (IMAGE_SIZE / 3); 0: the image's width
+  bool all_ops = false; // draw from all thirteen operations (the original's --all-ops)
 };
 
 inline void check(const options& o) {
@@ -79,6 +97,10 @@ op_step sample_step(op_kind kind, int severity, int image_size, Rng& rng) {
     case op_kind::shear_y: s.param = float_param(level(rng), 0.3); break;
     case op_kind::translate_x:
     case op_kind::translate_y: s.param = int_param(level(rng), image_size / 3.0); break;
+    case op_kind::color:
+    case op_kind::contrast:
+    case op_kind::brightness:
+    case op_kind::sharpness: s.param = float_param(level(rng), 1.8) + 0.1; break;
   }
   if (kind == op_kind::rotate || kind == op_kind::shear_x || kind == op_kind::shear_y || kind == op_kind::translate_x ||
       kind == op_kind::translate_y)
@@ -105,12 +127,15 @@ plan sample_plan(const options& o, int image_width, Rng& rng) {
   const double a = g(rng), b = g(rng);
   p.m = static_cast<float>(a / (a + b));
   std::uniform_int_distribution<int> depth(1, 3);
-  std::uniform_int_distribution<std::size_t> pick(0, default_ops.size() - 1);
+  std::uniform_int_distribution<std::size_t> pick(0, (o.all_ops ? all_ops.size() : default_ops.size()) - 1);
   const int size = o.image_size > 0 ? o.image_size : image_width;
   for (int i = 0; i < o.width; ++i) {
     const int d = o.depth > 0 ? o.depth : depth(rng);
     std::vector<op_step> chain;
-    for (int k = 0; k < d; ++k) chain.push_back(sample_step(default_ops[pick(rng)], o.severity, size, rng));
+    for (int k = 0; k < d; ++k) {
+      const std::size_t i = pick(rng);
+      chain.push_back(sample_step(o.all_ops ? all_ops[i] : default_ops[i], o.severity, size, rng));
+    }
     p.chains.push_back(std::move(chain));
   }
   return p;
@@ -140,6 +165,15 @@ inline std::vector<float> mix(const rgb_image& img, const plan& p, const std::ar
   std::vector<float> out(acc.size());
   for (std::size_t k = 0; k < out.size(); ++k) out[k] = (1.0f - p.m) * clean[k] + p.m * acc[k];
   return out;
+}
+
+// AugMix as an extra loader view (data::pipeline::views): an independent plan per call. Two of these
+// next to the clean view make the original's JSD batch (clean, augmix, augmix).
+inline view_fn view(options o) {
+  check(o);
+  return [o](const rgb_image& img, augment_rng& rng, const std::array<float, 3>& mean, const std::array<float, 3>& stdev) {
+    return mix(img, sample_plan(o, img.width, rng), mean, stdev);
+  };
 }
 
 }  // namespace grcnn::data::augmix

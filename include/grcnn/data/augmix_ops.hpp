@@ -5,7 +5,10 @@
 // Geometry follows PIL's generic transform: each output pixel centre (x + 0.5, y + 0.5) is mapped by
 // the affine matrix; a source point outside the image gives black; bilinear weights use the clamped
 // neighbours, and the result is truncated to 8 bits as PIL's filter does. Tested byte for byte against
-// python3-pil (tests/torch/make_augmix_fixtures.py).
+// python3-pil (tests/torch/make_data_fixtures.py). The four "all ops" enhancements (color, contrast,
+// brightness, sharpness) are PIL's ImageEnhance: Image.blend(degenerate, image, factor) in float,
+// truncated inside [0, 1] and clipped outside, with PIL's degenerate images (L = (19595 R + 38470 G +
+// 7471 B + 0x8000) >> 16; the rounded mean of L; black; the SMOOTH 3x3 filter, rounded, border copied).
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -163,5 +166,72 @@ inline rgb_image shear_x(const rgb_image& in, double s) { return affine_bilinear
 inline rgb_image shear_y(const rgb_image& in, double s) { return affine_bilinear(in, {1, 0, 0, s, 1, 0}); }
 inline rgb_image translate_x(const rgb_image& in, double px) { return affine_bilinear(in, {1, 0, px, 0, 1, 0}); }
 inline rgb_image translate_y(const rgb_image& in, double px) { return affine_bilinear(in, {1, 0, 0, 0, 1, px}); }
+
+// Image.blend(degenerate, image, factor) for 8-bit images, as libImaging's ImagingBlend computes it.
+inline rgb_image blend_like_pil(const rgb_image& degenerate, const rgb_image& image, double factor) {
+  const auto alpha = static_cast<float>(factor);
+  rgb_image out = image;
+  const bool inside = alpha >= 0.0f && alpha <= 1.0f;
+  for (std::size_t i = 0; i < out.pixels.size(); ++i) {
+    const int a = degenerate.pixels[i], b = image.pixels[i];
+    const float v = static_cast<float>(a) + alpha * static_cast<float>(b - a);
+    out.pixels[i] = inside ? static_cast<std::uint8_t>(v) : (v <= 0.0f ? 0 : v >= 255.0f ? 255 : static_cast<std::uint8_t>(v));
+  }
+  return out;
+}
+// PIL's convert("L") of an RGB pixel.
+inline std::uint8_t luma_like_pil(const std::uint8_t* rgb) {
+  return static_cast<std::uint8_t>((rgb[0] * 19595u + rgb[1] * 38470u + rgb[2] * 7471u + 0x8000u) >> 16);
+}
+
+// ImageEnhance.Color: blend with the image's gray version.
+inline rgb_image color(const rgb_image& in, double factor) {
+  detail::check_image(in, "color");
+  rgb_image gray = in;
+  for (std::size_t i = 0; i < in.pixels.size(); i += 3) gray.pixels[i] = gray.pixels[i + 1] = gray.pixels[i + 2] = luma_like_pil(&in.pixels[i]);
+  return blend_like_pil(gray, in, factor);
+}
+// ImageEnhance.Contrast: blend with a flat image at the rounded mean gray level.
+inline rgb_image contrast(const rgb_image& in, double factor) {
+  detail::check_image(in, "contrast");
+  double sum = 0;
+  for (std::size_t i = 0; i < in.pixels.size(); i += 3) sum += luma_like_pil(&in.pixels[i]);
+  const auto mean = static_cast<std::uint8_t>(static_cast<int>(sum / static_cast<double>(in.pixels.size() / 3) + 0.5));
+  rgb_image flat = in;
+  std::fill(flat.pixels.begin(), flat.pixels.end(), mean);
+  return blend_like_pil(flat, in, factor);
+}
+// ImageEnhance.Brightness: blend with black.
+inline rgb_image brightness(const rgb_image& in, double factor) {
+  detail::check_image(in, "brightness");
+  rgb_image black = in;
+  std::fill(black.pixels.begin(), black.pixels.end(), std::uint8_t{0});
+  return blend_like_pil(black, in, factor);
+}
+// ImageFilter.SMOOTH (3x3 kernel [1 1 1; 1 5 1; 1 1 1] / 13) as libImaging's 3x3 filter: float sums in its
+// order (row below, row, row above), rounded and clipped; the outermost rows and columns copied.
+inline rgb_image smooth_like_pil(const rgb_image& in) {
+  rgb_image out = in;
+  if (in.width < 3 || in.height < 3) return out;
+  const float k_side = 1.0f / 13.0f, k_centre = 5.0f / 13.0f;
+  const std::array<float, 9> k{k_side, k_side, k_side, k_side, k_centre, k_side, k_side, k_side, k_side};
+  auto px = [&](int y, int x, int c) { return static_cast<float>(in.at(y, x, c)); };
+  for (int y = 1; y < in.height - 1; ++y)
+    for (int x = 1; x < in.width - 1; ++x)
+      for (int c = 0; c < 3; ++c) {
+        float ss = 0.0f;
+        ss += px(y + 1, x - 1, c) * k[0] + px(y + 1, x, c) * k[1] + px(y + 1, x + 1, c) * k[2];
+        ss += px(y, x - 1, c) * k[3] + px(y, x, c) * k[4] + px(y, x + 1, c) * k[5];
+        ss += px(y - 1, x - 1, c) * k[6] + px(y - 1, x, c) * k[7] + px(y - 1, x + 1, c) * k[8];
+        out.pixels[(static_cast<std::size_t>(y) * in.width + x) * 3 + c] =
+            ss <= 0.0f ? 0 : ss >= 255.0f ? 255 : static_cast<std::uint8_t>(ss + 0.5f);
+      }
+  return out;
+}
+// ImageEnhance.Sharpness: blend with the smoothed image.
+inline rgb_image sharpness(const rgb_image& in, double factor) {
+  detail::check_image(in, "sharpness");
+  return blend_like_pil(smooth_like_pil(in), in, factor);
+}
 
 }  // namespace grcnn::data::augmix

@@ -30,7 +30,8 @@ struct loader_options {
 
 struct batch {
   std::size_t index = 0;              // position in the epoch
-  tensor images;                      // [n, 3, H, W] f32, channels-last
+  tensor images;                      // [views * n, 3, H, W] f32, channels-last, view-major (clean view first)
+  int views = 1;                      // 1 + the pipeline's extra views
   std::vector<std::int64_t> labels;
   std::vector<std::string> skipped;   // what could not be read (with skip_corrupt)
   std::size_t size() const { return labels.size(); }
@@ -111,11 +112,17 @@ class loader {
                 started_ ? "beyond the epoch" : "before start_epoch()");
     augment_rng rng(mix_seed(mix_seed(o_.seed, 0xa4c3e7), static_cast<std::uint64_t>(epoch_), b));
     std::vector<rgb_image> images;
+    std::vector<std::vector<std::vector<float>>> extra;  // [sample][view] normalised HWC pixels
     images.reserve(end - begin);
+    out.views = 1 + static_cast<int>(pipe_.views.size());
     for (std::size_t k = begin; k < end; ++k) {
       try {
         sample s = data_.get(order_[k]);
-        images.push_back(pipe_.apply(std::move(s.image), rng));
+        rgb_image img = pipe_.apply(std::move(s.image), rng);
+        std::vector<std::vector<float>> v;
+        for (const view_fn& f : pipe_.views) v.push_back(f(img, rng, pipe_.mean, pipe_.stddev));
+        images.push_back(std::move(img));
+        extra.push_back(std::move(v));
         out.labels.push_back(s.label);
       } catch (const io_error& e) {
         if (!o_.skip_corrupt) throw;
@@ -124,12 +131,20 @@ class loader {
     }
     if (images.empty()) return out;
     const int w = images[0].width, h = images[0].height;
-    out.images = tensor::empty({static_cast<std::int64_t>(images.size()), 3, h, w}, dtype::f32, layout::nhwc);
+    const auto n = static_cast<std::int64_t>(images.size());
+    out.images = tensor::empty({out.views * n, 3, h, w}, dtype::f32, layout::nhwc);
+    const std::size_t pixels = static_cast<std::size_t>(w) * h * 3;
+    float* dst = out.images.data<float>();
     for (std::size_t i = 0; i < images.size(); ++i) {
       GRCNN_CHECK(images[i].width == w && images[i].height == h, shape_error, "loader: ", data_.describe(), " sample ",
                   order_[begin + i], " came out of the transforms as ", images[i].width, "x", images[i].height,
                   ", the batch's first as ", w, "x", h, " (add a crop or resize to the pipeline)");
       write_normalized(images[i], out.images, static_cast<std::int64_t>(i), pipe_.mean, pipe_.stddev);
+      for (std::size_t v = 0; v < extra[i].size(); ++v) {
+        GRCNN_CHECK(extra[i][v].size() == pixels, shape_error, "loader: extra view ", v + 1, " of sample ", order_[begin + i],
+                    " has ", extra[i][v].size(), " values, expected ", pixels);
+        std::copy(extra[i][v].begin(), extra[i][v].end(), dst + ((v + 1) * images.size() + i) * pixels);
+      }
     }
     return out;
   }

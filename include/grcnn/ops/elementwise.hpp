@@ -1,5 +1,7 @@
 #pragma once
-// relu, sigmoid, add, mul, the fused gate x + sigmoid(a + b) * y, and reshape/flatten.
+// relu, sigmoid, add, mul, the fused gate x + sigmoid(a + b) * y, reshape/flatten and row ranges.
+#include <cstring>
+
 #include "grcnn/ops/detail.hpp"
 
 namespace grcnn::ops {
@@ -112,6 +114,44 @@ inline variable flatten(const variable& x) {
   std::int64_t rest = 1;
   for (int i = 1; i < d.rank(); ++i) rest *= d[i];
   return reshape(x, grcnn::shape{d[0], rest});
+}
+
+// Rows [begin, end) of a plain tensor along dim 0 (a copy on x's device; the gradient is scattered back
+// into zeros). Splits a multi-view batch's logits into its views.
+inline variable rows(const variable& x, std::int64_t begin, std::int64_t end) {
+  const tensor& v = x.value();
+  GRCNN_CHECK(v.rank() >= 1 && v.memory_layout() == layout::plain, shape_error, "rows: needs a plain tensor, got ",
+              v.describe());
+  GRCNN_CHECK(begin >= 0 && begin <= end && end <= v.dim(0), shape_error, "rows: [", begin, ", ", end, ") outside [0, ",
+              v.dim(0), ") of ", v.describe());
+  grcnn::shape s = v.dims();
+  const std::size_t row_bytes = v.dim(0) > 0 ? v.bytes() / static_cast<std::size_t>(v.dim(0)) : 0;
+  auto copy = [row_bytes](const tensor& from, std::int64_t from_row, tensor& to, std::int64_t to_row, std::int64_t n) {
+    const auto* src = static_cast<const std::byte*>(from.raw()) + static_cast<std::size_t>(from_row) * row_bytes;
+    auto* dst = static_cast<std::byte*>(to.raw()) + static_cast<std::size_t>(to_row) * row_bytes;
+    const std::size_t bytes = static_cast<std::size_t>(n) * row_bytes;
+    if (bytes == 0) return;
+    if (to.on_host() && from.on_host())
+      std::memcpy(dst, src, bytes);
+    else
+      runtime_for(to.on_host() ? from.where() : to.where()).copy(dst, to.where(), src, from.where(), bytes);
+  };
+  s[0] = end - begin;
+  tensor out = tensor::empty(s, v.type(), layout::plain, v.where());
+  copy(v, begin, out, 0, end - begin);
+  const bool rec = autograd::should_record({&x});
+  variable y = variable::result(out, rec);
+  if (rec) {
+    const grcnn::shape full = v.dims();
+    autograd::record_op("rows", {&x}, {&y}, {}, nullptr,
+                        [full, begin, end, copy](autograd::node&, grad_inputs og, grad_slots ig) {
+                          const tensor g = og[0].memory_layout() == layout::plain ? og[0] : og[0].to_layout(layout::plain);
+                          tensor d = tensor::full(full, 0.0, g.type(), layout::plain, g.where());
+                          copy(g, 0, d, begin, end - begin);
+                          ig[0] = d;
+                        });
+  }
+  return y;
 }
 
 }  // namespace grcnn::ops

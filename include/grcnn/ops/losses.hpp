@@ -1,5 +1,6 @@
 #pragma once
-// Cross-entropy (hard labels, soft targets, label smoothing) and KL divergence; mean over the batch.
+// Cross-entropy (hard labels, soft targets, label smoothing), KL divergence, AugMix's Jensen-Shannon
+// consistency loss (means over the batch), and the grouped log-sum-exp behind the superclass loss.
 #include "grcnn/ops/detail.hpp"
 
 namespace grcnn::ops {
@@ -67,6 +68,71 @@ variable kl_div(const variable& input, const variable& target) {
                                         detail::slot(n, ig, 1));
                           });
     return loss;
+  });
+}
+
+// AugMix's Jensen-Shannon consistency loss of V views stacked along the batch (logits [V*N, K], view v
+// in rows [v*N, (v+1)*N)); see jensen_shannon_problem. Gradients flow to every view's logits.
+template <class B = backends::default_backend>
+variable jensen_shannon(const variable& logits, int views) {
+  constexpr std::string_view op = "jensen_shannon";
+  detail::expect_rank(op, "logits", logits.value(), 2);
+  detail::expect_activation(op, "logits", logits.value());
+  GRCNN_CHECK(views >= 2, error, op, ": needs at least 2 views, got ", views);
+  GRCNN_CHECK(logits.dims()[0] > 0 && logits.dims()[0] % views == 0, shape_error, op, ": ", logits.value().describe(),
+              " does not hold ", views, " equal, non-empty views along dim 0");
+  const jensen_shannon_problem pr{tensor_desc::of(logits.value()), views};
+  return backends::dispatch<B, jensen_shannon_op>::run(pr, [&]<class K>(std::type_identity<K>) {
+    std::unique_ptr<autograd::payload> state;
+    const bool rec = autograd::should_record({&logits});
+    variable loss = variable::result(K::forward(pr, logits.value(), state), rec);
+    if (rec)
+      autograd::record_op(jensen_shannon_op::name, {&logits}, {&loss}, {}, std::move(state),
+                          [pr](autograd::node& n, grad_inputs og, grad_slots ig) {
+                            ig[0] = K::backward(pr, n.state.get(), og[0]);
+                          });
+    return loss;
+  });
+}
+
+// The column -> group map of group_logsumexp as an i64 tensor [K] on the host, validated: entries in
+// [-1, groups) and every group used at least once.
+inline tensor make_group_map(const std::vector<std::int64_t>& group_of_column, std::int64_t groups) {
+  GRCNN_CHECK(groups >= 1, error, "group map: needs at least one group, got ", groups);
+  std::vector<std::int64_t> members(static_cast<std::size_t>(groups), 0);
+  for (std::size_t k = 0; k < group_of_column.size(); ++k) {
+    const auto g = group_of_column[k];
+    GRCNN_CHECK(g >= -1 && g < groups, shape_error, "group map: column ", k, " is in group ", g, ", outside [-1, ",
+                groups, ")");
+    if (g >= 0) ++members[static_cast<std::size_t>(g)];
+  }
+  for (std::int64_t s = 0; s < groups; ++s)
+    GRCNN_CHECK(members[static_cast<std::size_t>(s)] > 0, shape_error, "group map: group ", s, " of ", groups,
+                " has no column");
+  return tensor::from_values(grcnn::shape{static_cast<std::int64_t>(group_of_column.size())}, group_of_column);
+}
+
+// out[n, s] = log sum_{k : group[k] = s} exp x[n, k] for x [N, K] and a map from make_group_map (the
+// map may live on the host; it is copied to x's device). Gradients flow to x.
+template <class B = backends::default_backend>
+variable group_logsumexp(const variable& x, const tensor& group_map, std::int64_t groups) {
+  constexpr std::string_view op = "group_logsumexp";
+  detail::expect_rank(op, "x", x.value(), 2);
+  detail::expect_activation(op, "x", x.value());
+  detail::expect_dims(op, "group map", group_map, grcnn::shape{x.dims()[1]});
+  detail::expect_dtype(op, "group map", group_map, dtype::i64);
+  make_group_map(group_map.values<std::int64_t>(), groups);  // validates
+  const group_logsumexp_problem pr{tensor_desc::of(x.value()), groups};
+  const tensor map = group_map.to_device(x.value().where());
+  return backends::dispatch<B, group_logsumexp_op>::run(pr, [&]<class K>(std::type_identity<K>) {
+    const bool rec = autograd::should_record({&x});
+    variable y = variable::result(K::forward(pr, x.value(), map), rec);
+    if (rec)
+      autograd::record_op(group_logsumexp_op::name, {&x}, {&y}, {x.value(), y.value(), map}, nullptr,
+                          [pr](autograd::node& n, grad_inputs og, grad_slots ig) {
+                            ig[0] = K::backward(pr, og[0], n.saved[0], n.saved[1], n.saved[2]);
+                          });
+    return y;
   });
 }
 

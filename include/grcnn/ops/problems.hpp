@@ -122,6 +122,25 @@ struct kl_div_problem {
   std::string str() const { return "kl_div input=" + input.str(); }
 };
 
+// AugMix's Jensen-Shannon consistency loss over V views stacked along the batch: logits [V*N, K], view v
+// in rows [v*N, (v+1)*N). With p_v = softmax(logits of view v) and M = clamp(mean_v p_v, 1e-7, 1) the loss
+// is (1/V) sum_v KL(p_v || M), each KL summed over classes and averaged over the N rows, i.e. the
+// original's sum_v F.kl_div(log M, p_v, reduction='batchmean') / V (clamp's gradient included).
+struct jensen_shannon_problem {
+  tensor_desc logits;
+  int views = 3;
+  std::string str() const { return "jensen_shannon logits=" + logits.str() + " views=" + std::to_string(views); }
+};
+
+// Log-sum-exp over groups of columns: out[n, s] = log sum_{k : group[k] = s} exp x[n, k] for x [N, K] and
+// S groups (group[k] = -1 leaves column k out; every group has a member). A softmax over `out` is the
+// class probabilities summed per group, so cross_entropy(out, target) is the superclass loss.
+struct group_logsumexp_problem {
+  tensor_desc x;  // [N, K]
+  std::int64_t groups = 1;
+  std::string str() const { return "group_logsumexp x=" + x.str() + " groups=" + std::to_string(groups); }
+};
+
 // Selective-kernel fusion (SKNet): out = sum_m softmax_m(z[:, m*C + c]) * branch_m, with M branches
 // [N, C, H, W] and attention logits z [N, M*C] (softmax over the branch axis per sample and channel).
 struct sk_select_problem {

@@ -402,6 +402,54 @@ struct kernel<cuda_t<P>, ops::kl_div_op> {
 };
 
 template <class P>
+struct kernel<cuda_t<P>, ops::jensen_shannon_op> {
+  using Pr = ops::jensen_shannon_problem;
+  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.logits); }
+  struct saved : autograd::payload {
+    tensor grad_unit;
+  };
+  static tensor forward(const Pr& pr, const tensor& logits, std::unique_ptr<autograd::payload>& state) {
+    using namespace cuda_detail;
+    on_device("jensen_shannon", "logits", logits);
+    auto s = std::make_unique<saved>();
+    s->grad_unit = empty(pr.logits);
+    tensor loss = tensor::empty(grcnn::shape{}, dtype::f32, layout::plain, cuda_device);
+    grcnn::cuda::jensen_shannon_forward(cf(logits), pr.logits.dims[0], pr.logits.dims[1], pr.views, mf(loss),
+                                        mf(s->grad_unit));
+    state = std::move(s);
+    return loss;
+  }
+  static tensor backward(const Pr& pr, autograd::payload* state, const tensor& dloss) {
+    using namespace cuda_detail;
+    tensor d = empty(pr.logits);
+    const tensor g = dloss.to_device(cuda_device);
+    grcnn::cuda::scale_by_device_scalar(cf(g), cf(static_cast<saved*>(state)->grad_unit), mf(d), d.numel());
+    return d;
+  }
+};
+
+template <class P>
+struct kernel<cuda_t<P>, ops::group_logsumexp_op> {
+  using Pr = ops::group_logsumexp_problem;
+  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.x); }
+  static tensor forward(const Pr& pr, const tensor& x, const tensor& map) {
+    using namespace cuda_detail;
+    on_device("group_logsumexp", "x", x), on_device("group_logsumexp", "group map", map);
+    tensor y = tensor::empty(grcnn::shape{pr.x.dims[0], pr.groups}, dtype::f32, layout::plain, cuda_device);
+    grcnn::cuda::group_logsumexp_forward(cf(x), map.template data<std::int64_t>(), pr.x.dims[0], pr.x.dims[1], pr.groups,
+                                         mf(y));
+    return y;
+  }
+  static tensor backward(const Pr& pr, const tensor& dy, const tensor& x, const tensor& y, const tensor& map) {
+    using namespace cuda_detail;
+    tensor dx = empty(pr.x);
+    grcnn::cuda::group_logsumexp_backward(cf(dy.to_device(cuda_device)), cf(x), cf(y), map.template data<std::int64_t>(),
+                                          pr.x.dims[0], pr.x.dims[1], pr.groups, mf(dx));
+    return dx;
+  }
+};
+
+template <class P>
 struct kernel<cuda_t<P>, ops::sk_select_op> {
   using Pr = ops::sk_select_problem;
   static status can_implement(const Pr& pr) {

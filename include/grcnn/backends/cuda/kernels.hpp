@@ -88,6 +88,17 @@ void cross_entropy_backward(const float* dloss, const float* prob, const float* 
 void kl_div_forward(const float* x, const float* t, float* loss, std::int64_t rows, std::int64_t k);
 void kl_div_backward(const float* dloss, const float* x, const float* t, float* dx, float* dt, std::int64_t rows,
                      std::int64_t k);
+// Jensen-Shannon over `views` views stacked in rows (see ops::jensen_shannon_problem), computed in double:
+// the loss scalar and d loss / d logits for an upstream gradient of 1 (`grad_unit`, [rows, k]).
+void jensen_shannon_forward(const float* logits, std::int64_t rows, std::int64_t k, int views, float* loss,
+                            float* grad_unit);
+// dst = factor[0] * src (factor a device scalar).
+void scale_by_device_scalar(const float* factor, const float* src, float* dst, std::int64_t n);
+// y [rows, groups] = log sum over the columns of each group of exp x; group [k] on the device (-1: none).
+void group_logsumexp_forward(const float* x, const std::int64_t* group, std::int64_t rows, std::int64_t k,
+                             std::int64_t groups, float* y);
+void group_logsumexp_backward(const float* dy, const float* x, const float* y, const std::int64_t* group, std::int64_t rows,
+                              std::int64_t k, std::int64_t groups, float* dx);
 
 // ---- selective-kernel fusion -----------------------------------------------------------------
 // out = sum_m softmax_m(z[:, m*C + c]) * branch_m; branches are M device pointers of one view.

@@ -1,6 +1,7 @@
 #pragma once
 // Softmax / log-softmax through oneDNN's softmax_v2; cross-entropy and KL divergence as one pass over
 // the log-softmax in f32 (these are [N, K] with small K: memory-bound loops, not worth a primitive).
+// The Jensen-Shannon loss and the grouped log-sum-exp are the reference loops, computed in double.
 #include "grcnn/backends/onednn/elementwise.hpp"
 
 namespace grcnn::backends {
@@ -123,6 +124,43 @@ struct kernel<onednn, ops::kl_div_op> {
       if (dx) dx[i] = -g * t[i];
       if (dt) dt[i] = t[i] > 0.f ? g * (std::log(t[i]) + 1.f - x[i]) : 0.f;
     }
+  }
+};
+
+// The reference's loops in double on f32 host tensors: tiny [N, K] problems where a primitive would not
+// pay, and whose gradients (small differences of O(1) terms once softmaxes saturate) f32 would lose.
+template <class Op>
+struct onednn_host_loop {
+  using Ref = kernel<reference<double>, Op>;
+  static status can_implement(const typename Op::problem& pr) {
+    if constexpr (requires { pr.logits; })
+      return onednn_detail::check_f32_loss(pr.logits);
+    else
+      return onednn_detail::check_f32_loss(pr.x);
+  }
+};
+
+template <>
+struct kernel<onednn, ops::jensen_shannon_op> : onednn_host_loop<ops::jensen_shannon_op> {
+  static tensor forward(const ops::jensen_shannon_problem& pr, const tensor& logits, std::unique_ptr<autograd::payload>& state) {
+    onednn_detail::host_only("jensen_shannon", {&logits});
+    return Ref::forward(pr, logits, state);
+  }
+  static tensor backward(const ops::jensen_shannon_problem& pr, autograd::payload* state, const tensor& dloss) {
+    return Ref::backward(pr, state, dloss);
+  }
+};
+
+template <>
+struct kernel<onednn, ops::group_logsumexp_op> : onednn_host_loop<ops::group_logsumexp_op> {
+  static tensor forward(const ops::group_logsumexp_problem& pr, const tensor& x, const tensor& map) {
+    onednn_detail::host_only("group_logsumexp", {&x, &map});
+    return Ref::forward(pr, x, map);
+  }
+  static tensor backward(const ops::group_logsumexp_problem& pr, const tensor& dy, const tensor& x, const tensor& y,
+                         const tensor& map) {
+    onednn_detail::host_only("group_logsumexp backward", {&dy});
+    return Ref::backward(pr, dy, x, y, map);
   }
 };
 

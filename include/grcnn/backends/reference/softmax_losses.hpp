@@ -131,4 +131,95 @@ struct kernel<reference<T>, ops::kl_div_op> {
   }
 };
 
+template <class T>
+struct kernel<reference<T>, ops::jensen_shannon_op> {
+  using P = ops::jensen_shannon_problem;
+  static status can_implement(const P&) { return status::yes(); }
+  struct saved : autograd::payload {
+    std::vector<T> grad_unit;  // d loss / d logits for an upstream gradient of 1
+  };
+
+  // With g_vk = (log p_vk + 1 - log m_k - [M_k in clamp range] M_k / m_k) / (V N) (d loss / d p_vk;
+  // p log p counts 0 where p = 0), d loss / d z_vj = p_vj (g_vj - sum_k p_vk g_vk).
+  static tensor forward(const P& pr, const tensor& logits, std::unique_ptr<autograd::payload>& state) {
+    const auto rows = pr.logits.dims[0], K = pr.logits.dims[1], V = static_cast<std::int64_t>(pr.views), N = rows / V;
+    auto p = ref_detail::log_softmax_rows(logits.values<T>(), rows, K);
+    for (auto& e : p) e = std::exp(e);
+    const T lo = T(1e-7), scale = T(1) / static_cast<T>(V * N);
+    auto s = std::make_unique<saved>();
+    std::vector<T> g(p.size());
+    T loss = 0;
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t k = 0; k < K; ++k) {
+        T M = 0;
+        for (std::int64_t v = 0; v < V; ++v) M += p[static_cast<std::size_t>((v * N + n) * K + k)];
+        M /= static_cast<T>(V);
+        const T m = std::clamp(M, lo, T(1)), logm = std::log(m);
+        const T through_m = (M >= lo && M <= T(1)) ? M / m : T(0);
+        for (std::int64_t v = 0; v < V; ++v) {
+          const auto i = static_cast<std::size_t>((v * N + n) * K + k);
+          const T logp = p[i] > T(0) ? std::log(p[i]) : T(0);
+          if (p[i] > T(0)) loss += p[i] * (logp - logm);
+          g[i] = p[i] > T(0) ? scale * (logp + T(1) - logm - through_m) : scale * (T(0) - through_m);
+        }
+      }
+    s->grad_unit.resize(p.size());
+    for (std::int64_t r = 0; r < rows; ++r) {
+      T dot = 0;
+      for (std::int64_t k = 0; k < K; ++k) dot += p[static_cast<std::size_t>(r * K + k)] * g[static_cast<std::size_t>(r * K + k)];
+      for (std::int64_t k = 0; k < K; ++k) {
+        const auto i = static_cast<std::size_t>(r * K + k);
+        s->grad_unit[i] = p[i] * (g[i] - dot);
+      }
+    }
+    state = std::move(s);
+    return ref_detail::make(grcnn::shape{}, logits.type() == dtype::f64 ? dtype::f64 : dtype::f32,
+                            std::vector<T>{loss * scale});
+  }
+  static tensor backward(const P& pr, autograd::payload* state, const tensor& dloss) {
+    auto d = static_cast<saved*>(state)->grad_unit;
+    const T g = static_cast<T>(dloss.item());
+    for (auto& e : d) e *= g;
+    return ref_detail::make(pr.logits, d);
+  }
+};
+
+template <class T>
+struct kernel<reference<T>, ops::group_logsumexp_op> {
+  using P = ops::group_logsumexp_problem;
+  static status can_implement(const P&) { return status::yes(); }
+  static tensor forward(const P& pr, const tensor& x, const tensor& map) {
+    const auto N = pr.x.dims[0], K = pr.x.dims[1], S = pr.groups;
+    const auto xv = x.values<T>();
+    const auto group = map.values<std::int64_t>();
+    std::vector<T> out(static_cast<std::size_t>(N * S));
+    for (std::int64_t n = 0; n < N; ++n) {
+      std::vector<T> mx(static_cast<std::size_t>(S), -std::numeric_limits<T>::infinity()), sum(static_cast<std::size_t>(S), T(0));
+      for (std::int64_t k = 0; k < K; ++k)
+        if (const auto s = group[static_cast<std::size_t>(k)]; s >= 0)
+          mx[static_cast<std::size_t>(s)] = std::max(mx[static_cast<std::size_t>(s)], xv[static_cast<std::size_t>(n * K + k)]);
+      for (std::int64_t k = 0; k < K; ++k)
+        if (const auto s = group[static_cast<std::size_t>(k)]; s >= 0)
+          sum[static_cast<std::size_t>(s)] += std::exp(xv[static_cast<std::size_t>(n * K + k)] - mx[static_cast<std::size_t>(s)]);
+      for (std::int64_t s = 0; s < S; ++s)
+        out[static_cast<std::size_t>(n * S + s)] = mx[static_cast<std::size_t>(s)] + std::log(sum[static_cast<std::size_t>(s)]);
+    }
+    return ref_detail::make(grcnn::shape{N, S}, pr.x.type, out);
+  }
+  // dx[n, k] = dy[n, s] * exp(x[n, k] - y[n, s]) with s = group[k] (0 for columns outside every group).
+  static tensor backward(const P& pr, const tensor& dy, const tensor& x, const tensor& y, const tensor& map) {
+    const auto N = pr.x.dims[0], K = pr.x.dims[1], S = pr.groups;
+    const auto xv = x.values<T>(), yv = y.values<T>(), dv = dy.values<T>();
+    const auto group = map.values<std::int64_t>();
+    std::vector<T> dx(xv.size(), T(0));
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t k = 0; k < K; ++k)
+        if (const auto s = group[static_cast<std::size_t>(k)]; s >= 0) {
+          const auto o = static_cast<std::size_t>(n * S + s);
+          dx[static_cast<std::size_t>(n * K + k)] = dv[o] * std::exp(xv[static_cast<std::size_t>(n * K + k)] - yv[o]);
+        }
+    return ref_detail::make(pr.x, dx);
+  }
+};
+
 }  // namespace grcnn::backends
