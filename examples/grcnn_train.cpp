@@ -1,6 +1,8 @@
 // grcnn-train: trains (or evaluates) a ready-made GRCNN on ImageFolder, Fashion-MNIST, MNIST or
 // CIFAR data with the paper's recipes: SGD/AdamW with parameter groups, step/multistep/cosine/one-cycle
-// schedules with warm-up, GRCNN's or PyTorch's label smoothing, mixup; checkpoints, resume, metrics.
+// schedules with warm-up, GRCNN's or PyTorch's label smoothing, mixup; the paper's methods (CutMix,
+// AugMix with the Jensen-Shannon loss, the superclass term, texture/noise blending, staged fine-tuning of
+// one layer with the others frozen); checkpoints, resume, metrics; settings also from a recipe file.
 //   grcnn-train --arch grcnn_small --dataset fashion-mnist --epochs 5 --out runs/fmnist
 //   grcnn-train --arch grcnn55 --dataset imagefolder --data /imagenet/train --eval-data /imagenet/val ...
 #include <CLI/CLI.hpp>
@@ -14,7 +16,9 @@
 #include <grcnn/backends/cuda/cuda.hpp>
 #include <grcnn/backends/cuda/device.hpp>
 #endif
+#include <grcnn/data/augmix.hpp>
 #include <grcnn/data/cifar.hpp>
+#include <grcnn/data/texture_blend.hpp>
 #include <grcnn/data/image_folder.hpp>
 #include <grcnn/data/mnist.hpp>
 #include <grcnn/models/registry.hpp>
@@ -40,7 +44,25 @@ struct settings {
   std::vector<long> milestones{30, 60, 90};
   std::vector<std::string> train_only;
   std::uint64_t seed = 0;
+  // The paper's methods.
+  std::string frozen_bn = "eval";  // BN of layers outside --train-only: eval (statistics kept) | train
+  bool augmix = false, augmix_all_ops = false, ce_all_views = false;
+  int augmix_severity = 0, augmix_width = 3, augmix_depth = -1;  // severity 0: 1 for imagefolder, 3 otherwise
+  double augmix_alpha = 1.0, jsd_weight = 12.0;
+  double superclass_weight = 0;
+  std::string superclasses, superclass_target = "label", superclass_confusion;
+  std::vector<std::string> blend;  // texture, noise
+  std::string textures, noise, noise_mode = "uniform";
 };
+
+// grcnn-train's data folder (superclass maps, textures), where the build put it.
+std::filesystem::path data_dir() {
+#ifdef GRCNN_DATA_DIR
+  return GRCNN_DATA_DIR;
+#else
+  return "data";
+#endif
+}
 
 // The first `limit` samples of another dataset (quick runs, CI).
 class subset final : public data::dataset {
@@ -63,6 +85,41 @@ struct data_setup {
   std::unique_ptr<data::dataset> train, eval;  // train is left empty for --eval-only
   data::pipeline train_pipe, eval_pipe;
 };
+
+// The extra training views: two AugMix views (the original's JSD batch) and/or texture and noise blends.
+void add_views(const settings& s, data::pipeline& p, int image_size) {
+  if (s.augmix) {
+    data::augmix::options o;
+    o.severity = s.augmix_severity ? s.augmix_severity : (s.dataset == "imagefolder" ? 1 : 3);
+    o.width = s.augmix_width;
+    o.depth = s.augmix_depth;
+    o.alpha = s.augmix_alpha;
+    o.all_ops = s.augmix_all_ops;
+    o.image_size = image_size;
+    p.views.push_back(data::augmix::view(o));
+    p.views.push_back(data::augmix::view(o));
+  }
+  if (s.blend.empty()) return;
+  const std::filesystem::path tex_dir = s.textures.empty() ? data_dir() / "textures" : std::filesystem::path(s.textures);
+  auto textures = std::make_shared<const data::texture_set>(data::texture_set::from_folder(tex_dir));
+  std::printf("textures: %zu from %s\n", textures->size(), tex_dir.string().c_str());
+  for (const auto& b : s.blend) {
+    if (b == "texture") {
+      p.views.push_back(data::blend_view(textures, data::texture_alpha));
+    } else {  // noise
+      std::shared_ptr<const data::texture_set> noise;
+      if (s.noise.empty()) {
+        noise = std::make_shared<const data::texture_set>(
+            data::texture_set::phase_noise(*textures, data::phase::parse_mode(s.noise_mode), data::mix_seed(s.seed, 0x6e6f69)));
+        std::printf("noise: %zu phase-randomised (%s) textures\n", noise->size(), s.noise_mode.c_str());
+      } else {
+        noise = std::make_shared<const data::texture_set>(data::texture_set::from_folder(s.noise));
+        std::printf("noise: %zu from %s\n", noise->size(), s.noise.c_str());
+      }
+      p.views.push_back(data::blend_view(noise, data::noise_alpha));
+    }
+  }
+}
 
 data_setup open_data(const settings& s) {
   data_setup d;
@@ -115,6 +172,7 @@ data_setup open_data(const settings& s) {
     d.train_pipe.steps = {data::random_resized_crop(size), data::random_horizontal_flip()};
     d.eval_pipe.steps = {data::resize_then_center_crop(size * 256 / 224, size)};
   }
+  if (d.train) add_views(s, d.train_pipe, s.image_size ? s.image_size : (ds == "imagefolder" ? 224 : 32));
   if (s.limit_train > 0 && d.train) d.train = std::make_unique<subset>(std::move(d.train), static_cast<std::size_t>(s.limit_train));
   if (s.limit_eval > 0 && d.eval) d.eval = std::make_unique<subset>(std::move(d.eval), static_cast<std::size_t>(s.limit_eval));
   return d;
@@ -218,6 +276,21 @@ int run(const settings& s) {
 
   data::loader train_loader(*d.train, d.train_pipe, lo);
   auto groups = make_groups(net, s);
+  if (!s.train_only.empty() && s.frozen_bn == "eval") {
+    // Top-level layers none of whose parameters --train-only selects keep their BN statistics
+    // (evaluation mode), so a frozen layer computes exactly what it did before fine-tuning.
+    std::set<std::string> frozen;
+    const auto layers = net.layer_states();
+    for (const auto& [layer, names] : layers) {
+      const bool touched = std::any_of(names.begin(), names.end(), [&](const std::string& n) {
+        return std::any_of(s.train_only.begin(), s.train_only.end(),
+                           [&](const std::string& p) { return n == p || n.rfind(p + ".", 0) == 0; });
+      });
+      if (!touched) frozen.insert(layer);
+    }
+    net.set_eval_layers(frozen);
+    std::printf("frozen layers in evaluation mode (BN statistics kept): %zu of %zu\n", frozen.size(), layers.size());
+  }
   std::unique_ptr<train::optimizer> opt;
   if (s.optimizer == "adamw")
     opt = std::make_unique<train::adamw>(std::move(groups));
@@ -244,12 +317,38 @@ int run(const settings& s) {
   to.mixup_alpha = s.mixup;
   to.cutmix_beta = s.cutmix_beta;
   to.cutmix_prob = s.cutmix_prob;
+  to.jsd_weight = s.jsd_weight;
+  to.ce_on_all_views = s.ce_all_views;
+  if (s.superclass_weight > 0) {
+    const std::filesystem::path map_file = !s.superclasses.empty() ? std::filesystem::path(s.superclasses)
+                                           : s.dataset == "fashion-mnist" ? data_dir() / "fashion-mnist" / "superclasses.csv"
+                                           : s.dataset == "imagefolder"   ? data_dir() / "imagenet" / "superclasses.csv"
+                                                                          : std::filesystem::path();
+    GRCNN_CHECK(!map_file.empty(), error, "--superclass-weight on ", s.dataset, " needs --superclasses FILE (class -> superclass CSV)");
+    train::superclass_map m = train::read_superclass_csv(map_file);
+    GRCNN_CHECK(m.classes() == labelled.num_classes(), error, "--superclasses '", map_file.string(), "' maps ", m.classes(),
+                " classes, ", labelled.describe(), " has ", labelled.num_classes());
+    std::vector<double> confusion;
+    const bool human = s.superclass_target == "human";
+    if (human) {
+      const std::filesystem::path cf = !s.superclass_confusion.empty() ? std::filesystem::path(s.superclass_confusion)
+                                                                       : data_dir() / "imagenet" / "human_superclass_confusion.csv";
+      confusion = train::read_confusion_csv(cf, m);
+    }
+    to.superclass = std::make_shared<train::superclass_regulariser>(
+        std::move(m), human ? train::superclass_target::human : train::superclass_target::label, s.superclass_weight,
+        std::move(confusion));
+    std::printf("superclass term: weight %g, %ld superclasses from %s, target %s\n", s.superclass_weight,
+                static_cast<long>(to.superclass->map().count()), map_file.string().c_str(), s.superclass_target.c_str());
+  }
   to.skip_nonfinite = s.skip_nonfinite;
   to.stop_after = s.stop_after;
   to.seed = s.seed;
   std::string milestones, train_only;
   for (const auto m : s.milestones) milestones += (milestones.empty() ? "" : ",") + std::to_string(m);
   for (const auto& p : s.train_only) train_only += (train_only.empty() ? "" : ",") + p;
+  std::string blend;
+  for (const auto& b : s.blend) blend += (blend.empty() ? "" : ",") + b;
   // Everything that shapes the trajectory: a resume with other values is refused.
   to.run_info = {{"arch", s.arch}, {"dataset", s.dataset}, {"train_images", std::to_string(d.train->size())},
                  {"classes", std::to_string(classes)}, {"batch", std::to_string(s.batch)}, {"seed", std::to_string(s.seed)},
@@ -260,7 +359,13 @@ int run(const settings& s) {
                  {"cosine_per_iteration", s.per_iteration ? "1" : "0"}, {"warmup", exact(s.warmup)},
                  {"label_smoothing", exact(s.label_smoothing)}, {"smoothing_style", s.smoothing_style}, {"mixup", exact(s.mixup)},
                  {"cutmix_beta", exact(s.cutmix_beta)}, {"cutmix_prob", exact(s.cutmix_prob)},
-                 {"image_size", std::to_string(s.image_size)}};
+                 {"image_size", std::to_string(s.image_size)}, {"frozen_bn", s.frozen_bn},
+                 {"augmix", s.augmix ? "1" : "0"}, {"augmix_severity", std::to_string(s.augmix_severity)},
+                 {"augmix_width", std::to_string(s.augmix_width)}, {"augmix_depth", std::to_string(s.augmix_depth)},
+                 {"augmix_alpha", exact(s.augmix_alpha)}, {"augmix_all_ops", s.augmix_all_ops ? "1" : "0"},
+                 {"jsd_weight", exact(s.jsd_weight)}, {"ce_all_views", s.ce_all_views ? "1" : "0"},
+                 {"superclass_weight", exact(s.superclass_weight)}, {"superclass_target", s.superclass_target},
+                 {"blend", blend}, {"noise_mode", s.noise_mode}};
   train::trainer<nn::network<Topology, B>> tr(net, *opt, schedule, train_loader, eval_loader.get(), to);
   if (s.resume_given) tr.resume(s.resume.empty() ? tr.checkpoints().latest() : std::filesystem::path(s.resume));
 
@@ -336,6 +441,28 @@ int main(int argc, char** argv) {
   app.add_option("--cutmix-prob", s.cutmix_prob, "CutMix: probability of applying it to a batch")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  app.add_option("--frozen-bn", s.frozen_bn, "with --train-only: BN of the frozen layers stays in eval mode (statistics kept) or trains")
+      ->check(CLI::IsMember({"eval", "train"}))->capture_default_str();
+  app.add_flag("--augmix", s.augmix, "AugMix: each batch also holds two AugMix views of every image (one forward of 3 x batch)");
+  app.add_option("--augmix-severity", s.augmix_severity, "AugMix severity 1-10 (default: 1 for imagefolder, 3 otherwise)")->check(CLI::Range(1, 10));
+  app.add_option("--augmix-width", s.augmix_width, "AugMix chains")->check(CLI::Range(1, 16))->capture_default_str();
+  app.add_option("--augmix-depth", s.augmix_depth, "AugMix operations per chain (-1: random 1-3)")->check(CLI::Range(-1, 16))->capture_default_str();
+  app.add_option("--augmix-alpha", s.augmix_alpha, "AugMix Dirichlet/Beta parameter")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_flag("--augmix-all-ops", s.augmix_all_ops, "AugMix: also color, contrast, brightness, sharpness");
+  app.add_option("--augmix-jsd-weight,--jsd-weight", s.jsd_weight, "weight of the Jensen-Shannon consistency loss over the views (0: off)")
+      ->check(CLI::Range(0.0, 1e6))->capture_default_str();
+  app.add_flag("--ce-all-views", s.ce_all_views, "multi-view batches: cross-entropy averaged over every view (default: the clean view only)");
+  app.add_option("--superclass-weight", s.superclass_weight, "weight of the superclass cross-entropy term (0: off)")->check(CLI::Range(0.0, 1e6))->capture_default_str();
+  app.add_option("--superclasses", s.superclasses, "class -> superclass CSV (default: data/imagenet or data/fashion-mnist superclasses.csv)")->check(CLI::ExistingFile);
+  app.add_option("--superclass-target", s.superclass_target, "label (the true superclass) | human (its row of the human confusion matrix)")
+      ->check(CLI::IsMember({"label", "human"}))->capture_default_str();
+  app.add_option("--superclass-confusion", s.superclass_confusion, "human superclass confusion CSV (default: data/imagenet/human_superclass_confusion.csv)")->check(CLI::ExistingFile);
+  app.add_option("--blend", s.blend, "extra views blending each image with a texture and/or a noise image: texture,noise (stage V1) or texture (V2)")
+      ->delimiter(',')->check(CLI::IsMember({"texture", "noise"}));
+  app.add_option("--textures", s.textures, "folder of texture images (default: data/textures)")->check(CLI::ExistingDirectory);
+  app.add_option("--noise", s.noise, "folder of noise images (default: the textures, phase-randomised in memory)")->check(CLI::ExistingDirectory);
+  app.add_option("--noise-mode", s.noise_mode, "phase randomisation of the in-memory noise: uniform | permute | per-channel")
+      ->check(CLI::IsMember({"uniform", "permute", "per-channel"}))->capture_default_str();
   app.add_option("--backend", s.backend, "auto (the GPU when the build and machine have one) | cpu (oneDNN) | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   app.add_option("--threads", s.threads, "compute threads (default: all cores)")->check(CLI::PositiveNumber);
   app.add_option("--workers", s.workers, "data loader threads")->check(CLI::Range(1, 256))->capture_default_str();
@@ -352,6 +479,8 @@ int main(int argc, char** argv) {
   app.add_flag("--skip-nonfinite", s.skip_nonfinite, "skip steps with a NaN/inf loss instead of stopping");
   app.add_option("--limit-train", s.limit_train, "use only the first N training images (quick runs)")->check(CLI::PositiveNumber);
   app.add_option("--limit-eval", s.limit_eval, "use only the first N evaluation images")->check(CLI::PositiveNumber);
+  app.set_config("--recipe", "", "read settings from a TOML recipe file (keys are the long option names; "
+                                  "command-line options override it; see recipes/)");
   CLI11_PARSE(app, argc, argv);
   s.resume_given = app.count("--resume") > 0;
 
@@ -375,6 +504,14 @@ int main(int argc, char** argv) {
 #endif
   if (s.mixup > 0 && s.cutmix_beta > 0) {
     std::cerr << "grcnn-train: use --mixup or --cutmix-beta, not both\n";
+    return 2;
+  }
+  if (s.mixup > 0 && (s.augmix || !s.blend.empty())) {
+    std::cerr << "grcnn-train: --mixup does not combine with multi-view batches (--augmix, --blend); use --cutmix-beta\n";
+    return 2;
+  }
+  if (std::set<std::string>(s.blend.begin(), s.blend.end()).size() != s.blend.size()) {
+    std::cerr << "grcnn-train: --blend lists a view twice\n";
     return 2;
   }
   if (s.schedule == "onecycle" && s.warmup > 0) {

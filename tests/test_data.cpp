@@ -14,6 +14,7 @@
 #include <grcnn/data/image_folder.hpp>
 #include <grcnn/data/loader.hpp>
 #include <grcnn/data/mnist.hpp>
+#include <grcnn/data/texture_blend.hpp>
 #include <grcnn/core/tensor_math.hpp>
 #include <grcnn/io/safetensors.hpp>
 
@@ -356,4 +357,124 @@ TEST_CASE("a corrupt JPEG stops the loader with its file name, or is skipped and
   CHECK(images == 5);
   CHECK(l.skipped_total() == 1);
   CHECK(skipped_batches == 1);
+}
+
+// ---- texture/noise: phase randomisation, texture sets, blend views ---------------------------
+
+TEST_CASE("phase randomisation reproduces the authors' numpy algorithm", "[data][phase]") {
+  namespace ph = data::phase;
+  const io::tensor_dict d = io::load_safetensors(root / "phase.safetensors");
+  const data::rgb_image img = image_of(d.at("image"));
+  const std::vector<double> phase = d.at("new_phase").values<double>();
+  const data::rgb_image got = ph::image_with_phase(img, phase);
+  const data::rgb_image want = image_of(d.at("expected"));
+  std::size_t off_by_one = 0, worse = 0;
+  for (std::size_t i = 0; i < got.pixels.size(); ++i) {
+    const int diff = std::abs(int(got.pixels[i]) - int(want.pixels[i]));
+    off_by_one += diff == 1;
+    worse += diff > 1;
+  }
+  CHECK(worse == 0);
+  CHECK(off_by_one <= 2);  // a value at .5 may round either way after a different FFT's last bits
+  CHECK_THROWS_WITH(ph::image_with_phase(img, std::vector<double>(5)), Catch::Contains("5 phase values for a 12x10x3 image"));
+}
+
+TEST_CASE("phase randomisation keeps the amplitude spectrum and scrambles the phase", "[data][phase]") {
+  namespace ph = data::phase;
+  const data::rgb_image img = data::decode_image(fs::path(GRCNN_SOURCE_DIR) / "data/textures/brick.png");
+  const data::rgb_image small = data::resize_bilinear(img, 24, 20);
+  std::mt19937_64 rng(5);
+  const std::array<int, 3> n{small.height, small.width, 3};
+  auto spectrum = [&](ph::field f, std::initializer_list<int> axes) {
+    ph::fftn(f, n, axes, false);
+    return f;
+  };
+  const ph::field original = spectrum(ph::to_field(small), {0, 1, 2});
+  // uniform: the complex image before the modulus has exactly the original amplitudes
+  std::vector<double> phase(small.pixels.size());
+  std::uniform_real_distribution<double> u(-3.14159, 3.14159);
+  for (auto& p : phase) p = u(rng);
+  const ph::field mixed = spectrum(ph::field_with_phase(small, phase), {0, 1, 2});
+  double worst = 0, scale = 0;
+  for (std::size_t i = 0; i < mixed.size(); ++i) {
+    worst = std::max(worst, std::abs(std::abs(mixed[i]) - std::abs(original[i])));
+    scale = std::max(scale, std::abs(original[i]));
+  }
+  CHECK(worst / scale < 1e-6);
+  // per channel: a real image with every channel's 2-D amplitude spectrum kept
+  const ph::field per = ph::per_channel_field(small, rng);
+  double imag = 0;
+  for (const auto& v : per) imag = std::max(imag, std::abs(v.imag()));
+  CHECK(imag < 1e-6);
+  const ph::field a2 = spectrum(ph::to_field(small), {0, 1}), b2 = spectrum(per, {0, 1});
+  worst = 0;
+  for (std::size_t i = 0; i < a2.size(); ++i) worst = std::max(worst, std::abs(std::abs(a2[i]) - std::abs(b2[i])));
+  CHECK(worst / scale < 1e-6);
+  // the new phase is uncorrelated with the old one (circular correlation of the angles)
+  double c = 0, count = 0;
+  for (std::size_t i = 0; i < a2.size(); ++i)
+    if (std::abs(a2[i]) > 1e-9 * scale) {
+      c += std::cos(std::arg(a2[i]) - std::arg(b2[i]));
+      ++count;
+    }
+  CHECK(std::abs(c / count) < 0.1);
+  // every mode gives an image of the same size, different from the source, reproducible from a seed
+  for (auto m : {ph::mode::uniform, ph::mode::permute, ph::mode::per_channel}) {
+    std::mt19937_64 r1(9), r2(9);
+    const data::rgb_image x = ph::randomise(small, m, r1), y = ph::randomise(small, m, r2);
+    CHECK(x.pixels == y.pixels);
+    CHECK(x.pixels != small.pixels);
+  }
+  CHECK_THROWS_WITH(ph::parse_mode("pink"), Catch::Contains("unknown mode 'pink'"));
+}
+
+TEST_CASE("blend views mix each image with a texture in normalised space", "[data][phase]") {
+  auto set = std::make_shared<data::texture_set>();
+  data::rgb_image flat{8, 8, std::vector<std::uint8_t>(8 * 8 * 3, 200)};
+  set->add("flat", flat);
+  const data::view_fn v = data::blend_view(set, data::texture_alpha);
+  data::rgb_image img{8, 8, std::vector<std::uint8_t>(8 * 8 * 3, 40)};
+  const std::array<float, 3> mean{0.5f, 0.5f, 0.5f}, sd{0.25f, 0.25f, 0.25f};
+  data::augment_rng rng(3);
+  double lo = 1, hi = 0, sum = 0;
+  const int draws = 2000;
+  for (int k = 0; k < draws; ++k) {
+    const std::vector<float> out = v(img, rng, mean, sd);
+    const float x = (40 / 255.f - 0.5f) / 0.25f, t = (200 / 255.f - 0.5f) / 0.25f;
+    const double a = (out[0] - x) / (t - x);
+    for (float o : out) REQUIRE(o == out[0]);
+    lo = std::min(lo, a), hi = std::max(hi, a), sum += a;
+  }
+  CHECK(lo >= 0.005 - 1e-6);
+  CHECK(hi <= 0.5 + 1e-6);
+  CHECK(sum / draws == Approx(0.2525).margin(0.01));  // the mean of U(0.005, 0.5)
+  // the shipped textures load (grayscale replicated to RGB) and give a seeded noise set
+  const auto tex = data::texture_set::from_folder(fs::path(GRCNN_SOURCE_DIR) / "data/textures");
+  CHECK(tex.size() == 3);
+  CHECK_THROWS_WITH(data::texture_set::from_folder(root / "missing"), Catch::Contains("is not a folder"));
+  CHECK_THROWS_WITH(data::blend_view(set, {0.6, 0.5}), Catch::Contains("alpha range"));
+}
+
+TEST_CASE("extra views make view-major multi-view batches", "[data][loader]") {
+  const data::image_folder f(root / "folder");
+  data::pipeline p;
+  p.steps = {data::resize_then_center_crop(16, 16)};
+  data::augmix::options o;
+  o.image_size = 16;
+  p.views = {data::augmix::view(o), data::augmix::view(o)};
+  data::loader l(f, p, {.batch_size = 2, .shuffle = false, .workers = 1});
+  l.start_epoch(0);
+  const auto b = l.next();
+  REQUIRE(b);
+  CHECK(b->views == 3);
+  CHECK(b->images.dims() == shape{6, 3, 16, 16});
+  // the clean view equals the plain pipeline's batch
+  data::pipeline plain;
+  plain.steps = p.steps;
+  data::loader l0(f, plain, {.batch_size = 2, .shuffle = false, .workers = 1});
+  l0.start_epoch(0);
+  const auto b0 = l0.next();
+  const auto all = b->images.values<float>(), clean = b0->images.values<float>();
+  CHECK(std::equal(clean.begin(), clean.end(), all.begin()));
+  CHECK(!std::equal(clean.begin(), clean.end(), all.begin() + static_cast<std::ptrdiff_t>(clean.size())));
 }

@@ -11,6 +11,7 @@
 #include <grcnn/train/cutmix.hpp>
 #include <grcnn/train/schedule.hpp>
 #include <grcnn/train/sgd.hpp>
+#include <grcnn/train/superclass.hpp>
 #include <grcnn/train/targets.hpp>
 
 using namespace grcnn;
@@ -315,4 +316,154 @@ TEST_CASE("CutMix pastes the partner's box, recomputes lambda, and follows its p
   for (int i = 0; i < 20000; ++i) applied += train::cutmix(img, 1.0, 0.3, rng).has_value();
   CHECK(applied / 20000.0 == Approx(0.3).margin(0.015));
   CHECK_THROWS_WITH(train::cutmix(img, 0.0, 0.5, rng), Catch::Contains("needs beta > 0"));
+}
+
+TEST_CASE("CutMix of a multi-view batch pastes one box from the same partner into every view", "[train][cutmix]") {
+  std::mt19937_64 rng(3);
+  tensor x = tensor::empty({6, 2, 8, 8}, dtype::f32, layout::nhwc);  // 3 views of 2 samples
+  float* d = x.data<float>();
+  for (std::int64_t i = 0; i < x.numel(); ++i) d[i] = static_cast<float>(i);
+  const tensor before = x.clone();
+  std::optional<train::cutmix_result> r;
+  while (!r || r->box.area() == 0) {
+    x = before.clone();
+    r = train::cutmix(x, 1.0, 1.0, rng, 3);
+  }
+  REQUIRE(r->mix.permutation.size() == 2);
+  const auto got = x.values<float>(), orig = before.values<float>();
+  for (std::int64_t v = 0; v < 3; ++v)
+    for (std::int64_t n = 0; n < 2; ++n)
+      for (int y = 0; y < 8; ++y)
+        for (int xx = 0; xx < 8; ++xx) {
+          const bool in = y >= r->box.top && y < r->box.bottom && xx >= r->box.left && xx < r->box.right;
+          const std::int64_t src = v * 2 + (in ? r->mix.permutation[static_cast<std::size_t>(n)] : n);
+          REQUIRE(got[static_cast<std::size_t>((((v * 2 + n) * 2 + 1) * 8 + y) * 8 + xx)] ==
+                  orig[static_cast<std::size_t>(((src * 2 + 1) * 8 + y) * 8 + xx)]);
+        }
+  tensor odd = tensor::zeros({5, 1, 4, 4}, dtype::f32, layout::nhwc);
+  CHECK_THROWS_WITH(train::cutmix(odd, 1.0, 1.0, rng, 3), Catch::Contains("is not 3 equal views"));
+}
+
+TEST_CASE("superclass maps and the human confusion matrix load from the shipped CSVs", "[train][superclass]") {
+  const auto m = train::read_superclass_csv(std::filesystem::path(GRCNN_SOURCE_DIR) / "data/imagenet/superclasses.csv");
+  REQUIRE(m.classes() == 1000);
+  REQUIRE(m.count() == 11);
+  std::vector<int> sizes(11, 0);
+  for (auto s : m.of_class) ++sizes[static_cast<std::size_t>(s)];
+  CHECK(sizes == std::vector<int>{130, 88, 59, 60, 61, 63, 172, 90, 92, 117, 68});  // the spec's counts
+  CHECK(m.names[0] == "Dogs");
+  CHECK(m.names[9] == "Implements, containers, misc. objects");
+  const auto c = train::read_confusion_csv(std::filesystem::path(GRCNN_SOURCE_DIR) / "data/imagenet/human_superclass_confusion.csv", m);
+  REQUIRE(c.size() == 121);
+  CHECK(c[0] == Approx(0.994747).epsilon(1e-5));                 // Dogs -> Dogs
+  CHECK(c[6 * 11 + 6] == Approx(0.803).margin(0.001));            // Devices -> Devices
+  for (int r = 0; r < 11; ++r) CHECK(std::accumulate(c.begin() + r * 11, c.begin() + r * 11 + 11, 0.0) == Approx(1.0));
+  // the votes file gives the same matrix once its rows are normalised
+  const auto v = train::read_confusion_csv(std::filesystem::path(GRCNN_SOURCE_DIR) / "data/imagenet/human_superclass_votes.csv", m);
+  for (std::size_t i = 0; i < c.size(); ++i) CHECK(v[i] == Approx(c[i]).margin(1e-6));
+  const auto f = train::read_superclass_csv(std::filesystem::path(GRCNN_SOURCE_DIR) / "data/fashion-mnist/superclasses.csv");
+  CHECK(f.of_class == std::vector<std::int64_t>{0, 1, 0, 1, 0, 2, 0, 2, 3, 2});
+  // malformed files are named with the line
+  const auto dir = std::filesystem::temp_directory_path() / "grcnn_superclass_test";
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return dir / name;
+  };
+  CHECK_THROWS_WITH(train::read_superclass_csv(write("a.csv", "class_index,superclass_index\n0,0\n")),
+                    Catch::Contains("no column 'superclass_name'"));
+  CHECK_THROWS_WITH(train::read_superclass_csv(write("b.csv", "class_index,superclass_index,superclass_name\n0,0,A\n2,1,B\n")),
+                    Catch::Contains("line 3 lists class 2, expected 1"));
+  CHECK_THROWS_WITH(train::read_superclass_csv(write("c.csv", "class_index,superclass_index,superclass_name\n0,0,A\n1,0,B\n")),
+                    Catch::Contains("superclass 0 is called 'B' here and 'A' before"));
+  CHECK_THROWS_WITH(train::read_superclass_csv(write("d.csv", "class_index,superclass_index,superclass_name\n0,x,A\n")),
+                    Catch::Contains("superclass_index 'x' is not a non-negative integer"));
+  CHECK_THROWS_WITH(train::read_superclass_csv(write("e.csv", "class_index,superclass_index,superclass_name\n0,1,B\n")),
+                    Catch::Contains("never 0"));
+  CHECK_THROWS_WITH(train::read_confusion_csv(write("f.csv", "true_superclass,Tops\nTops,1\n"), f), Catch::Contains("has 1 superclass columns"));
+  CHECK_THROWS_WITH(train::read_superclass_csv(dir / "missing.csv"), Catch::Contains("cannot open"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the superclass term is the cross-entropy of summed class probabilities, gradient-checked", "[train][superclass]") {
+  using R = backends::reference<double>;
+  train::superclass_map m{{"a", "b", "c"}, {0, 1, 0, 2, 1, 1}};
+  const std::vector<double> confusion{0.8, 0.1, 0.1, 0.2, 0.7, 0.1, 0.0, 0.3, 0.7};
+  const std::vector<std::int64_t> labels{0, 4, 3};
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> u(-2, 2);
+  std::vector<double> z(3 * 7);  // one logit column more than the map: left out
+  for (auto& e : z) e = u(rng);
+  for (const auto target : {train::superclass_target::label, train::superclass_target::human}) {
+    const train::superclass_regulariser reg(m, target, 0.5, confusion);
+    train::mixup_result mix{0.7, {2, 0, 1}};
+    const std::array<const train::mixup_result*, 2> mixes{nullptr, &mix};
+    for (const train::mixup_result* mx : mixes) {
+      // independent value: -mean_n sum_s t_ns log(sum_{c in s} exp z_nc / sum_{mapped c} exp z_nc)
+      const auto t = reg.targets(labels, mx).values<double>();
+      auto loss_of = [&](const std::vector<double>& zz) {
+        double total = 0;
+        for (int n = 0; n < 3; ++n) {
+          double all = 0;
+          std::vector<double> per(3, 0.0);
+          for (int c = 0; c < 6; ++c) {
+            per[static_cast<std::size_t>(m.of_class[static_cast<std::size_t>(c)])] += std::exp(zz[static_cast<std::size_t>(n * 7 + c)]);
+            all += std::exp(zz[static_cast<std::size_t>(n * 7 + c)]);
+          }
+          for (int s = 0; s < 3; ++s) total -= t[static_cast<std::size_t>(n * 3 + s)] * std::log(per[static_cast<std::size_t>(s)] / all);
+        }
+        return total / 3;
+      };
+      variable x(tensor::from_values(shape{3, 7}, z), true);
+      const variable l = reg.loss<R>(x, labels, mx);
+      CHECK(l.value().item() == Approx(loss_of(z)).epsilon(1e-12));
+      autograd::backward(l);
+      const auto g = x.grad().values<double>();
+      for (std::size_t i = 0; i < z.size(); ++i) {
+        auto zp = z, zm = z;
+        zp[i] += 1e-6;
+        zm[i] -= 1e-6;
+        CHECK(g[i] == Approx((loss_of(zp) - loss_of(zm)) / 2e-6).margin(1e-7));
+      }
+    }
+    // targets: one-hot of the superclass, or the human row; mixed with the partner's
+    const auto t = reg.targets({1}).values<double>();
+    if (target == train::superclass_target::label)
+      CHECK(t == std::vector<double>{0, 1, 0});
+    else
+      CHECK(t == std::vector<double>{0.2f, 0.7f, 0.1f});
+  }
+  CHECK_THROWS_WITH(train::superclass_regulariser(m, train::superclass_target::human, 1.0), Catch::Contains("needs a 3x3 confusion"));
+  const train::superclass_regulariser reg(m, train::superclass_target::label, 1.0);
+  CHECK_THROWS_WITH(reg.targets({6}), Catch::Contains("label 6 outside the map's 6 classes"));
+  variable narrow(tensor::zeros({1, 5}, dtype::f64), true);
+  CHECK_THROWS_WITH(reg.loss<R>(narrow, {0}), Catch::Contains("5 logits for a map of 6 classes"));
+}
+
+TEST_CASE("layers set to evaluation mode keep their BN statistics while the network trains", "[train][staged]") {
+  models::grcnn_small<backends::reference<double>> net(10, 1);
+  net.to_dtype(dtype::f64);
+  CHECK(net.layer_names().size() == 5);
+  CHECK_THROWS_WITH(net.set_eval_layers({"layer9"}), Catch::Contains("no top-level layer 'layer9'"));
+  net.set_eval_layers({"stem", "stage_2", "stage_3", "head"});
+  std::map<std::string, tensor> before;
+  for (auto& e : net.state())
+    if (!e.is_parameter()) before[e.name] = e.value().clone();
+  std::mt19937 rng(4);
+  std::normal_distribution<double> nd;
+  std::vector<double> xs(2 * 3 * 16 * 16);
+  for (auto& v : xs) v = nd(rng);
+  net.train();
+  net.forward(variable(tensor::from_values(shape{2, 3, 16, 16}, xs)));
+  std::size_t changed_in_stage_1 = 0;
+  for (auto& e : net.state()) {
+    if (e.is_parameter()) continue;
+    const bool same = e.value().values<double>() == before[e.name].values<double>();
+    INFO(e.name);
+    if (e.name.rfind("stage_1.", 0) == 0)
+      changed_in_stage_1 += !same;
+    else
+      CHECK(same);
+  }
+  CHECK(changed_in_stage_1 >= 6);  // the BNs the layer runs (its unused projection BN has none to update)
 }

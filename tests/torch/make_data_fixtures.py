@@ -186,4 +186,17 @@ for i, chain in enumerate(chains):
 mixed = (1 - m) * pre(src) + m * mixed
 aug.append(("mix.chw", mixed.to(torch.float32)))
 safetensors_io.save(str(out / "augmix.safetensors"), aug)
+
+# Phase randomisation as the authors' package computes it (phase.randomise): n-D FFT over H, W and
+# colour, a given new phase, round(|inverse FFT|); values above 255 clipped (our documented deviation).
+prng = np.random.default_rng(2022)
+ph_img = np.asarray(photo(12, 10, 7))
+new_phase = prng.uniform(-np.pi, np.pi, ph_img.shape)
+amp = np.abs(np.fft.fftn(ph_img.astype(np.float64)))
+expected = np.clip(np.round(np.abs(np.fft.ifftn(amp * np.exp(1j * new_phase)))), 0, 255).astype(np.int64)
+safetensors_io.save(str(out / "phase.safetensors"), [
+    ("image", torch.from_numpy(ph_img.astype(np.int64))),
+    ("new_phase", torch.from_numpy(new_phase)),
+    ("expected", torch.from_numpy(expected)),
+])
 print(f"wrote data fixtures to {out}")

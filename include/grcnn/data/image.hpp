@@ -1,7 +1,8 @@
 #pragma once
 // Decoding JPEG (libjpeg-turbo) and PNG (libpng) files into 8-bit RGB, as PIL's Image.open(...).convert("RGB")
 // does: grayscale is replicated, palettes expanded, alpha dropped (not composited), 16-bit samples keep
-// their high byte. Every failure names the file.
+// their high byte. Every failure names the file. write_png stores an image as 8-bit RGB PNG.
+#include <algorithm>
 #include <csetjmp>
 #include <cstring>
 #include <cstdint>
@@ -135,6 +136,13 @@ inline rgb_image decode_png(const std::vector<unsigned char>& bytes, const std::
 }  // namespace image_detail
 
 // Decodes by content (JPEG or PNG signature), whatever the file name says.
+// Whether the file has an extension decode_image reads (.jpg, .jpeg, .png, any case).
+inline bool has_image_extension(const std::filesystem::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
+}
+
 inline rgb_image decode_image(const std::filesystem::path& path) {
   const std::string where = path.string();
   const auto bytes = image_detail::read_file(path);
@@ -142,6 +150,27 @@ inline rgb_image decode_image(const std::filesystem::path& path) {
     return image_detail::decode_jpeg(bytes, where);
   if (bytes.size() >= 8 && png_sig_cmp(bytes.data(), 0, 8) == 0) return image_detail::decode_png(bytes, where);
   throw io_error("image: '" + where + "' is neither a JPEG nor a PNG file");
+}
+
+// Writes an 8-bit RGB PNG (via a temporary file renamed into place, so a failure leaves no partial file).
+inline void write_png(const std::filesystem::path& path, const rgb_image& img) {
+  GRCNN_CHECK(img.width > 0 && img.height > 0 && img.pixels.size() == static_cast<std::size_t>(img.width) * img.height * 3,
+              shape_error, "write_png: malformed ", img.width, "x", img.height, " image for '", path.string(), "'");
+  const std::string tmp = path.string() + ".tmp";
+  png_image im{};
+  im.version = PNG_IMAGE_VERSION;
+  im.width = static_cast<png_uint_32>(img.width);
+  im.height = static_cast<png_uint_32>(img.height);
+  im.format = PNG_FORMAT_RGB;
+  const bool ok = png_image_write_to_file(&im, tmp.c_str(), 0, img.pixels.data(), 0, nullptr) != 0;
+  const std::string why = im.message;
+  png_image_free(&im);
+  if (!ok) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw io_error("write_png: cannot write '" + path.string() + "': " + why);
+  }
+  std::filesystem::rename(tmp, path);
 }
 
 }  // namespace grcnn::data

@@ -45,11 +45,7 @@ class image_folder final : public dataset {
   const std::filesystem::path& path(std::size_t i) const { return items_.at(i).path; }
 
  private:
-  static bool decodable(const std::filesystem::path& p) {
-    std::string ext = p.extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
-  }
+  static bool decodable(const std::filesystem::path& p) { return has_image_extension(p); }
   struct item {
     std::filesystem::path path;
     std::int64_t label;

@@ -57,9 +57,39 @@ class network<topology<Layers...>, Backend> {
                 x.value().describe());
     forward_context ctx{mode_ == mode::train, taps};
     variable h = x;
-    std::apply([&](auto&... m) { ((h = run_module<Layers>(m, h, ctx)), ...); }, modules_);
+    auto run = [&]<class Spec>(boost::hana::basic_type<Spec>, auto& m) {
+      forward_context c = ctx;
+      c.training = ctx.training && !eval_layers_.count(std::string(Spec::name));
+      h = run_module<Spec>(m, h, c);
+    };
+    std::apply([&](auto&... m) { (run(boost::hana::type_c<Layers>, m), ...); }, modules_);
     return h;
   }
+
+  // The top-level layer names in order (stem, layer1, ..., head).
+  static std::vector<std::string> layer_names() { return {std::string(Layers::name)...}; }
+  // Each top-level layer with the state_dict names it owns (a stem owns conv1, bn1, ...; a GRCL layer1.*).
+  std::vector<std::pair<std::string, std::vector<std::string>>> layer_states() {
+    std::vector<std::pair<std::string, std::vector<std::string>>> out;
+    auto one = [&]<class Spec>(boost::hana::basic_type<Spec>, auto& m) {
+      state_list l;
+      collect_module<Spec>(m, l);
+      std::vector<std::string> names;
+      for (const auto& e : l) names.push_back(e.name);
+      out.emplace_back(std::string(Spec::name), std::move(names));
+    };
+    std::apply([&](auto&... m) { (one(boost::hana::type_c<Layers>, m), ...); }, modules_);
+    return out;
+  }
+  // Layers that stay in evaluation mode (BN uses and keeps its running statistics) while the network
+  // trains: staged fine-tuning leaves frozen layers exactly as they were. Unknown names are refused.
+  void set_eval_layers(const std::set<std::string>& names) {
+    const auto all = layer_names();
+    for (const auto& n : names)
+      GRCNN_CHECK(std::find(all.begin(), all.end(), n) != all.end(), error, "network: no top-level layer '", n, "'");
+    eval_layers_ = names;
+  }
+  const std::set<std::string>& eval_layers() const { return eval_layers_; }
 
   void set_mode(mode m) { mode_ = m; }
   void train() { mode_ = mode::train; }
@@ -137,6 +167,7 @@ class network<topology<Layers...>, Backend> {
 
   std::tuple<typename detail::module_for<Layers>::type...> modules_;
   mode mode_ = mode::train;
+  std::set<std::string> eval_layers_;
 };
 
 }  // namespace grcnn::nn

@@ -32,16 +32,20 @@ struct cutmix_result {
   cutmix_box box;
 };
 
-// Applies CutMix to a batch in place with probability `prob`; nothing (and no change) otherwise.
+// Applies CutMix to a batch in place with probability `prob`; nothing (and no change) otherwise. A
+// multi-view batch ([views * n, ...], view-major) gets one draw for its n samples, pasted into every view,
+// so the views of a sample stay aligned (AugMix's consistency loss compares them).
 template <class Rng>
-std::optional<cutmix_result> cutmix(tensor& images, double beta, double prob, Rng& rng) {
+std::optional<cutmix_result> cutmix(tensor& images, double beta, double prob, Rng& rng, int views = 1) {
   GRCNN_CHECK(beta > 0 && prob >= 0 && prob <= 1, error, "cutmix: needs beta > 0 and a probability in [0, 1], got ", beta,
               " and ", prob);
   GRCNN_CHECK(images.rank() == 4 && images.type() == dtype::f32 &&
                   (images.memory_layout() == layout::nhwc || images.memory_layout() == layout::plain),
               shape_error, "cutmix: needs an f32 [N, C, H, W] batch (NCHW or NHWC), got ", images.describe());
+  GRCNN_CHECK(views >= 1 && images.dim(0) % views == 0, shape_error, "cutmix: ", images.describe(), " is not ", views,
+              " equal views");
   if (!(std::uniform_real_distribution<double>(0.0, 1.0)(rng) < prob)) return std::nullopt;
-  const auto N = images.dim(0), C = images.dim(1);
+  const auto N = images.dim(0) / views, C = images.dim(1);
   const int H = static_cast<int>(images.dim(2)), W = static_cast<int>(images.dim(3));
   cutmix_result r;
   const double lambda = sample_beta(beta, beta, rng);
@@ -56,15 +60,16 @@ std::optional<cutmix_result> cutmix(tensor& images, double beta, double prob, Rn
   const float* s = src.data<float>();
   float* d = images.data<float>();
   const bool nhwc = images.memory_layout() == layout::nhwc;
-  for (std::int64_t n = 0; n < N; ++n) {
-    const std::int64_t p = r.mix.permutation[static_cast<std::size_t>(n)];
+  for (std::int64_t vn = 0; vn < N * views; ++vn) {
+    const std::int64_t view = vn / N, n = vn % N;
+    const std::int64_t p = view * N + r.mix.permutation[static_cast<std::size_t>(n)];
     for (std::int64_t c = 0; c < C; ++c)
       for (int y = r.box.top; y < r.box.bottom; ++y)
         for (int x = r.box.left; x < r.box.right; ++x) {
           auto at = [&](std::int64_t img) {
             return nhwc ? ((img * H + y) * W + x) * C + c : ((img * C + c) * H + y) * W + x;
           };
-          d[at(n)] = s[at(p)];
+          d[at(vn)] = s[at(p)];
         }
   }
   return r;

@@ -17,6 +17,7 @@
 #include "grcnn/train/metrics.hpp"
 #include "grcnn/train/progress.hpp"
 #include "grcnn/train/schedule.hpp"
+#include "grcnn/train/superclass.hpp"
 #include "grcnn/train/targets.hpp"
 
 namespace grcnn::train {
@@ -33,6 +34,13 @@ struct trainer_options {
   double mixup_alpha = 0.0;       // > 0: mixup with lambda ~ Beta(alpha, alpha), one per batch
   double cutmix_beta = 0.0;       // > 0: CutMix with lambda ~ Beta(beta, beta) ...
   double cutmix_prob = 1.0;       // ... applied to a batch with this probability
+  // Multi-view batches (the loader's extra views: AugMix, texture/noise blends): the classification loss
+  // on the clean view (or the mean over every view), plus jsd_weight times the Jensen-Shannon consistency
+  // of all views (AugMix's 12; 0 turns it off).
+  double jsd_weight = 12.0;
+  bool ce_on_all_views = false;
+  // The superclass term (weight inside), on the clean view's logits; null: off.
+  std::shared_ptr<const superclass_regulariser> superclass;
   bool skip_nonfinite = false;    // skip a step whose loss is NaN/inf instead of stopping
   long stop_after = -1;           // stop (with a checkpoint) once this global step is reached
   bool evaluate_each_epoch = true;
@@ -137,6 +145,8 @@ class trainer {
     GRCNN_CHECK(o_.cutmix_beta >= 0 && o_.cutmix_prob >= 0 && o_.cutmix_prob <= 1, error,
                 "trainer: CutMix needs beta >= 0 and a probability in [0, 1]");
     GRCNN_CHECK(o_.mixup_alpha == 0 || o_.cutmix_beta == 0, error, "trainer: use mixup or CutMix, not both");
+    GRCNN_CHECK(o_.jsd_weight >= 0 && std::isfinite(o_.jsd_weight), error, "trainer: the JSD weight ", o_.jsd_weight,
+                " must be a non-negative number");
     GRCNN_CHECK(o_.log_every > 0, error, "trainer: log_every must be positive");
     GRCNN_CHECK(schedule_.total_iterations() == o_.epochs * per_epoch(), error, "trainer: the schedule covers ",
                 schedule_.total_iterations(), " iterations, the run ", o_.epochs * per_epoch());
@@ -340,29 +350,56 @@ class trainer {
                               {.label_smoothing = eps});
   }
 
+  // w * a and a + w * b for scalar losses (the backend's mul and add on [1] views).
+  static variable scaled(const variable& a, double w) {
+    const grcnn::shape one{1};
+    const variable wa(tensor::full(one, w, a.value().type(), layout::plain, a.value().where()));
+    return ops::reshape(ops::mul<typename Net::backend>(ops::reshape(a, one), wa), grcnn::shape{});
+  }
+  static variable weighted_sum(const variable& a, const variable& b, double w) {
+    const grcnn::shape one{1};
+    return ops::reshape(ops::add<typename Net::backend>(ops::reshape(a, one), ops::reshape(scaled(b, w), one)), grcnn::shape{});
+  }
+
   // One optimizer step; returns the loss (NaN when skipped) and the top-1 hits of the batch.
   std::pair<double, std::size_t> step(data::batch& b, fit_result& r) {
     const double factor = schedule_.lr_factor(pos_.epoch, pos_.iteration);
     opt_.scale_lr(factor);
     if (const double m = schedule_.momentum(pos_.epoch, pos_.iteration); m >= 0)
       for (auto& g : opt_.groups()) (std::string(opt_.kind()) == "adamw" ? g.beta1 : g.momentum) = m;
+    const int views = b.views;
+    const auto n = static_cast<std::int64_t>(b.size());
+    GRCNN_CHECK(views >= 1 && b.images.dim(0) == views * n, shape_error, "trainer: a batch of ", n, " labels holds ",
+                b.images.describe(), ", not ", views, " view(s)");
+    GRCNN_CHECK(views == 1 || o_.mixup_alpha == 0, error, "trainer: mixup is not defined for multi-view batches (use CutMix)");
     std::optional<mixup_result> mix;
     if (o_.mixup_alpha > 0) mix = mixup(b.images, o_.mixup_alpha, rng_);
     if (o_.cutmix_beta > 0)
-      if (auto c = cutmix(b.images, o_.cutmix_beta, o_.cutmix_prob, rng_)) mix = c->mix;
+      if (auto c = cutmix(b.images, o_.cutmix_beta, o_.cutmix_prob, rng_, views)) mix = c->mix;
     // With skipping on, BN running statistics are restored if the step turns out non-finite.
     std::vector<std::pair<tensor*, tensor>> bn_before;
     if (o_.skip_nonfinite)
       for (const auto& e : net_.state())
         if (!e.is_parameter()) bn_before.emplace_back(e.buffer, e.buffer->clone());
-    const variable logits = net_.forward(variable(backends::to_backend<typename Net::backend>(b.images)));
+    // One forward over every view (BN sees them all, as in the original AugMix training).
+    const variable all = net_.forward(variable(backends::to_backend<typename Net::backend>(b.images)));
+    const variable logits = views > 1 ? ops::rows(all, 0, n) : all;
     std::optional<tensor> soft;
     if (mix) {
       soft = mixed_one_hot(b.labels, logits.dims()[1], *mix);
       if (o_.label_smoothing > 0) smooth_mixed(*soft, o_.label_smoothing);  // the SK recipe's smoothing of mixed targets
       if (logits.value().type() != dtype::f32) soft = soft->to_dtype(logits.value().type());
     }
-    const variable loss = loss_of(logits, b.labels, soft ? &*soft : nullptr);
+    variable loss = loss_of(logits, b.labels, soft ? &*soft : nullptr);
+    if (views > 1 && o_.ce_on_all_views) {
+      for (int v = 1; v < views; ++v) loss = weighted_sum(loss, loss_of(ops::rows(all, v * n, (v + 1) * n), b.labels, soft ? &*soft : nullptr), 1.0);
+      loss = scaled(loss, 1.0 / views);  // the mean over views
+    }
+    if (views > 1 && o_.jsd_weight > 0)
+      loss = weighted_sum(loss, ops::jensen_shannon<typename Net::backend>(all, views), o_.jsd_weight);
+    if (o_.superclass && o_.superclass->weight() > 0)
+      loss = weighted_sum(loss, o_.superclass->template loss<typename Net::backend>(logits, b.labels, mix ? &*mix : nullptr),
+                          o_.superclass->weight());
     const double value = loss.value().item();
     if (!std::isfinite(value)) {
       GRCNN_CHECK(o_.skip_nonfinite, numeric_error, "training stopped: the loss is ", value, " at epoch ", pos_.epoch + 1,
