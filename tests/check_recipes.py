@@ -17,6 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli_check import check, runner  # noqa: E402
+
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
@@ -28,17 +31,7 @@ reduced = ["--limit-train", "256", "--limit-eval", "256", "--epochs", "1", "--ba
            "--seed", "1"]
 
 
-def run(args, expect=0):
-    p = subprocess.run([exe] + args, capture_output=True, text=True)
-    if p.returncode != expect:
-        sys.exit(f"FAIL: grcnn-train {' '.join(args)} exited {p.returncode} (expected {expect})\n{p.stdout}\n{p.stderr}")
-    return p.stdout + p.stderr
-
-
-def check(cond, what):
-    if not cond:
-        sys.exit("FAIL: " + what)
-    print("ok:", what)
+run = runner(exe)
 
 
 def weights(path):

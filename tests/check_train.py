@@ -19,6 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli_check import check, runner  # noqa: E402
+
 exe, plot, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 out = work / "run"
 common = ["--arch", "grcnn_small", "--dataset", "fashion-mnist", "--limit-train", "6400", "--limit-eval", "2000",
@@ -26,17 +29,7 @@ common = ["--arch", "grcnn_small", "--dataset", "fashion-mnist", "--limit-train"
           "--backend", "cpu", "--out", str(out)]
 
 
-def run(args, expect=0):
-    p = subprocess.run([exe] + args, capture_output=True, text=True)
-    if p.returncode != expect:
-        sys.exit(f"FAIL: grcnn-train {' '.join(args)} exited {p.returncode} (expected {expect})\n{p.stdout}\n{p.stderr}")
-    return p.stdout + p.stderr
-
-
-def check(cond, what):
-    if not cond:
-        sys.exit("FAIL: " + what)
-    print("ok:", what)
+run = runner(exe)
 
 
 subprocess.run(["rm", "-rf", str(out)], check=True)
