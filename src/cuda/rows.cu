@@ -59,12 +59,13 @@ __global__ void k_ce_rows(const float* logits, const std::int64_t* labels, const
   loss = block_sum(loss);
   if (threadIdx.x == 0) row_loss[blockIdx.x] = loss;
 }
-// out[0] = sum(v[0..n)) / divisor, one block.
-__global__ void k_mean_of(const float* v, std::int64_t n, float divisor, float* out) {
-  float s = 0.f;
+// out[0] = sum(v[0..n)) / divisor, one block, accumulated in T (float, or double for the JSD).
+template <class T>
+__global__ void k_mean_of(const T* v, std::int64_t n, T divisor, float* out) {
+  T s = T(0);
   for (std::int64_t j = threadIdx.x; j < n; j += blockDim.x) s += v[j];
   s = block_sum(s);
-  if (threadIdx.x == 0) out[0] = s / divisor;
+  if (threadIdx.x == 0) out[0] = static_cast<float>(s / divisor);
 }
 __global__ void k_ce_bwd(const float* dloss, const float* prob, const float* q, float* d, std::int64_t k, float inv_n) {
   const std::int64_t o = blockIdx.x * k;
@@ -141,12 +142,6 @@ __global__ void k_js_grad(const double* logp, const double* g, float* unit, std:
   s = block_sum(s);
   for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x)
     unit[o + j] = static_cast<float>(scale * exp(logp[o + j]) * (g[o + j] - s));
-}
-__global__ void k_js_mean(const double* v, std::int64_t n, double divisor, float* out) {
-  double s = 0.0;
-  for (std::int64_t j = threadIdx.x; j < n; j += blockDim.x) s += v[j];
-  s = block_sum(s);
-  if (threadIdx.x == 0) out[0] = static_cast<float>(s / divisor);
 }
 __global__ void k_scale_by(const float* factor, const float* src, float* dst, std::int64_t n) {
   const float f = factor[0];
@@ -315,7 +310,7 @@ void jensen_shannon_forward(const float* logits, std::int64_t rows, std::int64_t
   k_js_rows<<<static_cast<unsigned>(n), kRowThreads, 0, stream()>>>(logp.as<double>(), n, views, k, g.as<double>(),
                                                                    row_loss.as<double>());
   check_last_launch("jensen_shannon rows");
-  k_js_mean<<<1, 1024, 0, stream()>>>(row_loss.as<double>(), n, static_cast<double>(rows), loss);
+  k_mean_of<<<1, 1024, 0, stream()>>>(row_loss.as<double>(), n, static_cast<double>(rows), loss);
   check_last_launch("jensen_shannon mean");
   k_js_grad<<<static_cast<unsigned>(rows), kRowThreads, 0, stream()>>>(logp.as<double>(), g.as<double>(), grad_unit, k,
                                                                       1.0 / static_cast<double>(rows));
