@@ -194,7 +194,7 @@ std::vector<train::param_group> make_groups(Net& net, const settings& s) {
   std::map<const void*, bool> trainable;  // per parameter cell: any of its names selected
   std::vector<variable*> order;
   for (const auto& e : net.state()) {
-    if (!e.is_parameter()) continue;
+    if (!e.is_trainable()) continue;  // buffers and fixed parameters (VOneBlock's Gabor banks)
     auto [it, first] = trainable.emplace(e.parameter->cell().get(), false);
     if (first) order.push_back(e.parameter);
     it->second = it->second || s.train_only.empty() || under(e.name);
@@ -242,7 +242,8 @@ int run(const settings& s) {
   nn::network<Topology, B> net(classes, s.seed);
   if (!s.init_weights.empty()) load_weights(net, s.init_weights, s.reset_classifier);
   net.to_device(backends::backend_traits<B>::where);
-  std::printf("%s: %zu parameters, %d classes; %s%s\n", s.arch.c_str(), net.parameter_count(), classes,
+  std::printf("%s: %zu parameters (%zu trainable), %d classes; %s%s\n", s.arch.c_str(), net.parameter_count(),
+              net.trainable_parameter_count(), classes,
               d.train ? ("train " + d.train->describe() + " (" + std::to_string(d.train->size()) + " images)").c_str() : "",
               d.eval ? (", eval " + d.eval->describe() + " (" + std::to_string(d.eval->size()) + " images)").c_str() : "");
 

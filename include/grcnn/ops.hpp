@@ -8,3 +8,4 @@
 #include "grcnn/ops/pooling.hpp"
 #include "grcnn/ops/softmax.hpp"
 #include "grcnn/ops/sk_select.hpp"
+#include "grcnn/ops/vone.hpp"

@@ -26,7 +26,8 @@ enum class input_kind {
   log_probs,    // rows of log-probabilities, the case's dtype
   probs,        // rows of probabilities, the case's dtype
 };
-enum class buffer_kind { running_mean, running_var, labels, probs, groups };  // groups: a column -> group map
+// groups: a column -> group map; noise: a noise map (uniform in [-2, 2], the op's eps)
+enum class buffer_kind { running_mean, running_var, labels, probs, groups, noise };
 
 struct input_spec {
   shape dims;
@@ -199,6 +200,21 @@ inline std::vector<op_case> op_cases() {
   };
   sk("sk_select_m2", {2, 6, 3, 4}, 2);
   sk("sk_select_m3_b1", {1, 4, 2, 3}, 3);
+  // VOneBlock response: q0 [N, C, H, W], q1 [N, C - S, H, W], and the noise map where the mode has one.
+  auto vone = [&](std::string name, shape q0, int simple, ops::vone_math::noise_mode mode, double k_exc) {
+    const shape q1{q0[0], q0[1] - simple, q0[2], q0[3]};
+    std::vector<buffer_spec> b;
+    if (mode != ops::vone_math::noise_none) b.push_back({q0, buffer_kind::noise});
+    cases.push_back(make_case(name, {{q0, A::activation}, {q1, A::activation}}, b,
+                              [=](auto tag, std::vector<variable>& v, std::vector<tensor>& bufs) {
+                                const ops::vone_response_options o{.simple_channels = simple, .k_exc = k_exc, .noise = mode};
+                                return ops::vone_response<GRCNN_BACKEND_OF(tag)>(v[0], v[1], bufs.empty() ? tensor() : bufs[0], o);
+                              }));
+  };
+  vone("vone_response", {2, 6, 3, 4}, 3, ops::vone_math::noise_none, 25.0);
+  vone("vone_response_neuronal", {2, 6, 3, 4}, 3, ops::vone_math::noise_neuronal, 25.0);
+  vone("vone_response_gaussian", {2, 5, 2, 3}, 2, ops::vone_math::noise_gaussian, 2.0);
+  vone("vone_response_complex_only", {1, 4, 2, 3}, 0, ops::vone_math::noise_neuronal, 3.0);
   return cases;
 }
 
@@ -244,6 +260,7 @@ inline case_data make_case_data(const op_case& c, unsigned seed) {
       case buffer_kind::labels: d.buffers.push_back(labels(b.dims[0], b.classes, rng)); break;
       case buffer_kind::probs: d.buffers.push_back(probabilities(b.dims[0], b.dims[1], rng)); break;
       case buffer_kind::groups: d.buffers.push_back(group_map(b.dims[0], b.classes)); break;
+      case buffer_kind::noise: d.buffers.push_back(uniform(b.dims, rng, -2.0, 2.0)); break;
     }
   }
   return d;

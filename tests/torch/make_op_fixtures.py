@@ -6,6 +6,7 @@ gradient, torch's output, the gradient of every differentiable input, and the bu
 Keys: "<case>.in<i>", "<case>.buf<i>", "<case>.seed", "<case>.out", "<case>.grad<i>", "<case>.buf_after<i>".
 The case list mirrors op_cases() by name, shape and parameters; the C++ test fails on any missing key.
 """
+import math
 import sys
 from pathlib import Path
 
@@ -50,6 +51,8 @@ def make_buffer(shape, kind, classes=0):
         if shape[0] > classes:
             g[-1] = -1
         return g
+    if kind == "noise":
+        return uniform(shape, -2.0, 2.0)
     return probabilities(*shape)
 
 
@@ -152,6 +155,32 @@ def sk(name, b, M):
 
 sk("sk_select_m2", (2, 6, 3, 4), 2)
 sk("sk_select_m3_b1", (1, 4, 2, 3), 3)
+
+
+def vone_response(q0, q1, simple, eps, mode, k_exc, scale=0.35, level=0.07):
+    """VOneNet's VOneBlock.gabors_f + noise_f (vonenet/modules.py) with q1 holding the complex channels only."""
+    c = torch.sqrt(q0[:, simple:] ** 2 + q1 ** 2) / math.sqrt(2)
+    x = k_exc * torch.cat((F.relu(q0[:, :simple]), c), 1)
+    if mode == "neuronal":
+        x = x * scale + level
+        x = x + eps * torch.sqrt(F.relu(x) + 1e-4)
+        x = (x - level) / scale
+    elif mode == "gaussian":
+        x = x + eps * scale
+    return F.relu(x)
+
+
+def vone(name, q0, simple, mode, k_exc):
+    q1 = (q0[0], q0[1] - simple, q0[2], q0[3])
+    bufs = [(q0, "noise")] if mode else []
+    case(name, [(q0, "activation"), (q1, "activation")], bufs,
+         lambda v, b: vone_response(v[0], v[1], simple, b[0] if b else None, mode, k_exc))
+
+
+vone("vone_response", (2, 6, 3, 4), 3, None, 25.0)
+vone("vone_response_neuronal", (2, 6, 3, 4), 3, "neuronal", 25.0)
+vone("vone_response_gaussian", (2, 5, 2, 3), 2, "gaussian", 2.0)
+vone("vone_response_complex_only", (1, 4, 2, 3), 0, "neuronal", 3.0)
 
 
 def main():

@@ -24,6 +24,15 @@ using skgrcnn109_topology = imagenet_topology<3, 3, 22, 3, 128, true, false>;
 using grcnn55_share_topology = imagenet_topology<3, 3, 4, 3, 64, false, true>;
 using grcnn109_share_topology = imagenet_topology<3, 3, 22, 3, 64, false, true>;
 
+// VOne-GRCNN55 (the authors' Brain-Score submission vonegrcnn_47e): VOneNet's VOneBlock with its
+// defaults (256 simple + 256 complex Gabor channels, 25x25 at stride 4, neuronal noise) and the 1x1
+// bottleneck to 64 channels at 56x56 replace conv1/bn1/maxpool/conv2; the GRCNN-55 body and readout
+// follow. 26,836,072 parameters, 24,916,072 trainable (the Gabor banks are fixed).
+using vone_grcnn55_topology =
+    nn::topology<nn::vone_stem<nn::vone_options{}>, nn::grcl<"layer1", imagenet_grcl(64, 64, 3, true)>,
+                 nn::grcl<"layer2", imagenet_grcl(256, 128, 3, true)>, nn::grcl<"layer3", imagenet_grcl(512, 256, 4, true)>,
+                 nn::grcl<"layer4", imagenet_grcl(1024, 512, 3, false)>, nn::classifier_head<2048, 7>>;
+
 // CIFAR models (32x32 inputs): three GRCLs stage_1..3, groups 16, BN momentum 0.05.
 template <int T1, int T2, int T3, int P1, int P2, int P3, bool SK, bool Share>
 using cifar_topology =
@@ -54,6 +63,7 @@ template <class B = backends::default_backend> using skgrcnn55 = nn::network<skg
 template <class B = backends::default_backend> using skgrcnn109 = nn::network<skgrcnn109_topology, B>;
 template <class B = backends::default_backend> using grcnn55_share = nn::network<grcnn55_share_topology, B>;
 template <class B = backends::default_backend> using grcnn109_share = nn::network<grcnn109_share_topology, B>;
+template <class B = backends::default_backend> using vone_grcnn55 = nn::network<vone_grcnn55_topology, B>;
 template <class B = backends::default_backend> using grcnn56 = nn::network<grcnn56_topology, B>;
 template <class B = backends::default_backend> using grcnn56_share = nn::network<grcnn56_share_topology, B>;
 template <class B = backends::default_backend> using grcnn110 = nn::network<grcnn110_topology, B>;

@@ -13,7 +13,7 @@ inline const std::vector<std::string>& variant_names() {
   static const std::vector<std::string> names{"grcnn55",  "grcnn109",       "skgrcnn55",         "skgrcnn109",
                                               "grcnn55_share", "grcnn109_share", "grcnn56",      "grcnn56_share",
                                               "grcnn110", "grcnn110_share", "grcnn110_sk", "grcnn110_sk_share",
-                                              "grcnn_small"};
+                                              "grcnn_small", "vone_grcnn55"};
   return names;
 }
 
@@ -32,6 +32,7 @@ decltype(auto) with_variant(std::string_view name, F&& f) {
   if (name == "grcnn110_sk") return f.template operator()<grcnn110_sk_topology>();
   if (name == "grcnn110_sk_share") return f.template operator()<grcnn110_sk_share_topology>();
   if (name == "grcnn_small") return f.template operator()<grcnn_small_topology>();
+  if (name == "vone_grcnn55") return f.template operator()<vone_grcnn55_topology>();
   std::string known;
   for (const auto& n : variant_names()) known += (known.empty() ? "" : ", ") + n;
   throw error("unknown architecture '" + std::string(name) + "'; known: " + known);

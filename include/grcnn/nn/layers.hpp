@@ -6,7 +6,9 @@
 
 namespace grcnn::nn {
 
-enum class conv_init { kaiming_normal, normal_001, default_uniform };
+// kaiming_normal: fan_in, gain sqrt(2) (the GRCNN code); kaiming_normal_fan_out: fan_out = out * k * k
+// (VOneNet's bottleneck); normal_001: N(0, 0.01); default_uniform: PyTorch's default conv init.
+enum class conv_init { kaiming_normal, kaiming_normal_fan_out, normal_001, default_uniform };
 
 class conv2d_layer {
  public:
@@ -15,9 +17,11 @@ class conv2d_layer {
       : params_(ops::conv2d_params::square(stride, pad, dilation, groups)) {
     const shape ws{out, in / groups, kernel, kernel};
     const std::int64_t fan_in = static_cast<std::int64_t>(in / groups) * kernel * kernel;
-    tensor w = init == conv_init::kaiming_normal ? rng.kaiming_normal(ws, fan_in)
-               : init == conv_init::normal_001   ? rng.normal(ws, 0.01)
-                                                 : rng.default_uniform(ws, fan_in);
+    const std::int64_t fan_out = static_cast<std::int64_t>(out / groups) * kernel * kernel;
+    tensor w = init == conv_init::kaiming_normal           ? rng.kaiming_normal(ws, fan_in)
+               : init == conv_init::kaiming_normal_fan_out ? rng.kaiming_normal(ws, fan_out)
+               : init == conv_init::normal_001             ? rng.normal(ws, 0.01)
+                                                           : rng.default_uniform(ws, fan_in);
     weight = variable(w, true);
     if (bias) this->bias = variable(tensor::zeros({out}), true);  // the original code zeroes conv biases
   }

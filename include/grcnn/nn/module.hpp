@@ -17,12 +17,16 @@ namespace grcnn::nn {
 
 using autograd::variable;
 
-// One state_dict entry: a learnable parameter or a buffer (running statistics, counters).
+// One state_dict entry: a parameter or a buffer (running statistics, counters). A fixed parameter
+// (trainable = false: the VOneBlock's Gabor banks, PyTorch's requires_grad=False) is saved, loaded
+// and counted like any other, but no optimizer ever sees it.
 struct state_entry {
   std::string name;
   variable* parameter = nullptr;  // set for parameters
   tensor* buffer = nullptr;       // set for buffers
+  bool trainable = true;          // for parameters: false for fixed ones
   bool is_parameter() const { return parameter != nullptr; }
+  bool is_trainable() const { return parameter != nullptr && trainable; }
   tensor& value() const { return parameter ? parameter->value() : *buffer; }
 };
 using state_list = std::vector<state_entry>;

@@ -9,6 +9,7 @@
 #include "grcnn/nn/grcl.hpp"
 #include "grcnn/nn/stem_head.hpp"
 #include "grcnn/nn/topology.hpp"
+#include "grcnn/nn/vone_block.hpp"
 
 namespace grcnn::nn {
 
@@ -26,6 +27,11 @@ template <int Out, int Stride>
 struct module_for<cifar_stem<Out, Stride>> {
   using type = stem_module;
   static type make(int, initializer& rng) { return stem_module(false, Out, 0.1, rng, Stride); }
+};
+template <vone_options O>
+struct module_for<vone_stem<O>> {
+  using type = vone_module;
+  static type make(int, initializer& rng) { return vone_module(O, rng); }
 };
 template <fixed_string Name, grcl_options O>
 struct module_for<grcl<Name, O>> {
@@ -102,19 +108,13 @@ class network<topology<Layers...>, Backend> {
     std::apply([&](auto&... m) { (collect_module<Layers>(m, out), ...); }, modules_);
     return out;
   }
-  // The learnable parameters, each once (shared weights are not repeated).
-  std::vector<variable*> parameters() {
-    std::vector<variable*> out;
-    std::set<const void*> seen;
-    for (auto& e : state())
-      if (e.is_parameter() && seen.insert(e.parameter->cell().get()).second) out.push_back(e.parameter);
-    return out;
-  }
-  std::size_t parameter_count() {
-    std::size_t n = 0;
-    for (auto* p : parameters()) n += static_cast<std::size_t>(p->value().numel());
-    return n;
-  }
+  // The learnable parameters, each once (shared weights are not repeated; fixed ones left out): what
+  // an optimizer takes.
+  std::vector<variable*> parameters() { return parameter_list(true); }
+  // Every parameter's size, fixed ones included, as PyTorch's sum(p.numel() for p in model.parameters()).
+  std::size_t parameter_count() { return count(parameter_list(false)); }
+  // The learnable part of parameter_count() (equal to it unless the network has fixed parameters).
+  std::size_t trainable_parameter_count() { return count(parameters()); }
   // Converts every floating parameter and buffer to `t` (f64 for the reference backend's checks).
   void to_dtype(dtype t) {
     for (auto& e : state()) {
@@ -134,7 +134,14 @@ class network<topology<Layers...>, Backend> {
     zero_grad();
   }
   void zero_grad() {
-    for (auto* p : parameters()) p->zero_grad();
+    for (auto* p : parameter_list(false)) p->zero_grad();
+  }
+
+  // The top-level module of type M where exactly one layer has it, e.g. net.module<nn::vone_module>()
+  // to fix the VOneBlock's noise (a type held by several layers does not compile).
+  template <class M>
+  M& module() {
+    return std::get<M>(modules_);
   }
 
   // Compile-time visitor: f(boost::hana::type<Spec>, module&) for each layer, in order.
@@ -146,6 +153,20 @@ class network<topology<Layers...>, Backend> {
  private:
   // Braces: the layers are built (and draw from the seeded stream) in order, on every compiler.
   network(int num_classes, initializer rng) : modules_{detail::module_for<Layers>::make(num_classes, rng)...} {}
+
+  std::vector<variable*> parameter_list(bool trainable_only) {
+    std::vector<variable*> out;
+    std::set<const void*> seen;
+    for (auto& e : state())
+      if ((trainable_only ? e.is_trainable() : e.is_parameter()) && seen.insert(e.parameter->cell().get()).second)
+        out.push_back(e.parameter);
+    return out;
+  }
+  static std::size_t count(const std::vector<variable*>& ps) {
+    std::size_t n = 0;
+    for (auto* p : ps) n += static_cast<std::size_t>(p->value().numel());
+    return n;
+  }
 
   template <class Spec, class M>
   static variable run_module(M& m, const variable& h, const forward_context& ctx) {

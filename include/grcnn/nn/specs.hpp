@@ -79,6 +79,40 @@ struct cifar_stem {
   static constexpr int out_channels = Out;
 };
 
+// The VOneBlock stem (Dapello et al. 2020) and its 1x1 bottleneck: a fixed Gabor bank of simple and
+// complex cells sampled from macaque V1 statistics (nn/gabor.hpp), the k_exc gain, stochastic noise,
+// then bottleneck (simple + complex -> out_channels, trainable). Defaults are VOneNet()'s.
+enum class vone_noise { none, neuronal, gaussian };
+struct vone_options {
+  int simple_channels = 256;
+  int complex_channels = 256;
+  int kernel_size = 25;  // odd; padding kernel_size / 2
+  int stride = 4;
+  int out_channels = 64;  // of the bottleneck
+  double image_size = 224, visual_degrees = 8;  // pixels per degree = image_size / visual_degrees
+  double sf_corr = 0.75, sf_max = 9, sf_min = 0;
+  double k_exc = 25;
+  vone_noise noise = vone_noise::neuronal;
+  double noise_scale = 0.35, noise_level = 0.07;
+  unsigned gabor_seed = 0;
+  constexpr int channels() const { return simple_channels + complex_channels; }
+};
+
+template <vone_options O = vone_options{}>
+struct vone_stem {
+  static constexpr fixed_string name_string = "stem";
+  static constexpr std::string_view name = "stem";
+  static constexpr vone_options options = O;
+  static constexpr int in_channels = 3;
+  static constexpr int out_channels = O.out_channels;
+  static_assert(O.simple_channels >= 0 && O.complex_channels >= 0 && O.channels() >= 1,
+                "grcnn: a VOneBlock needs at least one simple or complex channel");
+  static_assert(O.kernel_size >= 1 && O.kernel_size % 2 == 1, "grcnn: the VOneBlock's Gabor kernels need an odd size");
+  static_assert(O.stride >= 1 && O.out_channels >= 1, "grcnn: the VOneBlock needs a positive stride and bottleneck width");
+  static_assert(O.image_size > 0 && O.visual_degrees > 0, "grcnn: the VOneBlock needs a positive image size and field of view");
+  static_assert(O.noise_scale > 0 && O.k_exc >= 0, "grcnn: the VOneBlock needs a positive noise scale and a non-negative k_exc");
+};
+
 // Readout: lastact (BN + ReLU), avgpool (fixed Pool x Pool window, as the original code; Pool = 0
 // averages the whole final map, for inputs of any size), flatten, classifier (Linear In -> classes;
 // the class count is a run-time value).

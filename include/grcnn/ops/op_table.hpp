@@ -19,6 +19,7 @@ struct cross_entropy_op { static constexpr std::string_view name = "cross_entrop
 struct kl_div_op { static constexpr std::string_view name = "kl_div"; using problem = kl_div_problem; };
 struct jensen_shannon_op { static constexpr std::string_view name = "jensen_shannon"; using problem = jensen_shannon_problem; };
 struct group_logsumexp_op { static constexpr std::string_view name = "group_logsumexp"; using problem = group_logsumexp_problem; };
+struct vone_response_op { static constexpr std::string_view name = "vone_response"; using problem = vone_response_problem; };
 struct sk_select_op { static constexpr std::string_view name = "sk_select"; using problem = sk_select_problem; };
 
 template <class... Ops>
@@ -26,6 +27,6 @@ struct op_list {};
 
 using op_table = op_list<conv2d_op, batch_norm_op, eltwise_op, binary_op, gated_update_op, pool2d_op, linear_op,
                          softmax_op, cross_entropy_op, kl_div_op, jensen_shannon_op, group_logsumexp_op,
-                         sk_select_op>;
+                         sk_select_op, vone_response_op>;
 
 }  // namespace grcnn::ops

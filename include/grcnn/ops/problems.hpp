@@ -7,6 +7,7 @@
 #include <string>
 
 #include "grcnn/core/tensor.hpp"
+#include "grcnn/ops/vone_math.hpp"
 
 namespace grcnn::ops {
 
@@ -147,6 +148,20 @@ struct sk_select_problem {
   tensor_desc branch;  // every branch has this shape, dtype and layout
   int branches = 2;
   std::string str() const { return "sk_select branch=" + branch.str() + " M=" + std::to_string(branches); }
+};
+
+// The VOneBlock's response (vone_math.hpp): q0 [N, C, H, W] holds the Gabor responses of every channel,
+// q1 [N, C - S, H, W] the quadrature responses of the complex ones; eps (q0's shape) is the standard
+// normal noise of the noisy modes.
+struct vone_response_problem {
+  tensor_desc q0;
+  int simple = 0;  // S: channels [0, S) are simple cells, [S, C) complex cells
+  vone_math::coefficients k;
+  std::int64_t complex() const { return q0.dims[1] - simple; }
+  std::string str() const {
+    return "vone_response q0=" + q0.str() + " simple=" + std::to_string(simple) + " k_exc=" + std::to_string(k.k_exc) +
+           " noise=" + std::to_string(k.mode) + " scale=" + std::to_string(k.scale) + " level=" + std::to_string(k.level);
+  }
 };
 
 }  // namespace grcnn::ops

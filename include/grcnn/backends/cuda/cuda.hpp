@@ -486,4 +486,33 @@ struct kernel<cuda_t<P>, ops::sk_select_op> {
   }
 };
 
+template <class P>
+struct kernel<cuda_t<P>, ops::vone_response_op> {
+  using Pr = ops::vone_response_problem;
+  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.q0); }
+  static grcnn::cuda::vone_args args(const Pr& pr, const tensor& q1) {
+    grcnn::cuda::vone_args a;
+    a.q0 = cuda_detail::view_of(pr.q0);
+    if (q1.defined()) a.q1 = cuda_detail::view_of(ops::tensor_desc::of(q1));
+    a.simple = pr.simple, a.k_exc = pr.k.k_exc, a.mode = pr.k.mode, a.scale = pr.k.scale, a.level = pr.k.level;
+    return a;
+  }
+  static tensor forward(const Pr& pr, const tensor& q0, const tensor& q1, const tensor& eps) {
+    using namespace cuda_detail;
+    on_device("vone_response", "q0", q0), on_device("vone_response", "q1", q1), on_device("vone_response", "eps", eps);
+    tensor y = empty(pr.q0);
+    grcnn::cuda::vone_response_forward(args(pr, q1), cf(q0), cf(q1), cf(eps), mf(y));
+    return y;
+  }
+  static void backward(const Pr& pr, const tensor& dy, const tensor& q0, const tensor& q1, const tensor& eps, tensor* dq0,
+                       tensor* dq1) {
+    using namespace cuda_detail;
+    if (dq0) *dq0 = empty(pr.q0);
+    const bool want_q1 = dq1 && q1.defined();
+    if (want_q1) *dq1 = empty(ops::tensor_desc::of(q1));
+    grcnn::cuda::vone_response_backward(args(pr, q1), cf(dy.to_device(cuda_device)), cf(q0), cf(q1), cf(eps),
+                                        dq0 ? mf(*dq0) : nullptr, want_q1 ? mf(*dq1) : nullptr);
+  }
+};
+
 }  // namespace grcnn::backends

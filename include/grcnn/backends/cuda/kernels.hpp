@@ -106,6 +106,19 @@ void sk_select_forward(const view4& v, int branches, const float* const* branch_
 void sk_select_backward(const view4& v, int branches, const float* dout, const float* const* branch_ptrs,
                         const float* logits, float* const* dbranch_ptrs, float* dlogits);
 
+// ---- VOneBlock response (grcnn/ops/vone_math.hpp) ---------------------------------------------
+// q1 holds channels [simple, C) of q0's map; eps and dy share q0's view, dq1 q1's.
+struct vone_args {
+  view4 q0, q1;
+  int simple = 0;
+  double k_exc = 25.0;
+  int mode = 0;  // vone_math::noise_mode
+  double scale = 0.35, level = 0.07;
+};
+void vone_response_forward(const vone_args& a, const float* q0, const float* q1, const float* eps, float* y);
+void vone_response_backward(const vone_args& a, const float* dy, const float* q0, const float* q1, const float* eps,
+                            float* dq0, float* dq1);
+
 // ---- linear (cuBLAS) -------------------------------------------------------------------------
 // y [N, M] = x [N, K] w[M, K]^T (+ b)
 void linear_forward(const float* x, const float* w, const float* b, float* y, std::int64_t n, std::int64_t k,

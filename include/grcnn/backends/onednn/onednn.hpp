@@ -31,3 +31,4 @@ struct onednn {
 #include "grcnn/backends/onednn/linear.hpp"
 #include "grcnn/backends/onednn/softmax_losses.hpp"
 #include "grcnn/backends/onednn/sk_select.hpp"
+#include "grcnn/backends/onednn/vone.hpp"

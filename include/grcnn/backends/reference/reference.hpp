@@ -59,3 +59,4 @@ T sigmoid(T v) {
 #include "grcnn/backends/reference/linear.hpp"
 #include "grcnn/backends/reference/softmax_losses.hpp"
 #include "grcnn/backends/reference/sk_select.hpp"
+#include "grcnn/backends/reference/vone.hpp"

@@ -1,0 +1,110 @@
+#pragma once
+// The VOneBlock stem at run time, with VOneNet's module names: vone_block.simple_conv_q0.weight and
+// vone_block.simple_conv_q1.weight (fixed Gabor banks, [C, 3, k, k]) and bottleneck.weight (1x1,
+// trainable). Forward: q0 = conv(x, bank0), q1 = conv(x, bank1 of the complex channels), the
+// response op (ops/vone.hpp), then the bottleneck.
+#include <algorithm>
+
+#include "grcnn/nn/gabor.hpp"
+#include "grcnn/nn/layers.hpp"
+#include "grcnn/nn/specs.hpp"
+
+namespace grcnn::nn {
+
+class vone_module {
+ public:
+  vone_module(const vone_options& o, initializer& rng) : o_(o) {
+    const int C = o.channels();
+    const auto p = gabor::sample_v1_parameters(
+        {.features = C, .seed = o.gabor_seed, .sf_corr = o.sf_corr, .sf_max = o.sf_max, .sf_min = o.sf_min});
+    // Each filter lives in one random input channel, drawn separately for the two banks (VOneNet uses
+    // torch's global generator; ours is the network's seeded stream).
+    auto channels = [&] {
+      std::vector<int> c(static_cast<std::size_t>(C));
+      std::uniform_int_distribution<int> d(0, 2);
+      for (auto& v : c) v = d(rng.rng);
+      return c;
+    };
+    const gabor::bank_options bo{.in_channels = 3, .kernel_size = o.kernel_size,
+                                 .pixels_per_degree = o.image_size / o.visual_degrees};
+    q0_ = variable(gabor::make_bank(p, channels(), bo), false);
+    gabor::bank_options b1 = bo;
+    b1.phase_offset = std::numbers::pi / 2;
+    q1_ = variable(gabor::make_bank(p, channels(), b1), false);
+    parameters_ = p;
+    bottleneck_ = std::make_unique<conv2d_layer>(C, o.out_channels, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal_fan_out, rng);
+    noise_seed_ = rng.rng();
+  }
+
+  template <class B>
+  variable forward(const variable& x, const forward_context& ctx) {
+    const auto conv = ops::conv2d_params::square(o_.stride, o_.kernel_size / 2);
+    const variable q0 = ops::conv2d<B>(x, q0_, variable(), conv);
+    variable q1;
+    if (o_.complex_channels > 0) {
+      // Only the complex cells use the quadrature bank; its simple rows are never convolved.
+      const variable bank = ops::rows(q1_, o_.simple_channels, o_.channels());
+      q1 = ops::conv2d<B>(x, bank, variable(), conv);
+    }
+    ctx.emit("vone_block", "simple_conv_q0", q0);
+    const ops::vone_response_options ro{.simple_channels = o_.simple_channels, .k_exc = o_.k_exc,
+                                        .noise = noise_mode(), .noise_scale = o_.noise_scale, .noise_level = o_.noise_level};
+    const variable v = ops::vone_response<B>(q0, q1, ro.noise == ops::vone_math::noise_none ? tensor() : draw_noise(q0.dims()), ro);
+    ctx.emit("", "vone_block", v);
+    const variable b = bottleneck_->forward<B>(v);
+    ctx.emit("", "bottleneck", b);
+    return b;
+  }
+
+  void collect(state_list& out) {
+    out.push_back({"vone_block.simple_conv_q0.weight", &q0_, nullptr, false});
+    out.push_back({"vone_block.simple_conv_q1.weight", &q1_, nullptr, false});
+    bottleneck_->collect("bottleneck", out);
+  }
+
+  // Noise control. By default every forward draws fresh noise (in training and evaluation alike, as
+  // VOneNet). fix_noise(seed) makes each sample's noise map a function of (seed, its index in the
+  // batch), the same on every call, as VOneNet's fix_noise; release_noise() returns to fresh draws;
+  // disable_noise() turns the stochastic stage off (the final ReLU stays, a no-op on its input).
+  void fix_noise(std::uint64_t seed) { fixed_ = true, fixed_seed_ = seed, disabled_ = false; }
+  void release_noise() { fixed_ = false, disabled_ = false; }
+  void disable_noise() { disabled_ = true; }
+  bool noise_fixed() const { return fixed_; }
+
+  const gabor::v1_parameters& gabor_parameters() const { return parameters_; }
+  const vone_options& options() const { return o_; }
+
+ private:
+  ops::vone_math::noise_mode noise_mode() const {
+    if (disabled_ || o_.noise == vone_noise::none) return ops::vone_math::noise_none;
+    return o_.noise == vone_noise::neuronal ? ops::vone_math::noise_neuronal : ops::vone_math::noise_gaussian;
+  }
+  // Standard normal draws, one independent stream per sample: (seed, call, sample) fresh, (seed,
+  // sample) fixed. Generated on the host in parallel over samples.
+  tensor draw_noise(const grcnn::shape& s) {
+    const std::int64_t n = s[0], per = s.numel() / std::max<std::int64_t>(n, 1);
+    std::vector<float> e(static_cast<std::size_t>(s.numel()));
+    const std::uint64_t seed = fixed_ ? fixed_seed_ : noise_seed_;
+    const std::uint64_t call = fixed_ ? 0 : ++calls_;
+#pragma omp parallel for schedule(static)
+    for (std::int64_t k = 0; k < n; ++k) {
+      std::seed_seq seq{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
+                        static_cast<std::uint32_t>(call), static_cast<std::uint32_t>(call >> 32),
+                        static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(fixed_ ? 1 : 0)};
+      std::mt19937_64 g(seq);
+      std::normal_distribution<float> d(0.f, 1.f);
+      float* dst = e.data() + k * per;
+      for (std::int64_t i = 0; i < per; ++i) dst[i] = d(g);
+    }
+    return tensor::from_values(s, e);
+  }
+
+  vone_options o_;
+  variable q0_, q1_;
+  gabor::v1_parameters parameters_;
+  std::unique_ptr<conv2d_layer> bottleneck_;
+  bool fixed_ = false, disabled_ = false;
+  std::uint64_t fixed_seed_ = 0, noise_seed_ = 0, calls_ = 0;
+};
+
+}  // namespace grcnn::nn
