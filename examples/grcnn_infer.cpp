@@ -23,6 +23,7 @@
 #include <grcnn/data/transforms.hpp>
 #include <grcnn/io/state_dict.hpp>
 #include <grcnn/models/registry.hpp>
+#include <grcnn/models/vone_noise.hpp>
 
 using namespace grcnn;
 
@@ -37,9 +38,24 @@ std::vector<std::string> split(const std::string& s) {
 }
 
 struct request {
-  std::string weights, input, output, class_csv;
+  std::string weights, input, output, class_csv, vone_noise = "fresh";
   std::vector<std::string> taps, images;
 };
+
+// A CLI11 validator from a parser that throws.
+template <class Parse>
+CLI::Validator parses(Parse parse, std::string what) {
+  return CLI::Validator(
+      [parse](std::string& v) {
+        try {
+          parse(v);
+          return std::string();
+        } catch (const std::exception& e) {
+          return std::string(e.what());
+        }
+      },
+      what);
+}
 
 // Top-5 of each image's logits, with ImageNet class names when the model has 1000 classes.
 void print_top5(const tensor& logits, const std::vector<std::string>& images, const std::string& class_csv) {
@@ -74,6 +90,7 @@ int infer(const request& req) {
   io::load_state_dict(net.state(), w);
   net.to_device(backends::backend_traits<B>::where);
   net.eval();
+  models::apply_vone_noise(net, models::parse_vone_noise(req.vone_noise));
 
   tensor x;
   if (!req.images.empty()) {
@@ -133,6 +150,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
   app.add_option("--taps", taps, "comma-separated module names whose outputs to write");
+  app.add_option("--vone-noise", req.vone_noise,
+                 "VOneBlock noise: fresh (a new draw per call, as VOneNet), off, or a seed that fixes it")
+      ->check(parses(models::parse_vone_noise, "fresh|off|SEED"))
+      ->capture_default_str();
   app.add_option("--classes-csv", req.class_csv, "ImageNet class names (class_index,wnid,class_name,...)");
   CLI11_PARSE(app, argc, argv);
   if (req.input.empty() == req.images.empty()) {

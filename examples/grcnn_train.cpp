@@ -22,6 +22,7 @@
 #include <grcnn/data/image_folder.hpp>
 #include <grcnn/data/mnist.hpp>
 #include <grcnn/models/registry.hpp>
+#include <grcnn/models/vone_noise.hpp>
 #include <grcnn/train/adamw.hpp>
 #include <grcnn/train/sgd.hpp>
 #include <grcnn/train/trainer.hpp>
@@ -33,6 +34,7 @@ namespace {
 
 struct settings {
   std::string arch = "grcnn_small", dataset = "fashion-mnist", data, eval_data, out = "runs/grcnn", backend = "auto";
+  std::string vone_noise = "fresh";  // VOneBlock noise: fresh | off | a seed that fixes it
   std::string optimizer = "sgd", schedule = "cosine", smoothing_style = "grcnn", init_weights, resume;
   bool resume_given = false, nesterov = false, eval_only = false, no_decay_bn_bias = false, skip_corrupt = false,
        skip_nonfinite = false, per_iteration = true, reset_classifier = false;
@@ -242,6 +244,7 @@ int run(const settings& s) {
   nn::network<Topology, B> net(classes, s.seed);
   if (!s.init_weights.empty()) load_weights(net, s.init_weights, s.reset_classifier);
   net.to_device(backends::backend_traits<B>::where);
+  models::apply_vone_noise(net, models::parse_vone_noise(s.vone_noise));
   std::printf("%s: %zu parameters (%zu trainable), %d classes; %s%s\n", s.arch.c_str(), net.parameter_count(),
               net.trainable_parameter_count(), classes,
               d.train ? ("train " + d.train->describe() + " (" + std::to_string(d.train->size()) + " images)").c_str() : "",
@@ -360,7 +363,7 @@ int run(const settings& s) {
                  {"cosine_per_iteration", s.per_iteration ? "1" : "0"}, {"warmup", exact(s.warmup)},
                  {"label_smoothing", exact(s.label_smoothing)}, {"smoothing_style", s.smoothing_style}, {"mixup", exact(s.mixup)},
                  {"cutmix_beta", exact(s.cutmix_beta)}, {"cutmix_prob", exact(s.cutmix_prob)},
-                 {"image_size", std::to_string(s.image_size)}, {"frozen_bn", s.frozen_bn},
+                 {"image_size", std::to_string(s.image_size)}, {"frozen_bn", s.frozen_bn}, {"vone_noise", s.vone_noise},
                  {"augmix", s.augmix ? "1" : "0"}, {"augmix_severity", std::to_string(s.augmix_severity)},
                  {"augmix_width", std::to_string(s.augmix_width)}, {"augmix_depth", std::to_string(s.augmix_depth)},
                  {"augmix_alpha", exact(s.augmix_alpha)}, {"augmix_all_ops", s.augmix_all_ops ? "1" : "0"},
@@ -467,6 +470,20 @@ int main(int argc, char** argv) {
   app.add_option("--backend", s.backend, "auto (the GPU when the build and machine have one) | cpu (oneDNN) | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   app.add_option("--threads", s.threads, "compute threads (default: all cores)")->check(CLI::PositiveNumber);
   app.add_option("--workers", s.workers, "data loader threads")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--vone-noise", s.vone_noise,
+                 "VOneBlock noise (vone_grcnn55): fresh (a new draw per forward, in evaluation too, as VOneNet), off, "
+                 "or a seed that fixes it")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            try {
+              models::parse_vone_noise(v);
+              return std::string();
+            } catch (const std::exception& e) {
+              return std::string(e.what());
+            }
+          },
+          "fresh|off|SEED"))
+      ->capture_default_str();
   app.add_option("--seed", s.seed, "seed of initialisation, data order, augmentation and mixup")->capture_default_str();
   app.add_option("--out", s.out, "output folder: checkpoints, metrics.jsonl, summary.json")->capture_default_str();
   app.add_option("--resume", s.resume, "continue a run: from this checkpoint, or (no value) the newest in --out")->expected(0, 1);

@@ -82,6 +82,26 @@ ev = run(["--arch", "grcnn_small", "--dataset", "fashion-mnist", "--limit-eval",
           "--init-weights", summary["checkpoint"], "--backend", "cpu", "--out", str(work / "eval")])
 check(f"top1 {100 * top1:.2f}%" in ev, f"--eval-only on the final checkpoint reproduces top-1 {100 * top1:.2f}%")
 
+# 4. VOne-GRCNN55 at 224 px: trains and evaluates with fixed noise; its Gabor banks (fixed parameters, in
+# the checkpoint under VOneNet's names) leave training untouched: each filter's one non-zero channel holds
+# the reference kernel of VOneNet's seed-0 parameters (tests/torch/make_vone_fixtures.py).
+vo = work / "vone"
+subprocess.run(["rm", "-rf", str(vo)], check=True)
+text = run(["--arch", "vone_grcnn55", "--dataset", "fashion-mnist", "--image-size", "224", "--limit-train", "4",
+            "--limit-eval", "2", "--batch", "2", "--epochs", "1", "--vone-noise", "5", "--seed", "1", "--out", str(vo)])
+check("24807562 parameters (22887562 trainable)" in text, "vone_grcnn55 with 10 classes: 24,807,562 parameters, 1,920,000 fixed")
+sys.path.insert(0, str(Path(__file__).resolve().parent / "torch"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import safetensors_io  # noqa: E402
+from make_vone_fixtures import bank, generate_gabor_param  # noqa: E402
+ckpt = dict(safetensors_io.load(str(vo / "checkpoint-2.safetensors"))[0])
+q0 = ckpt["model.vone_block.simple_conv_q0.weight"]  # checkpoints hold the network under "model."
+ref = bank(*generate_gabor_param(512), 224 / 8, 25, 0.0, [0] * 512)[:, 0]
+nonzero = (q0.abs().sum((2, 3)) > 0).sum(1)
+err = (q0.sum(1) - ref).abs().max().item() / ref.abs().max().item()
+check(bool((nonzero == 1).all()) and err < 2e-6,
+      f"the trained checkpoint's q0 bank is VOneNet's (one channel per filter, relative error {err:.1e})")
+
 # Where a GPU is present (nvidia-smi lists one) --backend cuda is legitimate, not a refusal.
 has_gpu = shutil.which("nvidia-smi") is not None and subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
 for args, message in [
@@ -99,6 +119,8 @@ for args, message in [
     (["--eval-only"], "--eval-only needs weights"),
     (["--mixup", "0.2", "--cutmix-beta", "1"], "not both"),
     (["--cutmix-prob", "1.5"], "--cutmix-prob"),
+    (["--vone-noise", "maybe"], "'maybe' is neither fresh, off nor a seed"),
+    (["--vone-noise", "3"], "without a VOneBlock"),
     (["--dataset", "cifar10", "--data", str(work), "--image-size", "64"], "CIFAR images are 32x32"),
 ]:
     p = subprocess.run([exe] + args + ["--out", str(work / "bad")], capture_output=True, text=True)

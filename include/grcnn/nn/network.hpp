@@ -143,6 +143,9 @@ class network<topology<Layers...>, Backend> {
   M& module() {
     return std::get<M>(modules_);
   }
+  // How many top-level layers run a module of type M.
+  template <class M>
+  static constexpr int count_modules = (0 + ... + int(std::is_same_v<typename detail::module_for<Layers>::type, M>));
 
   // Compile-time visitor: f(boost::hana::type<Spec>, module&) for each layer, in order.
   template <class F>
