@@ -35,6 +35,17 @@ TEST_CASE("a converted PyTorch checkpoint loads and round-trips", "[checkpoint]"
   CHECK(net.parameter_count() == 3'411'274);
 }
 
+TEST_CASE("the converter strips a nested body's prefix (--strip model.)", "[checkpoint]") {
+  const io::tensor_dict nested = io::load_safetensors("converted_nested.safetensors");
+  const io::tensor_dict expected = io::load_safetensors("expected_grcnn56_share.safetensors");
+  REQUIRE(nested.size() == expected.size());
+  for (const auto& [name, t] : expected.entries()) {
+    INFO(name);
+    REQUIRE(nested.contains(name));
+    CHECK(relative_error(nested.at(name), t) == 0.0);
+  }
+}
+
 TEST_CASE("converted weights serve --init-weights, with or without the classifier", "[checkpoint]") {
   io::tensor_dict converted = io::load_safetensors("converted_grcnn56_share.safetensors");
   const io::tensor_dict model = train::model_state_from(converted);  // a plain state_dict: every entry kept

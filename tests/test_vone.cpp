@@ -296,6 +296,7 @@ TEST_CASE("VOne-GRCNN55 has VOneNet's parameter counts and names", "[vone]") {
   CHECK(net.parameter_count() == 26'836'072);
   CHECK(net.trainable_parameter_count() == 24'916'072);
   const auto st = net.state();
+  CHECK(st.size() == 422);  // grcnn55's 426 without conv1, bn1 (5 entries) and conv2, plus the 3 VOne entries
   CHECK(st[0].name == "vone_block.simple_conv_q0.weight");
   CHECK(st[0].value().dims() == shape{512, 3, 25, 25});
   CHECK(st[2].name == "bottleneck.weight");
