@@ -145,7 +145,6 @@ TEST_CASE("a small VOneBlock with its bottleneck equals the PyTorch reference", 
   nn::initializer rng(3);
   nn::vone_module m(small_block(), rng);
   // Our bank for the fixture's seed: each filter's one non-zero channel holds the reference kernel.
-  const auto own = m.gabor_parameters();
   const auto fq0 = fixtures().at("block.q0").values<double>();
   nn::state_list st;
   m.collect(st);
@@ -165,7 +164,6 @@ TEST_CASE("a small VOneBlock with its bottleneck equals the PyTorch reference", 
     for (std::size_t k = 0; k < 49; ++k) worst = std::max(worst, std::abs(a[k] - b[k])), peak = std::max(peak, std::abs(b[k]));
   }
   CHECK(worst / peak < 1e-6);
-  (void)own;
 
   // With the fixture's weights: forward, input gradient and bottleneck gradient.
   io::tensor_dict w;
@@ -201,7 +199,6 @@ TEST_CASE("VOneBlock noise: fresh by default, in evaluation too; fixed by a seed
   std::vector<float> xv(4 * 3 * 16 * 16);
   for (auto& e : xv) e = u(g);
   const variable x(tensor::from_values(shape{4, 3, 16, 16}, xv));
-  const nn::forward_context eval{false, nullptr};
   auto grab = [&](nn::vone_module& mod) {
     nn::tap_registry taps;
     tensor v;
@@ -236,7 +233,6 @@ TEST_CASE("VOneBlock noise: fresh by default, in evaluation too; fixed by a seed
   CHECK(relative_error(grab(m), f1) > 1e-3);
   m.disable_noise();
   CHECK(relative_error(grab(m), r) < 1e-6);
-  (void)eval;
 }
 
 TEST_CASE("vone_response refuses inputs that do not fit", "[vone]") {

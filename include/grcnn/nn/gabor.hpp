@@ -3,6 +3,7 @@
 // published macaque V1 distributions, and the kernels built from them. The sampling replays numpy's
 // legacy RandomState draw for draw, so a seed gives the very bank VOneNet's generate_gabor_param
 // gives with that seed (tests/torch/make_vone_fixtures.py checks it).
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -49,13 +50,11 @@ class numpy_legacy_rng {
 
 // numpy.interp for increasing (possibly repeated) knots xp, x inside [xp.front(), xp.back()] or clamped.
 inline double interp(double x, const std::vector<double>& xp, const std::vector<double>& fp) {
-  const std::size_t n = xp.size();
   if (x < xp.front()) return fp.front();
   if (x >= xp.back()) return fp.back();
   std::size_t j = static_cast<std::size_t>(std::upper_bound(xp.begin(), xp.end(), x) - xp.begin()) - 1;  // xp[j] <= x < xp[j+1]
   if (xp[j] == x) return fp[j];
   const double slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j]);
-  (void)n;
   return slope * (x - xp[j]) + fp[j];
 }
 

@@ -29,23 +29,32 @@ struct kernel<onednn, ops::vone_response_op> {
     }
   }
 
-  static tensor forward(const P& pr, const tensor& q0, const tensor& q1, const tensor& eps) {
-    onednn_detail::host_only("vone_response", {&q0, &q1, &eps});
-    tensor out = tensor::empty(pr.q0.dims, pr.q0.type, pr.q0.memory_layout);
+  // f(T{}, (a, b, e) element accessors in f32) for the storage type T (f32 or bf16); b and e read 0
+  // where q1 or eps is absent.
+  template <class F>
+  static void with_inputs(const P& pr, const tensor& q0, const tensor& q1, const tensor& eps, F&& f) {
     detail::visit_dtype(pr.q0.type, [&]<class T>() {
       if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bf16>) {
-        using namespace onednn_detail;
+        using onednn_detail::to_f32;
         const T* a = static_cast<const T*>(q0.raw());
         const T* b = q1.defined() ? static_cast<const T*>(q1.raw()) : nullptr;
         const T* e = eps.defined() ? static_cast<const T*>(eps.raw()) : nullptr;
-        T* y = static_cast<T*>(out.raw());
-        each(pr, [&](std::int64_t i, std::int64_t j, bool simple) {
-          y[i] = from_f32<T>(ops::vone_math::forward<float>(pr.k, simple, to_f32(a[i]), simple ? 0.f : to_f32(b[j]),
-                                                            e ? to_f32(e[i]) : 0.f));
-        });
+        f(T{}, [a](std::int64_t i) { return to_f32(a[i]); }, [b](std::int64_t j) { return b ? to_f32(b[j]) : 0.f; },
+          [e](std::int64_t i) { return e ? to_f32(e[i]) : 0.f; });
       } else {
-        throw backend_error("onednn vone_response: unsupported dtype");
+        throw backend_error("onednn vone_response: unsupported dtype " + std::string(name_of(pr.q0.type)));
       }
+    });
+  }
+
+  static tensor forward(const P& pr, const tensor& q0, const tensor& q1, const tensor& eps) {
+    onednn_detail::host_only("vone_response", {&q0, &q1, &eps});
+    tensor out = tensor::empty(pr.q0.dims, pr.q0.type, pr.q0.memory_layout);
+    with_inputs(pr, q0, q1, eps, [&]<class T>(T, auto a, auto b, auto e) {
+      T* y = static_cast<T*>(out.raw());
+      each(pr, [&](std::int64_t i, std::int64_t j, bool simple) {
+        y[i] = onednn_detail::from_f32<T>(ops::vone_math::forward<float>(pr.k, simple, a(i), simple ? 0.f : b(j), e(i)));
+      });
     });
     return out;
   }
@@ -56,25 +65,17 @@ struct kernel<onednn, ops::vone_response_op> {
     if (dq0) *dq0 = tensor::empty(pr.q0.dims, pr.q0.type, pr.q0.memory_layout);
     const bool want_q1 = dq1 && q1.defined();
     if (want_q1) *dq1 = tensor::empty(q1.dims(), q1.type(), q1.memory_layout());
-    detail::visit_dtype(pr.q0.type, [&]<class T>() {
-      if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bf16>) {
-        using namespace onednn_detail;
-        const T* a = static_cast<const T*>(q0.raw());
-        const T* b = q1.defined() ? static_cast<const T*>(q1.raw()) : nullptr;
-        const T* e = eps.defined() ? static_cast<const T*>(eps.raw()) : nullptr;
-        const T* g = static_cast<const T*>(dy.raw());
-        T* da = dq0 ? static_cast<T*>(dq0->raw()) : nullptr;
-        T* db = want_q1 ? static_cast<T*>(dq1->raw()) : nullptr;
-        each(pr, [&](std::int64_t i, std::int64_t j, bool simple) {
-          float ga = 0.f, gb = 0.f;
-          ops::vone_math::backward<float>(pr.k, simple, to_f32(a[i]), simple ? 0.f : to_f32(b[j]), e ? to_f32(e[i]) : 0.f,
-                                          to_f32(g[i]), ga, gb);
-          if (da) da[i] = from_f32<T>(ga);
-          if (db && !simple) db[j] = from_f32<T>(gb);
-        });
-      } else {
-        throw backend_error("onednn vone_response: unsupported dtype");
-      }
+    with_inputs(pr, q0, q1, eps, [&]<class T>(T, auto a, auto b, auto e) {
+      using namespace onednn_detail;
+      const T* g = static_cast<const T*>(dy.raw());
+      T* da = dq0 ? static_cast<T*>(dq0->raw()) : nullptr;
+      T* db = want_q1 ? static_cast<T*>(dq1->raw()) : nullptr;
+      each(pr, [&](std::int64_t i, std::int64_t j, bool simple) {
+        float ga = 0.f, gb = 0.f;
+        ops::vone_math::backward<float>(pr.k, simple, a(i), simple ? 0.f : b(j), e(i), to_f32(g[i]), ga, gb);
+        if (da) da[i] = from_f32<T>(ga);
+        if (db && !simple) db[j] = from_f32<T>(gb);
+      });
     });
   }
 };
