@@ -2,6 +2,7 @@
 // fits it, on the feature matrix and in the kernel form, predictions within 1e-8.
 #include <catch2/catch.hpp>
 
+#include <grcnn/eval/consistency.hpp>
 #include <grcnn/eval/pls.hpp>
 #include <grcnn/io/safetensors.hpp>
 
@@ -66,4 +67,59 @@ TEST_CASE("PLS refuses inputs that do not fit", "[eval][pls]") {
   CHECK_THROWS_WITH(pls.predict(eval::matrix::Zero(2, 5)), Catch::Contains("fitted on 4 features"));
   eval::kernel_pls kp({.components = 2});
   CHECK_THROWS_WITH(kp.fit(eval::matrix::Zero(4, 3), eval::matrix::Zero(4, 1)), Catch::Contains("square"));
+}
+
+TEST_CASE("shuffle_split replays sklearn's ShuffleSplit(random_state=1)", "[eval][splits]") {
+  for (const auto& [n, train, key] : std::vector<std::tuple<std::int64_t, double, std::string>>{
+           {28, 0.5, "28_0.5"}, {25, 0.5, "25_0.5"}, {2560, 0.9, "2560_0.9"}}) {
+    INFO(key);
+    const auto splits = eval::shuffle_split(n, 10, train, 1);
+    const auto tr = fixtures().at("shuffle." + key + ".train").values<std::int64_t>();
+    const auto te = fixtures().at("shuffle." + key + ".test").values<std::int64_t>();
+    REQUIRE(splits.size() == 10);
+    std::vector<std::int64_t> got_tr, got_te;
+    for (const auto& s : splits) {
+      got_tr.insert(got_tr.end(), s.train.begin(), s.train.end());
+      got_te.insert(got_te.end(), s.test.begin(), s.test.end());
+    }
+    CHECK(got_tr == tr);
+    CHECK(got_te == te);
+  }
+  CHECK_THROWS_WITH(eval::shuffle_split(10, 10, 1.5, 1), Catch::Contains("0 < train_size < 1"));
+}
+
+TEST_CASE("the split-half ceiling equals Brain-Score's algorithm", "[eval][ceiling]") {
+  const tensor resp = fixtures().at("ceiling.responses");
+  const auto v = resp.values<double>();
+  const auto R = resp.dim(0), S = resp.dim(1), N = resp.dim(2);
+  std::vector<eval::matrix> reps;
+  for (std::int64_t r = 0; r < R; ++r) {
+    eval::matrix m(S, N);
+    for (std::int64_t s = 0; s < S; ++s)
+      for (std::int64_t j = 0; j < N; ++j) m(s, j) = v[static_cast<std::size_t>((r * S + s) * N + j)];
+    reps.push_back(m);
+  }
+  const auto c = eval::split_half_ceiling(reps);
+  const auto want = fixtures().at("ceiling.per_split").values<double>();
+  REQUIRE(c.per_split.size() == want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) CHECK(c.per_split[i] == Approx(want[i]).epsilon(1e-12));
+  CHECK(c.ceiling == Approx(fixtures().at("ceiling.value").values<double>()[0]).epsilon(1e-12));
+  // Brain-Score's synthetic case: 10 stimuli x 10 neuroids x 5 identical repetitions give a ceiling of 1.
+  const eval::matrix same = eval::matrix::Random(10, 10);
+  CHECK(eval::split_half_ceiling(std::vector<eval::matrix>(5, same)).ceiling == Approx(1.0).epsilon(1e-12));
+  CHECK_THROWS_WITH(eval::split_half_ceiling({same}), Catch::Contains("at least 2 repetitions"));
+}
+
+TEST_CASE("Pearson, median and the ceiled-score conventions", "[eval]") {
+  eval::matrix a(4, 3), b(4, 3);
+  a << 1, 2, 5, 2, 2, 1, 3, 2, 0, 4, 2, 2;
+  b << 2, 1, 1, 4, 3, 2, 6, 5, 3, 8, 7, 4;
+  const auto r = eval::pearson_columns(a, b);
+  CHECK(r(0) == Approx(1.0));
+  CHECK(std::isnan(r(1)));  // a constant column
+  CHECK(r(2) == Approx(-0.5976143046671968).epsilon(1e-12));  // scipy.stats.pearsonr([5,1,0,2],[1,2,3,4])
+  CHECK(eval::median_skipna(r) == Approx((1.0 - 0.6625413488689132) / 2));
+  // AlexNet FreemanZiemba V1 (spec 1.4): raw .4028, ceiling .8737 -> (r/c)^2 = .2126.
+  CHECK(eval::ceiled_score(0.4028, 0.8737) == Approx(0.2125).margin(5e-4));
+  CHECK(eval::ceiled_score(0.4028, 0.8737, eval::ceiling_convention::explained_variance) == Approx(0.4028 * 0.4028 / 0.8737));
 }

@@ -3,6 +3,10 @@
 
   make_eval_fixtures.py OUT.safetensors
 
+Also "shuffle.<n>_<train>.{train,test}" (sklearn ShuffleSplit indices, random_state 1, 10 splits, rows
+per split) and "ceiling.{responses,per_split,value}": Brain-Score's split-half ceiling written from the
+spec with sklearn and scipy on random responses (repetitions x stimuli x neuroids).
+
 For each PLS case "<case>.{x_train,y_train,x_test,pred,n_iter,components}": random data (float64),
 sklearn's PLSRegression(n_components, scale=False) predictions on x_test, and its n_iter_ per component.
 """
@@ -45,5 +49,28 @@ for name, (n, m, p, q, k, structure) in CASES.items():
     out += [(f"{name}.x_train", t(x[:n])), (f"{name}.y_train", t(y[:n])), (f"{name}.x_test", t(x[n:])),
             (f"{name}.pred", t(pred)), (f"{name}.n_iter", torch.tensor(pls.n_iter_, dtype=torch.int64)),
             (f"{name}.components", torch.tensor([k], dtype=torch.int64))]
+from scipy.stats import pearsonr  # noqa: E402
+from sklearn.model_selection import ShuffleSplit  # noqa: E402
+
+for n, train in [(28, 0.5), (25, 0.5), (2560, 0.9)]:
+    tr, te = zip(*ShuffleSplit(n_splits=10, train_size=train, test_size=None, random_state=1).split(np.arange(n)))
+    out += [(f"shuffle.{n}_{train}.train", torch.tensor(np.stack(tr), dtype=torch.int64)),
+            (f"shuffle.{n}_{train}.test", torch.tensor(np.stack(te), dtype=torch.int64))]
+
+# Split-half ceiling (VISION metrics/internal_consistency/ceiling.py): 28 repetitions, 25 stimuli, 30
+# neuroids of varying reliability, one of them constant (its r is NaN and skipped by the median).
+signal = rng.randn(25, 30)
+noise_sd = np.linspace(0.3, 3.0, 30)
+responses = signal[None] + rng.randn(28, 25, 30) * noise_sd
+responses[:, :, 7] = 1.5
+per_split = []
+for tr, te in ShuffleSplit(n_splits=10, train_size=0.5, test_size=None, random_state=1).split(np.arange(28)):
+    a, b = responses[tr].mean(0), responses[te].mean(0)
+    with np.errstate(invalid="ignore"):
+        r = np.array([pearsonr(a[:, j], b[:, j])[0] if np.std(a[:, j]) > 0 else np.nan for j in range(30)])
+    r = 2 * r / (1 + r)
+    per_split.append(np.nanmedian(r))
+out += [("ceiling.responses", torch.from_numpy(responses)), ("ceiling.per_split", torch.tensor(per_split, dtype=torch.float64)),
+        ("ceiling.value", torch.tensor([np.mean(per_split)], dtype=torch.float64))]
 safetensors_io.save(sys.argv[1], out)
 print(f"wrote {len(CASES)} PLS cases with sklearn {sklearn.__version__} to {sys.argv[1]}")

@@ -1,7 +1,7 @@
 #pragma once
 // The VOneBlock's Gabor filter bank (Dapello et al. 2020): per-channel parameters sampled from the
 // published macaque V1 distributions, and the kernels built from them. The sampling replays numpy's
-// legacy RandomState draw for draw, so a seed gives the very bank VOneNet's generate_gabor_param
+// legacy RandomState (core/numpy_random.hpp) draw for draw, so a seed gives the very bank VOneNet's generate_gabor_param
 // gives with that seed (tests/torch/make_vone_fixtures.py checks it).
 #include <algorithm>
 #include <array>
@@ -12,41 +12,12 @@
 #include <vector>
 
 #include "grcnn/core/error.hpp"
+#include "grcnn/core/numpy_random.hpp"
 #include "grcnn/core/tensor.hpp"
 
 namespace grcnn::nn::gabor {
 
-// numpy.random.RandomState(seed): MT19937 seeded by init_genrand, doubles from 53 bits of two draws,
-// normals by the polar Box-Muller method that keeps its second value (legacy_gauss).
-class numpy_legacy_rng {
- public:
-  explicit numpy_legacy_rng(std::uint32_t seed) : mt_(seed) {}
-  double random_sample() {
-    const auto a = static_cast<std::uint32_t>(mt_()) >> 5, b = static_cast<std::uint32_t>(mt_()) >> 6;
-    return (a * 67108864.0 + b) / 9007199254740992.0;
-  }
-  double standard_normal() {
-    if (has_gauss_) {
-      has_gauss_ = false;
-      return gauss_;
-    }
-    double x1, x2, r2;
-    do {
-      x1 = 2.0 * random_sample() - 1.0;
-      x2 = 2.0 * random_sample() - 1.0;
-      r2 = x1 * x1 + x2 * x2;
-    } while (r2 >= 1.0 || r2 == 0.0);
-    const double f = std::sqrt(-2.0 * std::log(r2) / r2);
-    gauss_ = f * x1;
-    has_gauss_ = true;
-    return f * x2;
-  }
-
- private:
-  std::mt19937 mt_;
-  bool has_gauss_ = false;
-  double gauss_ = 0.0;
-};
+using numpy_legacy_rng = grcnn::numpy_legacy_rng;
 
 // numpy.interp for increasing (possibly repeated) knots xp, x inside [xp.front(), xp.back()] or clamped.
 inline double interp(double x, const std::vector<double>& xp, const std::vector<double>& fp) {

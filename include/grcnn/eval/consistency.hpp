@@ -1,0 +1,108 @@
+#pragma once
+// Per-neuroid correlation and the internal-consistency ceiling as Brain-Score computes them:
+// Pearson r per column (scipy.stats.pearsonr), the median over neuroids with NaNs skipped (xarray),
+// sklearn's ShuffleSplit over repetition ids (replayed draw for draw from numpy's legacy generator,
+// so random_state 1 gives Brain-Score's halves), half means, Spearman-Brown with n = 2, and the two
+// ceiled-score conventions.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "grcnn/core/error.hpp"
+#include "grcnn/core/numpy_random.hpp"
+
+namespace grcnn::eval {
+
+// r between column j of a and column j of b (rows: stimuli); NaN where either column is constant.
+inline Eigen::VectorXd pearson_columns(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
+  GRCNN_CHECK(a.rows() == b.rows() && a.cols() == b.cols(), shape_error, "pearson_columns: ", a.rows(), " x ",
+              a.cols(), " against ", b.rows(), " x ", b.cols());
+  GRCNN_CHECK(a.rows() >= 2, shape_error, "pearson_columns: needs at least 2 stimuli, got ", a.rows());
+  Eigen::VectorXd r(a.cols());
+  for (Eigen::Index j = 0; j < a.cols(); ++j) {
+    const Eigen::VectorXd x = a.col(j).array() - a.col(j).mean(), y = b.col(j).array() - b.col(j).mean();
+    const double den = std::sqrt(x.squaredNorm() * y.squaredNorm());
+    r(j) = den > 0 ? std::clamp(x.dot(y) / den, -1.0, 1.0) : std::numeric_limits<double>::quiet_NaN();
+  }
+  return r;
+}
+
+// The median of the finite entries (NaN when none), as xarray's median with skipna.
+inline double median_skipna(const Eigen::VectorXd& v) {
+  std::vector<double> f;
+  for (Eigen::Index i = 0; i < v.size(); ++i)
+    if (!std::isnan(v(i))) f.push_back(v(i));
+  if (f.empty()) return std::numeric_limits<double>::quiet_NaN();
+  std::sort(f.begin(), f.end());
+  const auto n = f.size();
+  return n % 2 ? f[n / 2] : 0.5 * (f[n / 2 - 1] + f[n / 2]);
+}
+
+inline double spearman_brown(double r, double n = 2.0) { return n * r / (1 + (n - 1) * r); }
+
+struct split {
+  std::vector<std::int64_t> train, test;
+};
+
+// sklearn.model_selection.ShuffleSplit(n_splits, train_size, test_size=None, random_state): n_train =
+// floor(train_size * n), the rest test; each split one permutation, test first.
+inline std::vector<split> shuffle_split(std::int64_t n, int n_splits, double train_size, std::uint32_t random_state) {
+  GRCNN_CHECK(n >= 2 && n_splits >= 1 && train_size > 0 && train_size < 1, error, "shuffle_split: needs n >= 2, ",
+              "n_splits >= 1 and 0 < train_size < 1, got ", n, ", ", n_splits, ", ", train_size);
+  const auto n_train = static_cast<std::int64_t>(std::floor(train_size * static_cast<double>(n)));
+  const auto n_test = n - n_train;
+  GRCNN_CHECK(n_train >= 1, error, "shuffle_split: train_size ", train_size, " of ", n, " samples leaves no training sample");
+  numpy_legacy_rng rng(random_state);
+  std::vector<split> out;
+  for (int s = 0; s < n_splits; ++s) {
+    const auto p = rng.permutation(n);
+    out.push_back({std::vector<std::int64_t>(p.begin() + n_test, p.end()), std::vector<std::int64_t>(p.begin(), p.begin() + n_test)});
+  }
+  return out;
+}
+
+struct ceiling_result {
+  double ceiling = 0;               // mean over splits of the median Spearman-Brown-corrected r
+  std::vector<double> per_split;    // each split's median
+};
+
+// Split-half internal consistency. responses[r] is repetition r (in sorted repetition-id order) as a
+// stimuli x neuroids matrix; each split's halves are averaged per stimulus, correlated per neuroid,
+// corrected by Spearman-Brown (n = 2); median over neuroids, mean over splits. Brain-Score: 10 splits,
+// train_size 0.5, random_state 1.
+inline ceiling_result split_half_ceiling(const std::vector<Eigen::MatrixXd>& responses, int n_splits = 10,
+                                         std::uint32_t random_state = 1) {
+  GRCNN_CHECK(responses.size() >= 2, shape_error, "split_half_ceiling: needs at least 2 repetitions, got ", responses.size());
+  for (const auto& m : responses)
+    GRCNN_CHECK(m.rows() == responses[0].rows() && m.cols() == responses[0].cols(), shape_error,
+                "split_half_ceiling: repetitions differ in shape (", m.rows(), " x ", m.cols(), " vs ",
+                responses[0].rows(), " x ", responses[0].cols(), ")");
+  auto mean_of = [&](const std::vector<std::int64_t>& ids) {
+    Eigen::MatrixXd s = Eigen::MatrixXd::Zero(responses[0].rows(), responses[0].cols());
+    for (auto i : ids) s += responses[static_cast<std::size_t>(i)];
+    return Eigen::MatrixXd(s / static_cast<double>(ids.size()));
+  };
+  ceiling_result r;
+  for (const auto& sp : shuffle_split(static_cast<std::int64_t>(responses.size()), n_splits, 0.5, random_state)) {
+    Eigen::VectorXd c = pearson_columns(mean_of(sp.train), mean_of(sp.test));
+    for (Eigen::Index j = 0; j < c.size(); ++j) c(j) = spearman_brown(c(j));
+    r.per_split.push_back(median_skipna(c));
+  }
+  double s = 0;
+  for (double v : r.per_split) s += v;
+  r.ceiling = s / static_cast<double>(r.per_split.size());
+  return r;
+}
+
+// Ceiled scores: (r / c)^2, the convention of the paper's Table 1 (Brain-Score 2019 - Jan 2026), and
+// r^2 / c (Brain-Score since 2026-01-13).
+enum class ceiling_convention { squared, explained_variance };
+inline double ceiled_score(double raw, double ceiling, ceiling_convention c = ceiling_convention::squared) {
+  GRCNN_CHECK(ceiling > 0, error, "ceiled_score: the ceiling must be positive, got ", ceiling);
+  return c == ceiling_convention::squared ? (raw / ceiling) * (raw / ceiling) : raw * raw / ceiling;
+}
+
+}  // namespace grcnn::eval
