@@ -71,6 +71,7 @@ class vone_module {
   void disable_noise() { disabled_ = true; }
   bool noise_fixed() const { return fixed_; }
 
+  // The parameters sampled at construction (banks loaded from a state dict may come from others).
   const gabor::v1_parameters& gabor_parameters() const { return parameters_; }
   const vone_options& options() const { return o_; }
 
