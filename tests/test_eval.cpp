@@ -4,6 +4,7 @@
 
 #include <grcnn/eval/consistency.hpp>
 #include <grcnn/eval/pls.hpp>
+#include <grcnn/eval/ridge.hpp>
 #include <grcnn/io/safetensors.hpp>
 
 using namespace grcnn;
@@ -122,4 +123,45 @@ TEST_CASE("Pearson, median and the ceiled-score conventions", "[eval]") {
   // AlexNet FreemanZiemba V1 (spec 1.4): raw .4028, ceiling .8737 -> (r/c)^2 = .2126.
   CHECK(eval::ceiled_score(0.4028, 0.8737) == Approx(0.2125).margin(5e-4));
   CHECK(eval::ceiled_score(0.4028, 0.8737, eval::ceiling_convention::explained_variance) == Approx(0.4028 * 0.4028 / 0.8737));
+}
+
+TEST_CASE("ridge and least squares predict as sklearn's Ridge and LinearRegression", "[eval][ridge]") {
+  for (const auto& name : cases) {
+    INFO(name);
+    const tensor xt = fixtures().at(name + ".x_train"), xs = fixtures().at(name + ".x_test");
+    const auto X = as_matrix(xt), Y = as_matrix(fixtures().at(name + ".y_train")), Xt = as_matrix(xs);
+    const auto a = xt.values<double>(), b = xs.values<double>();
+    eval::matrix K, Kt;
+    eval::centred_kernels(a.data(), xt.dim(0), xt.dim(1), b.data(), xs.dim(0), K, Kt, 128);
+    for (const auto& [alpha, key] : std::vector<std::pair<double, std::string>>{{1.0, "ridge"}, {100.0, "ridge_100"}, {0.0, "linear"}}) {
+      INFO(key);
+      // Least squares is unique only with fewer features than samples; with more, centring leaves a
+      // singular value at rounding level (~1e-15 of the largest) that sklearn's lstsq cutoff may keep,
+      // so its fit depends on rounding. There ours is the minimum-norm solution (numpy's pinv below).
+      if (alpha == 0 && xt.dim(1) >= xt.dim(0)) continue;
+      const auto want = as_matrix(fixtures().at(name + "." + key));
+      eval::ridge_regression r(alpha);
+      r.fit(X, Y);
+      CHECK(rel(r.predict(Xt), want) < 1e-8);
+      eval::kernel_ridge kr(alpha);
+      kr.fit(K, Y);
+      CHECK(rel(kr.predict(Kt), want) < 1e-8);
+    }
+  }
+  for (const auto& name : cases) {
+    INFO(name << " minimum-norm least squares");
+    const tensor xt = fixtures().at(name + ".x_train"), xs = fixtures().at(name + ".x_test");
+    const auto a = xt.values<double>(), b = xs.values<double>();
+    eval::matrix K, Kt;
+    eval::centred_kernels(a.data(), xt.dim(0), xt.dim(1), b.data(), xs.dim(0), K, Kt);
+    const auto Y = as_matrix(fixtures().at(name + ".y_train")), want = as_matrix(fixtures().at(name + ".linear_min_norm"));
+    eval::ridge_regression r(0.0);
+    r.fit(as_matrix(xt), Y);
+    CHECK(rel(r.predict(as_matrix(xs)), want) < 1e-8);
+    eval::kernel_ridge kr(0.0);
+    kr.fit(K, Y);
+    CHECK(rel(kr.predict(Kt), want) < 1e-8);
+  }
+  CHECK_THROWS_WITH(eval::ridge_regression(-1), Catch::Contains("non-negative"));
+  CHECK_THROWS_WITH(eval::kernel_ridge(1).predict(eval::matrix::Zero(1, 1)), Catch::Contains("before fit"));
 }

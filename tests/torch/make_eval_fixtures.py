@@ -8,7 +8,9 @@ per split) and "ceiling.{responses,per_split,value}": Brain-Score's split-half c
 spec with sklearn and scipy on random responses (repetitions x stimuli x neuroids).
 
 For each PLS case "<case>.{x_train,y_train,x_test,pred,n_iter,components}": random data (float64),
-sklearn's PLSRegression(n_components, scale=False) predictions on x_test, and its n_iter_ per component.
+sklearn's PLSRegression(n_components, scale=False) predictions on x_test, and its n_iter_ per component;
+"<case>.{ridge,ridge_100,linear}": Ridge(alpha=1), Ridge(alpha=100) and LinearRegression() predictions;
+"<case>.linear_min_norm": the minimum-norm least-squares fit by numpy's pinv.
 """
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ import numpy as np
 import sklearn
 import torch
 from sklearn.cross_decomposition import PLSRegression
+from sklearn.linear_model import LinearRegression, Ridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import safetensors_io  # noqa: E402
@@ -40,6 +43,12 @@ def make(n, m, p, q, structure):
     return x, y
 
 
+def min_norm_fit(x, y, xt):
+    """Least squares with numpy's pseudo-inverse (singular values below 1e-10 of the largest dropped)."""
+    xm, ym = x.mean(0), y.mean(0)
+    return (xt - xm) @ np.linalg.pinv(x - xm, rcond=1e-10) @ (y - ym) + ym
+
+
 out = []
 for name, (n, m, p, q, k, structure) in CASES.items():
     x, y = make(n, m, p, q, structure)
@@ -48,7 +57,11 @@ for name, (n, m, p, q, k, structure) in CASES.items():
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
     out += [(f"{name}.x_train", t(x[:n])), (f"{name}.y_train", t(y[:n])), (f"{name}.x_test", t(x[n:])),
             (f"{name}.pred", t(pred)), (f"{name}.n_iter", torch.tensor(pls.n_iter_, dtype=torch.int64)),
-            (f"{name}.components", torch.tensor([k], dtype=torch.int64))]
+            (f"{name}.components", torch.tensor([k], dtype=torch.int64)),
+            (f"{name}.ridge", t(Ridge(alpha=1.0).fit(x[:n], y[:n]).predict(x[n:]).reshape(m, q))),
+            (f"{name}.ridge_100", t(Ridge(alpha=100.0).fit(x[:n], y[:n]).predict(x[n:]).reshape(m, q))),
+            (f"{name}.linear", t(LinearRegression().fit(x[:n], y[:n]).predict(x[n:]).reshape(m, q))),
+            (f"{name}.linear_min_norm", t(min_norm_fit(x[:n], y[:n], x[n:])))]
 from scipy.stats import pearsonr  # noqa: E402
 from sklearn.model_selection import ShuffleSplit  # noqa: E402
 
