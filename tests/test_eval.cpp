@@ -5,6 +5,7 @@
 #include <grcnn/eval/consistency.hpp>
 #include <grcnn/eval/pls.hpp>
 #include <grcnn/eval/ridge.hpp>
+#include <grcnn/eval/similarity.hpp>
 #include <grcnn/io/safetensors.hpp>
 
 using namespace grcnn;
@@ -164,4 +165,24 @@ TEST_CASE("ridge and least squares predict as sklearn's Ridge and LinearRegressi
   }
   CHECK_THROWS_WITH(eval::ridge_regression(-1), Catch::Contains("non-negative"));
   CHECK_THROWS_WITH(eval::kernel_ridge(1).predict(eval::matrix::Zero(1, 1)), Catch::Contains("before fit"));
+}
+
+TEST_CASE("RSA and linear CKA equal numpy/scipy", "[eval][similarity]") {
+  const auto F = as_matrix(fixtures().at("sim.features")), N = as_matrix(fixtures().at("sim.neural"));
+  const auto rn = eval::rdm(N);
+  CHECK(rel(rn, as_matrix(fixtures().at("sim.rdm_neural"))) < 1e-12);
+  CHECK(eval::rsa(eval::rdm(F), rn) == Approx(fixtures().at("sim.rsa").values<double>()[0]).epsilon(1e-12));
+  const auto want = fixtures().at("sim.cka").values<double>();
+  const eval::matrix K = F * F.transpose(), L = N * N.transpose();
+  CHECK(eval::cka(K, L) == Approx(want[0]).epsilon(1e-10));
+  CHECK(eval::cka(K, L, true) == Approx(want[1]).epsilon(1e-10));
+  CHECK(eval::cka(K, K) == Approx(1.0).epsilon(1e-12));
+  // The centred kernels of pls.hpp serve CKA too: centring does not change either estimator.
+  const auto f = fixtures().at("sim.features").values<double>();
+  eval::matrix Kc, unused;
+  eval::centred_kernels(f.data(), 20, 300, f.data(), 0, Kc, unused, 64);
+  CHECK(eval::cka(Kc, L) == Approx(want[0]).epsilon(1e-10));
+  CHECK(eval::cka(Kc, L, true) == Approx(want[1]).epsilon(1e-10));
+  CHECK_THROWS_WITH(eval::cka(K, eval::matrix::Zero(3, 3)), Catch::Contains("one size"));
+  CHECK_THROWS_WITH(eval::rsa(rn, eval::matrix::Zero(4, 4)), Catch::Contains("one size"));
 }

@@ -85,5 +85,41 @@ for tr, te in ShuffleSplit(n_splits=10, train_size=0.5, test_size=None, random_s
     per_split.append(np.nanmedian(r))
 out += [("ceiling.responses", torch.from_numpy(responses)), ("ceiling.per_split", torch.tensor(per_split, dtype=torch.float64)),
         ("ceiling.value", torch.tensor([np.mean(per_split)], dtype=torch.float64))]
+# RSA and linear CKA on a model-like and a neural-like matrix over 20 stimuli.
+from scipy.stats import spearmanr  # noqa: E402
+
+feat = rng.randn(20, 300)
+neur = feat[:, :40] @ rng.randn(40, 12) + rng.randn(20, 12)
+neur[3] = neur[5]  # a repeated stimulus: ties in the RDM
+
+
+def rdm(x):
+    return 1 - np.corrcoef(x)
+
+
+iu = np.triu_indices(20, k=1)
+rsa = spearmanr(rdm(feat)[iu], rdm(neur)[iu]).correlation
+
+
+def hsic_biased(k, l):
+    h = np.eye(len(k)) - 1.0 / len(k)
+    return np.trace(k @ h @ l @ h)
+
+
+def hsic_unbiased(k, l):  # Song et al. 2012, eq. 5
+    n = len(k)
+    k, l = k.copy(), l.copy()
+    np.fill_diagonal(k, 0)
+    np.fill_diagonal(l, 0)
+    one = np.ones(n)
+    return (np.trace(k @ l) + one @ k @ one * (one @ l @ one) / ((n - 1) * (n - 2)) - 2 / (n - 2) * one @ k @ l @ one) / (n * (n - 3))
+
+
+K, L = feat @ feat.T, neur @ neur.T
+cka_b = hsic_biased(K, L) / np.sqrt(hsic_biased(K, K) * hsic_biased(L, L))
+cka_u = hsic_unbiased(K, L) / np.sqrt(hsic_unbiased(K, K) * hsic_unbiased(L, L))
+out += [("sim.features", torch.from_numpy(feat)), ("sim.neural", torch.from_numpy(neur)),
+        ("sim.rdm_neural", torch.from_numpy(rdm(neur))), ("sim.rsa", torch.tensor([rsa], dtype=torch.float64)),
+        ("sim.cka", torch.tensor([cka_b, cka_u], dtype=torch.float64))]
 safetensors_io.save(sys.argv[1], out)
 print(f"wrote {len(CASES)} PLS cases with sklearn {sklearn.__version__} to {sys.argv[1]}")

@@ -30,6 +30,16 @@ inline Eigen::VectorXd pearson_columns(const Eigen::MatrixXd& a, const Eigen::Ma
   return r;
 }
 
+// The correlation matrix of the columns of a (units x units), as numpy.corrcoef(a, rowvar=False).
+inline Eigen::MatrixXd pearson_columns_all(const Eigen::MatrixXd& a) {
+  GRCNN_CHECK(a.rows() >= 2, shape_error, "pearson_columns_all: needs at least 2 rows, got ", a.rows());
+  Eigen::MatrixXd c = a.rowwise() - a.colwise().mean();
+  const Eigen::VectorXd norms = c.colwise().norm();
+  for (Eigen::Index j = 0; j < c.cols(); ++j)
+    c.col(j) /= norms(j) > 0 ? norms(j) : std::numeric_limits<double>::quiet_NaN();
+  return (c.transpose() * c).cwiseMax(-1.0).cwiseMin(1.0);
+}
+
 // The median of the finite entries (NaN when none), as xarray's median with skipna.
 inline double median_skipna(const Eigen::VectorXd& v) {
   std::vector<double> f;
