@@ -7,6 +7,7 @@
 // - kernel_pls: on the centred linear kernel K = Xc Xc^T (n x n) and the test kernel Xtc Xc^T, for
 //   layers too wide to hold in double (grcnn55's layer1: 200,704 features). Every vector of the
 //   feature space is kept as X^T a with a in R^n, so memory is O(n^2) (Rannar et al. 1994).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
