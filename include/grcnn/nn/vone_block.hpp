@@ -84,7 +84,8 @@ class vone_module {
   // sample) fixed. Generated on the host in parallel over samples.
   tensor draw_noise(const grcnn::shape& s) {
     const std::int64_t n = s[0], per = s.numel() / std::max<std::int64_t>(n, 1);
-    std::vector<float> e(static_cast<std::size_t>(s.numel()));
+    tensor out = tensor::empty(s, dtype::f32);
+    float* e = out.data<float>();
     const std::uint64_t seed = fixed_ ? fixed_seed_ : noise_seed_;
     const std::uint64_t call = fixed_ ? 0 : ++calls_;
 #pragma omp parallel for schedule(static)
@@ -94,10 +95,10 @@ class vone_module {
                         static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(fixed_ ? 1 : 0)};
       std::mt19937_64 g(seq);
       std::normal_distribution<float> d(0.f, 1.f);
-      float* dst = e.data() + k * per;
+      float* dst = e + k * per;
       for (std::int64_t i = 0; i < per; ++i) dst[i] = d(g);
     }
-    return tensor::from_values(s, e);
+    return out;
   }
 
   vone_options o_;
