@@ -25,38 +25,49 @@ eval::matrix as_matrix(const tensor& t) {
 }
 double rel(const eval::matrix& a, const eval::matrix& b) { return (a - b).cwiseAbs().maxCoeff() / b.cwiseAbs().maxCoeff(); }
 const std::vector<std::string> cases{"tall", "wide", "single_target", "noise", "brainscore_like"};
+
+// One regression case of the fixtures: features, targets, and the centred kernels (built over feature
+// blocks of `block`, so several blocks are summed).
+struct regression_case {
+  eval::matrix X, Y, Xt, K, Kt;
+  std::int64_t samples = 0, features = 0;
+  int components = 0;
+  regression_case(const std::string& name, std::int64_t block) {
+    const tensor xt = fixtures().at(name + ".x_train"), xs = fixtures().at(name + ".x_test");
+    X = as_matrix(xt), Xt = as_matrix(xs), Y = as_matrix(fixtures().at(name + ".y_train"));
+    samples = xt.dim(0), features = xt.dim(1);
+    components = static_cast<int>(fixtures().at(name + ".components").values<std::int64_t>()[0]);
+    const auto a = xt.values<double>(), b = xs.values<double>();
+    eval::centred_kernels(a.data(), xt.dim(0), xt.dim(1), b.data(), xs.dim(0), K, Kt, block);
+  }
+  eval::matrix want(const std::string& name, const std::string& key) const { return as_matrix(fixtures().at(name + "." + key)); }
+};
+std::vector<int> iterations(const std::string& name) {
+  std::vector<int> iters;
+  for (auto v : fixtures().at(name + ".n_iter").values<std::int64_t>()) iters.push_back(static_cast<int>(v));
+  return iters;
+}
 }  // namespace
 
 TEST_CASE("PLS regression predicts as sklearn's PLSRegression(scale=False)", "[eval][pls]") {
   for (const auto& name : cases) {
     INFO(name);
-    const auto X = as_matrix(fixtures().at(name + ".x_train")), Y = as_matrix(fixtures().at(name + ".y_train"));
-    const auto Xt = as_matrix(fixtures().at(name + ".x_test")), want = as_matrix(fixtures().at(name + ".pred"));
-    const int k = static_cast<int>(fixtures().at(name + ".components").values<std::int64_t>()[0]);
-    eval::pls_regression pls({.components = k});
-    pls.fit(X, Y);
-    CHECK(rel(pls.predict(Xt), want) < 1e-8);
-    std::vector<int> iters;
-    for (auto v : fixtures().at(name + ".n_iter").values<std::int64_t>()) iters.push_back(static_cast<int>(v));
-    CHECK(pls.n_iter() == iters);
+    const regression_case c(name, 64);
+    eval::pls_regression pls({.components = c.components});
+    pls.fit(c.X, c.Y);
+    CHECK(rel(pls.predict(c.Xt), c.want(name, "pred")) < 1e-8);
+    CHECK(pls.n_iter() == iterations(name));
   }
 }
 
 TEST_CASE("kernel PLS gives sklearn's predictions from the centred kernels", "[eval][pls]") {
   for (const auto& name : cases) {
     INFO(name);
-    const tensor xt = fixtures().at(name + ".x_train"), xs = fixtures().at(name + ".x_test");
-    const auto Y = as_matrix(fixtures().at(name + ".y_train")), want = as_matrix(fixtures().at(name + ".pred"));
-    const int k = static_cast<int>(fixtures().at(name + ".components").values<std::int64_t>()[0]);
-    const auto a = xt.values<double>(), b = xs.values<double>();
-    eval::matrix K, Kt;
-    eval::centred_kernels(a.data(), xt.dim(0), xt.dim(1), b.data(), xs.dim(0), K, Kt, 64);  // several feature blocks
-    eval::kernel_pls pls({.components = k});
-    pls.fit(K, Y);
-    CHECK(rel(pls.predict(Kt), want) < 1e-8);
-    std::vector<int> iters;
-    for (auto v : fixtures().at(name + ".n_iter").values<std::int64_t>()) iters.push_back(static_cast<int>(v));
-    CHECK(pls.n_iter() == iters);
+    const regression_case c(name, 64);  // several feature blocks
+    eval::kernel_pls pls({.components = c.components});
+    pls.fit(c.K, c.Y);
+    CHECK(rel(pls.predict(c.Kt), c.want(name, "pred")) < 1e-8);
+    CHECK(pls.n_iter() == iterations(name));
   }
 }
 
@@ -129,39 +140,27 @@ TEST_CASE("Pearson, median and the ceiled-score conventions", "[eval]") {
 TEST_CASE("ridge and least squares predict as sklearn's Ridge and LinearRegression", "[eval][ridge]") {
   for (const auto& name : cases) {
     INFO(name);
-    const tensor xt = fixtures().at(name + ".x_train"), xs = fixtures().at(name + ".x_test");
-    const auto X = as_matrix(xt), Y = as_matrix(fixtures().at(name + ".y_train")), Xt = as_matrix(xs);
-    const auto a = xt.values<double>(), b = xs.values<double>();
-    eval::matrix K, Kt;
-    eval::centred_kernels(a.data(), xt.dim(0), xt.dim(1), b.data(), xs.dim(0), K, Kt, 128);
+    const regression_case c(name, 128);
     for (const auto& [alpha, key] : std::vector<std::pair<double, std::string>>{{1.0, "ridge"}, {100.0, "ridge_100"}, {0.0, "linear"}}) {
       INFO(key);
       // Least squares is unique only with fewer features than samples; with more, centring leaves a
       // singular value at rounding level (~1e-15 of the largest) that sklearn's lstsq cutoff may keep,
       // so its fit depends on rounding. There ours is the minimum-norm solution (numpy's pinv below).
-      if (alpha == 0 && xt.dim(1) >= xt.dim(0)) continue;
-      const auto want = as_matrix(fixtures().at(name + "." + key));
+      if (alpha == 0 && c.features >= c.samples) continue;
       eval::ridge_regression r(alpha);
-      r.fit(X, Y);
-      CHECK(rel(r.predict(Xt), want) < 1e-8);
+      r.fit(c.X, c.Y);
+      CHECK(rel(r.predict(c.Xt), c.want(name, key)) < 1e-8);
       eval::kernel_ridge kr(alpha);
-      kr.fit(K, Y);
-      CHECK(rel(kr.predict(Kt), want) < 1e-8);
+      kr.fit(c.K, c.Y);
+      CHECK(rel(kr.predict(c.Kt), c.want(name, key)) < 1e-8);
     }
-  }
-  for (const auto& name : cases) {
-    INFO(name << " minimum-norm least squares");
-    const tensor xt = fixtures().at(name + ".x_train"), xs = fixtures().at(name + ".x_test");
-    const auto a = xt.values<double>(), b = xs.values<double>();
-    eval::matrix K, Kt;
-    eval::centred_kernels(a.data(), xt.dim(0), xt.dim(1), b.data(), xs.dim(0), K, Kt);
-    const auto Y = as_matrix(fixtures().at(name + ".y_train")), want = as_matrix(fixtures().at(name + ".linear_min_norm"));
+    INFO("minimum-norm least squares");
     eval::ridge_regression r(0.0);
-    r.fit(as_matrix(xt), Y);
-    CHECK(rel(r.predict(as_matrix(xs)), want) < 1e-8);
+    r.fit(c.X, c.Y);
+    CHECK(rel(r.predict(c.Xt), c.want(name, "linear_min_norm")) < 1e-8);
     eval::kernel_ridge kr(0.0);
-    kr.fit(K, Y);
-    CHECK(rel(kr.predict(Kt), want) < 1e-8);
+    kr.fit(c.K, c.Y);
+    CHECK(rel(kr.predict(c.Kt), c.want(name, "linear_min_norm")) < 1e-8);
   }
   CHECK_THROWS_WITH(eval::ridge_regression(-1), Catch::Contains("non-negative"));
   CHECK_THROWS_WITH(eval::kernel_ridge(1).predict(eval::matrix::Zero(1, 1)), Catch::Contains("before fit"));
