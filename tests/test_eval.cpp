@@ -2,7 +2,13 @@
 // fits it, on the feature matrix and in the kernel form, predictions within 1e-8.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <random>
+
 #include <grcnn/eval/consistency.hpp>
+#include <grcnn/eval/neuroid_assembly.hpp>
+#include <grcnn/eval/predictivity.hpp>
 #include <grcnn/eval/pls.hpp>
 #include <grcnn/eval/ridge.hpp>
 #include <grcnn/eval/similarity.hpp>
@@ -184,4 +190,160 @@ TEST_CASE("RSA and linear CKA equal numpy/scipy", "[eval][similarity]") {
   CHECK(eval::cka(Kc, L, true) == Approx(want[1]).epsilon(1e-10));
   CHECK_THROWS_WITH(eval::cka(K, eval::matrix::Zero(3, 3)), Catch::Contains("one size"));
   CHECK_THROWS_WITH(eval::rsa(rn, eval::matrix::Zero(4, 4)), Catch::Contains("one size"));
+}
+
+namespace {
+std::vector<std::int64_t> flat(const std::vector<eval::split>& splits, bool train) {
+  std::vector<std::int64_t> r;
+  for (const auto& s : splits) r.insert(r.end(), (train ? s.train : s.test).begin(), (train ? s.train : s.test).end());
+  return r;
+}
+std::filesystem::path hvm_dir() { return std::filesystem::path(GRCNN_SOURCE_DIR) / "data/hvm-mini"; }
+}  // namespace
+
+TEST_CASE("stratified_shuffle_split replays sklearn's StratifiedShuffleSplit(random_state=1)", "[eval][splits]") {
+  for (const std::string name : {"hvm", "abc", "uneven"}) {
+    INFO(name);
+    const auto labels = fixtures().at("strat." + name + ".labels").values<std::int64_t>();
+    const auto splits = eval::stratified_shuffle_split(labels, 10, 0.9, 1);
+    REQUIRE(splits.size() == 10);
+    CHECK(flat(splits, true) == fixtures().at("strat." + name + ".train").values<std::int64_t>());
+    CHECK(flat(splits, false) == fixtures().at("strat." + name + ".test").values<std::int64_t>());
+  }
+  CHECK(eval::label_codes({"b", "a", "c", "a"}) == std::vector<std::int64_t>{1, 0, 2, 0});
+  CHECK_THROWS_WITH(eval::stratified_shuffle_split({0, 0, 1, 2, 2}, 2, 0.5, 1), Catch::Contains("class 1 has only 1 member"));
+  CHECK_THROWS_WITH(eval::stratified_shuffle_split({0, 0, 1, 1, 2, 2, 3, 3}, 2, 0.9, 1), Catch::Contains("cannot hold all 4 classes"));
+}
+
+TEST_CASE("split files round-trip by stimulus id and reject unknown ids", "[eval][splits]") {
+  const std::vector<std::string> ids{"s0", "s1", "s2", "s3", "s4"};
+  const auto splits = eval::shuffle_split(5, 3, 0.6, 4);
+  const auto path = std::filesystem::temp_directory_path() / "grcnn_test_splits.json";
+  eval::write_split_file(path, splits, ids);
+  const auto back = eval::read_split_file(path, ids);
+  CHECK(flat(back, true) == flat(splits, true));
+  CHECK(flat(back, false) == flat(splits, false));
+  CHECK_THROWS_WITH(eval::read_split_file(path, {"s0", "s1"}), Catch::Contains("which the data do not have"));
+  std::ofstream(path) << R"({"splits": [{"train": ["s0", "s0"], "test": ["s1"]}]})";
+  CHECK_THROWS_WITH(eval::read_split_file(path, ids), Catch::Contains("twice"));
+  std::ofstream(path) << "{not json";
+  CHECK_THROWS_WITH(eval::read_split_file(path, ids), Catch::Contains("not valid JSON"));
+  std::ofstream(path) << R"({"folds": []})";
+  CHECK_THROWS_WITH(eval::read_split_file(path, ids), Catch::Contains("expected {\"splits\""));
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("cross-validated PLS scores as Brain-Score's CrossRegressedCorrelation", "[eval][predictivity]") {
+  const tensor x = fixtures().at("cv.features");
+  const eval::matrix Y = as_matrix(fixtures().at("cv.neural"));
+  const auto splits = eval::stratified_shuffle_split(fixtures().at("cv.objects").values<std::int64_t>(), 10, 0.9, 1);
+  const auto xs = x.values<double>();
+  const auto r = eval::score_features(xs.data(), x.dim(0), x.dim(1), Y, splits);
+  const auto want = fixtures().at("cv.per_split").values<double>();
+  REQUIRE(r.per_split.size() == want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) CHECK(r.per_split[i] == Approx(want[i]).margin(1e-8));
+  const auto score = fixtures().at("cv.score").values<double>();
+  CHECK(r.score == Approx(score[0]).margin(1e-9));
+  CHECK(r.error == Approx(score[1]).margin(1e-9));
+  CHECK(r.per_neuroid.rows() == 10);
+  CHECK(r.per_neuroid.cols() == Y.cols());
+  // Float features (as activations arrive) give the same score to float precision.
+  std::vector<float> xf(xs.begin(), xs.end());
+  CHECK(eval::score_features(xf.data(), x.dim(0), x.dim(1), Y, splits).score == Approx(score[0]).margin(1e-5));
+  // Ridge and least squares through the same loop equal the feature-form fits split by split.
+  for (const auto kind : {eval::metric_kind::ridge, eval::metric_kind::linear}) {
+    const auto rr = eval::score_features(xs.data(), x.dim(0), x.dim(1), Y, splits, {.kind = kind});
+    const eval::matrix X = as_matrix(x);
+    auto rows = [](const eval::matrix& m, const std::vector<std::int64_t>& idx) {
+      eval::matrix o(static_cast<Eigen::Index>(idx.size()), m.cols());
+      for (std::size_t i = 0; i < idx.size(); ++i) o.row(static_cast<Eigen::Index>(i)) = m.row(idx[i]);
+      return o;
+    };
+    eval::ridge_regression fit(kind == eval::metric_kind::ridge ? 1.0 : 0.0);
+    fit.fit(rows(X, splits[3].train), rows(Y, splits[3].train));
+    const eval::matrix pred = fit.predict(rows(X, splits[3].test));
+    CHECK(rr.per_split[3] == Approx(eval::median_skipna(eval::pearson_columns(pred, rows(Y, splits[3].test)))).margin(1e-8));
+  }
+}
+
+TEST_CASE("Brain-Score's synthetic self-prediction scores 1", "[eval][predictivity]") {
+  // BS1 tests/test_metrics/test_regression.py test_small: 30 stimuli x 25 neuroids, values
+  // arange(750) + N(0, 1), objects a, b, c repeating; the data predict themselves.
+  std::mt19937_64 g(11);
+  std::normal_distribution<double> noise;
+  eval::matrix Y(30, 25);
+  for (Eigen::Index i = 0; i < 30; ++i)
+    for (Eigen::Index j = 0; j < 25; ++j) Y(i, j) = static_cast<double>(i * 25 + j) + noise(g);
+  std::vector<std::int64_t> objects;
+  for (int i = 0; i < 30; ++i) objects.push_back(i % 3);
+  const auto splits = eval::stratified_shuffle_split(objects, 10, 0.9, 1);
+  const eval::matrix Yr = Y;  // column-major; the features want rows
+  std::vector<double> rows_major(750);
+  for (Eigen::Index i = 0; i < 30; ++i)
+    for (Eigen::Index j = 0; j < 25; ++j) rows_major[static_cast<std::size_t>(i * 25 + j)] = Yr(i, j);
+  const auto r = eval::score_features(rows_major.data(), 30, 25, Y, splits);
+  CHECK(r.score == Approx(1.0).margin(1e-5));
+}
+
+TEST_CASE("RSA and CKA through the split loop equal the direct formulas", "[eval][similarity]") {
+  const eval::matrix F = as_matrix(fixtures().at("sim.features")), N = as_matrix(fixtures().at("sim.neural"));
+  std::vector<double> rows_major(static_cast<std::size_t>(F.size()));
+  for (Eigen::Index i = 0; i < F.rows(); ++i)
+    for (Eigen::Index j = 0; j < F.cols(); ++j) rows_major[static_cast<std::size_t>(i * F.cols() + j)] = F(i, j);
+  const std::vector<eval::split> all{{{0}, [] {
+                                        std::vector<std::int64_t> v(20);
+                                        for (int i = 0; i < 20; ++i) v[static_cast<std::size_t>(i)] = i;
+                                        return v;
+                                      }()}};
+  const auto rsa = eval::score_features(rows_major.data(), 20, 300, N, all, {.kind = eval::metric_kind::rsa});
+  CHECK(rsa.score == Approx(fixtures().at("sim.rsa").values<double>()[0]).margin(1e-10));
+  const auto cka = fixtures().at("sim.cka").values<double>();
+  CHECK(eval::score_features(rows_major.data(), 20, 300, N, all, {.kind = eval::metric_kind::cka, .unbiased_cka = false}).score ==
+        Approx(cka[0]).margin(1e-10));
+  CHECK(eval::score_features(rows_major.data(), 20, 300, N, all, {.kind = eval::metric_kind::cka}).score ==
+        Approx(cka[1]).margin(1e-10));
+  const auto gram = eval::feature_gram(rows_major.data(), 20, 300);
+  CHECK_THROWS_WITH(eval::score_from_gram(gram, N, all, {.kind = eval::metric_kind::rsa}), Catch::Contains("row-centred"));
+}
+
+TEST_CASE("hvm-mini: the netCDF assembly, its regions and Brain-Score's ceilings", "[eval][assembly]") {
+  const auto a = eval::read_neuroid_assembly(hvm_dir() / "majaj2015_subset.nc");
+  CHECK(a.name == "dicarlo.Majaj2015");
+  CHECK(a.stimulus_set == "dicarlo.hvm");
+  CHECK(a.presentations() == 700);
+  CHECK(a.neuroids() == 296);
+  CHECK(a.time_bins() == 1);
+  CHECK(a.time_bin_start == std::vector<std::int64_t>{70});
+  CHECK(a.time_bin_end == std::vector<std::int64_t>{170});
+  CHECK(a.neuroid_text.count("animal") == 1);
+  const auto erroneous = eval::read_id_list(hvm_dir() / "erroneous_neuroids.txt");
+  CHECK(erroneous.size() == 40);
+  const auto clean = eval::drop_neuroids(a, erroneous);
+  for (const std::string region : {"V4", "IT"}) {
+    INFO(region);
+    const auto r = eval::select_region(clean, region);
+    CHECK(r.neuroids() == (region == "V4" ? 88 : 168));
+    const auto means = eval::average_repetitions(r);
+    CHECK(means.stimulus_id.size() == 25);
+    CHECK(std::is_sorted(means.stimulus_id.begin(), means.stimulus_id.end()));
+    CHECK(rel(means.values, as_matrix(fixtures().at("hvm." + region + ".means"))) < 1e-12);
+    const auto reps = eval::repetition_matrices(r);
+    CHECK(reps.size() == 28);
+    const auto c = eval::split_half_ceiling(reps);
+    const auto want = fixtures().at("hvm." + region + ".per_split").values<double>();
+    for (std::size_t i = 0; i < want.size(); ++i) CHECK(c.per_split[i] == Approx(want[i]).margin(1e-12));
+    CHECK(c.ceiling == Approx(fixtures().at("hvm." + region + ".ceiling").values<double>()[0]).margin(1e-12));
+  }
+  CHECK(eval::select_region(a, "V4").neuroids() == 128);
+  CHECK_THROWS_WITH(eval::select_region(a, "V1"), Catch::Contains("no neuroid in region 'V1' (regions: IT, V4)"));
+  CHECK_THROWS_WITH(eval::read_neuroid_assembly(hvm_dir() / "missing.nc"), Catch::Contains("no such file"));
+  CHECK_THROWS_WITH(eval::read_neuroid_assembly(hvm_dir() / "majaj2015_subset.nc", "responses"),
+                    Catch::Contains("no variable 'responses'"));
+  CHECK_THROWS_WITH(eval::read_neuroid_assembly(hvm_dir() / "README.md"), Catch::Contains("cannot open"));
+  CHECK_THROWS_WITH(eval::mean_over_time(a, 200, 300), Catch::Contains("no time bin inside [200, 300]"));
+  // A repetition missing for one stimulus is refused by the ceiling (it needs complete repetitions).
+  auto broken = a;
+  broken.repetition[5] = broken.repetition[6] == 0 ? 1 : 0;
+  broken.stimulus_id[5] = broken.stimulus_id[6];
+  CHECK_THROWS(eval::repetition_matrices(broken));
 }

@@ -121,5 +121,64 @@ cka_u = hsic_unbiased(K, L) / np.sqrt(hsic_unbiased(K, K) * hsic_unbiased(L, L))
 out += [("sim.features", torch.from_numpy(feat)), ("sim.neural", torch.from_numpy(neur)),
         ("sim.rdm_neural", torch.from_numpy(rdm(neur))), ("sim.rsa", torch.tensor([rsa], dtype=torch.float64)),
         ("sim.cka", torch.tensor([cka_b, cka_u], dtype=torch.float64))]
+
+# StratifiedShuffleSplit(10, train_size=0.9, random_state=1), Brain-Score's CV splits: an HvM-like set
+# (64 objects x 40 images in shuffled order), Brain-Score's 30-stimulus test (objects a, b, c
+# repeating), and uneven classes whose remainders tie (sklearn's _approximate_mode draws among them).
+from sklearn.model_selection import StratifiedShuffleSplit  # noqa: E402
+
+strat_rng = np.random.RandomState(7)
+STRATIFIED = {
+    "hvm": strat_rng.permutation(np.repeat(np.arange(64), 40)),
+    "abc": np.array(list("abc" * 10)),
+    "uneven": strat_rng.permutation(np.repeat(np.arange(7), [3, 5, 8, 13, 21, 34, 19])),
+}
+for name, y in STRATIFIED.items():
+    _, codes = np.unique(y, return_inverse=True)
+    tr, te = zip(*StratifiedShuffleSplit(n_splits=10, train_size=0.9, test_size=None, random_state=1).split(np.zeros(len(y)), y))
+    out += [(f"strat.{name}.labels", torch.tensor(codes, dtype=torch.int64)),
+            (f"strat.{name}.train", torch.tensor(np.stack(tr), dtype=torch.int64)),
+            (f"strat.{name}.test", torch.tensor(np.stack(te), dtype=torch.int64))]
+
+# Brain-Score's CrossRegressedCorrelation on model-like features: stratified splits over 80 stimuli of 8
+# objects, PLS-25 (scale=False), Pearson per neuroid on the held-out stimuli, median over neuroids, mean
+# over splits, error = std (ddof 0, xarray's default) / sqrt(10).
+cv_objects = strat_rng.permutation(np.repeat(np.arange(8), 10))
+cv_x, cv_y = make(80, 0, 150, 12, "latent")
+cv_scores = []
+for tr, te in StratifiedShuffleSplit(n_splits=10, train_size=0.9, test_size=None, random_state=1).split(np.zeros(80), cv_objects):
+    pred = PLSRegression(n_components=25, scale=False).fit(cv_x[tr], cv_y[tr]).predict(cv_x[te])
+    cv_scores.append(np.median([pearsonr(pred[:, j], cv_y[te, j])[0] for j in range(12)]))
+cv_scores = np.array(cv_scores)
+out += [("cv.features", torch.from_numpy(cv_x)), ("cv.neural", torch.from_numpy(cv_y)),
+        ("cv.objects", torch.tensor(cv_objects, dtype=torch.int64)),
+        ("cv.per_split", torch.from_numpy(cv_scores)),
+        ("cv.score", torch.tensor([cv_scores.mean(), cv_scores.std() / np.sqrt(10)], dtype=torch.float64))]
+
+# hvm-mini (real Majaj 2015 responses): the regions' repetition means and Brain-Score's ceilings.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import netcdf_ctypes  # noqa: E402
+
+hvm_dir = Path(__file__).resolve().parents[2] / "data" / "hvm-mini"
+nc = netcdf_ctypes.Dataset(hvm_dir / "majaj2015_subset.nc")
+var = "dicarlo.Majaj2015"
+assert nc.dims(var) == ["neuroid", "presentation", "time_bin"], nc.dims(var)
+data = nc.read(var)[:, :, 0].T  # presentations x neuroids
+image_id, repetition = nc.read("image_id"), nc.read("repetition")
+neuroid_id, region = nc.read("neuroid_id"), nc.read("region")
+erroneous = set((hvm_dir / "erroneous_neuroids.txt").read_text().split())
+images, reps = np.unique(image_id), np.unique(repetition)
+for name in ["V4", "IT"]:
+    keep = [j for j in range(len(neuroid_id)) if region[j] == name and neuroid_id[j] not in erroneous]
+    d = data[:, keep]
+    means = np.stack([d[image_id == i].mean(0) for i in images])
+    per_split = []
+    for tr, te in ShuffleSplit(n_splits=10, train_size=0.5, test_size=None, random_state=1).split(reps):
+        halves = [np.stack([d[(image_id == i) & np.isin(repetition, reps[h])].mean(0) for i in images]) for h in (tr, te)]
+        r = np.array([pearsonr(halves[0][:, j], halves[1][:, j])[0] for j in range(len(keep))])
+        per_split.append(np.nanmedian(2 * r / (1 + r)))
+    out += [(f"hvm.{name}.means", torch.from_numpy(means)), (f"hvm.{name}.per_split", torch.tensor(per_split, dtype=torch.float64)),
+            (f"hvm.{name}.ceiling", torch.tensor([np.mean(per_split)], dtype=torch.float64))]
+    print(f"hvm-mini {name}: {len(keep)} sites, ceiling {np.mean(per_split):.6f}")
 safetensors_io.save(sys.argv[1], out)
 print(f"wrote {len(CASES)} PLS cases with sklearn {sklearn.__version__} to {sys.argv[1]}")

@@ -1,8 +1,8 @@
 #pragma once
 // Per-neuroid correlation and the internal-consistency ceiling as Brain-Score computes them:
 // Pearson r per column (scipy.stats.pearsonr), the median over neuroids with NaNs skipped (xarray),
-// sklearn's ShuffleSplit over repetition ids (replayed draw for draw from numpy's legacy generator,
-// so random_state 1 gives Brain-Score's halves), half means, Spearman-Brown with n = 2, and the two
+// sklearn's ShuffleSplit over repetition ids (eval/splits.hpp: random_state 1 gives Brain-Score's
+// halves), half means, Spearman-Brown with n = 2, and the two
 // ceiled-score conventions.
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include <Eigen/Dense>
 
 #include "grcnn/core/error.hpp"
-#include "grcnn/core/numpy_random.hpp"
+#include "grcnn/eval/splits.hpp"
 
 namespace grcnn::eval {
 
@@ -52,27 +52,6 @@ inline double median_skipna(const Eigen::VectorXd& v) {
 }
 
 inline double spearman_brown(double r, double n = 2.0) { return n * r / (1 + (n - 1) * r); }
-
-struct split {
-  std::vector<std::int64_t> train, test;
-};
-
-// sklearn.model_selection.ShuffleSplit(n_splits, train_size, test_size=None, random_state): n_train =
-// floor(train_size * n), the rest test; each split one permutation, test first.
-inline std::vector<split> shuffle_split(std::int64_t n, int n_splits, double train_size, std::uint32_t random_state) {
-  GRCNN_CHECK(n >= 2 && n_splits >= 1 && train_size > 0 && train_size < 1, error, "shuffle_split: needs n >= 2, ",
-              "n_splits >= 1 and 0 < train_size < 1, got ", n, ", ", n_splits, ", ", train_size);
-  const auto n_train = static_cast<std::int64_t>(std::floor(train_size * static_cast<double>(n)));
-  const auto n_test = n - n_train;
-  GRCNN_CHECK(n_train >= 1, error, "shuffle_split: train_size ", train_size, " of ", n, " samples leaves no training sample");
-  numpy_legacy_rng rng(random_state);
-  std::vector<split> out;
-  for (int s = 0; s < n_splits; ++s) {
-    const auto p = rng.permutation(n);
-    out.push_back({std::vector<std::int64_t>(p.begin() + n_test, p.end()), std::vector<std::int64_t>(p.begin(), p.begin() + n_test)});
-  }
-  return out;
-}
 
 struct ceiling_result {
   double ceiling = 0;               // mean over splits of the median Spearman-Brown-corrected r

@@ -4,6 +4,7 @@
 // triangles, ties ranked by their average as scipy.stats.spearmanr) and linear CKA (Kornblith et al.
 // 2019) from Gram matrices, with the biased HSIC or the unbiased one (Song et al. 2012).
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -19,6 +20,20 @@ inline Eigen::MatrixXd rdm(const Eigen::MatrixXd& x) {
   GRCNN_CHECK(x.rows() >= 3 && x.cols() >= 2, shape_error, "rdm: needs at least 3 stimuli and 2 units, got ", x.rows(),
               " x ", x.cols());
   return (1.0 - pearson_columns_all(x.transpose()).array()).matrix();
+}
+
+// The same RDM from the Gram matrix of row-centred responses: r_ij = G_ij / sqrt(G_ii G_jj).
+inline Eigen::MatrixXd rdm_from_gram(const Eigen::MatrixXd& G) {
+  GRCNN_CHECK(G.rows() >= 3 && G.rows() == G.cols(), shape_error, "rdm_from_gram: needs a square Gram matrix of at ",
+              "least 3 stimuli, got ", G.rows(), " x ", G.cols());
+  const Eigen::ArrayXd d = G.diagonal().array().sqrt();
+  Eigen::MatrixXd r(G.rows(), G.cols());
+  for (Eigen::Index j = 0; j < G.cols(); ++j)
+    for (Eigen::Index i = 0; i < G.rows(); ++i) {
+      const double den = d(i) * d(j);
+      r(i, j) = 1.0 - (den > 0 ? std::clamp(G(i, j) / den, -1.0, 1.0) : std::numeric_limits<double>::quiet_NaN());
+    }
+  return r;
 }
 
 // Average ranks (1-based) of v, ties sharing their mean rank.

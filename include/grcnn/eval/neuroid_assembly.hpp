@@ -1,0 +1,278 @@
+#pragma once
+// Neural recordings as Brain-Score stores them: a BrainIO NeuroidAssembly (an xarray DataArray written to
+// netCDF) with dims presentation x neuroid x time_bin in any order, presentation coordinates
+// (stimulus_id or image_id, repetition, ...) and neuroid coordinates (neuroid_id, region, ...).
+// read_neuroid_assembly loads it; select_region / drop_neuroids / mean_over_time subset it;
+// average_repetitions gives the stimulus x neuroid target of the regression, repetition_matrices the
+// per-repetition responses of the split-half ceiling. Stimuli come out sorted by id, as xarray's
+// groupby and numpy.unique order them (Brain-Score's splits index that order).
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "grcnn/core/error.hpp"
+#include "grcnn/io/netcdf.hpp"
+
+namespace grcnn::eval {
+
+struct neuroid_assembly {
+  std::string source;        // the file it came from
+  std::string name;          // the data variable, e.g. "dicarlo.Majaj2015"
+  std::string stimulus_set;  // its stimulus_set_name attribute, when present
+  // presentation axis
+  std::vector<std::string> stimulus_id;  // per presentation ("stimulus_id", or "image_id" in older files)
+  std::vector<std::int64_t> repetition;  // per presentation; empty when the file has none
+  // neuroid axis
+  std::vector<std::string> neuroid_id, region;
+  // time axis (ms); one entry per bin
+  std::vector<std::int64_t> time_bin_start, time_bin_end;
+  // responses[t] is presentations x neuroids for time bin t
+  std::vector<Eigen::MatrixXd> responses;
+  // every other text coordinate, by the axis it lies on
+  std::map<std::string, std::vector<std::string>> presentation_text, neuroid_text;
+
+  std::int64_t presentations() const { return static_cast<std::int64_t>(stimulus_id.size()); }
+  std::int64_t neuroids() const { return static_cast<std::int64_t>(neuroid_id.size()); }
+  std::int64_t time_bins() const { return static_cast<std::int64_t>(responses.size()); }
+};
+
+// Stimulus-level responses: rows in sorted stimulus-id order.
+struct stimulus_responses {
+  std::vector<std::string> stimulus_id;
+  std::vector<std::string> neuroid_id;
+  Eigen::MatrixXd values;  // stimuli x neuroids
+};
+
+namespace assembly_detail {
+inline std::size_t axis_of(const io::netcdf_variable& v, const std::string& dim, const std::string& where) {
+  const auto it = std::find(v.dims.begin(), v.dims.end(), dim);
+  GRCNN_CHECK(it != v.dims.end(), io_error, where, ": data variable '", v.name, "' has no '", dim, "' dimension");
+  return static_cast<std::size_t>(it - v.dims.begin());
+}
+// The data variable: the one named, or the only variable spanning both presentation and neuroid.
+inline std::string find_data_variable(const io::netcdf_file& f, const std::string& requested) {
+  if (!requested.empty()) return requested;
+  std::vector<std::string> found;
+  for (const auto& n : f.variable_names()) {
+    const auto v = f.variable(n);
+    const auto has = [&](const char* d) { return std::find(v.dims.begin(), v.dims.end(), d) != v.dims.end(); };
+    if (has("presentation") && has("neuroid")) found.push_back(n);
+  }
+  GRCNN_CHECK(found.size() == 1, io_error, f.path(), ": expected one variable over (presentation, neuroid), found ",
+              found.size(), "; name it explicitly");
+  return found[0];
+}
+}  // namespace assembly_detail
+
+// Loads the assembly. variable: the data variable ("" = the only one over presentation and neuroid).
+inline neuroid_assembly read_neuroid_assembly(const std::filesystem::path& path, const std::string& variable = "") {
+  using namespace assembly_detail;
+  io::netcdf_file f(path);
+  neuroid_assembly a;
+  a.source = path.string();
+  a.name = find_data_variable(f, variable);
+  const auto data = f.variable(a.name);
+  const std::string where = a.source;
+  GRCNN_CHECK(!data.is_text(), io_error, where, ": data variable '", a.name, "' holds text");
+  GRCNN_CHECK(data.dims.size() == 2 || data.dims.size() == 3, io_error, where, ": data variable '", a.name, "' has ",
+              data.dims.size(), " dimensions; expected presentation, neuroid and optionally time_bin");
+  const auto p_axis = axis_of(data, "presentation", where), n_axis = axis_of(data, "neuroid", where);
+  const bool timed = data.dims.size() == 3;
+  const auto t_axis = timed ? axis_of(data, "time_bin", where) : 0;
+  const auto P = data.shape[p_axis], N = data.shape[n_axis], T = timed ? data.shape[t_axis] : std::size_t{1};
+  a.stimulus_set = f.text_attribute(a.name, "stimulus_set_name");
+
+  // Coordinates: every 1-D variable along one of the three axes.
+  auto coordinate_length = [&](const std::string& name, const char* dim, std::size_t expected) {
+    const auto v = f.variable(name);
+    const std::size_t rank = v.type == NC_CHAR ? v.dims.size() - 1 : v.dims.size();
+    GRCNN_CHECK(rank == 1 && v.dims[0] == dim && v.shape[0] == expected, io_error, where, ": coordinate '", name,
+                "' must lie along '", dim, "' with ", expected, " entries");
+  };
+  const std::string sid = f.has_variable("stimulus_id") ? "stimulus_id" : "image_id";
+  GRCNN_CHECK(f.has_variable(sid), io_error, where, ": no 'stimulus_id' or 'image_id' coordinate");
+  coordinate_length(sid, "presentation", P);
+  a.stimulus_id = f.read_strings(sid);
+  if (f.has_variable("repetition")) {
+    coordinate_length("repetition", "presentation", P);
+    a.repetition = f.read_integers("repetition");
+  }
+  GRCNN_CHECK(f.has_variable("neuroid_id"), io_error, where, ": no 'neuroid_id' coordinate");
+  coordinate_length("neuroid_id", "neuroid", N);
+  a.neuroid_id = f.read_strings("neuroid_id");
+  if (f.has_variable("region")) {
+    coordinate_length("region", "neuroid", N);
+    a.region = f.read_strings("region");
+  } else {
+    a.region.assign(N, "");
+  }
+  if (timed && f.has_variable("time_bin_start") && f.has_variable("time_bin_end")) {
+    coordinate_length("time_bin_start", "time_bin", T);
+    coordinate_length("time_bin_end", "time_bin", T);
+    a.time_bin_start = f.read_integers("time_bin_start");
+    a.time_bin_end = f.read_integers("time_bin_end");
+  } else {
+    a.time_bin_start.assign(T, 0);
+    a.time_bin_end.assign(T, 0);
+  }
+  for (const auto& n : f.variable_names()) {
+    if (n == a.name || n == sid || n == "neuroid_id" || n == "region") continue;
+    const auto v = f.variable(n);
+    if (!v.is_text() || v.dims.empty()) continue;
+    if (v.dims[0] == "presentation" && v.shape[0] == P) a.presentation_text[n] = f.read_strings(n);
+    if (v.dims[0] == "neuroid" && v.shape[0] == N) a.neuroid_text[n] = f.read_strings(n);
+  }
+
+  // Values, reordered to [time][presentation, neuroid] whatever the stored dimension order.
+  const auto raw = f.read_doubles(a.name);
+  std::vector<std::size_t> stride(data.dims.size(), 1);
+  for (std::size_t d = data.dims.size() - 1; d > 0; --d) stride[d - 1] = stride[d] * data.shape[d];
+  a.responses.assign(T, Eigen::MatrixXd(static_cast<Eigen::Index>(P), static_cast<Eigen::Index>(N)));
+  for (std::size_t t = 0; t < T; ++t)
+    for (std::size_t p = 0; p < P; ++p)
+      for (std::size_t n = 0; n < N; ++n)
+        a.responses[t](static_cast<Eigen::Index>(p), static_cast<Eigen::Index>(n)) =
+            raw[p * stride[p_axis] + n * stride[n_axis] + (timed ? t * stride[t_axis] : 0)];
+  return a;
+}
+
+// The neuroids at the given positions, in that order.
+inline neuroid_assembly take_neuroids(const neuroid_assembly& a, const std::vector<std::int64_t>& keep) {
+  neuroid_assembly r = a;
+  r.neuroid_id.clear(), r.region.clear();
+  for (auto& [k, v] : r.neuroid_text) v.clear();
+  for (auto& m : r.responses) m.resize(a.presentations(), static_cast<Eigen::Index>(keep.size()));
+  for (std::size_t j = 0; j < keep.size(); ++j) {
+    const auto i = keep[j];
+    GRCNN_CHECK(i >= 0 && i < a.neuroids(), shape_error, "take_neuroids: index ", i, " outside ", a.neuroids(), " neuroids");
+    r.neuroid_id.push_back(a.neuroid_id[static_cast<std::size_t>(i)]);
+    r.region.push_back(a.region[static_cast<std::size_t>(i)]);
+    for (auto& [k, v] : r.neuroid_text) v.push_back(a.neuroid_text.at(k)[static_cast<std::size_t>(i)]);
+    for (std::size_t t = 0; t < a.responses.size(); ++t)
+      r.responses[t].col(static_cast<Eigen::Index>(j)) = a.responses[t].col(i);
+  }
+  return r;
+}
+
+// The neuroids of one region ("V4", "IT", ...); an unknown region is an error listing those present.
+inline neuroid_assembly select_region(const neuroid_assembly& a, const std::string& region) {
+  std::vector<std::int64_t> keep;
+  std::set<std::string> present(a.region.begin(), a.region.end());
+  for (std::int64_t i = 0; i < a.neuroids(); ++i)
+    if (a.region[static_cast<std::size_t>(i)] == region) keep.push_back(i);
+  if (keep.empty()) {
+    std::string list;
+    for (const auto& r : present) list += (list.empty() ? "" : ", ") + r;
+    throw error(detail::concat(a.source, ": no neuroid in region '", region, "' (regions: ", list, ")"));
+  }
+  return take_neuroids(a, keep);
+}
+
+// All neuroids except those whose id is listed (ids absent from the assembly are ignored).
+inline neuroid_assembly drop_neuroids(const neuroid_assembly& a, const std::vector<std::string>& ids) {
+  const std::set<std::string> drop(ids.begin(), ids.end());
+  std::vector<std::int64_t> keep;
+  for (std::int64_t i = 0; i < a.neuroids(); ++i)
+    if (!drop.count(a.neuroid_id[static_cast<std::size_t>(i)])) keep.push_back(i);
+  return take_neuroids(a, keep);
+}
+
+// One id per line; blank lines and lines starting with '#' skipped (e.g. hvm-mini/erroneous_neuroids.txt).
+inline std::vector<std::string> read_id_list(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  GRCNN_CHECK(in, io_error, "cannot open id list ", path.string());
+  std::vector<std::string> ids;
+  for (std::string line; std::getline(in, line);) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    const auto first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    ids.push_back(line.substr(first));
+  }
+  return ids;
+}
+
+// The mean over the time bins lying inside [start_ms, end_ms] (Brain-Score's FreemanZiemba 50-200 ms
+// average); an empty selection is an error.
+inline neuroid_assembly mean_over_time(const neuroid_assembly& a, std::int64_t start_ms, std::int64_t end_ms) {
+  neuroid_assembly r = a;
+  Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(a.presentations(), a.neuroids());
+  int used = 0;
+  for (std::size_t t = 0; t < a.responses.size(); ++t)
+    if (a.time_bin_start[t] >= start_ms && a.time_bin_end[t] <= end_ms) sum += a.responses[t], ++used;
+  GRCNN_CHECK(used > 0, error, a.source, ": no time bin inside [", start_ms, ", ", end_ms, "] ms");
+  r.responses = {sum / used};
+  r.time_bin_start = {start_ms};
+  r.time_bin_end = {end_ms};
+  return r;
+}
+
+namespace assembly_detail {
+inline const Eigen::MatrixXd& single_bin(const neuroid_assembly& a, const char* what) {
+  GRCNN_CHECK(a.responses.size() == 1, shape_error, what, ": ", a.source, " has ", a.responses.size(),
+              " time bins; reduce them first (mean_over_time)");
+  return a.responses[0];
+}
+inline std::vector<std::string> sorted_unique(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+}  // namespace assembly_detail
+
+// The target of the regression: each stimulus's mean over its presentations (repetitions), stimuli sorted.
+inline stimulus_responses average_repetitions(const neuroid_assembly& a) {
+  const auto& m = assembly_detail::single_bin(a, "average_repetitions");
+  stimulus_responses r;
+  r.stimulus_id = assembly_detail::sorted_unique(a.stimulus_id);
+  r.neuroid_id = a.neuroid_id;
+  std::map<std::string, Eigen::Index> row;
+  for (std::size_t i = 0; i < r.stimulus_id.size(); ++i) row[r.stimulus_id[i]] = static_cast<Eigen::Index>(i);
+  r.values = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(r.stimulus_id.size()), a.neuroids());
+  Eigen::VectorXd count = Eigen::VectorXd::Zero(r.values.rows());
+  for (std::int64_t p = 0; p < a.presentations(); ++p) {
+    const auto i = row.at(a.stimulus_id[static_cast<std::size_t>(p)]);
+    r.values.row(i) += m.row(p);
+    count(i) += 1;
+  }
+  for (Eigen::Index i = 0; i < r.values.rows(); ++i) r.values.row(i) /= count(i);
+  return r;
+}
+
+// The per-repetition responses of the ceiling: one stimuli x neuroids matrix per repetition id (sorted
+// ids), stimuli sorted. Every stimulus must be shown exactly once in every repetition.
+inline std::vector<Eigen::MatrixXd> repetition_matrices(const neuroid_assembly& a) {
+  const auto& m = assembly_detail::single_bin(a, "repetition_matrices");
+  GRCNN_CHECK(!a.repetition.empty(), error, a.source, ": no 'repetition' coordinate, so no split-half ceiling");
+  const auto ids = assembly_detail::sorted_unique(a.stimulus_id);
+  std::vector<std::int64_t> reps = a.repetition;
+  std::sort(reps.begin(), reps.end());
+  reps.erase(std::unique(reps.begin(), reps.end()), reps.end());
+  std::map<std::string, Eigen::Index> row;
+  for (std::size_t i = 0; i < ids.size(); ++i) row[ids[i]] = static_cast<Eigen::Index>(i);
+  std::map<std::int64_t, std::size_t> slot;
+  for (std::size_t r = 0; r < reps.size(); ++r) slot[reps[r]] = r;
+  std::vector<Eigen::MatrixXd> out(reps.size(), Eigen::MatrixXd(static_cast<Eigen::Index>(ids.size()), a.neuroids()));
+  std::vector<std::vector<int>> seen(reps.size(), std::vector<int>(ids.size(), 0));
+  for (std::int64_t p = 0; p < a.presentations(); ++p) {
+    const auto& s = a.stimulus_id[static_cast<std::size_t>(p)];
+    const auto r = slot.at(a.repetition[static_cast<std::size_t>(p)]);
+    const auto i = row.at(s);
+    GRCNN_CHECK(seen[r][static_cast<std::size_t>(i)]++ == 0, error, a.source, ": stimulus ", s,
+                " appears twice in repetition ", reps[r]);
+    out[r].row(i) = m.row(p);
+  }
+  for (std::size_t r = 0; r < reps.size(); ++r)
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      GRCNN_CHECK(seen[r][i] == 1, error, a.source, ": stimulus ", ids[i], " is missing from repetition ", reps[r],
+                  "; the split-half ceiling needs every stimulus in every repetition");
+  return out;
+}
+
+}  // namespace grcnn::eval
