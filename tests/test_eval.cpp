@@ -5,6 +5,10 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
+
+#include <grcnn/data/screen.hpp>
+#include <grcnn/data/stimulus_set.hpp>
 
 #include <grcnn/eval/consistency.hpp>
 #include <grcnn/eval/neuroid_assembly.hpp>
@@ -346,4 +350,56 @@ TEST_CASE("hvm-mini: the netCDF assembly, its regions and Brain-Score's ceilings
   broken.repetition[5] = broken.repetition[6] == 0 ? 1 : 0;
   broken.stimulus_id[5] = broken.stimulus_id[6];
   CHECK_THROWS(eval::repetition_matrices(broken));
+}
+
+TEST_CASE("stimuli are placed on screen and resized as Brain-Score shows them", "[eval][screen]") {
+  std::vector<std::filesystem::path> images;
+  for (const auto& e : std::filesystem::directory_iterator(hvm_dir() / "images"))
+    if (e.path().extension() == ".png") images.push_back(e.path());
+  std::sort(images.begin(), images.end());
+  for (int k = 0; k < 2; ++k) {
+    const auto img = data::decode_image(images[static_cast<std::size_t>(k)]);
+    for (const std::string deg : {"14", "6", "8", "4.3"}) {
+      INFO(images[static_cast<std::size_t>(k)].filename().string() << " at " << deg << " degrees");
+      const std::string key = "screen." + std::to_string(k) + "." + deg;
+      const auto placed = data::place_on_screen(img, std::stod(deg), 8);
+      const auto size = fixtures().at(key + ".size").values<std::int64_t>();
+      CHECK(placed.width == size[0]);
+      CHECK(placed.height == size[1]);
+      const auto gray = std::count(placed.pixels.begin(), placed.pixels.end(), data::screen_gray);
+      CHECK(static_cast<double>(gray) / static_cast<double>(placed.pixels.size()) ==
+            Approx(fixtures().at(key + ".gray").values<double>()[0]).margin(1e-12));
+      tensor x = tensor::empty({1, 3, 224, 224});
+      data::write_normalized(data::present_stimulus(img, {.stimulus_degrees = std::stod(deg)}), x, 0);
+      const auto got = x.values<float>();
+      const auto want = fixtures().at(key).values<float>();
+      REQUIRE(got.size() == want.size());
+      float worst = 0;
+      for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]));
+      CHECK(worst <= 1e-6f);
+    }
+  }
+  data::rgb_image tiny{.width = 2, .height = 2, .pixels = std::vector<std::uint8_t>(12, 7)};
+  CHECK_THROWS_WITH(data::place_on_screen(tiny, 8, 0), Catch::Contains("degrees must be positive"));
+  CHECK_THROWS_WITH(data::place_on_screen(tiny, 100, 8), Catch::Contains("vanishes"));
+}
+
+TEST_CASE("the hvm-mini stimulus csv and image lists resolve every image", "[eval][stimuli]") {
+  const auto s = data::read_stimulus_csv(hvm_dir() / "images/test_images.csv", hvm_dir() / "images");
+  CHECK(s.size() == 25);
+  CHECK(s.column("object_name").size() == 25);
+  CHECK(std::filesystem::exists(s.paths[3]));
+  std::set<std::string> objects(s.column("object_name").begin(), s.column("object_name").end());
+  CHECK(objects.size() == 21);
+  CHECK_THROWS_WITH(s.column("texture_type"), Catch::Contains("no column 'texture_type'"));
+  const auto dir = std::filesystem::temp_directory_path() / "grcnn_stimuli_test";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "bad.csv") << "image_id,object_name\nnot_there,car\n";
+  CHECK_THROWS_WITH(data::read_stimulus_csv(dir / "bad.csv", dir), Catch::Contains("no image file for stimulus 'not_there'"));
+  std::ofstream(dir / "short.csv") << "image_id,object_name\nx\n";
+  CHECK_THROWS_WITH(data::read_stimulus_csv(dir / "short.csv", dir), Catch::Contains("short.csv:2: 1 fields"));
+  std::ofstream(dir / "list.txt") << s.paths[0].string() << "\n" << s.paths[1].string() << "\n";
+  const auto l = data::read_image_list(dir / "list.txt");
+  CHECK(l.ids == std::vector<std::string>{s.ids[0], s.ids[1]});
+  std::filesystem::remove_all(dir);
 }

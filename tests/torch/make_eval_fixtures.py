@@ -180,5 +180,36 @@ for name in ["V4", "IT"]:
     out += [(f"hvm.{name}.means", torch.from_numpy(means)), (f"hvm.{name}.per_split", torch.tensor(per_split, dtype=torch.float64)),
             (f"hvm.{name}.ceiling", torch.tensor([np.mean(per_split)], dtype=torch.float64))]
     print(f"hvm-mini {name}: {len(keep)} sites, ceiling {np.mean(per_split):.6f}")
+
+# Stimulus presentation (VISION benchmark_helpers/screen.py, then the model's Resize((224, 224)),
+# ToTensor, Normalize): two HvM images shown to an 8-degree model as stimuli of 14, 6, 8 and 4.3 degrees.
+from PIL import Image  # noqa: E402
+import torchvision.transforms as T  # noqa: E402
+
+
+def place_on_screen(img, stimulus_degrees, model_degrees=8):
+    if stimulus_degrees == model_degrees:
+        return img
+    ratio = model_degrees / stimulus_degrees
+    size = np.array(img.size)
+    target = (ratio * size).round().astype(int)
+    if ratio >= 1:
+        canvas = Image.new("RGB", tuple(target), "gray")
+        canvas.paste(img, tuple(((target - size) / 2).round().astype(int)))
+        return canvas
+    left, upper = ((size - target) / 2).round().astype(int)
+    right, lower = [left, upper] + target
+    return img.crop((left, upper, right, lower))
+
+
+model_input = T.Compose([T.Resize((224, 224)), T.ToTensor(), T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+for k, image in enumerate(sorted((hvm_dir / "images").glob("*.png"))[:2]):
+    for degrees in [14, 6, 8, 4.3]:
+        with Image.open(image) as im:
+            placed = place_on_screen(im.convert("RGB"), degrees)
+        gray = np.mean(np.asarray(placed) == 128)
+        out += [(f"screen.{k}.{degrees}", model_input(placed)),
+                (f"screen.{k}.{degrees}.gray", torch.tensor([gray], dtype=torch.float64)),
+                (f"screen.{k}.{degrees}.size", torch.tensor(placed.size, dtype=torch.int64))]
 safetensors_io.save(sys.argv[1], out)
 print(f"wrote {len(CASES)} PLS cases with sklearn {sklearn.__version__} to {sys.argv[1]}")
