@@ -7,6 +7,7 @@
 #include <fstream>
 #include <regex>
 
+#include <grcnn/eval/activations.hpp>
 #include <grcnn/models/grcnn.hpp>
 
 using namespace grcnn;
@@ -123,4 +124,47 @@ TEST_CASE("an input of the wrong size gets a clear error", "[models]") {
   CHECK_THROWS_WITH(net.forward(small), Catch::Contains("AvgPool2d(7)") && Catch::Contains("3x3"));
   const autograd::variable gray(tensor::zeros({1, 1, 224, 224}, dtype::f32, layout::nhwc));
   CHECK_THROWS_WITH(net.forward(gray), Catch::Contains("[N, 3, H, W]"));
+}
+
+TEST_CASE("activations: named taps per stimulus, batched as one pass, last call of a shared module", "[models][activations]") {
+  const auto dir = std::filesystem::path(GRCNN_SOURCE_DIR) / "data/hvm-mini/images";
+  auto stimuli = data::read_stimulus_csv(dir / "test_images.csv", dir);
+  stimuli.ids.resize(3), stimuli.paths.resize(3);
+  nn::network<models::grcnn_small_topology> net(10, 5);
+  const data::screen_options screen{.stimulus_degrees = 8, .model_degrees = 10, .input_size = 48};
+  eval::activation_options o{.layers = {"stage_1", "stage_2.conv_g_r", "classifier"}, .batch_size = 2, .screen = screen};
+  const auto a = eval::extract_activations(net, stimuli, o);
+  REQUIRE(a.layers.size() == 3);
+  CHECK(a.stimulus_ids == stimuli.ids);
+  const auto& logits = a.layer("classifier");
+  CHECK(logits.shape == std::vector<std::int64_t>{10});
+  CHECK(a.layer("stage_1").values.size() == static_cast<std::size_t>(3 * a.layer("stage_1").features()));
+  // Each row equals a forward pass of that stimulus alone (batches of 2 then 1 change nothing).
+  for (std::int64_t i = 0; i < 3; ++i) {
+    tensor x = tensor::empty({1, 3, 48, 48});
+    data::write_normalized(data::present_stimulus(data::decode_image(stimuli.paths[static_cast<std::size_t>(i)]), screen), x, 0);
+    autograd::no_grad_guard ng;
+    const auto direct = net.forward(autograd::variable(backends::to_backend<backends::default_backend>(x))).value().values<float>();
+    for (std::size_t k = 0; k < 10; ++k) CHECK(logits.values[static_cast<std::size_t>(i) * 10 + k] == Approx(direct[k]).margin(1e-4));
+  }
+  // every_step: one entry per call of the shared gate conv; the default keeps the last.
+  o.every_step = true;
+  o.layers = {"stage_2.conv_g_r"};
+  const auto steps = eval::extract_activations(net, stimuli, o);
+  REQUIRE(steps.layers.size() >= 2);
+  CHECK(steps.layers.front().name == "stage_2.conv_g_r.0");
+  CHECK(steps.layers.back().values == a.layer("stage_2.conv_g_r").values);
+  // safetensors round trip, stimulus ids in the metadata.
+  const auto path = std::filesystem::temp_directory_path() / "grcnn_test_activations.safetensors";
+  eval::save_activations(path, a);
+  const auto back = eval::load_activations(path);
+  CHECK(back.stimulus_ids == a.stimulus_ids);
+  CHECK(back.layer("stage_1").shape == a.layer("stage_1").shape);
+  CHECK(back.layer("stage_1").values == a.layer("stage_1").values);
+  CHECK(back.rows_of({stimuli.ids[2], stimuli.ids[0]}) == std::vector<std::int64_t>{2, 0});
+  CHECK_THROWS_WITH(back.rows_of({"nope"}), Catch::Contains("stimulus 'nope' was not recorded"));
+  CHECK_THROWS_WITH(back.layer("stage_9"), Catch::Contains("no layer 'stage_9'"));
+  std::filesystem::remove(path);
+  o.layers = {"stage_9"};
+  CHECK_THROWS_WITH(eval::extract_activations(net, stimuli, o), Catch::Contains("no module named 'stage_9'"));
 }

@@ -118,7 +118,7 @@ activation_set extract_activations(Net& net, const data::stimulus_set& stimuli, 
         auto& l = out.layers[s->second];
         GRCNN_CHECK(t->dim(0) == n && t->numel() == n * l.features(), shape_error, "extract_activations: layer '",
                     out_name, "' changed shape between batches (", t->describe(), ")");
-        const auto v = t->values<float>();
+        const auto v = t->template values<float>();
         l.values.insert(l.values.end(), v.begin(), v.end());
       }
     }
