@@ -10,7 +10,9 @@
 #include <grcnn/data/screen.hpp>
 #include <grcnn/data/stimulus_set.hpp>
 
+#include <grcnn/eval/behavior.hpp>
 #include <grcnn/eval/consistency.hpp>
+#include <grcnn/eval/logistic.hpp>
 #include <grcnn/eval/neuroid_assembly.hpp>
 #include <grcnn/eval/predictivity.hpp>
 #include <grcnn/eval/pls.hpp>
@@ -402,4 +404,59 @@ TEST_CASE("the hvm-mini stimulus csv and image lists resolve every image", "[eva
   const auto l = data::read_image_list(dir / "list.txt");
   CHECK(l.ids == std::vector<std::string>{s.ids[0], s.ids[1]});
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the behavioural readout fits as sklearn's multinomial LogisticRegression(C=1e-3)", "[eval][behavior]") {
+  const eval::matrix X = as_matrix(fixtures().at("lr.x")), Xt = as_matrix(fixtures().at("lr.x_test"));
+  const auto y = fixtures().at("lr.y").values<std::int64_t>();
+  eval::logistic_regression lr;
+  lr.fit(X, y, 4);
+  CHECK(rel(lr.predict_proba(Xt), as_matrix(fixtures().at("lr.proba"))) < 1e-6);
+  CHECK_THROWS_WITH(lr.fit(X, y, 3), Catch::Contains("label 3 outside [0, 3)"));
+  CHECK_THROWS_WITH(lr.predict_proba(Xt.leftCols(5)), Catch::Contains("fitted on 20 features"));
+}
+
+TEST_CASE("i2n: normalised d', consistency and split-half ceiling as the spec", "[eval][behavior]") {
+  const eval::matrix P = as_matrix(fixtures().at("i2n.probabilities"));
+  const auto truth = fixtures().at("i2n.truth").values<std::int64_t>();
+  const auto raw = fixtures().at("i2n.trials").values<std::int64_t>();
+  std::vector<eval::afc_trial> trials;
+  for (std::size_t k = 0; k < raw.size(); k += 4) trials.push_back({raw[k], raw[k + 1], raw[k + 2], raw[k + 3]});
+  auto same = [](const eval::matrix& a, const eval::matrix& b) {
+    for (Eigen::Index i = 0; i < a.size(); ++i) {
+      if (std::isnan(b(i))) {
+        if (!std::isnan(a(i))) return false;
+      } else if (std::abs(a(i) - b(i)) > 1e-9) {
+        return false;
+      }
+    }
+    return true;
+  };
+  const auto model = eval::normalized_dprimes(eval::model_response_matrix(P, truth), truth);
+  CHECK(same(model, as_matrix(fixtures().at("i2n.model_dprime"))));
+  CHECK(same(eval::normalized_dprimes(eval::human_response_matrix(trials, truth, P.cols()), truth),
+             as_matrix(fixtures().at("i2n.human_dprime"))));
+  const auto r = eval::i2n_score(P, truth, trials);
+  const auto mr = fixtures().at("i2n.model_r").values<double>(), hr = fixtures().at("i2n.half_r").values<double>();
+  REQUIRE(r.model_r.size() == 2);
+  for (std::size_t s = 0; s < 2; ++s) {
+    CHECK(r.model_r[s] == Approx(mr[s]).margin(1e-10));
+    CHECK(r.half_r[s] == Approx(hr[s]).margin(1e-10));
+  }
+  CHECK(r.ceiled == Approx(fixtures().at("i2n.ceiled").values<double>()[0]).margin(1e-10));
+  CHECK(eval::i2n_consistency(model, model) == Approx(1.0).margin(1e-12));
+  // Known answer: observers who choose exactly as the model's 2AFC rates, over many trials, make the
+  // model as consistent as the data's own halves allow: ceiled i2n ~ 1.
+  const auto rates = eval::model_response_matrix(P, truth);
+  std::mt19937_64 g(3);
+  std::vector<eval::afc_trial> ideal;
+  for (int k = 0; k < 200000; ++k) {
+    const auto img = static_cast<std::int64_t>(g() % static_cast<std::uint64_t>(P.rows()));
+    auto dis = static_cast<std::int64_t>(g() % static_cast<std::uint64_t>(P.cols() - 1));
+    if (dis >= truth[static_cast<std::size_t>(img)]) ++dis;
+    const bool wrong = std::uniform_real_distribution<double>(0, 1)(g) < rates(img, dis);
+    ideal.push_back({img, truth[static_cast<std::size_t>(img)], dis, wrong ? dis : truth[static_cast<std::size_t>(img)]});
+  }
+  CHECK(eval::i2n_score(P, truth, ideal).ceiled == Approx(1.0).margin(0.03));
+  CHECK_THROWS_WITH(eval::human_response_matrix({{0, 1, 2, 2}}, truth, P.cols()), Catch::Contains("inconsistent trial"));
 }

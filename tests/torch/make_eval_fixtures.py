@@ -211,5 +211,91 @@ for k, image in enumerate(sorted((hvm_dir / "images").glob("*.png"))[:2]):
         out += [(f"screen.{k}.{degrees}", model_input(placed)),
                 (f"screen.{k}.{degrees}.gray", torch.tensor([gray], dtype=torch.float64)),
                 (f"screen.{k}.{degrees}.size", torch.tensor(placed.size, dtype=torch.int64))]
+
+# The behavioural readout: StandardScaler + LogisticRegression(multinomial, newton-cg, C=1e-3), fitted
+# tightly (tol 1e-8) so the optimum, not the stopping point, is compared.
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from scipy.stats import norm  # noqa: E402
+
+lr_y = np.repeat(np.arange(4), 20)
+lr_x = rng.randn(80, 20) * rng.uniform(0.5, 3, 20) + np.eye(4)[lr_y] @ rng.randn(4, 20) + 1.0
+lr_xt = rng.randn(15, 20) * 2
+scaler = StandardScaler().fit(lr_x)
+lr = LogisticRegression(multi_class="multinomial", solver="newton-cg", C=1e-3, tol=1e-8, max_iter=1000)
+lr.fit(scaler.transform(lr_x), lr_y)
+out += [("lr.x", torch.from_numpy(lr_x)), ("lr.y", torch.tensor(lr_y, dtype=torch.int64)), ("lr.x_test", torch.from_numpy(lr_xt)),
+        ("lr.proba", torch.from_numpy(lr.predict_proba(scaler.transform(lr_xt))))]
+
+# i2n written from the spec (section 3) with numpy/scipy: 24 images of 6 objects, model probabilities,
+# and 3000 synthetic human 2AFC trials; two RandomState(0) shuffles of the trials into halves.
+I_OBJ, PER = 6, 4
+truth = np.repeat(np.arange(I_OBJ), PER)
+logits = rng.randn(I_OBJ * PER, I_OBJ) + 2.5 * np.eye(I_OBJ)[truth]
+P = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+
+
+def model_rates(P):
+    r = P / (P + P[np.arange(len(P)), truth][:, None])
+    r[np.arange(len(P)), truth] = np.nan
+    return r
+
+
+def human_rates(trials):
+    chosen, shown = np.zeros(P.shape), np.zeros(P.shape)
+    for img, tgt, dis, ch in trials:
+        chosen[img, ch] += 1
+        shown[img, tgt] += 1
+        shown[img, dis] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = chosen / shown
+    r[shown == 0] = np.nan
+    r[np.arange(len(P)), truth] = np.nan
+    return r
+
+
+def ndprime(r):
+    d = np.full(r.shape, np.nan)
+    for i in range(r.shape[0]):
+        for b in range(r.shape[1]):
+            if np.isnan(r[i, b]):
+                continue
+            far = np.nanmean(r[truth == b, truth[i]])
+            d[i, b] = np.clip(norm.ppf(1 - r[i, b]) - norm.ppf(far), -5, 5)
+    for a in range(I_OBJ):
+        for b in range(I_OBJ):
+            rows = truth == a
+            d[rows, b] -= np.nanmean(d[rows, b]) if not np.all(np.isnan(d[rows, b])) else 0
+    return d
+
+
+def consistency(a, b):
+    m = np.isfinite(a) & np.isfinite(b)
+    return np.corrcoef(a[m], b[m])[0, 1]
+
+
+trials = []
+for _ in range(3000):
+    img = rng.randint(len(P))
+    dis = rng.choice([o for o in range(I_OBJ) if o != truth[img]])
+    p_dis = 0.7 * model_rates(P)[img, dis] + 0.3 * rng.uniform(0, 0.5)
+    trials.append((img, truth[img], dis, dis if rng.uniform() < p_dis else truth[img]))
+trials = np.array(trials)
+model_d = ndprime(model_rates(P))
+split_rng = np.random.RandomState(0)
+model_r, half_r = [], []
+for _ in range(2):
+    idx = list(range(len(trials)))
+    split_rng.shuffle(idx)
+    h1, h2 = trials[idx[: len(idx) // 2]], trials[idx[len(idx) // 2:]]
+    d1, d2 = ndprime(human_rates(h1)), ndprime(human_rates(h2))
+    model_r.append(consistency(model_d, d1))
+    half_r.append(consistency(d1, d2))
+out += [("i2n.probabilities", torch.from_numpy(P)), ("i2n.truth", torch.tensor(truth, dtype=torch.int64)),
+        ("i2n.trials", torch.tensor(trials, dtype=torch.int64)), ("i2n.model_dprime", torch.from_numpy(model_d)),
+        ("i2n.human_dprime", torch.from_numpy(ndprime(human_rates(trials)))),
+        ("i2n.model_r", torch.tensor(model_r, dtype=torch.float64)), ("i2n.half_r", torch.tensor(half_r, dtype=torch.float64)),
+        ("i2n.ceiled", torch.tensor([np.mean(np.array(model_r) / np.sqrt(half_r))], dtype=torch.float64))]
+print(f"i2n synthetic: model r {np.mean(model_r):.4f}, halves {np.mean(half_r):.4f}")
 safetensors_io.save(sys.argv[1], out)
 print(f"wrote {len(CASES)} PLS cases with sklearn {sklearn.__version__} to {sys.argv[1]}")
