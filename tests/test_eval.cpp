@@ -11,9 +11,11 @@
 #include <grcnn/data/stimulus_set.hpp>
 
 #include <grcnn/eval/behavior.hpp>
+#include <grcnn/eval/commitment.hpp>
 #include <grcnn/eval/consistency.hpp>
 #include <grcnn/eval/logistic.hpp>
 #include <grcnn/eval/neuroid_assembly.hpp>
+#include <grcnn/eval/pca.hpp>
 #include <grcnn/eval/predictivity.hpp>
 #include <grcnn/eval/pls.hpp>
 #include <grcnn/eval/ridge.hpp>
@@ -459,4 +461,83 @@ TEST_CASE("i2n: normalised d', consistency and split-half ceiling as the spec", 
   }
   CHECK(eval::i2n_score(P, truth, ideal).ceiled == Approx(1.0).margin(0.03));
   CHECK_THROWS_WITH(eval::human_response_matrix({{0, 1, 2, 2}}, truth, P.cols()), Catch::Contains("inconsistent trial"));
+}
+
+TEST_CASE("PCA projects as sklearn's full-SVD PCA", "[eval][pca]") {
+  const tensor fit = fixtures().at("pca.fit"), nw = fixtures().at("pca.new");
+  const auto f = fit.values<double>(), n = nw.values<double>();
+  eval::pca p;
+  p.fit(f.data(), fit.dim(0), fit.dim(1), 10, 64);
+  const auto z = p.transform(n.data(), nw.dim(0), nw.dim(1), 64);
+  const eval::matrix want = as_matrix(fixtures().at("pca.transform"));
+  REQUIRE(z.size() == static_cast<std::size_t>(want.size()));
+  double worst = 0;
+  for (Eigen::Index i = 0; i < want.rows(); ++i)
+    for (Eigen::Index j = 0; j < want.cols(); ++j)
+      worst = std::max(worst, std::abs(z[static_cast<std::size_t>(i * want.cols() + j)] - want(i, j)));
+  CHECK(worst < 1e-4 * want.cwiseAbs().maxCoeff());
+  // Asking for more components than the 30 centred rows span keeps the 29 defined ones.
+  p.fit(f.data(), fit.dim(0), fit.dim(1), 1000);
+  CHECK(p.components() == 29);
+  CHECK_THROWS_WITH(p.transform(n.data(), 1, 100), Catch::Contains("fitted on 200 features"));
+}
+
+TEST_CASE("layer commitment scores recorded layers and keeps the best", "[eval][commitment]") {
+  // Three stimuli sets of features over 40 stimuli: one carries the responses, one is noise, one a copy
+  // of the good one scaled (the same score: the first wins the tie).
+  std::mt19937_64 g(5);
+  std::normal_distribution<double> z;
+  const Eigen::Index S = 40, P = 60, N = 6;
+  eval::matrix latent(S, 4), good(S, P), noise(S, P);
+  for (Eigen::Index i = 0; i < latent.size(); ++i) latent(i) = z(g);
+  for (Eigen::Index i = 0; i < noise.size(); ++i) noise(i) = z(g);
+  eval::matrix mix(4, P), w(4, N);
+  for (Eigen::Index i = 0; i < mix.size(); ++i) mix(i) = z(g);
+  for (Eigen::Index i = 0; i < w.size(); ++i) w(i) = z(g);
+  good = latent * mix + 0.3 * noise;
+  eval::activation_set a;
+  auto add = [&](const std::string& name, const eval::matrix& m) {
+    eval::layer_activations l{name, {P}, {}};
+    for (Eigen::Index i = 0; i < S; ++i)
+      for (Eigen::Index j = 0; j < P; ++j) l.values.push_back(static_cast<float>(m(i, j)));
+    a.layers.push_back(l);
+  };
+  for (Eigen::Index i = 0; i < S; ++i) a.stimulus_ids.push_back("img" + std::to_string(100 + (i * 7) % S));
+  add("good", good), add("noise", noise), add("good_scaled", 2.0 * good);
+  // The neural target lists the stimuli sorted; the activations are in another order.
+  eval::neural_target t;
+  t.region = "IT";
+  t.ceiling = 0.8;
+  t.responses.stimulus_id = a.stimulus_ids;
+  std::sort(t.responses.stimulus_id.begin(), t.responses.stimulus_id.end());
+  const auto rows = a.rows_of(t.responses.stimulus_id);
+  eval::matrix Y(S, N), Xg(S, P);
+  for (Eigen::Index i = 0; i < S; ++i) Y.row(i) = (latent * w).row(rows[static_cast<std::size_t>(i)]), Xg.row(i) = good.row(rows[static_cast<std::size_t>(i)]);
+  for (Eigen::Index i = 0; i < Y.size(); ++i) Y(i) += 0.5 * z(g);
+  t.responses.values = Y;
+  t.splits = eval::shuffle_split(S, 10, 0.9, 1);
+  eval::scoring_options o;
+  o.metric.pls.components = 5;
+  std::vector<eval::layer_score> scores;
+  for (const auto* name : {"good", "noise", "good_scaled"}) scores.push_back(eval::score_layer(a, name, t, o));
+  std::vector<double> xg(static_cast<std::size_t>(S * P));
+  for (Eigen::Index i = 0; i < S; ++i)
+    for (Eigen::Index j = 0; j < P; ++j) xg[static_cast<std::size_t>(i * P + j)] = static_cast<float>(Xg(i, j));
+  CHECK(scores[0].raw.score == Approx(eval::score_features(xg.data(), S, P, Y, t.splits, o.metric).score).margin(1e-6));
+  CHECK(scores[0].ceiled == Approx(eval::ceiled_score(scores[0].raw.score, 0.8)));
+  CHECK(scores[0].raw.score > 0.6);
+  CHECK(scores[1].raw.score < 0.4);
+  CHECK(eval::best_layer(scores).layer == "good");
+  // With a PCA fitted on the same features, 20 components still carry the signal.
+  eval::pca reduce;
+  reduce.fit(a.layer("good").values.data(), S, P, 20);
+  CHECK(eval::score_layer(a, "good", t, o, &reduce).raw.score > 0.6);
+  CHECK(eval::published_region_map("grcnn55").at("V4") == "layer1");
+  CHECK(eval::published_region_map("grcnn55").at("IT") == "layer3.conv_f");
+  const auto path = std::filesystem::temp_directory_path() / "grcnn_region_map.json";
+  std::ofstream(path) << R"({"V4": "layer1", "IT": 3})";
+  CHECK_THROWS_WITH(eval::read_region_map(path), Catch::Contains("region 'IT' must map to a layer name"));
+  std::ofstream(path) << R"({"V4": "layer1", "IT": "layer3.conv_f"})";
+  CHECK(eval::read_region_map(path).at("IT") == "layer3.conv_f");
+  std::filesystem::remove(path);
 }

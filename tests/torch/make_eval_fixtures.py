@@ -297,5 +297,13 @@ out += [("i2n.probabilities", torch.from_numpy(P)), ("i2n.truth", torch.tensor(t
         ("i2n.model_r", torch.tensor(model_r, dtype=torch.float64)), ("i2n.half_r", torch.tensor(half_r, dtype=torch.float64)),
         ("i2n.ceiled", torch.tensor([np.mean(np.array(model_r) / np.sqrt(half_r))], dtype=torch.float64))]
 print(f"i2n synthetic: model r {np.mean(model_r):.4f}, halves {np.mean(half_r):.4f}")
+
+# PCA for layer selection: sklearn's full-SVD PCA fitted on one image set, applied to another.
+from sklearn.decomposition import PCA  # noqa: E402
+
+pca_fit = rng.randn(30, 200) @ np.diag(np.linspace(3, 0.1, 200)) + 0.5
+pca_new = rng.randn(8, 200) + 0.5
+out += [("pca.fit", torch.from_numpy(pca_fit)), ("pca.new", torch.from_numpy(pca_new)),
+        ("pca.transform", torch.from_numpy(PCA(n_components=10, svd_solver="full").fit(pca_fit).transform(pca_new)))]
 safetensors_io.save(sys.argv[1], out)
 print(f"wrote {len(CASES)} PLS cases with sklearn {sklearn.__version__} to {sys.argv[1]}")
