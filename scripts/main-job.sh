@@ -2,7 +2,9 @@
 # The main job on a fresh Debian 12 machine: install dependencies, build, then train the small
 # CIFAR-style GRCNN (grcnn_small) on Fashion-MNIST (real data from Debian's dataset-fashion-mnist) on the
 # default backend, evaluate it on the 10,000 test images, and write checkpoints, metrics and curves to
-# runs/fashion-mnist (or $GRCNN_RUN_DIR). Extra arguments go to grcnn-train (see its --help).
+# runs/fashion-mnist (or $GRCNN_RUN_DIR); then score the trained network against the real macaque V4/IT
+# recordings shipped in data/hvm-mini (grcnn-score, Brain-Score's pipeline). Extra arguments go to
+# grcnn-train (see its --help).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${GRCNN_BUILD_DIR:-$root/build}"
@@ -17,16 +19,27 @@ case " $* " in *" --resume"*) ;; *) rm -rf "$run" ;; esac
 "$build/examples/grcnn-train" --arch grcnn_small --dataset fashion-mnist --epochs 7 --batch 128 \
   --schedule onecycle --lr 0.3 --wd 5e-4 --no-decay-bn-bias --seed 0 --out "$run" "$@"
 t2=$(date +%s)
+# Neural predictivity on hvm-mini: 25 images, so unstratified splits and 5 PLS components (docs/evaluation.md).
+hvm="$root/data/hvm-mini"
+"$build/examples/grcnn-score" --arch grcnn_small --weights "$run/best.safetensors" \
+  --stimuli "$hvm/images" --stimulus-csv "$hvm/images/test_images.csv" --assembly "$hvm/majaj2015_subset.nc" \
+  --drop-neuroids "$hvm/erroneous_neuroids.txt" --region V4,IT --layers stage_1,stage_2,stage_3 \
+  --stratify none --components 5 --out "$run/neural_scores.json"
+t3=$(date +%s)
 python=/usr/bin/python3; [ -x "$python" ] || python=python3
 "$python" "$root/tools/plot_metrics.py" "$run/metrics.jsonl" -o "$run/curves.png"
-"$python" - "$run/summary.json" "$((t1 - t0))" "$((t2 - t1))" <<'PY'
+"$python" - "$run/summary.json" "$((t1 - t0))" "$((t2 - t1))" "$run/neural_scores.json" "$((t3 - t2))" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
+n = json.load(open(sys.argv[4]))
 print("\nmain job summary")
 print(f"  model        {s['arch']} ({s['parameters']:,} parameters), {s['threads']} threads")
 print(f"  install+build {sys.argv[2]} s; training + evaluation {sys.argv[3]} s")
 print(f"  training     {s['steps']} steps, {s['train_seconds']:.1f} s, {s['train_images_per_s']:.0f} images/s ({s['outcome']})")
 if "eval_top1" in s:
     print(f"  test set     top-1 {100 * s['eval_top1']:.2f}%, top-5 {100 * s['eval_top5']:.2f}%")
-print(f"  files        {s['checkpoint']}, metrics.jsonl, curves.png, summary.json")
+for region, r in n["models"][0]["regions"].items():
+    print(f"  hvm-mini {region:3s} best layer {r['best']}: raw r {r['raw']:.3f} +- {r['error']:.3f}, "
+          f"ceiling {n['regions'][region]['ceiling']:.3f}, ceiled {r['ceiled']:.3f} ({sys.argv[5]} s)")
+print(f"  files        {s['checkpoint']}, metrics.jsonl, curves.png, summary.json, neural_scores.json")
 PY

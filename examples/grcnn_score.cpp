@@ -1,0 +1,350 @@
+// grcnn-score: neural predictivity of GRCNN checkpoints as Brain-Score computes it.
+//   grcnn-score --arch grcnn55 --weights W.safetensors [W2.safetensors ...]
+//               --stimuli DIR --stimulus-csv FILE.csv  (or --images LIST.txt)
+//               --assembly FILE.nc --region V4,IT [--drop-neuroids FILE]
+//               --layers layer1,layer3.conv_f  (or --region-map FILE.json | published)
+//               [--degrees 8] [--splits FILE.json | --stratify object_name|none] [--metric pls|ridge|linear|rsa|cka]
+//               [--ceiling-convention squared|explained-variance] [--pca 1000 --pca-images LIST] [--out FILE.json]
+// For each checkpoint and region: the stimuli are placed on screen (--degrees of the stimuli, an
+// 8-degree model), the candidate layers recorded in one eval-mode pass, each layer scored with
+// cross-validated regression (10 stratified 90/10 splits, PLS-25) against the repetition-averaged
+// responses, and ceiled by the split-half ceiling. Prints a table per region and a Table-1-like
+// summary over checkpoints; --out writes everything as JSON.
+//   grcnn-score --report A.json [B.json ...]
+// prints the summary table of earlier runs.
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#ifdef GRCNN_HAVE_CUDA
+#include <grcnn/backends/cuda/cuda.hpp>
+#include <grcnn/backends/cuda/device.hpp>
+#endif
+#include <grcnn/eval/activations.hpp>
+#include <grcnn/eval/commitment.hpp>
+#include <grcnn/eval/neuroid_assembly.hpp>
+#include <grcnn/io/state_dict.hpp>
+#include <grcnn/models/registry.hpp>
+#include <grcnn/models/vone_noise.hpp>
+#include <grcnn/train/checkpoint.hpp>
+
+using namespace grcnn;
+using nlohmann::json;
+
+namespace {
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+struct request {
+  std::string arch, backend = "cpu", stimuli_dir, stimulus_csv, image_list, assembly, variable, drop_neuroids;
+  std::vector<std::string> weights, regions, layers;
+  std::string region_map, splits_file, stratify = "object_name", metric = "pls", convention = "squared";
+  std::string time_window, pca_images, out, save_activations, vone_noise = "fresh";
+  double degrees = 8, model_degrees = 8, train_size = 0.9, alpha = 1;
+  int n_splits = 10, seed = 1, components = 25, pca = 0, batch = 64;
+};
+
+// One region's benchmark from the assembly: the stimuli it recorded, averaged, with the ceiling.
+eval::neural_target load_target(const eval::neuroid_assembly& all, const std::string& region, const request& r,
+                                const eval::metric_options& metric, const data::stimulus_set& stimuli) {
+  eval::neuroid_assembly a = eval::select_region(all, region);
+  if (!r.time_window.empty()) {
+    const auto w = split_list(r.time_window);
+    GRCNN_CHECK(w.size() == 2, error, "--time-window wants START,END in ms, got '", r.time_window, "'");
+    a = eval::mean_over_time(a, std::stoll(w[0]), std::stoll(w[1]));
+  }
+  eval::neural_target t;
+  t.region = region;
+  t.responses = eval::average_repetitions(a);
+  const auto reps = eval::repetition_matrices(a);
+  t.ceiling = (metric.kind == eval::metric_kind::rsa || metric.kind == eval::metric_kind::cka)
+                  ? eval::similarity_ceiling(reps, metric)
+                  : eval::split_half_ceiling(reps).ceiling;
+  const auto& ids = t.responses.stimulus_id;
+  for (const auto& id : ids) stimuli.index_of(id);  // every recorded stimulus must have an image
+  if (!r.splits_file.empty()) {
+    t.splits = eval::read_split_file(r.splits_file, ids);
+  } else if (r.stratify == "none") {
+    t.splits = eval::shuffle_split(static_cast<std::int64_t>(ids.size()), r.n_splits, r.train_size, static_cast<std::uint32_t>(r.seed));
+  } else {
+    try {
+      const auto& column = stimuli.column(r.stratify);
+      std::vector<std::string> labels;
+      for (const auto& id : ids) labels.push_back(column[stimuli.index_of(id)]);
+      t.splits = eval::stratified_shuffle_split(eval::label_codes(labels), r.n_splits, r.train_size, static_cast<std::uint32_t>(r.seed));
+    } catch (const error& e) {
+      throw error(detail::concat(e.what(), " (stratifying by '", r.stratify, "'; --stratify none draws unstratified splits)"));
+    }
+  }
+  return t;
+}
+
+template <class Topology, class B>
+eval::activation_set record(const std::string& weights, const request& r, const data::stimulus_set& stimuli,
+                            const std::vector<std::string>& layers) {
+  const io::tensor_dict w = train::model_state_from(io::load_safetensors(weights));
+  GRCNN_CHECK(w.contains("classifier.bias"), io_error, weights, ": no 'classifier.bias' (not a GRCNN state_dict?)");
+  nn::network<Topology, B> net(static_cast<int>(w.at("classifier.bias").dim(0)));
+  io::load_state_dict(net.state(), w);
+  net.to_device(backends::backend_traits<B>::where);
+  net.eval();
+  models::apply_vone_noise(net, models::parse_vone_noise(r.vone_noise));
+  eval::activation_options o{.layers = layers, .batch_size = r.batch,
+                             .screen = {.stimulus_degrees = r.degrees, .model_degrees = r.model_degrees}};
+  return eval::extract_activations(net, stimuli, o);
+}
+
+json score_json(const eval::layer_score& s) {
+  return {{"layer", s.layer}, {"raw", s.raw.score}, {"error", s.raw.error}, {"ceiling", s.ceiling},
+          {"ceiled", s.ceiled}, {"per_split", s.raw.per_split}};
+}
+
+std::string fmt(double v, int digits = 3) {
+  if (std::isnan(v)) return "nan";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.*f", digits, v);
+  return b;
+}
+
+// Table 1 layout: one row per checkpoint, the committed layer's ceiled score per region, their mean.
+void print_summary(const json& runs) {
+  std::vector<std::string> regions;
+  for (const auto& run : runs)
+    for (const auto& m : run["models"])
+      for (const auto& [reg, v] : m["regions"].items())
+        if (std::find(regions.begin(), regions.end(), reg) == regions.end()) regions.push_back(reg);
+  std::printf("\n%-40s", "model");
+  for (const auto& reg : regions) std::printf(" %8s", reg.c_str());
+  std::printf(" %8s\n", "average");
+  for (const auto& run : runs)
+    for (const auto& m : run["models"]) {
+      std::string name = m["weights"].get<std::string>();
+      if (name.size() > 40) name = "..." + name.substr(name.size() - 37);
+      std::printf("%-40s", name.c_str());
+      double sum = 0;
+      for (const auto& reg : regions) {
+        const double v = m["regions"].contains(reg) ? m["regions"][reg]["ceiled"].get<double>() : 0.0;  // missing counts 0
+        sum += v;
+        std::printf(" %8s", fmt(v).c_str());
+      }
+      std::printf(" %8s\n", fmt(sum / static_cast<double>(regions.size())).c_str());
+    }
+  if (!runs.empty())
+    std::printf("(ceiled %s; committed layer per region; a missing region counts 0)\n",
+                runs[0].value("ceiling_convention", std::string("squared")) == "squared" ? "(r/c)^2" : "r^2/c");
+}
+
+template <class Topology, class B>
+int score(const request& r) {
+  const eval::metric_options metric{.kind = eval::parse_metric(r.metric), .pls = {.components = r.components},
+                                    .ridge_alpha = r.alpha};
+  const eval::scoring_options opts{.metric = metric,
+                                   .convention = r.convention == "squared" ? eval::ceiling_convention::squared
+                                                                           : eval::ceiling_convention::explained_variance};
+  // Stimuli and neural targets.
+  const data::stimulus_set all_stimuli = r.image_list.empty() ? data::read_stimulus_csv(r.stimulus_csv, r.stimuli_dir)
+                                                              : data::read_image_list(r.image_list);
+  eval::neuroid_assembly assembly = eval::read_neuroid_assembly(r.assembly, r.variable);
+  if (!r.drop_neuroids.empty()) assembly = eval::drop_neuroids(assembly, eval::read_id_list(r.drop_neuroids));
+  std::map<std::string, eval::neural_target> targets;
+  std::set<std::string> recorded_ids;
+  for (const auto& region : r.regions) {
+    targets[region] = load_target(assembly, region, r, metric, all_stimuli);
+    recorded_ids.insert(targets[region].responses.stimulus_id.begin(), targets[region].responses.stimulus_id.end());
+    std::printf("%s: %lld neuroids, %zu stimuli, %zu splits, ceiling %.4f\n", region.c_str(),
+                static_cast<long long>(targets[region].responses.values.cols()), targets[region].responses.stimulus_id.size(),
+                targets[region].splits.size(), targets[region].ceiling);
+  }
+  // Only the stimuli with recordings go through the network.
+  data::stimulus_set stimuli;
+  for (std::size_t i = 0; i < all_stimuli.size(); ++i)
+    if (recorded_ids.count(all_stimuli.ids[i])) stimuli.ids.push_back(all_stimuli.ids[i]), stimuli.paths.push_back(all_stimuli.paths[i]);
+  // Candidate layers per region.
+  std::map<std::string, std::vector<std::string>> candidates;
+  eval::region_layer_map fixed;
+  if (!r.region_map.empty()) fixed = r.region_map == "published" ? eval::published_region_map(r.arch) : eval::read_region_map(r.region_map);
+  std::vector<std::string> layers;
+  for (const auto& region : r.regions) {
+    if (!fixed.empty()) {
+      GRCNN_CHECK(fixed.count(region), error, "the region map has no layer for region ", region);
+      candidates[region] = {fixed.at(region)};
+    } else {
+      candidates[region] = r.layers;
+    }
+    for (const auto& l : candidates[region])
+      if (std::find(layers.begin(), layers.end(), l) == layers.end()) layers.push_back(l);
+  }
+  // PCA image set (layer selection only), recorded with the same network.
+  std::optional<data::stimulus_set> pca_set;
+  if (r.pca > 0) pca_set = data::read_image_list(r.pca_images);
+
+  json run{{"arch", r.arch}, {"metric", r.metric}, {"ceiling_convention", r.convention}, {"degrees", r.degrees},
+           {"model_degrees", r.model_degrees}, {"assembly", r.assembly}, {"pca", r.pca}, {"models", json::array()}};
+  for (const auto& region : r.regions)
+    run["regions"][region] = {{"ceiling", targets[region].ceiling}, {"neuroids", targets[region].responses.values.cols()},
+                              {"stimuli", targets[region].responses.stimulus_id.size()}, {"splits", targets[region].splits.size()}};
+  for (const auto& weights : r.weights) {
+    std::printf("\n== %s\n", weights.c_str());
+    const auto acts = record<Topology, B>(weights, r, stimuli, layers);
+    if (!r.save_activations.empty()) {
+      const auto path = r.weights.size() == 1 ? std::filesystem::path(r.save_activations)
+                                              : std::filesystem::path(r.save_activations + "." + std::to_string(&weights - &r.weights[0]));
+      eval::save_activations(path, acts);
+      std::printf("activations written to %s\n", path.c_str());
+    }
+    std::optional<eval::activation_set> pca_acts;
+    if (pca_set) pca_acts = record<Topology, B>(weights, r, *pca_set, layers);
+    json model{{"weights", weights}, {"regions", json::object()}};
+    for (const auto& region : r.regions) {
+      std::vector<eval::layer_score> scores;
+      std::printf("%-8s %-28s %8s %8s %8s %8s\n", region.c_str(), "layer", "raw r", "SEM", "ceiling", "ceiled");
+      for (const auto& layer : candidates[region]) {
+        std::optional<eval::pca> reduce;
+        if (pca_acts) {
+          const auto& l = pca_acts->layer(layer);
+          if (l.features() > r.pca) {
+            reduce.emplace();
+            reduce->fit(l.values.data(), pca_acts->stimuli(), l.features(), r.pca);
+          }
+        }
+        scores.push_back(eval::score_layer(acts, layer, targets[region], opts, reduce ? &*reduce : nullptr));
+        const auto& s = scores.back();
+        std::printf("%-8s %-28s %8s %8s %8s %8s\n", "", layer.c_str(), fmt(s.raw.score).c_str(), fmt(s.raw.error).c_str(),
+                    fmt(s.ceiling).c_str(), fmt(s.ceiled).c_str());
+      }
+      const auto& best = eval::best_layer(scores);
+      std::printf("%-8s committed: %s (ceiled %s)\n", "", best.layer.c_str(), fmt(best.ceiled).c_str());
+      json reg{{"best", best.layer}, {"ceiled", best.ceiled}, {"raw", best.raw.score}, {"error", best.raw.error}, {"layers", json::array()}};
+      for (const auto& s : scores) reg["layers"].push_back(score_json(s));
+      model["regions"][region] = reg;
+    }
+    run["models"].push_back(model);
+  }
+  print_summary(json::array({run}));
+  if (!r.out.empty()) {
+    std::ofstream f(r.out);
+    GRCNN_CHECK(f, io_error, "cannot write ", r.out);
+    f << run.dump(2) << "\n";
+    std::printf("wrote %s\n", r.out.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"grcnn-score: Brain-Score neural predictivity of GRCNN checkpoints"};
+  request r;
+  std::vector<std::string> report;
+  std::string regions, layers;
+  app.add_option("--report", report, "print the summary table of earlier --out JSON files and exit")->check(CLI::ExistingFile);
+  app.add_option("--arch", r.arch, "architecture")->check(CLI::IsMember(models::variant_names()));
+  app.add_option("--weights", r.weights, "safetensors weights or training checkpoints (several: one row each)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--backend", r.backend, "cpu (oneDNN) or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  app.add_option("--stimuli", r.stimuli_dir, "folder of the stimulus images")->check(CLI::ExistingDirectory);
+  app.add_option("--stimulus-csv", r.stimulus_csv, "stimulus metadata (stimulus_id/image_id, object_name, ...)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--images", r.image_list, "instead of a CSV: one image path per line (id = file stem)")->check(CLI::ExistingFile);
+  app.add_option("--assembly", r.assembly, "NeuroidAssembly netCDF file")->check(CLI::ExistingFile);
+  app.add_option("--variable", r.variable, "its data variable (default: the only one over presentation x neuroid)");
+  app.add_option("--region", regions, "regions to score, comma-separated (V4,IT)");
+  app.add_option("--drop-neuroids", r.drop_neuroids, "neuroid ids to drop, one per line (hvm: erroneous_neuroids.txt)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--time-window", r.time_window, "START,END ms: average the time bins inside (needed with several bins)");
+  app.add_option("--layers", layers, "candidate layers, comma-separated (PyTorch module names)");
+  app.add_option("--region-map", r.region_map, "JSON {region: layer}, or 'published' (Brain-Score's map for --arch)");
+  app.add_option("--degrees", r.degrees, "visual degrees the stimuli span")->capture_default_str();
+  app.add_option("--model-degrees", r.model_degrees, "visual degrees the model sees")->capture_default_str();
+  app.add_option("--splits", r.splits_file, "JSON splits by stimulus id (instead of drawing them)")->check(CLI::ExistingFile);
+  app.add_option("--stratify", r.stratify, "stimulus column to stratify the splits by, or 'none'")->capture_default_str();
+  app.add_option("--n-splits", r.n_splits, "cross-validation splits")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--train-size", r.train_size, "training fraction per split")->check(CLI::Range(0.01, 0.99))->capture_default_str();
+  app.add_option("--seed", r.seed, "random_state of the splits (numpy-identical)")->capture_default_str();
+  app.add_option("--metric", r.metric, "pls, ridge, linear, rsa or cka")
+      ->check(CLI::IsMember({"pls", "ridge", "linear", "rsa", "cka"}))
+      ->capture_default_str();
+  app.add_option("--components", r.components, "PLS components")->check(CLI::Range(1, 10000))->capture_default_str();
+  app.add_option("--alpha", r.alpha, "ridge alpha")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--ceiling-convention", r.convention, "squared: (r/c)^2 (Table 1); explained-variance: r^2/c")
+      ->check(CLI::IsMember({"squared", "explained-variance"}))
+      ->capture_default_str();
+  app.add_option("--pca", r.pca, "reduce layers to this many principal components before scoring (layer selection)")
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--pca-images", r.pca_images, "image list the PCA is fitted on (Brain-Score: 1000 ImageNet val images)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--batch", r.batch, "images per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--vone-noise", r.vone_noise, "VOneBlock noise: fresh (a new draw per call, as VOneNet), off, or a seed")->capture_default_str();
+  app.add_option("--save-activations", r.save_activations, "also write the recorded activations (safetensors)");
+  app.add_option("--out", r.out, "write the scores as JSON");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (!report.empty()) {
+      json runs = json::array();
+      for (const auto& f : report) {
+        std::ifstream in(f);
+        json j;
+        try {
+          in >> j;
+        } catch (const std::exception& e) {
+          throw io_error(detail::concat(f, ": not valid JSON: ", e.what()));
+        }
+        GRCNN_CHECK(j.is_object() && j.contains("models"), io_error, f, ": not a grcnn-score --out file");
+        runs.push_back(j);
+      }
+      print_summary(runs);
+      return 0;
+    }
+    r.regions = split_list(regions);
+    r.layers = split_list(layers);
+    std::string missing;
+    if (r.arch.empty()) missing += " --arch";
+    if (r.weights.empty()) missing += " --weights";
+    if (r.assembly.empty()) missing += " --assembly";
+    if (r.regions.empty()) missing += " --region";
+    if (r.layers.empty() && r.region_map.empty()) missing += " --layers|--region-map";
+    if (r.image_list.empty() && (r.stimuli_dir.empty() || r.stimulus_csv.empty())) missing += " --stimuli+--stimulus-csv|--images";
+    if (!missing.empty()) {
+      std::cerr << "grcnn-score: missing" << missing << " (or --report FILE...)\n";
+      return 2;
+    }
+    if (r.pca > 0 && r.pca_images.empty()) {
+      std::cerr << "grcnn-score: --pca needs --pca-images\n";
+      return 2;
+    }
+    models::parse_vone_noise(r.vone_noise);
+    if (r.backend == "cuda") {
+#ifdef GRCNN_HAVE_CUDA
+      if (const auto probe = grcnn::cuda::probe(); probe.device_count == 0) {
+        std::cerr << "grcnn-score: --backend cuda: no usable GPU (" << probe.reason << ")\n";
+        return 2;
+      }
+      return models::with_variant(r.arch, [&]<class Topology>() { return score<Topology, backends::cuda>(r); });
+#else
+      std::cerr << "grcnn-score: --backend cuda: this build has no CUDA component\n";
+      return 2;
+#endif
+    }
+    return models::with_variant(r.arch, [&]<class Topology>() { return score<Topology, backends::cpu>(r); });
+  } catch (const grcnn::error& e) {
+    std::cerr << "grcnn-score: " << e.what() << "\n";
+    return 1;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "grcnn-score: bad number: " << e.what() << "\n";
+    return 1;
+  }
+}

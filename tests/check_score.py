@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""grcnn-score end to end on real data (hvm-mini: 25 HvM images, Majaj 2015 V4/IT responses):
+
+  check_score.py GRCNN_TRAIN GRCNN_SCORE SOURCE_DIR WORK_DIR
+
+1. trains grcnn_small on Fashion-MNIST for 30 steps (a trained checkpoint, quickly);
+2. scores it on V4 and IT with three candidate layers; checks the neuroid counts (88 after dropping
+   the erroneous sites, 168), the ceilings (Brain-Score's algorithm on these data: the test_eval
+   fixture), and recomputes every layer's score independently from the saved activations with numpy
+   (the rows' coordinates in their span, which leave PLS unchanged), sklearn (PLSRegression,
+   ShuffleSplit(random_state=1)) and scipy (pearsonr) on the neural data read through libnetcdf:
+   equal to 1e-5;
+3. --report prints the summary of the JSON; RSA runs; bad input is refused with a message naming it.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import pearsonr
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.model_selection import ShuffleSplit
+
+here = Path(__file__).resolve().parent
+sys.path.insert(0, str(here))
+sys.path.insert(0, str(here / "torch"))
+sys.path.insert(0, str(here.parent / "tools"))
+from cli_check import check, runner  # noqa: E402
+import netcdf_ctypes  # noqa: E402
+import safetensors_io  # noqa: E402
+
+train_exe, score_exe, source, work = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+hvm = source / "data" / "hvm-mini"
+subprocess.run(["rm", "-rf", str(work)], check=True)
+work.mkdir(parents=True)
+runner(train_exe)(["--arch", "grcnn_small", "--dataset", "fashion-mnist", "--limit-train", "1920", "--limit-eval", "500",
+                   "--epochs", "1", "--batch", "64", "--lr", "0.1", "--seed", "1", "--out", str(work / "run")])
+weights = work / "run" / "best.safetensors"
+check(weights.exists(), "a trained checkpoint to score")
+
+score = runner(score_exe, "grcnn-score")
+layers = ["stage_1", "stage_2.conv_g_r", "classifier"]
+base = ["--arch", "grcnn_small", "--weights", str(weights), "--stimuli", str(hvm / "images"),
+        "--stimulus-csv", str(hvm / "images" / "test_images.csv"), "--assembly", str(hvm / "majaj2015_subset.nc"),
+        "--drop-neuroids", str(hvm / "erroneous_neuroids.txt"), "--region", "V4,IT", "--stratify", "none",
+        "--components", "5", "--batch", "8"]
+text = score(base + ["--layers", ",".join(layers), "--out", str(work / "scores.json"),
+                     "--save-activations", str(work / "acts.safetensors")])
+print(text)
+res = json.loads((work / "scores.json").read_text())
+check(res["regions"]["V4"]["neuroids"] == 88 and res["regions"]["IT"]["neuroids"] == 168,
+      "88 V4 sites after dropping the 40 erroneous ones, 168 IT sites")
+check(abs(res["regions"]["V4"]["ceiling"] - 0.791409) < 1e-6 and abs(res["regions"]["IT"]["ceiling"] - 0.752681) < 1e-6,
+      "ceilings V4 0.791409, IT 0.752681 (Brain-Score's algorithm with sklearn/scipy)")
+
+# Independent recomputation from the saved activations.
+acts, meta = safetensors_io.load(work / "acts.safetensors")
+ids = json.loads(meta["stimulus_ids"])
+nc = netcdf_ctypes.Dataset(hvm / "majaj2015_subset.nc")
+data = nc.read("dicarlo.Majaj2015")[:, :, 0].T
+image_id, neuroid_id, region = nc.read("image_id"), nc.read("neuroid_id"), nc.read("region")
+erroneous = set((hvm / "erroneous_neuroids.txt").read_text().split())
+images = np.unique(image_id)
+model = res["models"][0]
+for reg in ["V4", "IT"]:
+    keep = [j for j in range(len(neuroid_id)) if region[j] == reg and neuroid_id[j] not in erroneous]
+    y = np.stack([data[image_id == i][:, keep].mean(0) for i in images])
+    by_layer = {e["layer"]: e for e in model["regions"][reg]["layers"]}
+    for layer in layers:
+        x = acts[layer].double().numpy().reshape(len(ids), -1)[[ids.index(i) for i in images]]
+        # PLS predictions depend on the features only through inner products: sklearn on the 25 rows'
+        # coordinates in their own span (x = U S V^T -> U S) gives those of the full layer, in seconds.
+        u, s_, _ = np.linalg.svd(x, full_matrices=False)
+        x = u * s_
+        per_split = []
+        for tr, te in ShuffleSplit(n_splits=10, train_size=0.9, test_size=None, random_state=1).split(images):
+            pred = PLSRegression(n_components=5, scale=False).fit(x[tr], y[tr]).predict(x[te])
+            r = [pearsonr(pred[:, j], y[te, j])[0] if np.std(pred[:, j]) > 0 else np.nan for j in range(y.shape[1])]
+            per_split.append(np.nanmedian(r))
+        got = by_layer[layer]
+        check(np.allclose(got["per_split"], per_split, atol=1e-5) and abs(got["raw"] - np.mean(per_split)) < 1e-5,
+              f"{reg} {layer}: raw {got['raw']:.5f} equals sklearn's {np.mean(per_split):.5f} split by split")
+        check(abs(got["error"] - np.std(per_split) / np.sqrt(10)) < 1e-5, f"{reg} {layer}: SEM over splits")
+        check(abs(got["ceiled"] - (got["raw"] / got["ceiling"]) ** 2) < 1e-12, f"{reg} {layer}: ceiled = (r/c)^2")
+    best = max(model["regions"][reg]["layers"], key=lambda e: e["ceiled"])
+    check(model["regions"][reg]["best"] == best["layer"], f"{reg}: the committed layer has the best ceiled score")
+
+text = score(["--report", str(work / "scores.json")])
+check("average" in text and "V4" in text and "IT" in text, "--report prints the Table-1-like summary")
+text = score(base + ["--layers", "stage_1", "--metric", "rsa", "--ceiling-convention", "explained-variance"])
+check("committed: stage_1" in text, "RSA scoring runs")
+
+# Bad input names what is wrong.
+bad = score([("V1" if a == "V4,IT" else a) for a in base] + ["--layers", "stage_1"], expect=1)
+check("no neuroid in region 'V1'" in bad, "an unknown region is refused, listing the regions")
+bad = score([a for a in base if a not in ("--stratify", "none")] + ["--layers", "stage_1"], expect=1)
+check("--stratify none" in bad and "only 1 member" in bad, "object_name stratification of 25 images explains itself")
+bad = score(base + ["--layers", "stage_9"], expect=1)
+check("no module named 'stage_9'" in bad, "an unknown layer is refused")
+(work / "splits.json").write_text('{"splits": [{"train": ["nope"], "test": ["' + images[0] + '"]}]}')
+bad = score(base + ["--layers", "stage_1", "--splits", str(work / "splits.json")], expect=1)
+check("names stimulus 'nope'" in bad, "a split file naming an unknown stimulus is refused")
+bad = score(base[:-8] + ["--layers", "stage_1"], expect=2)
+check("missing" in bad and "--region" in bad, "missing flags are listed")
+print("grcnn-score checks passed")
