@@ -56,6 +56,7 @@ struct request {
   std::string time_window, pca_images, out, save_activations, vone_noise = "fresh";
   double degrees = 8, model_degrees = 8, train_size = 0.9, alpha = 1;
   int n_splits = 10, seed = 1, components = 25, pca = 0, batch = 64;
+  bool every_step = false;
 };
 
 // One region's benchmark from the assembly: the stimuli it recorded, averaged, with the ceiling.
@@ -103,7 +104,7 @@ eval::activation_set record(const std::string& weights, const request& r, const 
   net.to_device(backends::backend_traits<B>::where);
   net.eval();
   models::apply_vone_noise(net, models::parse_vone_noise(r.vone_noise));
-  eval::activation_options o{.layers = layers, .batch_size = r.batch,
+  eval::activation_options o{.layers = layers, .every_step = r.every_step, .batch_size = r.batch,
                              .screen = {.stimulus_degrees = r.degrees, .model_degrees = r.model_degrees}};
   return eval::extract_activations(net, stimuli, o);
 }
@@ -210,9 +211,16 @@ int score(const request& r) {
     if (pca_set) pca_acts = record<Topology, B>(weights, r, *pca_set, layers);
     json model{{"weights", weights}, {"regions", json::object()}};
     for (const auto& region : r.regions) {
+      // With --every-step a module called once per recurrent step is scored at each step ("<name>.<t>").
+      std::vector<std::string> names;
+      for (const auto& c : candidates[region])
+        for (const auto& l : acts.layers)
+          if (l.name == c || (r.every_step && l.name.rfind(c + ".", 0) == 0 &&
+                              l.name.find_first_not_of("0123456789", c.size() + 1) == std::string::npos))
+            names.push_back(l.name);
       std::vector<eval::layer_score> scores;
       std::printf("%-8s %-28s %8s %8s %8s %8s\n", region.c_str(), "layer", "raw r", "SEM", "ceiling", "ceiled");
-      for (const auto& layer : candidates[region]) {
+      for (const auto& layer : names) {
         std::optional<eval::pca> reduce;
         if (pca_acts) {
           const auto& l = pca_acts->layer(layer);
@@ -289,6 +297,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--batch", r.batch, "images per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
   app.add_option("--vone-noise", r.vone_noise, "VOneBlock noise: fresh (a new draw per call, as VOneNet), off, or a seed")->capture_default_str();
+  app.add_flag("--every-step", r.every_step, "score each call of a module run once per recurrent step (default: its last)");
   app.add_option("--save-activations", r.save_activations, "also write the recorded activations (safetensors)");
   app.add_option("--out", r.out, "write the scores as JSON");
   CLI11_PARSE(app, argc, argv);

@@ -91,6 +91,13 @@ check("average" in text and "V4" in text and "IT" in text, "--report prints the 
 text = score(base + ["--layers", "stage_1", "--metric", "rsa", "--ceiling-convention", "explained-variance"])
 check("committed: stage_1" in text, "RSA scoring runs")
 
+# Every recurrent step of the shared gate conv, and layer selection on PCA-reduced features.
+text = score(base + ["--layers", "stage_2.conv_g_r", "--every-step"])
+check("stage_2.conv_g_r.0" in text and "stage_2.conv_g_r.1" in text, "--every-step scores each call of a shared module")
+(work / "pca_images.txt").write_text("\n".join(str(p) for p in sorted((hvm / "images").glob("*.png"))[:20]) + "\n")
+text = score(base + ["--layers", "stage_1,classifier", "--pca", "8", "--pca-images", str(work / "pca_images.txt")])
+check("committed:" in text, "--pca 8 --pca-images LIST reduces the layers before scoring")
+
 # Bad input names what is wrong.
 bad = score([("V1" if a == "V4,IT" else a) for a in base] + ["--layers", "stage_1"], expect=1)
 check("no neuroid in region 'V1'" in bad, "an unknown region is refused, listing the regions")

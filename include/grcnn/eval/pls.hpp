@@ -163,11 +163,11 @@ class kernel_pls {
       const int col = start_column(Yk);
       if (col < 0) break;
       // x weights w = X_k^T a; ||w||^2 = a^T K_k a, and w . w_old = a^T K_k a_old.
-      vector u = Yk.col(col), a, a_old, c, t;
+      vector u = Yk.col(col), a, a_old, c, t, t_old;
       int it = 0;
       for (; it < o_.max_iter; ++it) {
         const double s = 1.0 / u.squaredNorm();
-        const vector Ku = Kk * u;
+        const vector Ku = Kk * u;  // the only n x n product of an iteration
         const double norm = s * std::sqrt(std::max(0.0, u.dot(Ku)));
         a = u * (s / (norm + eps));
         t = Ku * (s / (norm + eps));  // X_k w = K_k a
@@ -175,10 +175,12 @@ class kernel_pls {
         u = Yk * c / (c.squaredNorm() + eps);
         if (q == 1) break;
         if (it > 0) {
-          const double change = a.dot(t) - 2 * a_old.dot(Kk * a) + a_old.dot(Kk * a_old);
+          // ||w - w_old||^2 with K_k a = t and K_k a_old = t_old: no further product with K_k.
+          const double change = a.dot(t) - 2 * a_old.dot(t) + a_old.dot(t_old);
           if (change < o_.tol) break;
         }
         a_old = a;
+        t_old = t;
       }
       n_iter_.push_back(std::min(it + 1, o_.max_iter));
       const double tt = t.squaredNorm();

@@ -9,10 +9,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <vector>
 
 #include <Eigen/Dense>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "grcnn/core/error.hpp"
 #include "grcnn/eval/consistency.hpp"
@@ -83,16 +87,30 @@ stimulus_gram feature_gram(const T* features, std::int64_t n, std::int64_t p, gr
       row_mean += X.middleCols(j, std::min(block, p - j)).template cast<double>().rowwise().sum();
     row_mean /= static_cast<double>(p);
   }
-  Eigen::MatrixXd G = Eigen::MatrixXd::Zero(n, n);
-  for (std::int64_t j = 0; j < p; j += block) {
-    Eigen::MatrixXd xb = X.middleCols(j, std::min(block, p - j)).template cast<double>();
-    if (c == gram_centring::columns)
-      xb.rowwise() -= xb.colwise().mean();
-    else
-      xb.colwise() -= row_mean;
-    G.selfadjointView<Eigen::Lower>().rankUpdate(xb);
+  // Feature blocks are shared out among threads (static schedule: the same sums for the same thread
+  // count), each accumulating its own lower triangle; the partial Gram matrices are added in order.
+  const std::int64_t blocks = (p + block - 1) / block;
+  int threads = 1;
+#ifdef _OPENMP
+  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(omp_get_max_threads(), blocks)));
+#endif
+  std::vector<Eigen::MatrixXd> partial(static_cast<std::size_t>(threads));
+#pragma omp parallel for schedule(static, 1) num_threads(threads)
+  for (int th = 0; th < threads; ++th) {
+    Eigen::MatrixXd& G = partial[static_cast<std::size_t>(th)];
+    G = Eigen::MatrixXd::Zero(n, n);
+    for (std::int64_t k = th; k < blocks; k += threads) {
+      const std::int64_t j = k * block;
+      Eigen::MatrixXd xb = X.middleCols(j, std::min(block, p - j)).template cast<double>();
+      if (c == gram_centring::columns)
+        xb.rowwise() -= xb.colwise().mean();
+      else
+        xb.colwise() -= row_mean;
+      G.selfadjointView<Eigen::Lower>().rankUpdate(xb);
+    }
   }
-  return {G.selfadjointView<Eigen::Lower>(), c};
+  for (int th = 1; th < threads; ++th) partial[0] += partial[static_cast<std::size_t>(th)];
+  return {partial[0].selfadjointView<Eigen::Lower>(), c};
 }
 
 // Kernels centred on the training rows: K = Xc_train Xc_train^T and K_test = (X_test - mean) Xc_train^T,
@@ -168,39 +186,47 @@ inline predictivity score_from_gram(const stimulus_gram& features, const Eigen::
   predictivity r;
   const bool regression = o.kind == metric_kind::pls || o.kind == metric_kind::ridge || o.kind == metric_kind::linear;
   if (regression) r.per_neuroid.resize(static_cast<Eigen::Index>(splits.size()), targets.cols());
+  for (std::size_t k = 0; k < splits.size(); ++k) check_split(splits[k], n, k);
+  // Splits are independent: they run on the OpenMP threads, each writing its own slot (the same
+  // numbers whatever the thread count); an exception inside is carried out of the parallel region.
+  r.per_split.assign(splits.size(), 0.0);
+  std::exception_ptr failure;
+#pragma omp parallel for schedule(dynamic, 1)
   for (std::size_t k = 0; k < splits.size(); ++k) {
-    const auto& s = splits[k];
-    check_split(s, n, k);
-    if (regression) {
-      Eigen::MatrixXd K, Kt;
-      centred_from_gram(G, s.train, s.test, K, Kt);
-      const Eigen::MatrixXd Y = rows_of(targets, s.train), Yt = rows_of(targets, s.test);
-      Eigen::MatrixXd pred;
-      if (o.kind == metric_kind::pls) {
-        kernel_pls m(o.pls);
-        m.fit(K, Y);
-        pred = m.predict(Kt);
+    try {
+      const auto& s = splits[k];
+      if (regression) {
+        Eigen::MatrixXd K, Kt;
+        centred_from_gram(G, s.train, s.test, K, Kt);
+        const Eigen::MatrixXd Y = rows_of(targets, s.train), Yt = rows_of(targets, s.test);
+        Eigen::MatrixXd pred;
+        if (o.kind == metric_kind::pls) {
+          kernel_pls m(o.pls);
+          m.fit(K, Y);
+          pred = m.predict(Kt);
+        } else {
+          kernel_ridge m(o.kind == metric_kind::ridge ? o.ridge_alpha : 0.0);
+          m.fit(K, Y);
+          pred = m.predict(Kt);
+        }
+        const Eigen::VectorXd rc = pearson_columns(pred, Yt);
+        r.per_neuroid.row(static_cast<Eigen::Index>(k)) = rc.transpose();
+        r.per_split[k] = median_skipna(rc);
+      } else if (o.kind == metric_kind::rsa) {  // similarity on the split's held-out stimuli
+        r.per_split[k] = rsa(rdm_from_gram(block_of(G, s.test)), rdm(rows_of(targets, s.test)));
       } else {
-        kernel_ridge m(o.kind == metric_kind::ridge ? o.ridge_alpha : 0.0);
-        m.fit(K, Y);
-        pred = m.predict(Kt);
-      }
-      const Eigen::VectorXd rc = pearson_columns(pred, Yt);
-      r.per_neuroid.row(static_cast<Eigen::Index>(k)) = rc.transpose();
-      r.per_split.push_back(median_skipna(rc));
-    } else {
-      // Similarity on the split's held-out stimuli.
-      const Eigen::MatrixXd Yt = rows_of(targets, s.test);
-      if (o.kind == metric_kind::rsa) {
-        r.per_split.push_back(rsa(rdm_from_gram(block_of(G, s.test)), rdm(Yt)));
-      } else {
+        const Eigen::MatrixXd Yt = rows_of(targets, s.test);
         Eigen::MatrixXd K, Kt;
         centred_from_gram(G, s.test, {}, K, Kt);
         const Eigen::MatrixXd Yc = Yt.rowwise() - Yt.colwise().mean();
-        r.per_split.push_back(cka(K, Yc * Yc.transpose(), o.unbiased_cka));
+        r.per_split[k] = cka(K, Yc * Yc.transpose(), o.unbiased_cka);
       }
+    } catch (...) {
+#pragma omp critical(grcnn_score_failure)
+      if (!failure) failure = std::current_exception();
     }
   }
+  if (failure) std::rethrow_exception(failure);
   summarise(r);
   return r;
 }
