@@ -54,7 +54,7 @@ struct request {
   std::vector<std::string> weights, regions, layers;
   std::string region_map, splits_file, stratify = "object_name", metric = "pls", convention = "squared";
   std::string time_window, pca_images, out, save_activations, vone_noise = "fresh";
-  double degrees = 8, model_degrees = 8, train_size = 0.9, alpha = 1;
+  double degrees = 8, model_degrees = 8, train_size = 0.9, test_size = 0.9, alpha = 1;
   int n_splits = 10, seed = 1, components = 25, pca = 0, batch = 64;
   bool every_step = false;
 };
@@ -71,22 +71,23 @@ eval::neural_target load_target(const eval::neuroid_assembly& all, const std::st
   eval::neural_target t;
   t.region = region;
   t.responses = eval::average_repetitions(a);
-  const auto reps = eval::repetition_matrices(a);
-  t.ceiling = (metric.kind == eval::metric_kind::rsa || metric.kind == eval::metric_kind::cka)
-                  ? eval::similarity_ceiling(reps, metric)
-                  : eval::split_half_ceiling(reps).ceiling;
+  const bool similarity = metric.kind == eval::metric_kind::rsa || metric.kind == eval::metric_kind::cka;
+  t.ceiling = similarity ? eval::similarity_ceiling(eval::repetition_matrices(a), metric) : eval::split_half_ceiling(a).ceiling;
+  // Regressions train on train_size of the stimuli; RSA and CKA compare on test_size of them
+  // (Brain-Score's test-only cross-validation, test_size 0.9).
+  const eval::split_fraction fraction = similarity ? eval::split_fraction::test(r.test_size) : eval::split_fraction(r.train_size);
   const auto& ids = t.responses.stimulus_id;
   for (const auto& id : ids) stimuli.index_of(id);  // every recorded stimulus must have an image
   if (!r.splits_file.empty()) {
     t.splits = eval::read_split_file(r.splits_file, ids);
   } else if (r.stratify == "none") {
-    t.splits = eval::shuffle_split(static_cast<std::int64_t>(ids.size()), r.n_splits, r.train_size, static_cast<std::uint32_t>(r.seed));
+    t.splits = eval::shuffle_split(static_cast<std::int64_t>(ids.size()), r.n_splits, fraction, static_cast<std::uint32_t>(r.seed));
   } else {
     try {
       const auto& column = stimuli.column(r.stratify);
       std::vector<std::string> labels;
       for (const auto& id : ids) labels.push_back(column[stimuli.index_of(id)]);
-      t.splits = eval::stratified_shuffle_split(eval::label_codes(labels), r.n_splits, r.train_size, static_cast<std::uint32_t>(r.seed));
+      t.splits = eval::stratified_shuffle_split(eval::label_codes(labels), r.n_splits, fraction, static_cast<std::uint32_t>(r.seed));
     } catch (const error& e) {
       throw error(detail::concat(e.what(), " (stratifying by '", r.stratify, "'; --stratify none draws unstratified splits)"));
     }
@@ -177,7 +178,11 @@ int score(const request& r) {
   // Candidate layers per region.
   std::map<std::string, std::vector<std::string>> candidates;
   eval::region_layer_map fixed;
-  if (!r.region_map.empty()) fixed = r.region_map == "published" ? eval::published_region_map(r.arch) : eval::read_region_map(r.region_map);
+  if (!r.region_map.empty()) {
+    fixed = r.region_map == "published" ? eval::published_region_map(r.arch) : eval::read_region_map(r.region_map);
+    GRCNN_CHECK(!fixed.empty(), error, "--region-map published: Brain-Score has no region map for ", r.arch,
+                " (grcnn55, vone_grcnn55 and grcnn109 have one); give --layers or a map file");
+  }
   std::vector<std::string> layers;
   for (const auto& region : r.regions) {
     if (!fixed.empty()) {
@@ -208,6 +213,7 @@ int score(const request& r) {
       std::printf("activations written to %s\n", path.c_str());
     }
     std::optional<eval::activation_set> pca_acts;
+    std::map<std::string, eval::pca> pca_fits;
     if (pca_set) pca_acts = record<Topology, B>(weights, r, *pca_set, layers);
     json model{{"weights", weights}, {"regions", json::object()}};
     for (const auto& region : r.regions) {
@@ -221,22 +227,28 @@ int score(const request& r) {
       std::vector<eval::layer_score> scores;
       std::printf("%-8s %-28s %8s %8s %8s %8s\n", region.c_str(), "layer", "raw r", "SEM", "ceiling", "ceiled");
       for (const auto& layer : names) {
-        std::optional<eval::pca> reduce;
-        if (pca_acts) {
-          const auto& l = pca_acts->layer(layer);
-          if (l.features() > r.pca) {
-            reduce.emplace();
-            reduce->fit(l.values.data(), pca_acts->stimuli(), l.features(), r.pca);
+        const eval::pca* reduce = nullptr;
+        if (pca_acts && pca_acts->layer(layer).features() > r.pca) {
+          auto it = pca_fits.find(layer);
+          if (it == pca_fits.end()) {  // one fit per layer, shared by the regions
+            const auto& l = pca_acts->layer(layer);
+            it = pca_fits.emplace(layer, eval::pca()).first;
+            it->second.fit(l.values.data(), pca_acts->stimuli(), l.features(), r.pca);
           }
+          reduce = &it->second;
         }
-        scores.push_back(eval::score_layer(acts, layer, targets[region], opts, reduce ? &*reduce : nullptr));
+        scores.push_back(eval::score_layer(acts, layer, targets[region], opts, reduce));
         const auto& s = scores.back();
         std::printf("%-8s %-28s %8s %8s %8s %8s\n", "", layer.c_str(), fmt(s.raw.score).c_str(), fmt(s.raw.error).c_str(),
                     fmt(s.ceiling).c_str(), fmt(s.ceiled).c_str());
       }
-      const auto& best = eval::best_layer(scores);
-      std::printf("%-8s committed: %s (ceiled %s)\n", "", best.layer.c_str(), fmt(best.ceiled).c_str());
-      json reg{{"best", best.layer}, {"ceiled", best.ceiled}, {"raw", best.raw.score}, {"error", best.raw.error}, {"layers", json::array()}};
+      // With --pca the layers are chosen on reduced features; the committed one is scored on all of them.
+      eval::layer_score best = eval::best_layer(scores);
+      if (pca_acts) best = eval::score_layer(acts, best.layer, targets[region], opts);
+      std::printf("%-8s committed: %s (raw %s, ceiled %s%s)\n", "", best.layer.c_str(), fmt(best.raw.score).c_str(),
+                  fmt(best.ceiled).c_str(), pca_acts ? ", full features" : "");
+      json reg{{"best", best.layer}, {"ceiled", best.ceiled}, {"raw", best.raw.score}, {"error", best.raw.error},
+               {"per_split", best.raw.per_split}, {"layers", json::array()}};
       for (const auto& s : scores) reg["layers"].push_back(score_json(s));
       model["regions"][region] = reg;
     }
@@ -282,7 +294,10 @@ int main(int argc, char** argv) {
   app.add_option("--stratify", r.stratify, "stimulus column to stratify the splits by, or 'none'")->capture_default_str();
   app.add_option("--n-splits", r.n_splits, "cross-validation splits")->check(CLI::Range(1, 1000))->capture_default_str();
   app.add_option("--train-size", r.train_size, "training fraction per split")->check(CLI::Range(0.01, 0.99))->capture_default_str();
-  app.add_option("--seed", r.seed, "random_state of the splits (numpy-identical)")->capture_default_str();
+  app.add_option("--test-size", r.test_size, "held-out fraction per split for rsa and cka (Brain-Score: 0.9)")
+      ->check(CLI::Range(0.01, 0.99))
+      ->capture_default_str();
+  app.add_option("--seed", r.seed, "random_state of the splits (numpy-identical)")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--metric", r.metric, "pls, ridge, linear, rsa or cka")
       ->check(CLI::IsMember({"pls", "ridge", "linear", "rsa", "cka"}))
       ->capture_default_str();
@@ -354,6 +369,9 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const std::invalid_argument& e) {
     std::cerr << "grcnn-score: bad number: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {  // malformed --report JSON, filesystem errors, out-of-range numbers
+    std::cerr << "grcnn-score: " << e.what() << "\n";
     return 1;
   }
 }

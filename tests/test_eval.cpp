@@ -7,6 +7,8 @@
 #include <random>
 #include <set>
 
+#include <netcdf.h>
+
 #include <grcnn/data/screen.hpp>
 #include <grcnn/data/stimulus_set.hpp>
 
@@ -56,6 +58,11 @@ struct regression_case {
   }
   eval::matrix want(const std::string& name, const std::string& key) const { return as_matrix(fixtures().at(name + "." + key)); }
 };
+std::vector<std::int64_t> flat(const std::vector<eval::split>& splits, bool train) {
+  std::vector<std::int64_t> r;
+  for (const auto& s : splits) r.insert(r.end(), (train ? s.train : s.test).begin(), (train ? s.train : s.test).end());
+  return r;
+}
 std::vector<int> iterations(const std::string& name) {
   std::vector<int> iters;
   for (auto v : fixtures().at(name + ".n_iter").values<std::int64_t>()) iters.push_back(static_cast<int>(v));
@@ -98,7 +105,7 @@ TEST_CASE("PLS refuses inputs that do not fit", "[eval][pls]") {
 
 TEST_CASE("shuffle_split replays sklearn's ShuffleSplit(random_state=1)", "[eval][splits]") {
   for (const auto& [n, train, key] : std::vector<std::tuple<std::int64_t, double, std::string>>{
-           {28, 0.5, "28_0.5"}, {25, 0.5, "25_0.5"}, {2560, 0.9, "2560_0.9"}}) {
+           {28, 0.5, "28_0.5"}, {25, 0.5, "25_0.5"}, {2560, 0.9, "2560_0.9"}, {3200, 0.7, "3200_0.7"}}) {
     INFO(key);
     const auto splits = eval::shuffle_split(n, 10, train, 1);
     const auto tr = fixtures().at("shuffle." + key + ".train").values<std::int64_t>();
@@ -113,6 +120,9 @@ TEST_CASE("shuffle_split replays sklearn's ShuffleSplit(random_state=1)", "[eval
     CHECK(got_te == te);
   }
   CHECK_THROWS_WITH(eval::shuffle_split(10, 10, 1.5, 1), Catch::Contains("0 < train_size < 1"));
+  const auto held_out = eval::shuffle_split(135, 10, eval::split_fraction::test(0.9), 1);
+  CHECK(flat(held_out, true) == fixtures().at("shuffle.135_test0.9.train").values<std::int64_t>());
+  CHECK(flat(held_out, false) == fixtures().at("shuffle.135_test0.9.test").values<std::int64_t>());
 }
 
 TEST_CASE("the split-half ceiling equals Brain-Score's algorithm", "[eval][ceiling]") {
@@ -201,11 +211,6 @@ TEST_CASE("RSA and linear CKA equal numpy/scipy", "[eval][similarity]") {
 }
 
 namespace {
-std::vector<std::int64_t> flat(const std::vector<eval::split>& splits, bool train) {
-  std::vector<std::int64_t> r;
-  for (const auto& s : splits) r.insert(r.end(), (train ? s.train : s.test).begin(), (train ? s.train : s.test).end());
-  return r;
-}
 std::filesystem::path hvm_dir() { return std::filesystem::path(GRCNN_SOURCE_DIR) / "data/hvm-mini"; }
 }  // namespace
 
@@ -217,6 +222,9 @@ TEST_CASE("stratified_shuffle_split replays sklearn's StratifiedShuffleSplit(ran
     REQUIRE(splits.size() == 10);
     CHECK(flat(splits, true) == fixtures().at("strat." + name + ".train").values<std::int64_t>());
     CHECK(flat(splits, false) == fixtures().at("strat." + name + ".test").values<std::int64_t>());
+    const auto held_out = eval::stratified_shuffle_split(labels, 10, eval::split_fraction::test(0.9), 1);
+    CHECK(flat(held_out, true) == fixtures().at("strat." + name + ".test0.9.train").values<std::int64_t>());
+    CHECK(flat(held_out, false) == fixtures().at("strat." + name + ".test0.9.test").values<std::int64_t>());
   }
   CHECK(eval::label_codes({"b", "a", "c", "a"}) == std::vector<std::int64_t>{1, 0, 2, 0});
   CHECK_THROWS_WITH(eval::stratified_shuffle_split({0, 0, 1, 2, 2}, 2, 0.5, 1), Catch::Contains("class 1 has only 1 member"));
@@ -341,6 +349,24 @@ TEST_CASE("hvm-mini: the netCDF assembly, its regions and Brain-Score's ceilings
     const auto want = fixtures().at("hvm." + region + ".per_split").values<double>();
     for (std::size_t i = 0; i < want.size(); ++i) CHECK(c.per_split[i] == Approx(want[i]).margin(1e-12));
     CHECK(c.ceiling == Approx(fixtures().at("hvm." + region + ".ceiling").values<double>()[0]).margin(1e-12));
+    CHECK(eval::split_half_ceiling(r).ceiling == Approx(c.ceiling).margin(1e-12));  // straight from the presentations
+  }
+  // Unequal repetitions (two presentations missing): the presentation form still equals Brain-Score's.
+  {
+    const auto v4 = eval::select_region(clean, "V4");
+    auto partial = v4;
+    partial.stimulus_id.clear(), partial.repetition.clear();
+    partial.responses[0].resize(v4.presentations() - 2, v4.neuroids());
+    Eigen::Index k = 0;
+    for (std::int64_t p = 0; p < v4.presentations(); ++p) {
+      if (p == 5 || p == 40) continue;
+      partial.stimulus_id.push_back(v4.stimulus_id[static_cast<std::size_t>(p)]);
+      partial.repetition.push_back(v4.repetition[static_cast<std::size_t>(p)]);
+      partial.responses[0].row(k++) = v4.responses[0].row(p);
+    }
+    CHECK_THROWS_WITH(eval::repetition_matrices(partial), Catch::Contains("is missing from repetition"));
+    CHECK(eval::split_half_ceiling(partial).ceiling ==
+          Approx(fixtures().at("hvm.V4.incomplete.ceiling").values<double>()[0]).margin(1e-12));
   }
   CHECK(eval::select_region(a, "V4").neuroids() == 128);
   CHECK_THROWS_WITH(eval::select_region(a, "V1"), Catch::Contains("no neuroid in region 'V1' (regions: IT, V4)"));
@@ -539,5 +565,69 @@ TEST_CASE("layer commitment scores recorded layers and keeps the best", "[eval][
   CHECK_THROWS_WITH(eval::read_region_map(path), Catch::Contains("region 'IT' must map to a layer name"));
   std::ofstream(path) << R"({"V4": "layer1", "IT": "layer3.conv_f"})";
   CHECK(eval::read_region_map(path).at("IT") == "layer3.conv_f");
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("netCDF assemblies: any dimension order, char strings, fill values, clear errors", "[eval][assembly]") {
+  // A small assembly written with libnetcdf: dims (presentation 4, neuroid 3, time_bin 2), stimulus ids
+  // as a char array, a fill value standing for a missing response, a region coordinate.
+  const auto path = std::filesystem::temp_directory_path() / "grcnn_test_assembly.nc";
+  auto write = [&](bool bad_region) {
+    int id, dp, dn, dt, dw, v;
+    REQUIRE(nc_create(path.c_str(), NC_CLOBBER | NC_NETCDF4, &id) == NC_NOERR);
+    nc_def_dim(id, "presentation", 4, &dp);
+    nc_def_dim(id, "neuroid", 3, &dn);
+    nc_def_dim(id, "time_bin", 2, &dt);
+    nc_def_dim(id, "id_width", 3, &dw);
+    int dims3[3] = {dp, dn, dt}, dims_ids[2] = {dp, dw};
+    nc_def_var(id, "responses", NC_FLOAT, 3, dims3, &v);
+    const float fill = -999.f;
+    nc_put_att_float(id, v, "_FillValue", NC_FLOAT, 1, &fill);
+    int vs, vr, vn, vg, vb, ve;
+    nc_def_var(id, "stimulus_id", NC_CHAR, 2, dims_ids, &vs);
+    nc_def_var(id, "repetition", NC_INT64, 1, &dp, &vr);
+    nc_def_var(id, "neuroid_id", NC_STRING, 1, &dn, &vn);
+    nc_def_var(id, "region", NC_STRING, 1, bad_region ? &dp : &dn, &vg);
+    nc_def_var(id, "time_bin_start", NC_INT64, 1, &dt, &vb);
+    nc_def_var(id, "time_bin_end", NC_INT64, 1, &dt, &ve);
+    nc_enddef(id);
+    std::vector<float> data(24);
+    for (int i = 0; i < 24; ++i) data[static_cast<std::size_t>(i)] = static_cast<float>(i);
+    data[(1 * 3 + 2) * 2 + 1] = fill;  // presentation 1, neuroid 2, bin 1
+    nc_put_var_float(id, v, data.data());
+    nc_put_var_text(id, vs, "s_bs_as_bs_a");
+    const long long reps[4] = {0, 0, 1, 1}, starts[2] = {50, 100}, ends[2] = {100, 150};
+    nc_put_var_longlong(id, vr, reps);
+    const char* nids[3] = {"n0", "n1", "n2"};
+    const char* regs[4] = {"IT", "V4", "IT", "V4"};
+    nc_put_var_string(id, vn, nids);
+    nc_put_var_string(id, vg, regs);
+    nc_put_var_longlong(id, vb, starts);
+    nc_put_var_longlong(id, ve, ends);
+    nc_close(id);
+  };
+  write(false);
+  const auto a = eval::read_neuroid_assembly(path);
+  CHECK(a.name == "responses");
+  CHECK(a.stimulus_id == std::vector<std::string>{"s_b", "s_a", "s_b", "s_a"});
+  CHECK(a.time_bins() == 2);
+  CHECK(a.responses[1](0, 1) == 3.0);  // stored (presentation, neuroid, time_bin): 0*6 + 1*2 + 1
+  CHECK(std::isnan(a.responses[1](1, 2)));
+  const auto early = eval::mean_over_time(a, 40, 100);
+  CHECK(early.time_bins() == 1);
+  CHECK(early.responses[0](2, 0) == 12.0);
+  const auto both = eval::mean_over_time(a, 50, 150);
+  CHECK(both.responses[0](0, 0) == 0.5);
+  const auto avg = eval::average_repetitions(early);
+  CHECK(avg.stimulus_id == std::vector<std::string>{"s_a", "s_b"});
+  CHECK(avg.values(0, 0) == Approx((6.0 + 18.0) / 2));
+  CHECK_THROWS_WITH(eval::average_repetitions(a), Catch::Contains("has 2 time bins"));
+  // A NaN response cannot enter a regression silently.
+  const auto late = eval::average_repetitions(eval::mean_over_time(a, 100, 150));
+  std::vector<double> x(8, 0.0);
+  for (int i = 0; i < 8; ++i) x[static_cast<std::size_t>(i)] = i * i;
+  CHECK_THROWS_WITH(eval::score_features(x.data(), 2, 4, late.values, {{{0}, {1}}}), Catch::Contains("is not finite"));
+  write(true);
+  CHECK_THROWS_WITH(eval::read_neuroid_assembly(path), Catch::Contains("coordinate 'region' must lie along 'neuroid'"));
   std::filesystem::remove(path);
 }

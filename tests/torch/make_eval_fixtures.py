@@ -65,10 +65,14 @@ for name, (n, m, p, q, k, structure) in CASES.items():
 from scipy.stats import pearsonr  # noqa: E402
 from sklearn.model_selection import ShuffleSplit  # noqa: E402
 
-for n, train in [(28, 0.5), (25, 0.5), (2560, 0.9)]:
+for n, train in [(28, 0.5), (25, 0.5), (2560, 0.9), (3200, 0.7)]:
     tr, te = zip(*ShuffleSplit(n_splits=10, train_size=train, test_size=None, random_state=1).split(np.arange(n)))
     out += [(f"shuffle.{n}_{train}.train", torch.tensor(np.stack(tr), dtype=torch.int64)),
             (f"shuffle.{n}_{train}.test", torch.tensor(np.stack(te), dtype=torch.int64))]
+# test_size instead of train_size (Brain-Score's RSA/CKA cross-validation: test_size 0.9).
+tr, te = zip(*ShuffleSplit(n_splits=10, train_size=None, test_size=0.9, random_state=1).split(np.arange(135)))
+out += [("shuffle.135_test0.9.train", torch.tensor(np.stack(tr), dtype=torch.int64)),
+        ("shuffle.135_test0.9.test", torch.tensor(np.stack(te), dtype=torch.int64))]
 
 # Split-half ceiling (VISION metrics/internal_consistency/ceiling.py): 28 repetitions, 25 stimuli, 30
 # neuroids of varying reliability, one of them constant (its r is NaN and skipped by the median).
@@ -139,6 +143,9 @@ for name, y in STRATIFIED.items():
     out += [(f"strat.{name}.labels", torch.tensor(codes, dtype=torch.int64)),
             (f"strat.{name}.train", torch.tensor(np.stack(tr), dtype=torch.int64)),
             (f"strat.{name}.test", torch.tensor(np.stack(te), dtype=torch.int64))]
+    tr, te = zip(*StratifiedShuffleSplit(n_splits=10, train_size=None, test_size=0.9, random_state=1).split(np.zeros(len(y)), y))
+    out += [(f"strat.{name}.test0.9.train", torch.tensor(np.stack(tr), dtype=torch.int64)),
+            (f"strat.{name}.test0.9.test", torch.tensor(np.stack(te), dtype=torch.int64))]
 
 # Brain-Score's CrossRegressedCorrelation on model-like features: stratified splits over 80 stimuli of 8
 # objects, PLS-25 (scale=False), Pearson per neuroid on the held-out stimuli, median over neuroids, mean
@@ -180,6 +187,15 @@ for name in ["V4", "IT"]:
     out += [(f"hvm.{name}.means", torch.from_numpy(means)), (f"hvm.{name}.per_split", torch.tensor(per_split, dtype=torch.float64)),
             (f"hvm.{name}.ceiling", torch.tensor([np.mean(per_split)], dtype=torch.float64))]
     print(f"hvm-mini {name}: {len(keep)} sites, ceiling {np.mean(per_split):.6f}")
+    if name == "V4":  # unequal repetitions: presentations 5 and 40 removed, each half averages what it has
+        present = np.ones(len(image_id), bool)
+        present[[5, 40]] = False
+        per_split = []
+        for tr, te in ShuffleSplit(n_splits=10, train_size=0.5, test_size=None, random_state=1).split(reps):
+            halves = [np.stack([d[present & (image_id == i) & np.isin(repetition, reps[h])].mean(0) for i in images]) for h in (tr, te)]
+            r = np.array([pearsonr(halves[0][:, j], halves[1][:, j])[0] for j in range(len(keep))])
+            per_split.append(np.nanmedian(2 * r / (1 + r)))
+        out += [("hvm.V4.incomplete.ceiling", torch.tensor([np.mean(per_split)], dtype=torch.float64))]
 
 # Stimulus presentation (VISION benchmark_helpers/screen.py, then the model's Resize((224, 224)),
 # ToTensor, Normalize): two HvM images shown to an 8-degree model as stimuli of 14, 6, 8 and 4.3 degrees.

@@ -1,8 +1,8 @@
 #pragma once
 // A Brain-Score stimulus set: a CSV with one row per stimulus (stimulus_id or image_id, then any
 // metadata such as object_name, category_name, size) and the image files in a folder. The file of a
-// stimulus is the CSV's relative-path column when present (image_current_relative_file_path,
-// filename or filepath), otherwise <id>.png / .jpg / .jpeg in the folder. An image list (one path per
+// stimulus is the CSV's relative-path column (image_current_relative_file_path, filename or filepath)
+// when that file exists, otherwise <id>.png / .jpg / .jpeg in the folder. An image list (one path per
 // line, id = file stem) makes a set without metadata.
 #include <algorithm>
 #include <filesystem>
@@ -79,10 +79,11 @@ inline stimulus_set read_stimulus_csv(const std::filesystem::path& csv, const st
     GRCNN_CHECK(std::find(s.ids.begin(), s.ids.end(), id) == s.ids.end(), io_error, csv.string(), ":", row,
                 ": stimulus '", id, "' listed twice");
     s.ids.push_back(id);
-    if (path_col >= 0 && !f[static_cast<std::size_t>(path_col)].empty()) {
-      const auto p = image_dir / f[static_cast<std::size_t>(path_col)];
-      GRCNN_CHECK(std::filesystem::exists(p), io_error, csv.string(), ":", row, ": image ", p.string(), " does not exist");
-      s.paths.push_back(p);
+    // The path column when its file exists (BrainIO CSVs may carry names from another machine),
+    // otherwise <id>.png|jpg in the folder.
+    if (path_col >= 0 && !f[static_cast<std::size_t>(path_col)].empty() &&
+        std::filesystem::exists(image_dir / f[static_cast<std::size_t>(path_col)])) {
+      s.paths.push_back(image_dir / f[static_cast<std::size_t>(path_col)]);
     } else {
       s.paths.push_back(stimulus_detail::find_image(image_dir, id, csv.string()));
     }

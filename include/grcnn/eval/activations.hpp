@@ -73,6 +73,9 @@ template <class Net>
 activation_set extract_activations(Net& net, const data::stimulus_set& stimuli, const activation_options& o) {
   using B = typename Net::backend;
   GRCNN_CHECK(!o.layers.empty(), error, "extract_activations: no layers requested");
+  std::vector<std::string> layers;  // each name once, in the order first asked
+  for (const auto& name : o.layers)
+    if (std::find(layers.begin(), layers.end(), name) == layers.end()) layers.push_back(name);
   GRCNN_CHECK(o.batch_size >= 1, error, "extract_activations: batch size must be at least 1, got ", o.batch_size);
   net.eval();
   activation_set out;
@@ -80,7 +83,7 @@ activation_set extract_activations(Net& net, const data::stimulus_set& stimuli, 
   std::map<std::string, std::size_t> slot;  // output layer name -> index in out.layers
   std::map<std::string, std::map<int, tensor>> batch;  // tap name -> step -> output of this batch
   nn::tap_registry taps;
-  for (const auto& name : o.layers)
+  for (const auto& name : layers)
     taps.on(name, [&batch](const std::string& n, int step, const tensor& v) {
       batch[n][step] = v.to_layout(layout::plain).to_device(cpu_device).clone();
     });
@@ -95,7 +98,7 @@ activation_set extract_activations(Net& net, const data::stimulus_set& stimuli, 
                              x, i);
     batch.clear();
     net.forward(autograd::variable(backends::to_backend<B>(x)), &taps);
-    for (const auto& name : o.layers) {
+    for (const auto& name : layers) {
       const auto it = batch.find(name);
       GRCNN_CHECK(it != batch.end() && !it->second.empty(), error, "extract_activations: no module named '", name,
                   "' produced an output (names are PyTorch's, e.g. layer1, layer3.conv_f, layer2.iter_3.8, ",

@@ -18,6 +18,7 @@
 #include <Eigen/Dense>
 
 #include "grcnn/core/error.hpp"
+#include "grcnn/eval/consistency.hpp"
 #include "grcnn/io/netcdf.hpp"
 
 namespace grcnn::eval {
@@ -126,8 +127,11 @@ inline neuroid_assembly read_neuroid_assembly(const std::filesystem::path& path,
     if (n == a.name || n == sid || n == "neuroid_id" || n == "region") continue;
     const auto v = f.variable(n);
     if (!v.is_text() || v.dims.empty()) continue;
-    if (v.dims[0] == "presentation" && v.shape[0] == P) a.presentation_text[n] = f.read_strings(n);
-    if (v.dims[0] == "neuroid" && v.shape[0] == N) a.neuroid_text[n] = f.read_strings(n);
+    // Kept only when one string per entry of the axis (a 2-D string variable is not a coordinate).
+    if (v.dims[0] != "presentation" && v.dims[0] != "neuroid") continue;
+    auto values = f.read_strings(n);
+    if (v.dims[0] == "presentation" && values.size() == P) a.presentation_text[n] = std::move(values);
+    if (v.dims[0] == "neuroid" && values.size() == N) a.neuroid_text[n] = std::move(values);
   }
 
   // Values, reordered to [time][presentation, neuroid] whatever the stored dimension order.
@@ -272,6 +276,61 @@ inline std::vector<Eigen::MatrixXd> repetition_matrices(const neuroid_assembly& 
     for (std::size_t i = 0; i < ids.size(); ++i)
       GRCNN_CHECK(seen[r][i] == 1, error, a.source, ": stimulus ", ids[i], " is missing from repetition ", reps[r],
                   "; the split-half ceiling needs every stimulus in every repetition");
+  return out;
+}
+
+// The split-half ceiling straight from the presentations, as Brain-Score computes it: halves of the
+// sorted repetition ids (ShuffleSplit, train_size 0.5), each stimulus averaged over the presentations
+// whose repetition falls in the half (so unequal repetition counts are fine), Pearson per neuroid,
+// Spearman-Brown, median, mean. A stimulus without a presentation in one half of a split is left out of
+// that split. With complete repetitions it equals split_half_ceiling(repetition_matrices(a)).
+inline ceiling_result split_half_ceiling(const neuroid_assembly& a, int n_splits = 10, std::uint32_t random_state = 1) {
+  const auto& m = assembly_detail::single_bin(a, "split_half_ceiling");
+  GRCNN_CHECK(!a.repetition.empty(), error, a.source, ": no 'repetition' coordinate, so no split-half ceiling");
+  const auto ids = assembly_detail::sorted_unique(a.stimulus_id);
+  std::vector<std::int64_t> reps = a.repetition;
+  std::sort(reps.begin(), reps.end());
+  reps.erase(std::unique(reps.begin(), reps.end()), reps.end());
+  GRCNN_CHECK(reps.size() >= 2, error, a.source, ": needs at least 2 repetition ids, got ", reps.size());
+  std::map<std::string, Eigen::Index> row;
+  for (std::size_t i = 0; i < ids.size(); ++i) row[ids[i]] = static_cast<Eigen::Index>(i);
+  std::vector<Eigen::Index> row_of(static_cast<std::size_t>(a.presentations()));
+  std::vector<std::size_t> rep_of(static_cast<std::size_t>(a.presentations()));
+  for (std::int64_t p = 0; p < a.presentations(); ++p) {
+    row_of[static_cast<std::size_t>(p)] = row.at(a.stimulus_id[static_cast<std::size_t>(p)]);
+    rep_of[static_cast<std::size_t>(p)] = static_cast<std::size_t>(
+        std::lower_bound(reps.begin(), reps.end(), a.repetition[static_cast<std::size_t>(p)]) - reps.begin());
+  }
+  ceiling_result out;
+  for (const auto& sp : shuffle_split(static_cast<std::int64_t>(reps.size()), n_splits, 0.5, random_state)) {
+    std::vector<int> half(reps.size(), -1);
+    for (auto i : sp.train) half[static_cast<std::size_t>(i)] = 0;
+    for (auto i : sp.test) half[static_cast<std::size_t>(i)] = 1;
+    Eigen::MatrixXd sum[2] = {Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(ids.size()), a.neuroids()),
+                              Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(ids.size()), a.neuroids())};
+    Eigen::VectorXd count[2] = {Eigen::VectorXd::Zero(static_cast<Eigen::Index>(ids.size())),
+                                Eigen::VectorXd::Zero(static_cast<Eigen::Index>(ids.size()))};
+    for (std::int64_t p = 0; p < a.presentations(); ++p) {
+      const int h = half[rep_of[static_cast<std::size_t>(p)]];
+      if (h < 0) continue;
+      sum[h].row(row_of[static_cast<std::size_t>(p)]) += m.row(p);
+      count[h](row_of[static_cast<std::size_t>(p)]) += 1;
+    }
+    std::vector<Eigen::Index> both;
+    for (Eigen::Index i = 0; i < static_cast<Eigen::Index>(ids.size()); ++i)
+      if (count[0](i) > 0 && count[1](i) > 0) both.push_back(i);
+    Eigen::MatrixXd h0(static_cast<Eigen::Index>(both.size()), a.neuroids()), h1(h0.rows(), h0.cols());
+    for (std::size_t k = 0; k < both.size(); ++k) {
+      h0.row(static_cast<Eigen::Index>(k)) = sum[0].row(both[k]) / count[0](both[k]);
+      h1.row(static_cast<Eigen::Index>(k)) = sum[1].row(both[k]) / count[1](both[k]);
+    }
+    Eigen::VectorXd c = pearson_columns(h0, h1);
+    for (Eigen::Index j = 0; j < c.size(); ++j) c(j) = spearman_brown(c(j));
+    out.per_split.push_back(median_skipna(c));
+  }
+  double total = 0;
+  for (double v : out.per_split) total += v;
+  out.ceiling = total / static_cast<double>(out.per_split.size());
   return out;
 }
 

@@ -93,6 +93,9 @@ stimulus_gram feature_gram(const T* features, std::int64_t n, std::int64_t p, gr
   int threads = 1;
 #ifdef _OPENMP
   threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(omp_get_max_threads(), blocks)));
+  // Each thread holds its own n x n partial sum: at most 1 GiB of them together.
+  const double partial_bytes = 8.0 * static_cast<double>(n) * static_cast<double>(n);
+  threads = std::max(1, std::min(threads, static_cast<int>((1024.0 * 1024 * 1024) / partial_bytes)));
 #endif
   std::vector<Eigen::MatrixXd> partial(static_cast<std::size_t>(threads));
 #pragma omp parallel for schedule(static, 1) num_threads(threads)
@@ -183,6 +186,10 @@ inline predictivity score_from_gram(const stimulus_gram& features, const Eigen::
               o.kind == metric_kind::rsa ? "row" : "column", "-centred Gram matrix (feature_gram(..., centring_for(metric)))");
   GRCNN_CHECK(G.rows() == n && G.cols() == n, shape_error, "score: features for ", G.rows(), " stimuli, targets for ", n);
   GRCNN_CHECK(!splits.empty(), error, "score: no splits");
+  for (Eigen::Index j = 0; j < targets.cols(); ++j)
+    for (Eigen::Index i = 0; i < n; ++i)
+      GRCNN_CHECK(std::isfinite(targets(i, j)), numeric_error, "score: the response of neuroid ", j, " to stimulus ", i,
+                  " is not finite (", targets(i, j), "); drop that neuroid or stimulus first");
   predictivity r;
   const bool regression = o.kind == metric_kind::pls || o.kind == metric_kind::ridge || o.kind == metric_kind::linear;
   if (regression) r.per_neuroid.resize(static_cast<Eigen::Index>(splits.size()), targets.cols());

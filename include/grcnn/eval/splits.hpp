@@ -25,16 +25,33 @@ struct split {
   std::vector<std::int64_t> train, test;
 };
 
+// The size of a split as sklearn's splitters take it: a training fraction (an implicit conversion, so
+// shuffle_split(n, 10, 0.9, 1) reads as sklearn's train_size=0.9) or, via test(), a held-out fraction.
+struct split_fraction {
+  double train_size = 0.9;
+  double test_size = 0;  // > 0: the held-out fraction, train_size unused
+  split_fraction(double train = 0.9) : train_size(train) {}  // NOLINT: implicit on purpose
+  static split_fraction test(double held_out) {
+    split_fraction f(0);
+    f.test_size = held_out;
+    return f;
+  }
+};
+
 namespace split_detail {
-// sklearn's _validate_shuffle_split with test_size=None: n_test = ceil((1 - train_size) n),
-// n_train = floor(train_size n).
-inline std::pair<std::int64_t, std::int64_t> sizes(std::int64_t n, double train_size, const char* what) {
-  GRCNN_CHECK(n >= 2 && train_size > 0 && train_size < 1, error, what, ": needs n >= 2 and 0 < train_size < 1, got ",
-              n, " and ", train_size);
-  const auto n_train = static_cast<std::int64_t>(std::floor(train_size * static_cast<double>(n)));
-  const auto n_test = static_cast<std::int64_t>(std::ceil((1.0 - train_size) * static_cast<double>(n)));
-  GRCNN_CHECK(n_train >= 1 && n_test >= 1 && n_train + n_test <= n, error, what, ": train_size ", train_size, " of ",
-              n, " samples gives ", n_train, " training and ", n_test, " test samples");
+// sklearn's _validate_shuffle_split with one of the two sizes given (the other None): train_size gives
+// n_train = floor(train_size n) and n_test = n - n_train; test_size gives n_test = ceil(test_size n)
+// and n_train = n - n_test (Brain-Score's RSA/CKA cross-validation: test_size 0.9).
+inline std::pair<std::int64_t, std::int64_t> sizes(std::int64_t n, split_fraction f, const char* what) {
+  const bool by_test = f.test_size > 0;
+  const double frac = by_test ? f.test_size : f.train_size;
+  GRCNN_CHECK(n >= 2 && frac > 0 && frac < 1, error, what, ": needs n >= 2 and 0 < ", by_test ? "test_size" : "train_size",
+              " < 1, got ", n, " and ", frac);
+  const double x = frac * static_cast<double>(n);
+  const auto n_first = static_cast<std::int64_t>(by_test ? std::ceil(x) : std::floor(x));
+  const auto n_train = by_test ? n - n_first : n_first, n_test = n - n_train;
+  GRCNN_CHECK(n_train >= 1 && n_test >= 1, error, what, ": ", by_test ? "test_size " : "train_size ", frac, " of ", n,
+              " samples gives ", n_train, " training and ", n_test, " test samples");
   return {n_train, n_test};
 }
 
@@ -83,9 +100,10 @@ inline std::vector<std::int64_t> permuted(const std::vector<std::int64_t>& v, nu
 }  // namespace split_detail
 
 // sklearn.model_selection.ShuffleSplit(n_splits, train_size, test_size=None, random_state).
-inline std::vector<split> shuffle_split(std::int64_t n, int n_splits, double train_size, std::uint32_t random_state) {
+// f: train_size (a double), or split_fraction::test(held-out fraction).
+inline std::vector<split> shuffle_split(std::int64_t n, int n_splits, split_fraction f, std::uint32_t random_state) {
   GRCNN_CHECK(n_splits >= 1, error, "shuffle_split: n_splits must be at least 1, got ", n_splits);
-  const auto [n_train, n_test] = split_detail::sizes(n, train_size, "shuffle_split");
+  const auto [n_train, n_test] = split_detail::sizes(n, f, "shuffle_split");
   numpy_legacy_rng rng(random_state);
   std::vector<split> out;
   for (int s = 0; s < n_splits; ++s) {
@@ -99,11 +117,11 @@ inline std::vector<split> shuffle_split(std::int64_t n, int n_splits, double tra
 // sklearn.model_selection.StratifiedShuffleSplit(n_splits, train_size, test_size=None, random_state)
 // over class labels (any integer codes; classes are ordered by value as numpy.unique orders them).
 inline std::vector<split> stratified_shuffle_split(const std::vector<std::int64_t>& labels, int n_splits,
-                                                   double train_size, std::uint32_t random_state) {
+                                                   split_fraction f, std::uint32_t random_state) {
   using namespace split_detail;
   GRCNN_CHECK(n_splits >= 1, error, "stratified_shuffle_split: n_splits must be at least 1, got ", n_splits);
   const auto n = static_cast<std::int64_t>(labels.size());
-  const auto [n_train, n_test] = sizes(n, train_size, "stratified_shuffle_split");
+  const auto [n_train, n_test] = sizes(n, f, "stratified_shuffle_split");
   // Members of each class in index order (numpy's stable argsort of the class codes).
   std::map<std::int64_t, std::vector<std::int64_t>> members;
   for (std::int64_t i = 0; i < n; ++i) members[labels[static_cast<std::size_t>(i)]].push_back(i);

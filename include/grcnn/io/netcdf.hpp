@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -75,12 +77,22 @@ class netcdf_file {
     return info;
   }
 
-  // Any numeric type, converted by libnetcdf (fill values pass through as stored).
+  // Any numeric type as double, decoded as xarray decodes CF variables: values equal to _FillValue or
+  // missing_value become NaN, then scale_factor and add_offset apply.
   std::vector<double> read_doubles(const std::string& name) const {
     const auto info = variable(name);
     GRCNN_CHECK(!info.is_text(), io_error, "netcdf: ", path_, ": variable '", name, "' holds text, numbers expected");
     std::vector<double> out(info.size());
-    if (!out.empty()) check(nc_get_var_double(id_, varid(name), out.data()), "reading variable '" + name + "'");
+    if (out.empty()) return out;
+    const int v = varid(name);
+    check(nc_get_var_double(id_, v, out.data()), "reading variable '" + name + "'");
+    for (const char* fill_name : {"_FillValue", "missing_value"})
+      if (const auto fill = numeric_attribute(v, fill_name))
+        for (auto& x : out)
+          if (x == *fill) x = std::numeric_limits<double>::quiet_NaN();
+    const auto scale = numeric_attribute(v, "scale_factor"), offset = numeric_attribute(v, "add_offset");
+    if (scale || offset)
+      for (auto& x : out) x = x * scale.value_or(1.0) + offset.value_or(0.0);
     return out;
   }
 
@@ -104,10 +116,9 @@ class netcdf_file {
     const int v = varid(name);
     std::vector<std::string> out;
     if (info.type == NC_STRING) {
-      std::vector<char*> raw(info.size(), nullptr);
-      if (!raw.empty()) check(nc_get_var_string(id_, v, raw.data()), "reading variable '" + name + "'");
-      for (char* s : raw) out.emplace_back(s ? s : "");
-      if (!raw.empty()) nc_free_string(raw.size(), raw.data());
+      string_array raw(info.size());
+      if (!raw.p.empty()) check(nc_get_var_string(id_, v, raw.p.data()), "reading variable '" + name + "'");
+      for (char* s : raw.p) out.emplace_back(s ? s : "");
       return out;
     }
     GRCNN_CHECK(info.type == NC_CHAR && !info.shape.empty(), io_error, "netcdf: ", path_, ": variable '", name,
@@ -132,14 +143,13 @@ class netcdf_file {
     if (type == NC_CHAR) {
       std::string s(len, '\0');
       check(nc_get_att_text(id_, v, attribute.c_str(), s.data()), "reading attribute '" + attribute + "'");
+      while (!s.empty() && s.back() == '\0') s.pop_back();
       return s;
     }
     if (type == NC_STRING && len >= 1) {
-      std::vector<char*> raw(len, nullptr);
-      check(nc_get_att_string(id_, v, attribute.c_str(), raw.data()), "reading attribute '" + attribute + "'");
-      std::string s = raw[0] ? raw[0] : "";
-      nc_free_string(len, raw.data());
-      return s;
+      string_array raw(len);
+      check(nc_get_att_string(id_, v, attribute.c_str(), raw.p.data()), "reading attribute '" + attribute + "'");
+      return raw.p[0] ? raw.p[0] : "";
     }
     return {};
   }
@@ -163,6 +173,24 @@ class netcdf_file {
   }
 
  private:
+  // Strings libnetcdf allocated, freed however the read ends.
+  struct string_array {
+    std::vector<char*> p;
+    explicit string_array(std::size_t n) : p(n, nullptr) {}
+    ~string_array() {
+      if (!p.empty()) nc_free_string(p.size(), p.data());
+    }
+  };
+  // A numeric attribute's first value; empty when absent or not numeric.
+  std::optional<double> numeric_attribute(int v, const char* attribute) const {
+    nc_type type;
+    std::size_t len = 0;
+    if (nc_inq_att(id_, v, attribute, &type, &len) != NC_NOERR || len < 1 || type == NC_CHAR || type == NC_STRING)
+      return std::nullopt;
+    std::vector<double> vals(len);
+    if (nc_get_att_double(id_, v, attribute, vals.data()) != NC_NOERR) return std::nullopt;
+    return vals[0];
+  }
   int varid(const std::string& name) const {
     int v = -1;
     if (nc_inq_varid(id_, name.c_str(), &v) != NC_NOERR) {
