@@ -91,6 +91,15 @@ check("average" in text and "V4" in text and "IT" in text, "--report prints the 
 text = score(base + ["--layers", "stage_1", "--metric", "rsa", "--ceiling-convention", "explained-variance"])
 check("committed: stage_1" in text, "RSA scoring runs")
 
+# Splits written by sklearn (tools/make_splits.py) give the scores of the replayed ones.
+subprocess.run([sys.executable, str(source / "tools" / "make_splits.py"), str(hvm / "images" / "test_images.csv"),
+                str(work / "sk_splits.json"), "--stratify", "none"], check=True)
+score(base + ["--layers", ",".join(layers), "--splits", str(work / "sk_splits.json"), "--out", str(work / "from_file.json")])
+from_file = json.loads((work / "from_file.json").read_text())["models"][0]
+for reg in ["V4", "IT"]:
+    a_, b_ = model["regions"][reg]["layers"], from_file["regions"][reg]["layers"]
+    check(all(x["per_split"] == y["per_split"] for x, y in zip(a_, b_)), f"{reg}: sklearn's split file scores as the replayed splits")
+
 # Every recurrent step of the shared gate conv, and layer selection on PCA-reduced features.
 text = score(base + ["--layers", "stage_2.conv_g_r", "--every-step"])
 check("stage_2.conv_g_r.0" in text and "stage_2.conv_g_r.1" in text, "--every-step scores each call of a shared module")

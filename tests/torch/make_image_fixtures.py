@@ -4,7 +4,7 @@
   make_image_fixtures.py OUT_DIR SOURCE_PNG...
 
 Writes into OUT_DIR test images of every kind the decoder must handle (baseline and progressive JPEG,
-4:2:0 and 4:4:4, grayscale JPEG, RGB / RGBA / grayscale / palette PNG, portrait and landscape, odd
+4:2:0 and 4:4:4, grayscale JPEG, RGB / RGBA / grayscale / gray+alpha / palette PNG, portrait and landscape, odd
 sizes) plus copies of the given real PNGs, and image_fixtures.safetensors with, per image i:
 "decoded.i" (H, W, 3 uint8 as I64), "resized.i" (PIL bilinear to 37x23 and the shorter side to 256 ->
 "short.i"), "crop.i" (torchvision Resize(256) + CenterCrop(224), uint8 as I64) and "tensor.i"
@@ -40,7 +40,9 @@ Image.fromarray(smooth(231, 229, 3)).save(out_dir / "rgb.png")
 Image.fromarray(smooth(230, 270, 4), "RGBA").save(out_dir / "rgba.png")
 Image.fromarray(smooth(260, 225, 1)[..., 0], "L").save(out_dir / "gray.png")
 Image.fromarray(smooth(228, 300, 3)).convert("P", palette=Image.ADAPTIVE, colors=37).save(out_dir / "palette.png")
-files += ["landscape.jpg", "portrait_444.jpg", "progressive.jpg", "gray.jpg", "rgb.png", "rgba.png", "gray.png", "palette.png"]
+Image.fromarray(smooth(210, 190, 2), "LA").save(out_dir / "gray_alpha.png")  # Brain-Score converts L/LA/P to RGB
+files += ["landscape.jpg", "portrait_444.jpg", "progressive.jpg", "gray.jpg", "rgb.png", "rgba.png", "gray.png", "palette.png",
+          "gray_alpha.png"]
 for src in sys.argv[2:]:
     dst = out_dir / Path(src).name
     dst.write_bytes(Path(src).read_bytes())
