@@ -56,6 +56,17 @@ inline double spearman_brown(double r, double n = 2.0) { return n * r / (1 + (n 
 struct ceiling_result {
   double ceiling = 0;               // mean over splits of the median Spearman-Brown-corrected r
   std::vector<double> per_split;    // each split's median
+
+  // One split from its two half means (stimuli x neuroids): Pearson per neuroid, Spearman-Brown,
+  // median over neuroids; the ceiling is kept the mean of the splits so far.
+  void add_split(const Eigen::MatrixXd& half_a, const Eigen::MatrixXd& half_b) {
+    Eigen::VectorXd c = pearson_columns(half_a, half_b);
+    for (Eigen::Index j = 0; j < c.size(); ++j) c(j) = spearman_brown(c(j));
+    per_split.push_back(median_skipna(c));
+    double s = 0;
+    for (double v : per_split) s += v;
+    ceiling = s / static_cast<double>(per_split.size());
+  }
 };
 
 // Split-half internal consistency. responses[r] is repetition r (in sorted repetition-id order) as a
@@ -75,14 +86,8 @@ inline ceiling_result split_half_ceiling(const std::vector<Eigen::MatrixXd>& res
     return Eigen::MatrixXd(s / static_cast<double>(ids.size()));
   };
   ceiling_result r;
-  for (const auto& sp : shuffle_split(static_cast<std::int64_t>(responses.size()), n_splits, 0.5, random_state)) {
-    Eigen::VectorXd c = pearson_columns(mean_of(sp.train), mean_of(sp.test));
-    for (Eigen::Index j = 0; j < c.size(); ++j) c(j) = spearman_brown(c(j));
-    r.per_split.push_back(median_skipna(c));
-  }
-  double s = 0;
-  for (double v : r.per_split) s += v;
-  r.ceiling = s / static_cast<double>(r.per_split.size());
+  for (const auto& sp : shuffle_split(static_cast<std::int64_t>(responses.size()), n_splits, 0.5, random_state))
+    r.add_split(mean_of(sp.train), mean_of(sp.test));
   return r;
 }
 

@@ -324,13 +324,8 @@ inline ceiling_result split_half_ceiling(const neuroid_assembly& a, int n_splits
       h0.row(static_cast<Eigen::Index>(k)) = sum[0].row(both[k]) / count[0](both[k]);
       h1.row(static_cast<Eigen::Index>(k)) = sum[1].row(both[k]) / count[1](both[k]);
     }
-    Eigen::VectorXd c = pearson_columns(h0, h1);
-    for (Eigen::Index j = 0; j < c.size(); ++j) c(j) = spearman_brown(c(j));
-    out.per_split.push_back(median_skipna(c));
+    out.add_split(h0, h1);
   }
-  double total = 0;
-  for (double v : out.per_split) total += v;
-  out.ceiling = total / static_cast<double>(out.per_split.size());
   return out;
 }
 
