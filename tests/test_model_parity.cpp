@@ -5,7 +5,8 @@
 // and BN running statistics within 1e-5, or within five times PyTorch's own f32 error against float64
 // where that is larger (the deepest variants); gradients within five times PyTorch's f32 gradient error
 // against float64 (f32 gradients of deep ReLU networks differ by percents: see docs/models.md).
-// The fixture for variant V is model_V.safetensors (ctest fixture model_V).
+// bf16 mixed precision, where the fixture has it, is measured against float64 beside PyTorch's CPU bf16
+// autocast. The fixture for variant V is model_V.safetensors (ctest fixture model_V).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -127,6 +128,83 @@ void check_taps(Net& net, const io::tensor_dict& fx) {
   }
 }
 
+// Relative L2 error over all gradients together, and the median of the per-parameter relative errors.
+struct gradient_error {
+  double l2 = 0, median = 0;
+};
+gradient_error gradient_error_of(const std::map<std::string, tensor>& grads, const io::tensor_dict& fx) {
+  double sq = 0, truth_sq = 0;
+  std::vector<double> rel;
+  for (const auto& [name, g] : grads) {
+    const tensor& t = fx.at("f64.grad." + name);
+    const std::vector<double> a = g.values<double>(), t64 = t.values<double>();
+    for (std::size_t i = 0; i < t64.size(); ++i) sq += (a[i] - t64[i]) * (a[i] - t64[i]), truth_sq += t64[i] * t64[i];
+    rel.push_back(relative_error(g, t));
+  }
+  std::sort(rel.begin(), rel.end());
+  return {std::sqrt(sq / truth_sq), rel[rel.size() / 2]};
+}
+
+// bf16 mixed precision on oneDNN against the f64 truth, beside PyTorch's CPU bf16 autocast from the
+// same weights (fixture keys "bf16.", written with --bf16). bf16 keeps 8 bits, so the requirement is
+// the one of the f32 gradients: an error of the same size as PyTorch's (here within 2x).
+template <class Topology>
+void check_bf16(const std::string& variant, const io::tensor_dict& fx, int classes) {
+  nn::network<Topology> net(classes, 1);
+  io::load_state_dict(net.state(), with_prefix(fx, "weights."));
+  net.set_precision(nn::precision::bf16_mixed);
+  const variable x(fx.at("input").to_layout(layout::nhwc));
+  auto err = [&](const tensor& ours, const std::string& key) {
+    return std::pair{relative_error(ours.to_dtype(dtype::f64), fx.at("f64." + key)),
+                     relative_error(fx.at("bf16." + key).to_dtype(dtype::f64), fx.at("f64." + key))};
+  };
+  net.eval();
+  {
+    autograd::no_grad_guard ng;
+    const auto [ours, torch] = err(net.forward(x).value(), "logits_eval");
+    WARN(variant << " bf16 eval logits against f64: ours " << ours << ", PyTorch autocast " << torch);
+    CHECK(ours <= 2 * torch + 1e-3);
+  }
+  net.train();
+  const variable logits = net.forward(x);
+  const variable loss = ops::cross_entropy(logits, fx.at("labels"));
+  autograd::backward(loss);
+  const auto [l_ours, l_torch] = err(logits.value(), "logits_train");
+  const auto [s_ours, s_torch] = err(loss.value(), "loss");
+  CHECK(l_ours <= 2 * l_torch + 1e-3);
+  // The loss is one number, too noisy to rank against PyTorch's; it must follow from the logits: mean
+  // cross-entropy moves by at most 2 max|d logits| (its gradient per row sums to 2 in absolute value).
+  const tensor d_logits = logits.value().to_dtype(dtype::f64);
+  double max_dlogit = 0;
+  {
+    const auto a = d_logits.values<double>(), b = fx.at("f64.logits_train").values<double>();
+    for (std::size_t i = 0; i < a.size(); ++i) max_dlogit = std::max(max_dlogit, std::abs(a[i] - b[i]));
+  }
+  CHECK(std::abs(loss.value().item() - fx.at("f64.loss").item()) <= 2 * max_dlogit + 1e-6);
+  std::map<std::string, tensor> ours, torch;
+  std::set<const tensor*> seen_buffers;
+  double buffer_ours = 0, buffer_torch = 0;
+  for (const auto& e : net.state()) {
+    if (e.is_parameter() && fx.contains("f64.grad." + e.name)) {
+      REQUIRE(e.parameter->grad().defined());
+      CHECK(e.parameter->grad().type() == dtype::f32);
+      ours[e.name] = e.parameter->grad().to_layout(layout::plain);
+      torch[e.name] = fx.at("bf16.grad." + e.name);
+    } else if (!e.is_parameter() && seen_buffers.insert(e.buffer).second && e.buffer->type() != dtype::i64) {
+      const auto [o, t] = err(*e.buffer, "after." + e.name);
+      buffer_ours = std::max(buffer_ours, o), buffer_torch = std::max(buffer_torch, t);
+    }
+  }
+  const gradient_error g_ours = gradient_error_of(ours, fx), g_torch = gradient_error_of(torch, fx);
+  WARN(variant << " bf16 against f64: train logits ours " << l_ours << " PyTorch " << l_torch << "; loss ours " << s_ours
+               << " PyTorch " << s_torch << "; BN statistics ours " << buffer_ours << " PyTorch " << buffer_torch
+               << "; gradients global L2 ours " << g_ours.l2 << " PyTorch " << g_torch.l2 << ", median ours "
+               << g_ours.median << " PyTorch " << g_torch.median);
+  CHECK(buffer_ours <= 2 * buffer_torch + 1e-3);
+  CHECK(g_ours.l2 <= 2 * g_torch.l2);
+  CHECK(g_ours.median <= 2 * g_torch.median);
+}
+
 template <class Topology>
 void check_variant(const std::string& variant) {
   const io::tensor_dict fx = io::load_safetensors("model_" + variant + ".safetensors");
@@ -180,6 +258,8 @@ void check_variant(const std::string& variant) {
                << "; median per-parameter ours " << ours_median << " PyTorch " << torch_median << "; max ours "
                << ours_rel.back() << " PyTorch " << torch_rel.back());
   CHECK(ours_l2 <= 5 * torch_l2 + 1e-6);
+
+  if (fx.contains("bf16.loss")) check_bf16<Topology>(variant, fx, classes);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #pragma once
 // Umbrella header for the op set.
 #include "grcnn/ops/batch_norm.hpp"
+#include "grcnn/ops/cast.hpp"
 #include "grcnn/ops/conv2d.hpp"
 #include "grcnn/ops/elementwise.hpp"
 #include "grcnn/ops/linear.hpp"

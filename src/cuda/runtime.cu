@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <cuda_bf16.h>
+
 #include "common.cuh"
 #include "grcnn/backends/cuda/runtime.hpp"
 
@@ -229,6 +231,12 @@ __global__ void k_gate_bwd(const float* dout, const float* a, const float* b, co
 __global__ void k_fill(float* p, float v, std::int64_t n) {
   GRCNN_GRID_STRIDE(i, n) p[i] = v;
 }
+__global__ void k_to_bf16(const float* x, __nv_bfloat16* y, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) y[i] = __float2bfloat16_rn(x[i]);
+}
+__global__ void k_from_bf16(const __nv_bfloat16* x, float* y, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) y[i] = __bfloat162float(x[i]);
+}
 __global__ void k_sgd(float* w, const float* g, float* buf, std::int64_t n, float lr, float wd, float mom, float damp,
                       bool nesterov, bool first) {
   GRCNN_GRID_STRIDE(i, n) {
@@ -287,6 +295,12 @@ void gated_update_backward(const float* dout, const float* a, const float* b, co
   GRCNN_LAUNCH(k_gate_bwd, n, dout, a, b, y, dgate, dy, n);
 }
 void fill(float* p, float value, std::int64_t n) { GRCNN_LAUNCH(k_fill, n, p, value, n); }
+void cast_f32_to_bf16(const float* x, std::uint16_t* y, std::int64_t n) {
+  GRCNN_LAUNCH(k_to_bf16, n, x, reinterpret_cast<__nv_bfloat16*>(y), n);
+}
+void cast_bf16_to_f32(const std::uint16_t* x, float* y, std::int64_t n) {
+  GRCNN_LAUNCH(k_from_bf16, n, reinterpret_cast<const __nv_bfloat16*>(x), y, n);
+}
 
 void sgd_update(float* w, const float* g, float* buf, std::int64_t n, float lr, float wd, float momentum, float damp,
                 bool nesterov, bool first) {

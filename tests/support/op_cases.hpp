@@ -48,6 +48,9 @@ struct op_case {
   std::vector<buffer_spec> buffers;
   run_fn reference, onednn;
   bool bf16 = true;  // oneDNN runs it in bf16 (losses stay f32)
+  // false for a rounding cast: piecewise constant, so finite differences see 0 where its (straight-
+  // through) gradient is 1; that gradient is checked against PyTorch and the reference instead.
+  bool finite_differences = true;
 #ifdef GRCNN_TEST_CUDA
   run_fn cuda, cuda_tf32;  // the same case on the CUDA backend (f32, and tensor cores in tf32)
 #endif
@@ -215,6 +218,13 @@ inline std::vector<op_case> op_cases() {
   vone("vone_response_neuronal", {2, 6, 3, 4}, 3, ops::vone_math::noise_neuronal, 25.0);
   vone("vone_response_gaussian", {2, 5, 2, 3}, 2, ops::vone_math::noise_gaussian, 2.0);
   vone("vone_response_complex_only", {1, 4, 2, 3}, 0, ops::vone_math::noise_neuronal, 3.0);
+  // Mixed precision's seam: x rounded to bf16 and widened back (both directions of ops::cast, and the
+  // gradient cast back twice). Identity in bf16.
+  unary("cast_bf16_roundtrip", {2, 3, 4, 5}, [](auto tag, const variable& x) {
+    using B = GRCNN_BACKEND_OF(tag);
+    return ops::cast<B>(ops::cast<B>(x, dtype::bf16), x.value().type());
+  });
+  cases.back().finite_differences = false;
   return cases;
 }
 

@@ -8,8 +8,11 @@ Writes "weights.<name>" for the whole state_dict (duplicated keys of shared weig
 for every parameter after backward of the mean cross-entropy (named_parameters(): shared weights once),
 and "after.<name>" for every buffer after the training forward (BN running statistics). The same keys
 prefixed "f64." hold the same computation in float64 from the same weights: the numerical truth that
-f32 results (ours and PyTorch's) are measured against.
+f32 results (ours and PyTorch's) are measured against. With --bf16 the keys prefixed "bf16." hold it under
+torch.autocast("cpu", torch.bfloat16) (convolutions and linear layers in bf16, f32 weights): the
+yardstick for grcnn's bf16 mixed precision, whose error against float64 should be of the same size.
 """
+import contextlib
 import argparse
 import copy
 import re
@@ -30,6 +33,7 @@ parser.add_argument("out")
 parser.add_argument("--batch", type=int, default=2)
 parser.add_argument("--classes", type=int, default=10)
 parser.add_argument("--size", type=int, default=0, help="image size (default: 224 ImageNet, 32 CIFAR)")
+parser.add_argument("--bf16", action="store_true", help="also run the step under CPU bf16 autocast (prefix bf16.)")
 args = parser.parse_args()
 
 torch.manual_seed(7)
@@ -56,6 +60,7 @@ labels = torch.randint(0, args.classes, (args.batch,))
 out = [(f"weights.{k}", v.clone()) for k, v in net.state_dict().items()]
 out += [("input", x), ("labels", labels)]
 reference = copy.deepcopy(net).double()  # the same weights in float64: the numerical truth
+mixed = copy.deepcopy(net)  # the same weights for the bf16 autocast run
 
 
 # Module outputs recorded by forward hooks in eval mode ("tap.<name>.<call>"; a shared conv_g_r is called
@@ -90,14 +95,22 @@ def record_taps(model):
 
 
 def run(model, inputs, prefix):
+    mixed = prefix == "bf16."
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16) if mixed else contextlib.nullcontext()
     model.eval()
     handles = record_taps(model) if prefix == "" else []
-    with torch.no_grad():
-        out.append((prefix + "logits_eval", model(inputs)))
+    with torch.no_grad(), autocast():
+        y = model(inputs)
+        out.append((prefix + "logits_eval", y.float() if mixed else y))
     for h in handles:
         h.remove()
     model.train()
-    logits = model(inputs)
+    with autocast():
+        logits = model(inputs)
+        if mixed:
+            logits = logits.float()  # the loss in f32, as grcnn's bf16 networks return f32 logits
     loss = F.cross_entropy(logits, labels)
     loss.backward()
     out.extend([(prefix + "logits_train", logits.detach()), (prefix + "loss", loss.detach().reshape(()))])
@@ -109,6 +122,8 @@ def run(model, inputs, prefix):
 
 loss = run(net, x, "")
 run(reference, x.double(), "f64.")
+if args.bf16:
+    run(mixed, x, "bf16.")
 
 safetensors_io.save(args.out, out)
 print(f"{args.variant}: {sum(p.numel() for p in net.parameters())} parameters, batch {args.batch} at {size}x{size}, "

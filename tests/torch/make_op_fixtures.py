@@ -181,6 +181,7 @@ vone("vone_response", (2, 6, 3, 4), 3, None, 25.0)
 vone("vone_response_neuronal", (2, 6, 3, 4), 3, "neuronal", 25.0)
 vone("vone_response_gaussian", (2, 5, 2, 3), 2, "gaussian", 2.0)
 vone("vone_response_complex_only", (1, 4, 2, 3), 0, "neuronal", 3.0)
+unary("cast_bf16_roundtrip", (2, 3, 4, 5), lambda x: x.to(torch.bfloat16).to(x.dtype))
 
 
 def main():

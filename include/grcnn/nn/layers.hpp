@@ -2,6 +2,7 @@
 // The parametrised building blocks: convolution, batch norm, linear. Not templated on the topology;
 // only their forward is templated on the backend.
 #include "grcnn/nn/module.hpp"
+#include "grcnn/nn/precision.hpp"
 #include "grcnn/ops.hpp"
 
 namespace grcnn::nn {
@@ -28,6 +29,7 @@ class conv2d_layer {
 
   template <class B>
   variable forward(const variable& x) {
+    if (runs_mixed(weight.value().type(), x.value().type())) return forward_mixed<B>(x);
     // Hold the weight the way the backend prefers for this input (once; a later input of another
     // shape still works, the backend then converts per call).
     // A move to another device (network::to_device) makes the weight plain again: adopt anew there.
@@ -48,6 +50,18 @@ class conv2d_layer {
   variable weight, bias;
 
  private:
+  // Mixed precision (precision.hpp): the f32 master is cast per call to the activations' dtype. A master
+  // a backend had put in its blocked format goes back to plain order once (the optimizer follows).
+  template <class B>
+  variable forward_mixed(const variable& x) {
+    if (weight.value().memory_layout() == layout::opaque) {
+      weight.value() = weight.value().to_layout(layout::plain);
+      adopted_ = false;
+    }
+    const dtype t = x.value().type();
+    return ops::conv2d<B>(x, ops::cast<B>(weight, t), bias.defined() ? ops::cast<B>(bias, t) : variable(), params_);
+  }
+
   ops::conv2d_params params_;
   bool adopted_ = false;
   device adopted_on_ = cpu_device;
@@ -91,6 +105,8 @@ class linear_layer {
       : weight(rng.kaiming_normal({out, in}, in), true), bias(tensor::zeros({out}), true) {}
   template <class B>
   variable forward(const variable& x) {
+    if (runs_mixed(weight.value().type(), x.value().type()))  // f32 master, 16-bit activations: cast per call
+      return ops::linear<B>(x, ops::cast<B>(weight, x.value().type()), ops::cast<B>(bias, x.value().type()));
     return ops::linear<B>(x, weight, bias);
   }
   void collect(const std::string& prefix, state_list& out) {

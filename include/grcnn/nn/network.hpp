@@ -62,15 +62,22 @@ class network<topology<Layers...>, Backend> {
     GRCNN_CHECK(x.value().rank() == 4 && x.dims()[1] == 3, shape_error, "network: input must be [N, 3, H, W], got ",
                 x.value().describe());
     forward_context ctx{mode_ == mode::train, taps};
-    variable h = x;
+    const bool mixed = precision_ != precision::fp32;
+    variable h = mixed ? ops::cast<Backend>(x, activation_dtype(precision_)) : x;
     auto run = [&]<class Spec>(boost::hana::basic_type<Spec>, auto& m) {
       forward_context c = ctx;
       c.training = ctx.training && !eval_layers_.count(std::string(Spec::name));
       h = run_module<Spec>(m, h, c);
     };
     std::apply([&](auto&... m) { (run(boost::hana::type_c<Layers>, m), ...); }, modules_);
-    return h;
+    return mixed ? ops::cast<Backend>(h, dtype::f32) : h;  // losses and their reductions stay in f32
   }
+
+  // fp32 (the default) or bf16_mixed: bf16 activations, convolutions and linear layers on f32 master
+  // weights and f32 batch-norm statistics, f32 logits (precision.hpp). Parameters are unchanged, so a
+  // network can switch at any time and its checkpoints are the same either way.
+  void set_precision(precision p) { precision_ = p; }
+  precision current_precision() const { return precision_; }
 
   // The top-level layer names in order (stem, layer1, ..., head).
   static std::vector<std::string> layer_names() { return {std::string(Layers::name)...}; }
@@ -192,6 +199,7 @@ class network<topology<Layers...>, Backend> {
   std::tuple<typename detail::module_for<Layers>::type...> modules_;
   mode mode_ = mode::train;
   std::set<std::string> eval_layers_;
+  precision precision_ = precision::fp32;
 };
 
 }  // namespace grcnn::nn

@@ -39,12 +39,15 @@ class vone_module {
   template <class B>
   variable forward(const variable& x, const forward_context& ctx) {
     const auto conv = ops::conv2d_params::square(o_.stride, o_.kernel_size / 2);
-    const variable q0 = ops::conv2d<B>(x, q0_, variable(), conv);
+    // Under mixed precision the fixed Gabor banks are cast to the activations' dtype like any weight.
+    const dtype t = x.value().type();
+    auto as_input = [&](const variable& w) { return runs_mixed(w.value().type(), t) ? ops::cast<B>(w, t) : w; };
+    const variable q0 = ops::conv2d<B>(x, as_input(q0_), variable(), conv);
     variable q1;
     if (o_.complex_channels > 0) {
       // Only the complex cells use the quadrature bank; its simple rows are never convolved.
       const variable bank = ops::rows(q1_, o_.simple_channels, o_.channels());
-      q1 = ops::conv2d<B>(x, bank, variable(), conv);
+      q1 = ops::conv2d<B>(x, as_input(bank), variable(), conv);
     }
     ctx.emit("vone_block", "simple_conv_q0", q0);
     const ops::vone_response_options ro{.simple_channels = o_.simple_channels, .k_exc = o_.k_exc,

@@ -12,6 +12,7 @@ struct batch_norm_op { static constexpr std::string_view name = "batch_norm"; us
 struct eltwise_op { static constexpr std::string_view name = "eltwise"; using problem = eltwise_problem; };
 struct binary_op { static constexpr std::string_view name = "binary"; using problem = binary_problem; };
 struct gated_update_op { static constexpr std::string_view name = "gated_update"; using problem = gated_update_problem; };
+struct cast_op { static constexpr std::string_view name = "cast"; using problem = cast_problem; };
 struct pool2d_op { static constexpr std::string_view name = "pool2d"; using problem = pool2d_problem; };
 struct linear_op { static constexpr std::string_view name = "linear"; using problem = linear_problem; };
 struct softmax_op { static constexpr std::string_view name = "softmax"; using problem = softmax_problem; };
@@ -25,7 +26,7 @@ struct sk_select_op { static constexpr std::string_view name = "sk_select"; usin
 template <class... Ops>
 struct op_list {};
 
-using op_table = op_list<conv2d_op, batch_norm_op, eltwise_op, binary_op, gated_update_op, pool2d_op, linear_op,
+using op_table = op_list<conv2d_op, batch_norm_op, eltwise_op, binary_op, gated_update_op, cast_op, pool2d_op, linear_op,
                          softmax_op, cross_entropy_op, kl_div_op, jensen_shannon_op, group_logsumexp_op,
                          sk_select_op, vone_response_op>;
 

@@ -78,6 +78,14 @@ struct gated_update_problem {
   std::string str() const { return "gated_update x=" + x.str(); }
 };
 
+// A dtype conversion (mixed precision: f32 master weights cast to bf16, bf16 logits back to f32). The
+// output keeps x's shape and layout; the gradient is cast back to x's dtype.
+struct cast_problem {
+  tensor_desc x;
+  grcnn::dtype to = dtype::f32;
+  std::string str() const { return "cast x=" + x.str() + " to=" + std::string(name_of(to)); }
+};
+
 enum class pool_kind { max, avg };
 struct pool2d_problem {
   tensor_desc x, y;

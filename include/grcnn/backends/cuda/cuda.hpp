@@ -215,6 +215,31 @@ struct kernel<cuda_t<P>, ops::eltwise_op> {
   }
 };
 
+// f32 <-> bf16 conversions (mixed precision) with our own kernels; the layout is kept.
+template <class P>
+struct kernel<cuda_t<P>, ops::cast_op> {
+  using Pr = ops::cast_problem;
+  static status can_implement(const Pr& pr) {
+    const bool pair = (pr.x.type == dtype::f32 && pr.to == dtype::bf16) || (pr.x.type == dtype::bf16 && pr.to == dtype::f32);
+    if (!pair) return status::no("cuda casts between f32 and bf16, not " + pr.str());
+    if (pr.x.memory_layout == layout::opaque) return status::no("opaque (oneDNN) formats are host formats");
+    return status::yes();
+  }
+  static tensor convert(const tensor& x, dtype to) {
+    tensor y = tensor::empty(x.dims(), to, x.memory_layout(), cuda_device);
+    if (to == dtype::bf16)
+      grcnn::cuda::cast_f32_to_bf16(static_cast<const float*>(x.raw()), static_cast<std::uint16_t*>(y.raw()), x.numel());
+    else
+      grcnn::cuda::cast_bf16_to_f32(static_cast<const std::uint16_t*>(x.raw()), static_cast<float*>(y.raw()), x.numel());
+    return y;
+  }
+  static tensor forward(const Pr& pr, const tensor& x) {
+    cuda_detail::on_device("cast", "input", x);
+    return convert(x, pr.to);
+  }
+  static tensor backward(const Pr& pr, const tensor& dy) { return convert(dy, pr.x.type); }
+};
+
 template <class P>
 struct kernel<cuda_t<P>, ops::binary_op> {
   using Pr = ops::binary_problem;

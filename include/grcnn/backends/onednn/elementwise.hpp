@@ -2,7 +2,7 @@
 // ReLU and sigmoid (eltwise primitives, differentiated through their output), add and mul (binary
 // primitive), and the GRCL gate x + sigmoid(a + b) * y as one binary primitive with post-ops
 // (logistic, mul y, add x). The gate's backward recomputes the sigmoid with the binary primitive and
-// finishes in our own pass over memory.
+// finishes in our own pass over memory. Casts between f32 and bf16 are reorders.
 #include "grcnn/backends/onednn/context.hpp"
 
 namespace grcnn::backends {
@@ -15,6 +15,9 @@ struct eltwise_plan : plan_base {
 };
 struct binary_plan : plan_base {
   dnnl::binary fwd;
+};
+struct cast_plan : plan_base {
+  dnnl::reorder fwd, bwd;  // x -> target dtype, and the gradient back
 };
 
 // Runs f(i) for i in [0, n) on OpenMP threads (the runtime oneDNN itself uses).
@@ -183,6 +186,34 @@ struct kernel<onednn, ops::gated_update_op> {
       if (dyv) dyv[i] = from_f32<bf16>(gi * s);
     });
   }
+};
+
+template <>
+struct kernel<onednn, ops::cast_op> {
+  using P = ops::cast_problem;
+  static status can_implement(const P& pr) {
+    if (auto s = onednn_detail::check_dtype(pr.x.type); !s) return s;
+    return onednn_detail::check_dtype(pr.to);
+  }
+  static onednn_detail::cast_plan& plan(const P& pr) {
+    using namespace onednn_detail;
+    return cached_plan<cast_plan>(pr.str(), [&] {
+      const auto from = md(pr.x), to = md(pr.x.dims, pr.to, pr.x.memory_layout);
+      cast_plan p;
+      p.fwd = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to, user_scratchpad()));
+      p.bwd = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), to, engine(), from, user_scratchpad()));
+      return p;
+    });
+  }
+  static tensor run(const dnnl::reorder& r, const ops::tensor_desc& from, const ops::tensor_desc& to, const tensor& src) {
+    using namespace onednn_detail;
+    tensor dst = tensor::empty(to.dims, to.type, to.memory_layout);
+    execute(r, {{DNNL_ARG_FROM, mem(md(from), src)}, {DNNL_ARG_TO, mem(md(to), dst)}});
+    return dst;
+  }
+  static ops::tensor_desc target(const P& pr) { return {pr.x.dims, pr.to, pr.x.memory_layout}; }
+  static tensor forward(const P& pr, const tensor& x) { return run(plan(pr).fwd, pr.x, target(pr), x); }
+  static tensor backward(const P& pr, const tensor& dy) { return run(plan(pr).bwd, target(pr), pr.x, dy); }
 };
 
 }  // namespace grcnn::backends

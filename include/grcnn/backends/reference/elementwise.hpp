@@ -1,5 +1,5 @@
 #pragma once
-// ReLU, sigmoid, add, mul and the fused gated update out = x + sigmoid(a + b) * y.
+// ReLU, sigmoid, add, mul, the fused gated update out = x + sigmoid(a + b) * y, and dtype casts.
 #include "grcnn/backends/reference/reference.hpp"
 
 namespace grcnn::backends {
@@ -74,6 +74,15 @@ struct kernel<reference<T>, ops::gated_update_op> {
     if (dgate) *dgate = ref_detail::make(pr.x, dg);
     if (dy) *dy = ref_detail::make(pr.x, dyv);
   }
+};
+
+// A conversion is exact in double: the value is read, rounded once to the target (nearest even).
+template <class T>
+struct kernel<reference<T>, ops::cast_op> {
+  using P = ops::cast_problem;
+  static status can_implement(const P&) { return status::yes(); }
+  static tensor forward(const P& pr, const tensor& x) { return x.to_dtype(pr.to); }
+  static tensor backward(const P& pr, const tensor& dy) { return dy.to_dtype(pr.x.type); }
 };
 
 }  // namespace grcnn::backends
