@@ -125,11 +125,13 @@ TEST_CASE("ops::cast: round to nearest even, gradient cast back, identity when t
 // once to bf16: the most accurate bf16 storage can be. Gradients differ from fp32 by more than the
 // logits do: each backward op's output is stored in bf16, and batch norm's backward subtracts two
 // nearly equal means. So the test asks oneDNN to be as accurate as the ideal emulation, not more.
-TEST_CASE("grcnn_small in bf16 on oneDNN is as accurate as an ideal bf16 emulation", "[precision][model]") {
-  models::grcnn_small<backends::onednn> truth(10, 7), dn(10, 7);
-  models::grcnn_small<backends::reference<double>> ref(10, 99);
+// Runs the three steps from one set of weights and checks oneDNN's bf16 against the two others.
+template <class Topology, class Setup>
+void check_against_ideal_bf16(int classes, const tensor& x, const tensor& y, Setup&& setup) {
+  nn::network<Topology, backends::onednn> truth(classes, 7), dn(classes, 7);
+  nn::network<Topology, backends::reference<double>> ref(classes, 99);
   io::load_state_dict(ref.state(), io::state_dict(dn.state()));
-  const tensor x = images(8, 32, 3), y = labels(8, 10);
+  setup(truth), setup(dn), setup(ref);
 
   const step_result fp32 = train_step(truth, x, y, nn::precision::fp32);
   const std::size_t fallbacks = backends::fallback_log::instance().total();
@@ -164,6 +166,32 @@ TEST_CASE("grcnn_small in bf16 on oneDNN is as accurate as an ideal bf16 emulati
   CHECK(e_ref.all_grads > 0.0);  // the emulation did round
 }
 
+// The fp32 truth (oneDNN f32: 1e-5 from float64, far below bf16's errors), oneDNN's bf16 step, and the
+// same mixed graph on the reference backend, which computes every op in double and rounds its output
+// once to bf16: the most accurate bf16 storage can be. Gradients differ from fp32 by far more than the
+// logits do (tens of percent in relative L2, as PyTorch's bf16 autocast's do: test_model_parity): each
+// backward op's output is stored in bf16, and batch norm's backward subtracts two nearly equal means.
+// So the test asks oneDNN to be as accurate as the ideal emulation, not more.
+TEST_CASE("grcnn_small in bf16 on oneDNN is as accurate as an ideal bf16 emulation", "[precision][model]") {
+  check_against_ideal_bf16<models::grcnn_small_topology>(10, images(8, 32, 3), labels(8, 10), [](auto&) {});
+}
+
+TEST_CASE("a VOne stem runs mixed: as accurate as the ideal bf16, fixed Gabor banks never trained", "[precision][vone]") {
+  constexpr nn::vone_options tiny{.simple_channels = 4, .complex_channels = 4, .kernel_size = 7, .stride = 2,
+                                  .out_channels = 32, .image_size = 32, .visual_degrees = 8};
+  using topo = nn::topology<nn::vone_stem<tiny>, nn::grcl<"stage_1", nn::cifar_grcl(32, 16, 1, false)>,
+                            nn::classifier_head<64, 0, 0.05>>;
+  const tensor x = images(4, 16, 4), y = labels(4, 5);
+  check_against_ideal_bf16<topo>(5, x, y, [](auto& net) { net.template module<nn::vone_module>().disable_noise(); });
+
+  nn::network<topo, backends::onednn> b(5, 3);
+  const tensor bank = b.state()[0].value().clone();
+  train_step(b, x, y, nn::precision::bf16_mixed);  // with its neuronal noise
+  CHECK(relative_error(b.state()[0].value(), bank) == 0.0);
+  CHECK(b.state()[0].value().type() == dtype::f32);
+  CHECK(!b.state()[0].parameter->grad().defined());
+}
+
 TEST_CASE("bf16 mixed precision keeps masters, gradients and statistics in f32 and returns f32 logits", "[precision]") {
   models::grcnn_small<backends::onednn> b(10, 11);
   const step_result bf16 = train_step(b, images(4, 16, 5), labels(4, 10), nn::precision::bf16_mixed);
@@ -176,9 +204,11 @@ TEST_CASE("bf16 mixed precision keeps masters, gradients and statistics in f32 a
     if (e.is_trainable() && e.parameter->grad().defined()) {
       CHECK(e.parameter->grad().type() == dtype::f32);
       ++with_grad;
+    } else if (e.is_trainable()) {
+      CHECK(e.name.find("d_bn_1e") != std::string::npos);  // registered and unused, as in the original
     }
   }
-  CHECK(with_grad + 2 == b.parameters().size());  // all but the registered, unused stage_1.d_bn_1e
+  CHECK(with_grad > 100);
 }
 
 TEST_CASE("switching precision after fp32 steps: blocked masters return to plain and SGD follows", "[precision]") {
@@ -207,25 +237,4 @@ TEST_CASE("switching precision after fp32 steps: blocked masters return to plain
   models::grcnn_small<backends::onednn> copy(10, 1);
   io::load_state_dict(copy.state(), io::state_dict(net.state()));
   CHECK(before.size() == io::state_dict(copy.state()).size());
-}
-
-TEST_CASE("a VOne stem runs mixed: fixed Gabor banks cast per call and never trained", "[precision][vone]") {
-  constexpr nn::vone_options tiny{.simple_channels = 4, .complex_channels = 4, .kernel_size = 7, .stride = 2,
-                                  .out_channels = 32, .image_size = 32, .visual_degrees = 8};
-  using topo = nn::topology<nn::vone_stem<tiny>, nn::grcl<"stage_1", nn::cifar_grcl(32, 16, 1, false)>,
-                            nn::classifier_head<64, 0, 0.05>>;
-  nn::network<topo, backends::onednn> a(5, 3), b(5, 3);
-  a.module<nn::vone_module>().disable_noise();
-  b.module<nn::vone_module>().disable_noise();
-  const tensor x = images(2, 16, 4), y = labels(2, 5);
-  const tensor bank = b.state()[0].value().clone();
-  const step_result fp32 = train_step(a, x, y, nn::precision::fp32);
-  const step_result bf16 = train_step(b, x, y, nn::precision::bf16_mixed);
-  const comparison c = compare(bf16, fp32);
-  INFO("logits " << c.logits << ", worst gradient " << c.worst_grad << " (" << c.worst_grad_name << ")");
-  CHECK(c.logits < 5e-2);
-  CHECK(c.worst_grad < 0.15);
-  CHECK(relative_error(b.state()[0].value(), bank) == 0.0);
-  CHECK(b.state()[0].value().type() == dtype::f32);
-  CHECK(!b.state()[0].parameter->grad().defined());
 }
