@@ -1,4 +1,5 @@
-// End-to-end benchmark: a GRCNN (grcnn55/109 at 224x224, or the main job's grcnn_small; f32, oneDNN, channels-last): inference (eval, no tape) and a
+// End-to-end benchmark: a GRCNN (grcnn55/109 at 224x224, or the main job's grcnn_small; fp32 or bf16 mixed
+// precision, oneDNN, channels-last): inference (eval, no tape) and a
 // full training step (forward, cross-entropy, backward, SGD with momentum). Prints one JSON object per
 // mode with the median step time and images/s, plus the steady-state allocation and plan counters.
 #include <CLI/CLI.hpp>
@@ -17,8 +18,9 @@ using namespace grcnn;
 using autograd::variable;
 
 template <class Net>
-int run(int batch, int size, int steps, int warmup, const std::string& which, int classes) {
+int run(int batch, int size, int steps, int warmup, const std::string& which, int classes, nn::precision precision) {
   Net net(classes, 1);
+  net.set_precision(precision);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   std::vector<float> pixels(static_cast<std::size_t>(batch) * 3 * size * size);
@@ -44,6 +46,7 @@ int run(int batch, int size, int steps, int warmup, const std::string& which, in
     std::cout << nlohmann::json{{"mode", mode},
                                 {"batch", batch},
                                 {"size", size},
+                                {"precision", std::string(nn::name_of(precision))},
                                 {"median_s", median},
                                 {"images_per_s", batch / median},
                                 {"steady_system_allocations", host_allocator::instance().stats().system_allocations - allocs},
@@ -83,8 +86,11 @@ int main(int argc, char** argv) {
   app.add_option("--size", size, "image size (the original readout needs 224)")->check(CLI::PositiveNumber);
   app.add_option("--steps", steps, "timed steps")->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
+  std::string precision = "fp32";
+  app.add_option("--precision", precision, "fp32 or bf16 (mixed: f32 master weights)")->check(CLI::IsMember({"fp32", "bf16"}));
   CLI11_PARSE(app, argc, argv);
-  if (arch == "grcnn_small") return run<models::grcnn_small<>>(batch, size, steps, warmup, mode, classes);
-  return arch == "grcnn55" ? run<models::grcnn55<>>(batch, size, steps, warmup, mode, classes)
-                           : run<models::grcnn109<>>(batch, size, steps, warmup, mode, classes);
+  const nn::precision p = nn::parse_precision(precision);
+  if (arch == "grcnn_small") return run<models::grcnn_small<>>(batch, size, steps, warmup, mode, classes, p);
+  return arch == "grcnn55" ? run<models::grcnn55<>>(batch, size, steps, warmup, mode, classes, p)
+                           : run<models::grcnn109<>>(batch, size, steps, warmup, mode, classes, p);
 }

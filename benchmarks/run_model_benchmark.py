@@ -8,6 +8,7 @@ tests/torch/grcnn_reference.py with channels_last. Prints images/s and the ratio
 Use the Debian interpreter that has torch: /usr/bin/python3.
 """
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -26,6 +27,8 @@ parser.add_argument("--threads", type=int, default=2)
 parser.add_argument("--batch", type=int, default=16)
 parser.add_argument("--steps", type=int, default=5)
 parser.add_argument("--warmup", type=int, default=2)
+parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                    help="bf16: grcnn's mixed precision against torch.autocast('cpu', torch.bfloat16)")
 parser.add_argument("--out", help="write the markdown table here too")
 args = parser.parse_args()
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -39,7 +42,8 @@ from grcnn_reference import build  # noqa: E402
 torch.set_num_threads(args.threads)
 ours = {}
 cmd = [str(Path(args.build) / "benchmarks" / "bench_grcnn"), "--arch", args.arch, "--batch", str(args.batch),
-       "--steps", str(args.steps), "--warmup", str(args.warmup), "--size", str(args.size), "--classes", str(args.classes)]
+       "--steps", str(args.steps), "--warmup", str(args.warmup), "--size", str(args.size), "--classes", str(args.classes),
+       "--precision", args.precision]
 for line in subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines():
     r = json.loads(line)
     ours[r["mode"]] = r
@@ -61,14 +65,20 @@ def median_s(fn):
     return statistics.median(t)
 
 
+def autocast():
+    return torch.autocast("cpu", dtype=torch.bfloat16) if args.precision == "bf16" else contextlib.nullcontext()
+
+
 def infer():
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
         net(x)
 
 
 def train_step():
     opt.zero_grad(set_to_none=True)
-    F.cross_entropy(net(x), y).backward()
+    with autocast():
+        logits = net(x)
+    F.cross_entropy(logits.float(), y).backward()
     opt.step()
 
 
@@ -77,8 +87,9 @@ theirs = {"inference": median_s(infer)}
 net.train()
 theirs["train"] = median_s(train_step)
 
-lines = [f"{args.arch} at {args.size}x{args.size}, batch {args.batch}, f32, {args.threads} threads, median of {args.steps} after "
-         f"{args.warmup} warm-up steps; torch {torch.__version__} (channels_last)", "",
+lines = [f"{args.arch} at {args.size}x{args.size}, batch {args.batch}, {args.precision}, {args.threads} threads, median of {args.steps} after "
+         f"{args.warmup} warm-up steps; torch {torch.__version__} (channels_last"
+         f"{', autocast bf16' if args.precision == 'bf16' else ''})", "",
          "| mode | grcnn images/s | PyTorch images/s | ratio |", "|---|---:|---:|---:|"]
 for mode in ("inference", "train"):
     o = ours[mode]["images_per_s"]

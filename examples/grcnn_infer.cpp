@@ -1,6 +1,6 @@
 // grcnn-infer: eval-mode inference of a ready-made GRCNN from safetensors weights.
 //   grcnn-infer --arch grcnn55 --weights W.safetensors --input X.safetensors --output Y.safetensors
-//               [--backend cpu|cuda] [--taps layer1,layer3.conv_f,...]
+//               [--backend cpu|cuda] [--precision fp32|bf16] [--taps layer1,layer3.conv_f,...]
 // reads tensor "input" (N, 3, H, W f32, NCHW) and writes "logits" plus every requested tap under its
 // module name (NCHW f32; a module run once per iteration writes "<name>.<step>" for each step).
 //   grcnn-infer --arch grcnn55 --weights W.safetensors --image a.jpg b.png ...
@@ -38,7 +38,7 @@ std::vector<std::string> split(const std::string& s) {
 }
 
 struct request {
-  std::string weights, input, output, class_csv, vone_noise = "fresh";
+  std::string weights, input, output, class_csv, vone_noise = "fresh", precision = "fp32";
   std::vector<std::string> taps, images;
 };
 
@@ -90,6 +90,7 @@ int infer(const request& req) {
   io::load_state_dict(net.state(), w);
   net.to_device(backends::backend_traits<B>::where);
   net.eval();
+  net.set_precision(nn::parse_precision(req.precision));
   models::apply_vone_noise(net, models::parse_vone_noise(req.vone_noise));
 
   tensor x;
@@ -109,7 +110,7 @@ int infer(const request& req) {
   std::map<std::string, std::vector<tensor>> captured;
   for (const auto& name : req.taps)
     taps.on(name, [&captured](const std::string& n, int, const tensor& v) {
-      captured[n].push_back(v.to_layout(layout::plain).to_device(cpu_device).clone());
+      captured[n].push_back(v.to_layout(layout::plain).to_device(cpu_device).to_dtype(dtype::f32).clone());  // f32 under bf16 too
     });
   autograd::no_grad_guard ng;
   const tensor logits = net.forward(autograd::variable(backends::to_backend<B>(x)), &taps).value().to_device(cpu_device);
@@ -149,6 +150,8 @@ int main(int argc, char** argv) {
   app.add_option("--backend", backend, "cpu (oneDNN) or cuda (needs a build with GRCNN_ENABLE_CUDA and a GPU)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
+  app.add_option("--precision", req.precision, "fp32 | bf16 (bf16 activations and convolutions on the f32 weights; f32 logits and taps)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   app.add_option("--taps", taps, "comma-separated module names whose outputs to write");
   app.add_option("--vone-noise", req.vone_noise,
                  "VOneBlock noise: fresh (a new draw per call, as VOneNet), off, or a seed that fixes it")

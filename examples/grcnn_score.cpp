@@ -53,7 +53,7 @@ struct request {
   std::string arch, backend = "cpu", stimuli_dir, stimulus_csv, image_list, assembly, variable, drop_neuroids;
   std::vector<std::string> weights, regions, layers;
   std::string region_map, splits_file, stratify = "object_name", metric = "pls", convention = "squared";
-  std::string time_window, pca_images, out, save_activations, vone_noise = "fresh";
+  std::string time_window, pca_images, out, save_activations, vone_noise = "fresh", precision = "fp32";
   double degrees = 8, model_degrees = 8, train_size = 0.9, test_size = 0.9, alpha = 1;
   int n_splits = 10, seed = 1, components = 25, pca = 0, batch = 64;
   bool every_step = false;
@@ -104,6 +104,7 @@ eval::activation_set record(const std::string& weights, const request& r, const 
   io::load_state_dict(net.state(), w);
   net.to_device(backends::backend_traits<B>::where);
   net.eval();
+  net.set_precision(nn::parse_precision(r.precision));
   models::apply_vone_noise(net, models::parse_vone_noise(r.vone_noise));
   eval::activation_options o{.layers = layers, .every_step = r.every_step, .batch_size = r.batch,
                              .screen = {.stimulus_degrees = r.degrees, .model_degrees = r.model_degrees}};
@@ -276,6 +277,8 @@ int main(int argc, char** argv) {
   app.add_option("--weights", r.weights, "safetensors weights or training checkpoints (several: one row each)")
       ->check(CLI::ExistingFile);
   app.add_option("--backend", r.backend, "cpu (oneDNN) or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  app.add_option("--precision", r.precision, "fp32 | bf16 (activations computed in bf16 on the f32 weights)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   app.add_option("--stimuli", r.stimuli_dir, "folder of the stimulus images")->check(CLI::ExistingDirectory);
   app.add_option("--stimulus-csv", r.stimulus_csv, "stimulus metadata (stimulus_id/image_id, object_name, ...)")
       ->check(CLI::ExistingFile);

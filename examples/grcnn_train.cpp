@@ -34,6 +34,7 @@ namespace {
 
 struct settings {
   std::string arch = "grcnn_small", dataset = "fashion-mnist", data, eval_data, out = "runs/grcnn", backend = "auto";
+  std::string precision = "fp32";
   std::string vone_noise = "fresh";  // VOneBlock noise: fresh | off | a seed that fixes it
   std::string optimizer = "sgd", schedule = "cosine", smoothing_style = "grcnn", init_weights, resume;
   bool resume_given = false, nesterov = false, eval_only = false, no_decay_bn_bias = false, skip_corrupt = false,
@@ -245,6 +246,7 @@ int run(const settings& s) {
   if (!s.init_weights.empty()) load_weights(net, s.init_weights, s.reset_classifier);
   net.to_device(backends::backend_traits<B>::where);
   models::apply_vone_noise(net, models::parse_vone_noise(s.vone_noise));
+  net.set_precision(nn::parse_precision(s.precision));
   std::printf("%s: %zu parameters (%zu trainable), %d classes; %s%s\n", s.arch.c_str(), net.parameter_count(),
               net.trainable_parameter_count(), classes,
               d.train ? ("train " + d.train->describe() + " (" + std::to_string(d.train->size()) + " images)").c_str() : "",
@@ -377,6 +379,7 @@ int run(const settings& s) {
   nlohmann::json summary{{"arch", s.arch}, {"dataset", s.dataset}, {"parameters", net.parameter_count()},
                          {"threads", omp_get_max_threads()}};
   summary["outcome"] = r.outcome == train::fit_outcome::finished ? "finished" : r.outcome == train::fit_outcome::stopped ? "stopped" : "interrupted";
+  summary["precision"] = std::string(nn::name_of(net.current_precision()));
   summary["steps"] = r.steps;
   summary["skipped_steps"] = r.skipped_steps;
   summary["train_seconds"] = r.train_seconds;
@@ -468,6 +471,8 @@ int main(int argc, char** argv) {
   app.add_option("--noise-mode", s.noise_mode, "phase randomisation of the in-memory noise: uniform | permute | per-channel")
       ->check(CLI::IsMember({"uniform", "permute", "per-channel"}))->capture_default_str();
   app.add_option("--backend", s.backend, "auto (the GPU when the build and machine have one) | cpu (oneDNN) | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
+  app.add_option("--precision", s.precision, "fp32 | bf16 (mixed: bf16 activations and convolutions on f32 master weights, f32 BN statistics and losses)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   app.add_option("--threads", s.threads, "compute threads (default: all cores)")->check(CLI::PositiveNumber);
   app.add_option("--workers", s.workers, "data loader threads")->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--vone-noise", s.vone_noise,

@@ -16,14 +16,11 @@ enum class dtype : std::uint8_t { f32, bf16, f64, i64, f16 };
 struct bf16 {
   std::uint16_t bits = 0;
   bf16() = default;
+  // Round to nearest even; a NaN stays a quiet NaN. Branch-free, so loops over it vectorise.
   explicit bf16(float f) {
-    std::uint32_t u = std::bit_cast<std::uint32_t>(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) {  // NaN: keep it a quiet NaN
-      bits = static_cast<std::uint16_t>((u >> 16) | 0x40u);
-      return;
-    }
-    u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest even
-    bits = static_cast<std::uint16_t>(u >> 16);
+    const std::uint32_t u = std::bit_cast<std::uint32_t>(f);
+    const std::uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, quiet_nan = (u >> 16) | 0x40u;
+    bits = static_cast<std::uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
   }
   explicit operator float() const { return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16); }
 };

@@ -26,11 +26,12 @@ inline void add_inplace(tensor& dst, const tensor& src) {
     const std::size_t n = dst.bytes() / sizeof(T);
     T* d = static_cast<T*>(dst.raw());
     const T* p = static_cast<const T*>(s.raw());
+    // Gradient accumulation of large activations: worth the threads (OpenMP, as the backends use).
+    const auto m = static_cast<std::int64_t>(n);
     if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) {
-      for (std::size_t i = 0; i < n; ++i) d[i] = T(static_cast<float>(d[i]) + static_cast<float>(p[i]));
+#pragma omp parallel for simd schedule(static) if (m > (1 << 16))
+      for (std::int64_t i = 0; i < m; ++i) d[i] = T(static_cast<float>(d[i]) + static_cast<float>(p[i]));
     } else {
-      // Gradient accumulation of large activations: worth the threads (OpenMP, as the backends use).
-      const auto m = static_cast<std::int64_t>(n);
 #pragma omp parallel for simd schedule(static) if (m > (1 << 16))
       for (std::int64_t i = 0; i < m; ++i) d[i] += p[i];
     }

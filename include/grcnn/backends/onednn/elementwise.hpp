@@ -106,6 +106,34 @@ struct kernel<onednn, ops::binary_op> {
 };
 
 template <>
+struct kernel<onednn, ops::cast_op> {
+  using P = ops::cast_problem;
+  static status can_implement(const P& pr) {
+    if (auto s = onednn_detail::check_dtype(pr.x.type); !s) return s;
+    return onednn_detail::check_dtype(pr.to);
+  }
+  static onednn_detail::cast_plan& plan(const P& pr) {
+    using namespace onednn_detail;
+    return cached_plan<cast_plan>(pr.str(), [&] {
+      const auto from = md(pr.x), to = md(pr.x.dims, pr.to, pr.x.memory_layout);
+      cast_plan p;
+      p.fwd = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to, user_scratchpad()));
+      p.bwd = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), to, engine(), from, user_scratchpad()));
+      return p;
+    });
+  }
+  static tensor run(const dnnl::reorder& r, const ops::tensor_desc& from, const ops::tensor_desc& to, const tensor& src) {
+    using namespace onednn_detail;
+    tensor dst = tensor::empty(to.dims, to.type, to.memory_layout);
+    execute(r, {{DNNL_ARG_FROM, mem(md(from), src)}, {DNNL_ARG_TO, mem(md(to), dst)}});
+    return dst;
+  }
+  static ops::tensor_desc target(const P& pr) { return {pr.x.dims, pr.to, pr.x.memory_layout}; }
+  static tensor forward(const P& pr, const tensor& x) { return run(plan(pr).fwd, pr.x, target(pr), x); }
+  static tensor backward(const P& pr, const tensor& dy) { return run(plan(pr).bwd, target(pr), pr.x, dy); }
+};
+
+template <>
 struct kernel<onednn, ops::gated_update_op> {
   using P = ops::gated_update_problem;
   static status can_implement(const P& pr) { return onednn_detail::check_dtype(pr.x.type); }
@@ -143,9 +171,9 @@ struct kernel<onednn, ops::gated_update_op> {
     return out;
   }
 
-  // dx = dout; dy = dout * s; da = db = dout * y * s * (1 - s). In f32 the gate s = sigmoid(a + b) comes
-  // from a JIT binary primitive (a vectorised exp), then one vectorisable pass; bf16 keeps s in f32 in a
-  // single scalar pass.
+  // dx = dout; dy = dout * s; da = db = dout * y * s * (1 - s). The gate s = sigmoid(a + b) comes in f32
+  // from a JIT binary primitive (a vectorised exp), then one vectorisable pass; bf16 operands are
+  // widened and the results rounded (nearest even) in the same pass, chunk by chunk.
   static void backward(const P& pr, const tensor& dout, const tensor& a, const tensor& b, const tensor& y,
                        tensor* dx, tensor* dgate, tensor* dy) {
     if (dx) *dx = dout;
@@ -154,17 +182,22 @@ struct kernel<onednn, ops::gated_update_op> {
     if (dy) *dy = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
     using namespace onednn_detail;
     const std::int64_t n = pr.x.dims.numel();
+    // oneDNN 2.6's JIT binary needs one dtype throughout: bf16 operands are widened first (two reorders
+    // beat the reference binary that mixed dtypes would get by two orders of magnitude).
+    const P f32{{pr.x.dims, dtype::f32, pr.x.memory_layout}};
+    const auto m = md(f32.x);
+    auto widen = [&](const tensor& t) {
+      return pr.x.type == dtype::f32 ? t : kernel<onednn, ops::cast_op>::forward({pr.x, dtype::f32}, t);
+    };
+    tensor s = tensor::empty(pr.x.dims, dtype::f32, pr.x.memory_layout);
+    execute(plan(f32, false), {{DNNL_ARG_SRC_0, mem(m, widen(a))}, {DNNL_ARG_SRC_1, mem(m, widen(b))}, {DNNL_ARG_DST, mem(m, s)}});
+    const float* __restrict sv = static_cast<const float*>(s.raw());
+    constexpr std::int64_t chunk = 1 << 12;
     if (pr.x.type == dtype::f32) {
-      const auto m = md(pr.x);
-      auto& sig = plan(pr, false);
-      tensor s = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
-      execute(sig, {{DNNL_ARG_SRC_0, mem(m, a)}, {DNNL_ARG_SRC_1, mem(m, b)}, {DNNL_ARG_DST, mem(m, s)}});
       const float* __restrict g = static_cast<const float*>(dout.raw());
-      const float* __restrict sv = static_cast<const float*>(s.raw());
       const float* __restrict yv = static_cast<const float*>(y.raw());
       float* __restrict dg = dgate ? static_cast<float*>(dgate->raw()) : nullptr;
       float* __restrict dyv = dy ? static_cast<float*>(dy->raw()) : nullptr;
-      constexpr std::int64_t chunk = 1 << 14;
       parallel_for((n + chunk - 1) / chunk, [&](std::int64_t c) {
         const std::int64_t lo = c * chunk, hi = std::min(n, lo + chunk);
         if (dg)
@@ -175,45 +208,19 @@ struct kernel<onednn, ops::gated_update_op> {
       return;
     }
     GRCNN_CHECK(pr.x.type == dtype::bf16, backend_error, "onednn gated_update: unsupported dtype ", name_of(pr.x.type));
-    const bf16 *g = static_cast<const bf16*>(dout.raw()), *av = static_cast<const bf16*>(a.raw()),
-               *bv = static_cast<const bf16*>(b.raw()), *yv = static_cast<const bf16*>(y.raw());
-    bf16* dg = dgate ? static_cast<bf16*>(dgate->raw()) : nullptr;
-    bf16* dyv = dy ? static_cast<bf16*>(dy->raw()) : nullptr;
-    parallel_for(n, [&](std::int64_t i) {
-      const float s = 1.f / (1.f + std::exp(-(to_f32(av[i]) + to_f32(bv[i]))));
-      const float gi = to_f32(g[i]);
-      if (dg) dg[i] = from_f32<bf16>(gi * to_f32(yv[i]) * s * (1.f - s));
-      if (dyv) dyv[i] = from_f32<bf16>(gi * s);
+    const bf16* __restrict g = static_cast<const bf16*>(dout.raw());
+    const bf16* __restrict yv = static_cast<const bf16*>(y.raw());
+    bf16* __restrict dg = dgate ? static_cast<bf16*>(dgate->raw()) : nullptr;
+    bf16* __restrict dyv = dy ? static_cast<bf16*>(dy->raw()) : nullptr;
+    parallel_for((n + chunk - 1) / chunk, [&](std::int64_t c) {
+      const std::int64_t lo = c * chunk, hi = std::min(n, lo + chunk);
+      if (dg)
+        for (std::int64_t i = lo; i < hi; ++i)
+          dg[i] = bf16(static_cast<float>(g[i]) * static_cast<float>(yv[i]) * sv[i] * (1.f - sv[i]));
+      if (dyv)
+        for (std::int64_t i = lo; i < hi; ++i) dyv[i] = bf16(static_cast<float>(g[i]) * sv[i]);
     });
   }
-};
-
-template <>
-struct kernel<onednn, ops::cast_op> {
-  using P = ops::cast_problem;
-  static status can_implement(const P& pr) {
-    if (auto s = onednn_detail::check_dtype(pr.x.type); !s) return s;
-    return onednn_detail::check_dtype(pr.to);
-  }
-  static onednn_detail::cast_plan& plan(const P& pr) {
-    using namespace onednn_detail;
-    return cached_plan<cast_plan>(pr.str(), [&] {
-      const auto from = md(pr.x), to = md(pr.x.dims, pr.to, pr.x.memory_layout);
-      cast_plan p;
-      p.fwd = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to, user_scratchpad()));
-      p.bwd = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), to, engine(), from, user_scratchpad()));
-      return p;
-    });
-  }
-  static tensor run(const dnnl::reorder& r, const ops::tensor_desc& from, const ops::tensor_desc& to, const tensor& src) {
-    using namespace onednn_detail;
-    tensor dst = tensor::empty(to.dims, to.type, to.memory_layout);
-    execute(r, {{DNNL_ARG_FROM, mem(md(from), src)}, {DNNL_ARG_TO, mem(md(to), dst)}});
-    return dst;
-  }
-  static ops::tensor_desc target(const P& pr) { return {pr.x.dims, pr.to, pr.x.memory_layout}; }
-  static tensor forward(const P& pr, const tensor& x) { return run(plan(pr).fwd, pr.x, target(pr), x); }
-  static tensor backward(const P& pr, const tensor& dy) { return run(plan(pr).bwd, target(pr), pr.x, dy); }
 };
 
 }  // namespace grcnn::backends
