@@ -71,6 +71,19 @@ check(any(sig_out.glob("checkpoint-*.safetensors")), "the interrupted run left a
 text = run(sig_args + ["--resume"])
 check(json.loads((sig_out / "summary.json").read_text())["outcome"] == "finished", "--resume finishes the interrupted run")
 
+# bf16 mixed precision: the same 100 steps reach the same bar; checkpoints stay f32.
+bf = work / "bf16"
+subprocess.run(["rm", "-rf", str(bf)], check=True)
+run([a if a != str(out) else str(bf) for a in common] + ["--precision", "bf16"])
+bf_summary = json.loads((bf / "summary.json").read_text())
+check(bf_summary["precision"] == "bf16" and bf_summary["eval_top1"] > 0.70,
+      f"--precision bf16: 100 steps reach {100 * bf_summary['eval_top1']:.2f}% top-1 (fp32 {100 * top1:.2f}%; > 70%)")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import safetensors_io  # noqa: E402
+bf_ckpt = dict(safetensors_io.load(bf_summary["checkpoint"])[0])
+check(all(str(v.dtype) in ("torch.float32", "torch.int64") for v in bf_ckpt.values()),
+      "a bf16 run's checkpoint holds f32 weights (the masters) and f32 optimizer state")
+
 # CutMix wired into the trainer: a short run trains and evaluates.
 cm = work / "cutmix"
 subprocess.run(["rm", "-rf", str(cm)], check=True)
@@ -120,6 +133,7 @@ for args, message in [
     (["--mixup", "0.2", "--cutmix-beta", "1"], "not both"),
     (["--cutmix-prob", "1.5"], "--cutmix-prob"),
     (["--vone-noise", "maybe"], "'maybe' is neither fresh, off nor a seed"),
+    (["--precision", "fp16"], "--precision"),
     (["--vone-noise", "3"], "without a VOneBlock"),
     (["--dataset", "cifar10", "--data", str(work), "--image-size", "64"], "CIFAR images are 32x32"),
 ]:
@@ -128,6 +142,6 @@ for args, message in [
 help_text = run(["--help"])
 for flag in ["--arch", "--classes", "--dataset", "--data", "--epochs", "--batch", "--lr", "--momentum", "--nesterov", "--wd",
              "--schedule", "--warmup", "--label-smoothing", "--mixup", "--backend", "--threads", "--workers", "--seed",
-             "--out", "--resume", "--init-weights", "--eval-only", "--cutmix-beta", "--cutmix-prob"]:
+             "--out", "--resume", "--init-weights", "--eval-only", "--cutmix-beta", "--cutmix-prob", "--precision"]:
     check(flag in help_text, f"--help documents {flag}")
 print("PASS")

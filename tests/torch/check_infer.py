@@ -58,6 +58,18 @@ assert len(taps["stage_3.conv_g_r"]) == 7
 assert errors["logits"] <= 1e-5, errors
 assert all(v <= 2e-4 for v in errors.values()), errors
 
+# 1b. --precision bf16: logits and taps come back as f32, within bf16's error of PyTorch's CPU bf16 autocast
+subprocess.run([infer, "--arch", "grcnn56", "--weights", str(work / "w56.safetensors"), "--input",
+                str(work / "x56.safetensors"), "--output", str(work / "y56_bf16.safetensors"), "--taps", "stage_1",
+                "--precision", "bf16"], check=True)
+got16, _ = safetensors_io.load(work / "y56_bf16.safetensors")
+with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    auto = net(x).float()
+ours16, torch16 = rel(got16["logits"], want), rel(auto, want)
+print(f"grcnn56 bf16 logits against f32: ours {ours16:.2e}, PyTorch autocast {torch16:.2e}")
+assert got16["logits"].dtype == torch.float32 and got16["stage_1"].dtype == torch.float32
+assert ours16 <= max(2 * torch16, 1e-2), (ours16, torch16)
+
 # 2. --image with top-5 names
 net = build("grcnn55", 1000).eval()
 safetensors_io.save(work / "w55.safetensors", list(net.state_dict().items()))
