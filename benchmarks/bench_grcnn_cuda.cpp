@@ -1,5 +1,6 @@
 // GPU end-to-end benchmark: a GRCNN on the CUDA backend (NCHW by default, --layout nhwc|both), inference (eval, no tape) and a
-// full training step (forward, cross-entropy, backward, SGD momentum + weight decay), in fp32 and tf32.
+// full training step (forward, cross-entropy, backward, SGD momentum + weight decay), in fp32, tf32 and
+// bf16 mixed precision (f32 master weights; run it with --layout nhwc, the order tensor cores want).
 // Times with a device synchronisation around each step (median over --steps after --warmup) and
 // prints one JSON object per (precision, mode) with images/s, device memory and steady-state counters.
 #include <CLI/CLI.hpp>
@@ -21,10 +22,11 @@ using autograd::variable;
 
 template <class Net>
 void run(const std::string& precision, const std::string& which, int train_batch, int infer_batch, int size, int classes,
-         int steps, int warmup, bool profile, layout act) {
+         int steps, int warmup, bool profile, layout act, nn::precision mixed = nn::precision::fp32) {
   using B = typename Net::backend;
   Net net(classes, 1);
   net.to_device(cuda_device);
+  net.set_precision(mixed);
   auto& rt = runtime_for(cuda_device);
   std::mt19937 rng(1);
   auto input = [&](int batch) {
@@ -106,6 +108,8 @@ void run_precisions(const std::string& precisions, const std::string& which, int
       run<Model<backends::cuda>>("fp32", which, tb, ib, size, classes, steps, warmup, profile, act);
     if (precisions == "tf32" || precisions == "all")
       run<Model<backends::cuda_tf32>>("tf32", which, tb, ib, size, classes, steps, warmup, profile, act);
+    if (precisions == "bf16" || precisions == "all")
+      run<Model<backends::cuda>>("bf16", which, tb, ib, size, classes, steps, warmup, profile, act, nn::precision::bf16_mixed);
   }
 }
 
@@ -115,7 +119,7 @@ int main(int argc, char** argv) {
   int train_batch = 128, infer_batch = 256, size = 224, classes = 1000, steps = 10, warmup = 3;
   bool profile = false;
   app.add_option("--arch", arch)->check(CLI::IsMember({"grcnn55", "grcnn_small"}));
-  app.add_option("--precision", precision)->check(CLI::IsMember({"fp32", "tf32", "all"}));
+  app.add_option("--precision", precision)->check(CLI::IsMember({"fp32", "tf32", "bf16", "all"}));
   app.add_option("--layout", layouts, "activations channels-last (nhwc), plain (nchw) or both")
       ->check(CLI::IsMember({"nhwc", "nchw", "both"}));
   app.add_option("--mode", which)->check(CLI::IsMember({"train", "inference", "both"}));

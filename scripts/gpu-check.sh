@@ -82,7 +82,10 @@ if [ "$tools" = 1 ] && [ -x "$bin/examples/grcnn-train" ] && [ -d "$fmnist" ]; t
 fi
 
 if [ "$bench" = 1 ]; then
-  timeout ${BENCH_TIMEOUT:-120} "$bin/benchmarks/bench_grcnn_cuda" --precision all --layout ${BENCH_LAYOUT:-nchw} --steps 10 --warmup 3 ${profile:+--profile} 2>"$OUT/bench-profile.txt" | tee "$OUT/bench-grcnn-cuda.jsonl"
+  timeout ${BENCH_TIMEOUT:-120} "$bin/benchmarks/bench_grcnn_cuda" --precision fp32 --layout ${BENCH_LAYOUT:-nchw} --steps 10 --warmup 3 ${profile:+--profile} 2>"$OUT/bench-profile.txt" | tee "$OUT/bench-grcnn-cuda.jsonl"
+  timeout ${BENCH_TIMEOUT:-120} "$bin/benchmarks/bench_grcnn_cuda" --precision tf32 --layout ${BENCH_LAYOUT:-nchw} --steps 10 --warmup 3 ${profile:+--profile} 2>>"$OUT/bench-profile.txt" | tee -a "$OUT/bench-grcnn-cuda.jsonl"
+  # bf16 mixed precision: tensor cores want channels-last.
+  timeout ${BENCH_TIMEOUT:-120} "$bin/benchmarks/bench_grcnn_cuda" --precision bf16 --layout nhwc --steps 10 --warmup 3 ${profile:+--profile} 2>>"$OUT/bench-profile.txt" | tee -a "$OUT/bench-grcnn-cuda.jsonl"
   [ "$torch" = 1 ] && timeout ${TORCH_TIMEOUT:-150} $py "$here/benchmarks/run_gpu_torch_benchmark.py" --steps 10 --warmup 3 ${compile:+--compile $compile} |
     tee "$OUT/bench-torch.jsonl"
   $py - "$OUT" <<'PY' | tee "$OUT/summary.txt"

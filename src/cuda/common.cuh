@@ -2,6 +2,7 @@
 // the call, the one compute stream, library handles and launch helpers.
 #pragma once
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
@@ -81,6 +82,32 @@ inline int blocks_for(std::int64_t n, int threads = 256) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
 
 __device__ inline float sigmoidf_(float v) { return 1.f / (1.f + __expf(-v)); }
+
+// Storage types (kernels.hpp): f32, or bf16 whose host type grcnn::bf16 is __nv_bfloat16's bit layout.
+// Kernels are templated on the device storage type and compute in f32: ld() widens, st() rounds to
+// nearest even.
+template <class S>
+struct device_storage {
+  using type = S;
+};
+template <>
+struct device_storage<::grcnn::bf16> {
+  using type = __nv_bfloat16;
+};
+template <class S>
+using device_t = typename device_storage<S>::type;
+template <class S>
+device_t<S>* dev(S* p) {
+  return reinterpret_cast<device_t<S>*>(p);
+}
+template <class S>
+const device_t<S>* dev(const S* p) {
+  return reinterpret_cast<const device_t<S>*>(p);
+}
+__device__ __forceinline__ float ld(float v) { return v; }
+__device__ __forceinline__ float ld(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ void st(float& d, float v) { d = v; }
+__device__ __forceinline__ void st(__nv_bfloat16& d, float v) { d = __float2bfloat16_rn(v); }
 
 // Block-wide sum / max over blockDim.x threads (a multiple of 32, at most 1024).
 template <class T>

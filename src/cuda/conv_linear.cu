@@ -1,10 +1,12 @@
 // Convolution through cuDNN (algorithms searched once per problem and cached, within a workspace
 // limit) and the linear layer through cuBLAS. fp32 forbids tensor cores (CUDNN_FMA_MATH, cuBLAS default
-// math); tf32 allows them.
+// math); tf32 allows them; bf16 data run on them with f32 accumulation (cuDNN's pseudo-bf16
+// configuration: bf16 tensors, f32 compute type).
 #include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "common.cuh"
@@ -15,16 +17,38 @@ using namespace detail;
 
 // ---- linear ----
 namespace {
-__global__ void k_column_sums(const float* dy, float* db, std::int64_t rows, std::int64_t cols) {
+template <class T>
+__global__ void k_column_sums(const T* dy, T* db, std::int64_t rows, std::int64_t cols) {
   const std::int64_t m = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (m >= cols) return;
   float s = 0.f;
-  for (std::int64_t r = 0; r < rows; ++r) s += dy[r * cols + m];
-  db[m] = s;
+  for (std::int64_t r = 0; r < rows; ++r) s += ld(dy[r * cols + m]);
+  st(db[m], s);
 }
-__global__ void k_add_bias_rows(float* y, const float* b, std::int64_t rows, std::int64_t cols) {
+template <class T>
+__global__ void k_add_bias_rows(T* y, const T* b, std::int64_t rows, std::int64_t cols) {
   const std::int64_t total = rows * cols;
-  GRCNN_GRID_STRIDE(i, total) y[i] += b[i % cols];
+  GRCNN_GRID_STRIDE(i, total) st(y[i], ld(y[i]) + ld(b[i % cols]));
+}
+// Per-channel bias of a bf16 convolution over any strides: y += b, and db = sum of dy per channel (one
+// block per channel, f32 sums).
+__global__ void k_conv_bias_bf16(view4 v, __nv_bfloat16* y, const __nv_bfloat16* b) {
+  const std::int64_t total = v.numel();
+  GRCNN_GRID_STRIDE(i, total) {
+    const std::int64_t w = i % v.w, h = (i / v.w) % v.h, c = (i / (v.w * v.h)) % v.c, n = i / (v.w * v.h * v.c);
+    __nv_bfloat16& e = y[n * v.sn + c * v.sc + h * v.sh + w * v.sw];
+    e = __float2bfloat16_rn(__bfloat162float(e) + __bfloat162float(b[c]));
+  }
+}
+__global__ void k_conv_bias_grad_bf16(view4 v, const __nv_bfloat16* dy, __nv_bfloat16* db) {
+  const std::int64_t c = blockIdx.x, rows = v.n * v.h * v.w;
+  float s = 0.f;
+  for (std::int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
+    const std::int64_t w = r % v.w, h = (r / v.w) % v.h, n = r / (v.w * v.h);
+    s += __bfloat162float(dy[n * v.sn + c * v.sc + h * v.sh + w * v.sw]);
+  }
+  s = block_sum(s);
+  if (threadIdx.x == 0) db[c] = __float2bfloat16_rn(s);
 }
 // cuBLAS and cuDNN take int sizes: refuse what does not fit rather than wrap around.
 int as_int(std::int64_t v, const char* what) {
@@ -36,43 +60,60 @@ void set_blas_math(math_mode mm) {
 }
 }  // namespace
 
-void linear_forward(const float* x, const float* w, const float* b, float* y, std::int64_t n, std::int64_t k,
-                    std::int64_t m, math_mode mm) {
+// C = op(A) op(B) on column-major buffers: cublasSgemm for f32, cublasGemmEx (bf16 in and out, f32
+// compute) for bf16.
+template <class S>
+void gemm(cublasOperation_t ta, cublasOperation_t tb, std::int64_t m, std::int64_t n, std::int64_t k, const S* a,
+          std::int64_t lda, const S* b, std::int64_t ldb, S* c, std::int64_t ldc) {
+  const float one = 1.f, zero = 0.f;
+  const int M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
+  if constexpr (std::is_same_v<S, float>) {
+    GRCNN_CUBLAS_CHECK(cublasSgemm(ctx().blas, ta, tb, M, N, K, &one, a, static_cast<int>(lda), b, static_cast<int>(ldb),
+                                   &zero, c, static_cast<int>(ldc)));
+  } else {
+    GRCNN_CUBLAS_CHECK(cublasGemmEx(ctx().blas, ta, tb, M, N, K, &one, a, CUDA_R_16BF, static_cast<int>(lda), b,
+                                    CUDA_R_16BF, static_cast<int>(ldb), &zero, c, CUDA_R_16BF, static_cast<int>(ldc),
+                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+}
+
+template <storage S>
+void linear_forward(const S* x, const S* w, const S* b, S* y, std::int64_t n, std::int64_t k, std::int64_t m,
+                    math_mode mm) {
   GRCNN_PROFILE("linear forward");
   as_int(n * k, "linear input size"), as_int(m * k, "linear weight size"), as_int(n * m, "linear output size");
   if (n == 0 || m == 0) return;
   set_blas_math(mm);
-  const float one = 1.f, zero = 0.f;
   // Row-major y[N,M] = x[N,K] w[M,K]^T is column-major y^T[M,N] = w^T... : gemm(T, N) on the raw buffers.
-  GRCNN_CUBLAS_CHECK(cublasSgemm(ctx().blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n),
-                                 static_cast<int>(k), &one, w, static_cast<int>(k), x, static_cast<int>(k), &zero, y,
-                                 static_cast<int>(m)));
+  gemm(CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, w, k, x, k, y, m);
   if (b) {
-    k_add_bias_rows<<<blocks_for(n * m), 256, 0, stream()>>>(y, b, n, m);
+    k_add_bias_rows<<<blocks_for(n * m), 256, 0, stream()>>>(dev(y), dev(b), n, m);
     check_last_launch("linear bias");
   }
 }
 
-void linear_backward(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, std::int64_t n,
-                     std::int64_t k, std::int64_t m, math_mode mm) {
+template <storage S>
+void linear_backward(const S* dy, const S* x, const S* w, S* dx, S* dw, S* db, std::int64_t n, std::int64_t k,
+                     std::int64_t m, math_mode mm) {
   GRCNN_PROFILE("linear backward");
   as_int(n * k, "linear input size"), as_int(m * k, "linear weight size"), as_int(n * m, "linear output size");
   if (n == 0 || m == 0 || k == 0) return;
   set_blas_math(mm);
-  const float one = 1.f, zero = 0.f;
-  if (dx)  // dx[N,K] = dy[N,M] w[M,K]
-    GRCNN_CUBLAS_CHECK(cublasSgemm(ctx().blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(k), static_cast<int>(n),
-                                   static_cast<int>(m), &one, w, static_cast<int>(k), dy, static_cast<int>(m), &zero, dx,
-                                   static_cast<int>(k)));
-  if (dw)  // dw[M,K] = dy^T[M,N] x[N,K]
-    GRCNN_CUBLAS_CHECK(cublasSgemm(ctx().blas, CUBLAS_OP_N, CUBLAS_OP_T, static_cast<int>(k), static_cast<int>(m),
-                                   static_cast<int>(n), &one, x, static_cast<int>(k), dy, static_cast<int>(m), &zero, dw,
-                                   static_cast<int>(k)));
+  if (dx) gemm(CUBLAS_OP_N, CUBLAS_OP_N, k, n, m, w, k, dy, m, dx, k);  // dx[N,K] = dy[N,M] w[M,K]
+  if (dw) gemm(CUBLAS_OP_N, CUBLAS_OP_T, k, m, n, x, k, dy, m, dw, k);  // dw[M,K] = dy^T[M,N] x[N,K]
   if (db) {
-    k_column_sums<<<static_cast<unsigned>((m + 255) / 256), 256, 0, stream()>>>(dy, db, n, m);
+    k_column_sums<<<static_cast<unsigned>((m + 255) / 256), 256, 0, stream()>>>(dev(dy), dev(db), n, m);
     check_last_launch("linear bias gradient");
   }
 }
+template void linear_forward<float>(const float*, const float*, const float*, float*, std::int64_t, std::int64_t,
+                                    std::int64_t, math_mode);
+template void linear_forward<bf16>(const bf16*, const bf16*, const bf16*, bf16*, std::int64_t, std::int64_t,
+                                   std::int64_t, math_mode);
+template void linear_backward<float>(const float*, const float*, const float*, float*, float*, float*, std::int64_t,
+                                     std::int64_t, std::int64_t, math_mode);
+template void linear_backward<bf16>(const bf16*, const bf16*, const bf16*, bf16*, bf16*, bf16*, std::int64_t,
+                                    std::int64_t, std::int64_t, math_mode);
 
 // ---- convolution ----
 namespace {
@@ -100,9 +141,11 @@ conv_cache& cache() {
   return *c;
 }
 
-void set_view(cudnnTensorDescriptor_t d, const view4& v) {
+cudnnDataType_t data_type(const conv_args& a) { return a.bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT; }
+
+void set_view(cudnnTensorDescriptor_t d, const view4& v, cudnnDataType_t t) {
   as_int(v.numel(), "convolution tensor size");
-  GRCNN_CUDNN_CHECK(cudnnSetTensor4dDescriptorEx(d, CUDNN_DATA_FLOAT, static_cast<int>(v.n), static_cast<int>(v.c),
+  GRCNN_CUDNN_CHECK(cudnnSetTensor4dDescriptorEx(d, t, static_cast<int>(v.n), static_cast<int>(v.c),
                                                  static_cast<int>(v.h), static_cast<int>(v.w), static_cast<int>(v.sn),
                                                  static_cast<int>(v.sc), static_cast<int>(v.sh), static_cast<int>(v.sw)));
 }
@@ -112,7 +155,10 @@ cudnnConvolutionDescriptor_t make_conv_desc(const conv_args& a) {
   GRCNN_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d, a.pad_h, a.pad_w, a.stride_h, a.stride_w, a.dil_h, a.dil_w,
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   GRCNN_CUDNN_CHECK(cudnnSetConvolutionGroupCount(d, a.groups));
-  GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(d, a.math == math_mode::tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+  // The compute type stays f32 for bf16 data (accumulation in f32 on the tensor cores).
+  GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(d, a.bf16                        ? CUDNN_TENSOR_OP_MATH
+                                                   : a.math == math_mode::tf32 ? CUDNN_DEFAULT_MATH
+                                                                               : CUDNN_FMA_MATH));
   return d;
 }
 
@@ -126,10 +172,10 @@ conv_plan& plan_for(const conv_args& a) {
   GRCNN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->y));
   GRCNN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->bias));
   GRCNN_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->w));
-  set_view(p->x, a.x);
-  set_view(p->y, a.y);
-  GRCNN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, static_cast<int>(a.o), 1, 1));
-  GRCNN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, a.weight_nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
+  set_view(p->x, a.x, data_type(a));
+  set_view(p->y, a.y, data_type(a));
+  GRCNN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->bias, CUDNN_TENSOR_NCHW, data_type(a), 1, static_cast<int>(a.o), 1, 1));
+  GRCNN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, data_type(a), a.weight_nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
                                                static_cast<int>(a.o), static_cast<int>(a.cg), static_cast<int>(a.kh),
                                                static_cast<int>(a.kw)));
   p->fwd = make_conv_desc(a);
@@ -142,12 +188,12 @@ conv_plan& plan_for(const conv_args& a) {
 
 // Picks the fastest algorithm that succeeded within the workspace limit (cudnnFind* runs each one,
 // fastest first). In fp32 only IEEE (FMA) algorithms qualify: cuDNN's default math may use TF32 tensor
-// cores on Ampere and later.
+// cores on Ampere and later. tf32 and bf16 take any.
 template <class Perf>
-const Perf& best_of(const Perf* perf, int count, const char* what, math_mode mm) {
+const Perf& best_of(const Perf* perf, int count, const char* what, const conv_args& a) {
   for (int i = 0; i < count; ++i)
     if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kWorkspaceLimit &&
-        (mm == math_mode::tf32 || perf[i].mathType == CUDNN_FMA_MATH))
+        (a.bf16 || a.math == math_mode::tf32 || perf[i].mathType == CUDNN_FMA_MATH))
       return perf[i];
   throw backend_error(grcnn::detail::concat("cudnn: no ", what, " algorithm ran for this convolution"));
 }
@@ -159,7 +205,7 @@ conv_cache_stats conv_stats() {
   return cache().stats;
 }
 
-void conv2d_forward(const conv_args& a, const float* x, const float* w, const float* b, float* y) {
+void conv2d_forward(const conv_args& a, const void* x, const void* w, const void* b, void* y) {
   GRCNN_PROFILE("conv forward");
   conv_plan& p = plan_for(a);
   auto& c = ctx();
@@ -171,7 +217,7 @@ void conv2d_forward(const conv_args& a, const float* x, const float* w, const fl
     GRCNN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(c.dnn, p.x, x, p.w, w, p.fwd, p.y, y,
                                                              CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf, ws.p,
                                                              kWorkspaceLimit));
-    const auto& best = best_of(perf, count, "forward", a.math);
+    const auto& best = best_of(perf, count, "forward", a);
     p.fwd_algo = best.algo;
     p.fwd_ws = best.memory;
     GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(p.fwd, best.mathType));
@@ -181,11 +227,16 @@ void conv2d_forward(const conv_args& a, const float* x, const float* w, const fl
   }
   scratch ws(p.fwd_ws);
   GRCNN_CUDNN_CHECK(cudnnConvolutionForward(c.dnn, &one, p.x, x, p.w, w, p.fwd, p.fwd_algo, ws.p, p.fwd_ws, &zero, p.y, y));
-  if (b) GRCNN_CUDNN_CHECK(cudnnAddTensor(c.dnn, &one, p.bias, b, &one, p.y, y));
+  if (b && a.bf16) {
+    k_conv_bias_bf16<<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a.y, static_cast<__nv_bfloat16*>(y),
+                                                                     static_cast<const __nv_bfloat16*>(b));
+    check_last_launch("conv bias (bf16)");
+  } else if (b) {
+    GRCNN_CUDNN_CHECK(cudnnAddTensor(c.dnn, &one, p.bias, b, &one, p.y, y));
+  }
 }
 
-void conv2d_backward(const conv_args& a, const float* dy, const float* x, const float* w, float* dx, float* dw,
-                     float* db) {
+void conv2d_backward(const conv_args& a, const void* dy, const void* x, const void* w, void* dx, void* dw, void* db) {
   GRCNN_PROFILE("conv backward");
   conv_plan& p = plan_for(a);
   auto& c = ctx();
@@ -198,7 +249,7 @@ void conv2d_backward(const conv_args& a, const float* dy, const float* x, const 
       GRCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(c.dnn, p.w, w, p.y, dy, p.bwd_data, p.x, dx,
                                                                     CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf,
                                                                     ws.p, kWorkspaceLimit));
-      const auto& best = best_of(perf, count, "backward-data", a.math);
+      const auto& best = best_of(perf, count, "backward-data", a);
       p.data_algo = best.algo;
       p.data_ws = best.memory;
       GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(p.bwd_data, best.mathType));
@@ -218,7 +269,7 @@ void conv2d_backward(const conv_args& a, const float* dy, const float* x, const 
       GRCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(c.dnn, p.x, x, p.y, dy, p.bwd_filter, p.w, dw,
                                                                       CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count,
                                                                       perf, ws.p, kWorkspaceLimit));
-      const auto& best = best_of(perf, count, "backward-filter", a.math);
+      const auto& best = best_of(perf, count, "backward-filter", a);
       p.filter_algo = best.algo;
       p.filter_ws = best.memory;
       GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(p.bwd_filter, best.mathType));
@@ -230,7 +281,13 @@ void conv2d_backward(const conv_args& a, const float* dy, const float* x, const 
     GRCNN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(c.dnn, &one, p.x, x, p.y, dy, p.bwd_filter, p.filter_algo, ws.p,
                                                      p.filter_ws, &zero, p.w, dw));
   }
-  if (db) GRCNN_CUDNN_CHECK(cudnnConvolutionBackwardBias(c.dnn, &one, p.y, dy, &zero, p.bias, db));
+  if (db && a.bf16) {
+    k_conv_bias_grad_bf16<<<static_cast<unsigned>(a.o), 256, 0, stream()>>>(a.y, static_cast<const __nv_bfloat16*>(dy),
+                                                                           static_cast<__nv_bfloat16*>(db));
+    check_last_launch("conv bias gradient (bf16)");
+  } else if (db) {
+    GRCNN_CUDNN_CHECK(cudnnConvolutionBackwardBias(c.dnn, &one, p.y, dy, &zero, p.bias, db));
+  }
 }
 
 }  // namespace grcnn::cuda

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <type_traits>
 
 #include "common.cuh"
 
@@ -36,26 +37,26 @@ inline bool small_index(const view4& v) { return v.numel() < (std::int64_t(1) <<
 // mode 0: s0 = sum x.  mode 1: s0 = sum (x - mean)^2.
 // mode 2: g = dy (masked by y > 0 when relu): s0 = sum g, s1 = sum g * (x - mean) * invstd.
 // Adds element o's contribution; shared by the NHWC and the NCHW reduction kernels.
-template <int Mode, class I>
-__device__ inline void accumulate(I o, const float* x, const float* dy, const float* y, bool relu, float mu, float is,
-                                  float& s0, float& s1) {
-  const float xv = x[o];
+template <int Mode, class I, class T>
+__device__ inline void accumulate(I o, const T* x, const T* dy, const T* y, bool relu, float mu, float is, float& s0,
+                                  float& s1) {
+  const float xv = ld(x[o]);
   if (Mode == 0) {
     s0 += xv;
   } else if (Mode == 1) {
     const float d = xv - mu;
     s0 += d * d;
   } else {
-    float g = dy[o];
-    if (relu && !(y[o] > 0.f)) g = 0.f;
+    float g = ld(dy[o]);
+    if (relu && !(ld(y[o]) > 0.f)) g = 0.f;
     s0 += g;
     s1 += g * (xv - mu) * is;
   }
 }
 
-template <int Mode, class I>
-__global__ void k_channel_partials(view4 v, const float* x, const float* dy, const float* y, bool relu,
-                                   const float* mean, const float* invstd, double* partials) {
+template <int Mode, class I, class T>
+__global__ void k_channel_partials(view4 v, const T* x, const T* dy, const T* y, bool relu, const float* mean,
+                                   const float* invstd, double* partials) {
   const std::int64_t c = blockIdx.x * kChannelsPerBlock + threadIdx.x;
   const std::int64_t rows = v.n * v.h * v.w;
   float s0 = 0.f, s1 = 0.f;
@@ -82,8 +83,8 @@ __global__ void k_channel_partials(view4 v, const float* x, const float* dy, con
 
 // The same sums for plain (NCHW) tensors, where each (n, c) plane is contiguous: block (c, g) walks the
 // planes n = g, g + G, ... so that a warp reads consecutive addresses.
-template <int Mode>
-__global__ void k_plane_partials(view4 v, int groups, const float* x, const float* dy, const float* y, bool relu,
+template <int Mode, class T>
+__global__ void k_plane_partials(view4 v, int groups, const T* x, const T* dy, const T* y, bool relu,
                                  const float* mean, const float* invstd, double* partials) {
   const std::uint32_t c = blockIdx.x, g = blockIdx.y, G = static_cast<std::uint32_t>(groups);
   const std::uint32_t hw = static_cast<std::uint32_t>(v.h * v.w), N = static_cast<std::uint32_t>(v.n);
@@ -139,32 +140,31 @@ __global__ void k_inference_stats(const float* running_mean, const float* runnin
   save_mean[c] = running_mean[c];
   save_invstd[c] = static_cast<float>(1.0 / sqrt(static_cast<double>(running_var[c]) + eps));
 }
-template <class I>
-__global__ void k_normalize(view4 v, const float* x, const float* gamma, const float* beta, const float* mean,
-                            const float* invstd, bool relu, float* y) {
+template <class I, class T>
+__global__ void k_normalize(view4 v, const T* x, const float* gamma, const float* beta, const float* mean,
+                            const float* invstd, bool relu, T* y) {
   const std::int64_t n = v.numel();
   GRCNN_GRID_STRIDE(i, n) {
     const I c = channel_of<I>(v, static_cast<I>(i));
-    float r = (x[i] - mean[c]) * invstd[c] * gamma[c] + beta[c];
-    y[i] = relu && r < 0.f ? 0.f : r;
+    float r = (ld(x[i]) - mean[c]) * invstd[c] * gamma[c] + beta[c];
+    st(y[i], relu && r < 0.f ? 0.f : r);
   }
 }
-template <class I>
-__global__ void k_bn_dx(view4 v, bool training, double count, const float* dy, const float* x, const float* y,
-                        bool relu, const float* gamma, const float* mean, const float* invstd, const double* sums,
-                        float* dx) {
+template <class I, class T>
+__global__ void k_bn_dx(view4 v, bool training, double count, const T* dy, const T* x, const T* y, bool relu,
+                        const float* gamma, const float* mean, const float* invstd, const double* sums, T* dx) {
   const std::int64_t n = v.numel();
   GRCNN_GRID_STRIDE(i, n) {
     const I c = channel_of<I>(v, static_cast<I>(i));
-    float g = dy[i];
-    if (relu && !(y[i] > 0.f)) g = 0.f;
+    float g = ld(dy[i]);
+    if (relu && !(ld(y[i]) > 0.f)) g = 0.f;
     if (training) {
       const float M = static_cast<float>(count);
-      const float xhat = (x[i] - mean[c]) * invstd[c];
-      dx[i] = gamma[c] * invstd[c] / M *
-              (M * g - static_cast<float>(sums[c * 2]) - xhat * static_cast<float>(sums[c * 2 + 1]));
+      const float xhat = (ld(x[i]) - mean[c]) * invstd[c];
+      st(dx[i], gamma[c] * invstd[c] / M *
+                    (M * g - static_cast<float>(sums[c * 2]) - xhat * static_cast<float>(sums[c * 2 + 1])));
     } else {
-      dx[i] = g * gamma[c] * invstd[c];
+      st(dx[i], g * gamma[c] * invstd[c]);
     }
   }
 }
@@ -188,8 +188,8 @@ int row_groups(const view4& v) {
 }
 
 // Per-channel sums (s0, s1) as doubles in `out` [C][2].
-template <int Mode>
-void channel_sums(const view4& v, const float* x, const float* dy, const float* y, bool relu, const float* mean,
+template <int Mode, class T>
+void channel_sums(const view4& v, const T* x, const T* dy, const T* y, bool relu, const float* mean,
                   const float* invstd, double* out) {
   const bool planes = v.sw == 1 && v.sh == v.w && v.sc == v.h * v.w && v.h * v.w > 1 && small_index(v);
   if (planes) {
@@ -197,7 +197,7 @@ void channel_sums(const view4& v, const float* x, const float* dy, const float* 
     const std::int64_t want = (static_cast<std::int64_t>(ctx().sm_count) * 16 + v.c - 1) / v.c;
     const int groups = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(v.n, want)));
     scratch partials(static_cast<std::size_t>(groups) * static_cast<std::size_t>(v.c) * 2 * sizeof(double));
-    k_plane_partials<Mode><<<dim3(static_cast<unsigned>(v.c), static_cast<unsigned>(groups)), 256, 0, stream()>>>(
+    k_plane_partials<Mode, T><<<dim3(static_cast<unsigned>(v.c), static_cast<unsigned>(groups)), 256, 0, stream()>>>(
         v, groups, x, dy, y, relu, mean, invstd, partials.as<double>());
     check_last_launch("batch_norm plane partials");
     k_sum_partials<<<static_cast<unsigned>((v.c + 255) / 256), 256, 0, stream()>>>(partials.as<double>(), groups, v.c, out);
@@ -208,10 +208,10 @@ void channel_sums(const view4& v, const float* x, const float* dy, const float* 
   scratch partials(static_cast<std::size_t>(groups) * static_cast<std::size_t>(v.c) * 2 * sizeof(double));
   const dim3 grid(static_cast<unsigned>((v.c + kChannelsPerBlock - 1) / kChannelsPerBlock), static_cast<unsigned>(groups));
   if (small_index(v))
-    k_channel_partials<Mode, std::uint32_t><<<grid, dim3(kChannelsPerBlock, kRowsPerBlock), 0, stream()>>>(
+    k_channel_partials<Mode, std::uint32_t, T><<<grid, dim3(kChannelsPerBlock, kRowsPerBlock), 0, stream()>>>(
         v, x, dy, y, relu, mean, invstd, partials.as<double>());
   else
-    k_channel_partials<Mode, std::int64_t><<<grid, dim3(kChannelsPerBlock, kRowsPerBlock), 0, stream()>>>(
+    k_channel_partials<Mode, std::int64_t, T><<<grid, dim3(kChannelsPerBlock, kRowsPerBlock), 0, stream()>>>(
         v, x, dy, y, relu, mean, invstd, partials.as<double>());
   check_last_launch("batch_norm channel partials");
   k_sum_partials<<<static_cast<unsigned>((v.c + 255) / 256), 256, 0, stream()>>>(partials.as<double>(), groups, v.c, out);
@@ -220,27 +220,30 @@ void channel_sums(const view4& v, const float* x, const float* dy, const float* 
 
 unsigned channel_blocks(std::int64_t c) { return static_cast<unsigned>((c + 255) / 256); }
 
-void normalize(const view4& v, const float* x, const float* gamma, const float* beta, const float* mean,
-               const float* invstd, bool relu, float* y) {
+template <class T>
+void normalize(const view4& v, const T* x, const float* gamma, const float* beta, const float* mean,
+               const float* invstd, bool relu, T* y) {
   if (small_index(v))
-    k_normalize<std::uint32_t><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
+    k_normalize<std::uint32_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
   else
-    k_normalize<std::int64_t><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
+    k_normalize<std::int64_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
 }
 
 }  // namespace
 
-void batch_norm_forward_training(const batch_norm_args& a, const float* x, const float* gamma, const float* beta,
-                                 float* running_mean, float* running_var, float* y, float* save_mean,
-                                 float* save_invstd) {
+template <storage S>
+void batch_norm_forward_training(const batch_norm_args& a, const S* xs, const float* gamma, const float* beta,
+                                 float* running_mean, float* running_var, S* ys, float* save_mean, float* save_invstd) {
+  const auto* x = dev(xs);
+  auto* y = dev(ys);
   GRCNN_PROFILE("bn forward (train)");
   const view4& v = a.x;
   const double count = static_cast<double>(v.n * v.h * v.w);
   scratch sums(static_cast<std::size_t>(v.c) * 2 * sizeof(double)), sq(static_cast<std::size_t>(v.c) * 2 * sizeof(double));
-  channel_sums<0>(v, x, nullptr, nullptr, false, nullptr, nullptr, sums.as<double>());
+  channel_sums<0, device_t<S>>(v, x, nullptr, nullptr, false, nullptr, nullptr, sums.as<double>());
   k_mean<<<channel_blocks(v.c), 256, 0, stream()>>>(sums.as<double>(), v.c, count, save_mean);
   check_last_launch("batch_norm mean");
-  channel_sums<1>(v, x, nullptr, nullptr, false, save_mean, nullptr, sq.as<double>());
+  channel_sums<1, device_t<S>>(v, x, nullptr, nullptr, false, save_mean, nullptr, sq.as<double>());
   k_finish_stats<<<channel_blocks(v.c), 256, 0, stream()>>>(sq.as<double>(), sums.as<double>(), v.c, count, a.eps,
                                                             a.momentum, running_mean, running_var, save_mean, save_invstd);
   check_last_launch("batch_norm statistics");
@@ -248,10 +251,13 @@ void batch_norm_forward_training(const batch_norm_args& a, const float* x, const
   check_last_launch("batch_norm normalize");
 }
 
-void batch_norm_forward_inference(const batch_norm_args& a, const float* x, const float* gamma, const float* beta,
-                                  const float* running_mean, const float* running_var, float* y, float* save_mean,
+template <storage S>
+void batch_norm_forward_inference(const batch_norm_args& a, const S* xs, const float* gamma, const float* beta,
+                                  const float* running_mean, const float* running_var, S* ys, float* save_mean,
                                   float* save_invstd) {
   GRCNN_PROFILE("bn forward (eval)");
+  const auto* x = dev(xs);
+  auto* y = dev(ys);
   const view4& v = a.x;
   k_inference_stats<<<channel_blocks(v.c), 256, 0, stream()>>>(running_mean, running_var, v.c, a.eps, save_mean, save_invstd);
   check_last_launch("batch_norm inference statistics");
@@ -259,10 +265,13 @@ void batch_norm_forward_inference(const batch_norm_args& a, const float* x, cons
   check_last_launch("batch_norm normalize");
 }
 
-void batch_norm_backward(const batch_norm_args& a, bool training, const float* dy, const float* x, const float* y,
-                         const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
-                         float* dgamma, float* dbeta) {
+template <storage S>
+void batch_norm_backward(const batch_norm_args& a, bool training, const S* dys, const S* xs, const S* ys,
+                         const float* gamma, const float* save_mean, const float* save_invstd, S* dxs, float* dgamma,
+                         float* dbeta) {
   GRCNN_PROFILE("bn backward");
+  const auto *dy = dev(dys), *x = dev(xs), *y = dev(ys);
+  auto* dx = dev(dxs);
   const view4& v = a.x;
   const double count = static_cast<double>(v.n * v.h * v.w);
   scratch sums(static_cast<std::size_t>(v.c) * 2 * sizeof(double));
@@ -271,14 +280,25 @@ void batch_norm_backward(const batch_norm_args& a, bool training, const float* d
   check_last_launch("batch_norm dgamma/dbeta");
   if (dx) {
     if (small_index(v))
-      k_bn_dx<std::uint32_t><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma,
+      k_bn_dx<std::uint32_t, device_t<S>><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma,
                                                                           save_mean, save_invstd, sums.as<double>(), dx);
     else
-      k_bn_dx<std::int64_t><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma, save_mean,
+      k_bn_dx<std::int64_t, device_t<S>><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma, save_mean,
                                                          save_invstd, sums.as<double>(), dx);
     check_last_launch("batch_norm dx");
   }
 }
+
+#define GRCNN_BATCH_NORM_FOR(S)                                                                                   \
+  template void batch_norm_forward_training<S>(const batch_norm_args&, const S*, const float*, const float*, float*,  \
+                                               float*, S*, float*, float*);                                           \
+  template void batch_norm_forward_inference<S>(const batch_norm_args&, const S*, const float*, const float*,         \
+                                                const float*, const float*, S*, float*, float*);                      \
+  template void batch_norm_backward<S>(const batch_norm_args&, bool, const S*, const S*, const S*, const float*,     \
+                                       const float*, const float*, S*, float*, float*);
+GRCNN_BATCH_NORM_FOR(float)
+GRCNN_BATCH_NORM_FOR(bf16)
+#undef GRCNN_BATCH_NORM_FOR
 
 // ---- pooling ----
 namespace {
@@ -303,8 +323,8 @@ __device__ inline void output_coords(const view4& y, I i, std::int64_t& n, std::
   }
 }
 
-template <class I>
-__global__ void k_pool_fwd(pool_args a, const float* x, float* y, std::int64_t* argmax) {
+template <class I, class T>
+__global__ void k_pool_fwd(pool_args a, const T* x, T* y, std::int64_t* argmax) {
   const std::int64_t total = a.y.numel();
   GRCNN_GRID_STRIDE(i, total) {
     std::int64_t n, c, oh, ow;
@@ -319,32 +339,33 @@ __global__ void k_pool_fwd(pool_args a, const float* x, float* y, std::int64_t* 
       for (std::int64_t h = max(hs, std::int64_t(0)); h < min(he, a.x.h); ++h)
         for (std::int64_t w = max(ws, std::int64_t(0)); w < min(we, a.x.w); ++w) {
           const std::int64_t o = base + h * a.x.sh + w * a.x.sw;
-          const float v = x[o];
+          const float v = ld(x[o]);
           if (best < 0 || v > bv || isnan(v)) {
             best = o;
             bv = v;
           }
         }
-      y[yo] = bv;
+      st(y[yo], bv);
       argmax[yo] = best;
     } else {
       const float divisor = static_cast<float>((he - hs) * (we - ws));
       float s = 0.f;
       for (std::int64_t h = max(hs, std::int64_t(0)); h < min(he, a.x.h); ++h)
-        for (std::int64_t w = max(ws, std::int64_t(0)); w < min(we, a.x.w); ++w) s += x[base + h * a.x.sh + w * a.x.sw];
-      y[yo] = s / divisor;
+        for (std::int64_t w = max(ws, std::int64_t(0)); w < min(we, a.x.w); ++w) s += ld(x[base + h * a.x.sh + w * a.x.sw]);
+      st(y[yo], s / divisor);
     }
   }
 }
 
-template <class I>
-__global__ void k_pool_bwd(pool_args a, const float* dy, const std::int64_t* argmax, float* dx) {
+// dx accumulates in f32 (atomics) whatever dy's storage.
+template <class I, class T>
+__global__ void k_pool_bwd(pool_args a, const T* dy, const std::int64_t* argmax, float* dx) {
   const std::int64_t total = a.y.numel();
   GRCNN_GRID_STRIDE(i, total) {
     std::int64_t n, c, oh, ow;
     output_coords<I>(a.y, static_cast<I>(i), n, c, oh, ow);
     const std::int64_t yo = n * a.y.sn + c * a.y.sc + oh * a.y.sh + ow * a.y.sw;
-    const float g = dy[yo];
+    const float g = ld(dy[yo]);
     if (a.max) {
       atomicAdd(dx + argmax[yo], g);
     } else {
@@ -361,22 +382,33 @@ __global__ void k_pool_bwd(pool_args a, const float* dy, const std::int64_t* arg
 
 }  // namespace
 
-void pool_forward(const pool_args& a, const float* x, float* y, std::int64_t* argmax) {
+template <storage S>
+void pool_forward(const pool_args& a, const S* x, S* y, std::int64_t* argmax) {
   GRCNN_PROFILE("pool forward");
   if (small_index(a.x))
-    k_pool_fwd<std::uint32_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, x, y, argmax);
+    k_pool_fwd<std::uint32_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(x), dev(y), argmax);
   else
-    k_pool_fwd<std::int64_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, x, y, argmax);
+    k_pool_fwd<std::int64_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(x), dev(y), argmax);
   check_last_launch("pool2d forward");
 }
-void pool_backward(const pool_args& a, const float* dy, const std::int64_t* argmax, float* dx) {
+template <storage S>
+void pool_backward(const pool_args& a, const S* dy, const std::int64_t* argmax, S* dx) {
   GRCNN_PROFILE("pool backward");
-  GRCNN_CUDA_CHECK(cudaMemsetAsync(dx, 0, static_cast<std::size_t>(a.x.numel()) * sizeof(float), stream()));
+  const std::int64_t n = a.x.numel();
+  // f32 accumulates in place; bf16 in an f32 buffer rounded once (atomics in bf16 would round per add).
+  scratch wide(std::is_same_v<S, float> ? 0 : static_cast<std::size_t>(n) * sizeof(float));
+  float* acc = std::is_same_v<S, float> ? reinterpret_cast<float*>(dx) : wide.as<float>();
+  GRCNN_CUDA_CHECK(cudaMemsetAsync(acc, 0, static_cast<std::size_t>(n) * sizeof(float), stream()));
   if (small_index(a.x))
-    k_pool_bwd<std::uint32_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dy, argmax, dx);
+    k_pool_bwd<std::uint32_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(dy), argmax, acc);
   else
-    k_pool_bwd<std::int64_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dy, argmax, dx);
+    k_pool_bwd<std::int64_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(dy), argmax, acc);
   check_last_launch("pool2d backward");
+  if constexpr (!std::is_same_v<S, float>) cast_f32_to_bf16(acc, reinterpret_cast<std::uint16_t*>(dx), n);
 }
+template void pool_forward<float>(const pool_args&, const float*, float*, std::int64_t*);
+template void pool_forward<bf16>(const pool_args&, const bf16*, bf16*, std::int64_t*);
+template void pool_backward<float>(const pool_args&, const float*, const std::int64_t*, float*);
+template void pool_backward<bf16>(const pool_args&, const bf16*, const std::int64_t*, bf16*);
 
 }  // namespace grcnn::cuda

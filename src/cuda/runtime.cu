@@ -10,8 +10,6 @@
 #include <string>
 #include <vector>
 
-#include <cuda_bf16.h>
-
 #include "common.cuh"
 #include "grcnn/backends/cuda/runtime.hpp"
 
@@ -155,6 +153,9 @@ __global__ void k_add_f32(float* d, const float* s, std::int64_t n) {
 __global__ void k_add_f64(double* d, const double* s, std::int64_t n) {
   GRCNN_GRID_STRIDE(i, n) d[i] += s[i];
 }
+__global__ void k_add_bf16(__nv_bfloat16* d, const __nv_bfloat16* s, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) d[i] = __float2bfloat16_rn(__bfloat162float(d[i]) + __bfloat162float(s[i]));
+}
 
 void runtime_impl::add_inplace(dtype t, void* dst, const void* src, std::size_t n) {
   GRCNN_PROFILE("grad accumulate");
@@ -163,6 +164,8 @@ void runtime_impl::add_inplace(dtype t, void* dst, const void* src, std::size_t 
     k_add_f32<<<blocks_for(m), 256, 0, stream()>>>(static_cast<float*>(dst), static_cast<const float*>(src), m);
   else if (t == dtype::f64)
     k_add_f64<<<blocks_for(m), 256, 0, stream()>>>(static_cast<double*>(dst), static_cast<const double*>(src), m);
+  else if (t == dtype::bf16)
+    k_add_bf16<<<blocks_for(m), 256, 0, stream()>>>(static_cast<__nv_bfloat16*>(dst), static_cast<const __nv_bfloat16*>(src), m);
   else
     throw dtype_error(grcnn::detail::concat("cuda add_inplace: ", name_of(t), " is not supported on the device"));
   check_last_launch("add_inplace");
@@ -198,34 +201,44 @@ void runtime_impl::permute_4d(std::size_t elem_size, const void* src, void* dst,
   check_last_launch("permute_4d");
 }
 
-// ---- elementwise kernels ----
-__global__ void k_relu(const float* x, float* y, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) y[i] = x[i] > 0.f ? x[i] : 0.f;
+// ---- elementwise kernels (T: float or __nv_bfloat16 storage, f32 math) ----
+template <class T>
+__global__ void k_relu(const T* x, T* y, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) st(y[i], fmaxf(ld(x[i]), 0.f));
 }
-__global__ void k_relu_bwd(const float* dy, const float* y, float* dx, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) dx[i] = y[i] > 0.f ? dy[i] : 0.f;
+template <class T>
+__global__ void k_relu_bwd(const T* dy, const T* y, T* dx, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) st(dx[i], ld(y[i]) > 0.f ? ld(dy[i]) : 0.f);
 }
-__global__ void k_sigmoid(const float* x, float* y, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) y[i] = 1.f / (1.f + expf(-x[i]));
+template <class T>
+__global__ void k_sigmoid(const T* x, T* y, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) st(y[i], 1.f / (1.f + expf(-ld(x[i]))));
 }
-__global__ void k_sigmoid_bwd(const float* dy, const float* y, float* dx, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) dx[i] = dy[i] * y[i] * (1.f - y[i]);
-}
-__global__ void k_add(const float* a, const float* b, float* y, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) y[i] = a[i] + b[i];
-}
-__global__ void k_mul(const float* a, const float* b, float* y, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) y[i] = a[i] * b[i];
-}
-__global__ void k_gate(const float* x, const float* a, const float* b, const float* y, float* out, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) out[i] = x[i] + 1.f / (1.f + expf(-(a[i] + b[i]))) * y[i];
-}
-__global__ void k_gate_bwd(const float* dout, const float* a, const float* b, const float* y, float* dgate, float* dy,
-                           std::int64_t n) {
+template <class T>
+__global__ void k_sigmoid_bwd(const T* dy, const T* y, T* dx, std::int64_t n) {
   GRCNN_GRID_STRIDE(i, n) {
-    const float s = 1.f / (1.f + expf(-(a[i] + b[i])));
-    if (dgate) dgate[i] = dout[i] * y[i] * s * (1.f - s);
-    if (dy) dy[i] = dout[i] * s;
+    const float yv = ld(y[i]);
+    st(dx[i], ld(dy[i]) * yv * (1.f - yv));
+  }
+}
+template <class T>
+__global__ void k_add(const T* a, const T* b, T* y, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) st(y[i], ld(a[i]) + ld(b[i]));
+}
+template <class T>
+__global__ void k_mul(const T* a, const T* b, T* y, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) st(y[i], ld(a[i]) * ld(b[i]));
+}
+template <class T>
+__global__ void k_gate(const T* x, const T* a, const T* b, const T* y, T* out, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) st(out[i], ld(x[i]) + 1.f / (1.f + expf(-(ld(a[i]) + ld(b[i])))) * ld(y[i]));
+}
+template <class T>
+__global__ void k_gate_bwd(const T* dout, const T* a, const T* b, const T* y, T* dgate, T* dy, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) {
+    const float s = 1.f / (1.f + expf(-(ld(a[i]) + ld(b[i])))), g = ld(dout[i]);
+    if (dgate) st(dgate[i], g * ld(y[i]) * s * (1.f - s));
+    if (dy) st(dy[i], g * s);
   }
 }
 __global__ void k_fill(float* p, float v, std::int64_t n) {
@@ -281,19 +294,50 @@ bool install_runtime() {
     check_last_launch(#kernel);                                                  \
   } while (0)
 
-void relu_forward(const float* x, float* y, std::int64_t n) { GRCNN_LAUNCH(k_relu, n, x, y, n); }
-void relu_backward(const float* dy, const float* y, float* dx, std::int64_t n) { GRCNN_LAUNCH(k_relu_bwd, n, dy, y, dx, n); }
-void sigmoid_forward(const float* x, float* y, std::int64_t n) { GRCNN_LAUNCH(k_sigmoid, n, x, y, n); }
-void sigmoid_backward(const float* dy, const float* y, float* dx, std::int64_t n) { GRCNN_LAUNCH(k_sigmoid_bwd, n, dy, y, dx, n); }
-void add_forward(const float* a, const float* b, float* y, std::int64_t n) { GRCNN_LAUNCH(k_add, n, a, b, y, n); }
-void mul_forward(const float* a, const float* b, float* y, std::int64_t n) { GRCNN_LAUNCH(k_mul, n, a, b, y, n); }
-void gated_update_forward(const float* x, const float* a, const float* b, const float* y, float* out, std::int64_t n) {
-  GRCNN_LAUNCH(k_gate, n, x, a, b, y, out, n);
+template <storage S>
+void relu_forward(const S* x, S* y, std::int64_t n) {
+  GRCNN_LAUNCH(k_relu, n, dev(x), dev(y), n);
 }
-void gated_update_backward(const float* dout, const float* a, const float* b, const float* y, float* dgate, float* dy,
-                           std::int64_t n) {
-  GRCNN_LAUNCH(k_gate_bwd, n, dout, a, b, y, dgate, dy, n);
+template <storage S>
+void relu_backward(const S* dy, const S* y, S* dx, std::int64_t n) {
+  GRCNN_LAUNCH(k_relu_bwd, n, dev(dy), dev(y), dev(dx), n);
 }
+template <storage S>
+void sigmoid_forward(const S* x, S* y, std::int64_t n) {
+  GRCNN_LAUNCH(k_sigmoid, n, dev(x), dev(y), n);
+}
+template <storage S>
+void sigmoid_backward(const S* dy, const S* y, S* dx, std::int64_t n) {
+  GRCNN_LAUNCH(k_sigmoid_bwd, n, dev(dy), dev(y), dev(dx), n);
+}
+template <storage S>
+void add_forward(const S* a, const S* b, S* y, std::int64_t n) {
+  GRCNN_LAUNCH(k_add, n, dev(a), dev(b), dev(y), n);
+}
+template <storage S>
+void mul_forward(const S* a, const S* b, S* y, std::int64_t n) {
+  GRCNN_LAUNCH(k_mul, n, dev(a), dev(b), dev(y), n);
+}
+template <storage S>
+void gated_update_forward(const S* x, const S* a, const S* b, const S* y, S* out, std::int64_t n) {
+  GRCNN_LAUNCH(k_gate, n, dev(x), dev(a), dev(b), dev(y), dev(out), n);
+}
+template <storage S>
+void gated_update_backward(const S* dout, const S* a, const S* b, const S* y, S* dgate, S* dy, std::int64_t n) {
+  GRCNN_LAUNCH(k_gate_bwd, n, dev(dout), dev(a), dev(b), dev(y), dev(dgate), dev(dy), n);
+}
+#define GRCNN_ELEMENTWISE_FOR(S)                                                                          \
+  template void relu_forward<S>(const S*, S*, std::int64_t);                                             \
+  template void relu_backward<S>(const S*, const S*, S*, std::int64_t);                                  \
+  template void sigmoid_forward<S>(const S*, S*, std::int64_t);                                          \
+  template void sigmoid_backward<S>(const S*, const S*, S*, std::int64_t);                               \
+  template void add_forward<S>(const S*, const S*, S*, std::int64_t);                                    \
+  template void mul_forward<S>(const S*, const S*, S*, std::int64_t);                                    \
+  template void gated_update_forward<S>(const S*, const S*, const S*, const S*, S*, std::int64_t);        \
+  template void gated_update_backward<S>(const S*, const S*, const S*, const S*, S*, S*, std::int64_t);
+GRCNN_ELEMENTWISE_FOR(float)
+GRCNN_ELEMENTWISE_FOR(bf16)
+#undef GRCNN_ELEMENTWISE_FOR
 void fill(float* p, float value, std::int64_t n) { GRCNN_LAUNCH(k_fill, n, p, value, n); }
 void cast_f32_to_bf16(const float* x, std::uint16_t* y, std::int64_t n) {
   GRCNN_LAUNCH(k_to_bf16, n, x, reinterpret_cast<__nv_bfloat16*>(y), n);

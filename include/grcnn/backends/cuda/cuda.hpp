@@ -4,8 +4,12 @@
 // live on the device (tensor::to_device, network::to_device). Plain NCHW and channels-last both work;
 // with the legacy cuDNN convolution API NCHW is the faster order in f32/tf32 (backend_traits below). The
 // precision is a policy tag: cuda_t<precision::fp32> (IEEE, the default) or cuda_t<precision::tf32>
-// (tensor cores). Results are not bitwise reproducible across processes: cuDNN's algorithm choice is
-// timed, and pooling backward scatters with atomics.
+// (tensor cores). Activations may be f32 or bf16 (bf16 mixed precision, nn/precision.hpp: cuDNN and
+// cuBLAS on tensor cores with f32 accumulation, our kernels computing in f32 between bf16 loads and
+// stores, batch-norm parameters and statistics in f32); losses and softmax take f32 logits, and the
+// selective-kernel fusion and the VOneBlock response run in f32 only. Results are not bitwise
+// reproducible across processes: cuDNN's algorithm choice is timed, and pooling backward scatters with
+// atomics.
 //
 // Needs the compiled component: link grcnn::cuda (CMake option GRCNN_ENABLE_CUDA).
 #include <array>
@@ -35,7 +39,7 @@ struct cuda_t {
   using fallback = void;  // nothing on the host can read device memory: refusals are errors
   template <class Op>
   static constexpr bool supports = true;
-  static constexpr std::array<dtype, 1> dtypes{dtype::f32};
+  static constexpr std::array<dtype, 2> dtypes{dtype::f32, dtype::bf16};
   static constexpr grcnn::device where = cuda_device;
 };
 using cuda = cuda_t<>;
@@ -46,11 +50,35 @@ namespace cuda_detail {
 // Registers the CUDA runtime with core before main() in every program that includes this header.
 inline const bool runtime_installed = grcnn::cuda::install_runtime();
 
+// Activations in f32 or bf16 (the ops our kernels template on the storage type).
 inline status check(const ops::tensor_desc& d) {
-  if (d.type != dtype::f32) return status::no("cuda computes in f32, got " + std::string(name_of(d.type)));
+  if (d.type != dtype::f32 && d.type != dtype::bf16)
+    return status::no("cuda computes in f32 or bf16, got " + std::string(name_of(d.type)));
   if (d.memory_layout == layout::opaque) return status::no("opaque (oneDNN) formats are host formats");
   return status::yes();
 }
+// f32 only: losses and softmax (bf16 networks hand them f32 logits), the SK fusion, the VOne response.
+inline status check_f32(const ops::tensor_desc& d) {
+  if (d.type != dtype::f32)
+    return status::no("cuda runs this op in f32 only, got " + std::string(name_of(d.type)) +
+                      (d.type == dtype::bf16 ? " (not built for bf16 on the GPU yet)" : ""));
+  return check(d);
+}
+// Calls f.template operator()<S>() with S the storage type of t (float or grcnn::bf16).
+template <class F>
+decltype(auto) with_storage(dtype t, F&& f) {
+  if (t == dtype::bf16) return f.template operator()<bf16>();
+  return f.template operator()<float>();
+}
+template <class S>
+const S* cp(const tensor& t) {
+  return t.defined() ? static_cast<const S*>(t.raw()) : nullptr;
+}
+template <class S>
+S* mp(const tensor& t) {
+  return t.defined() ? static_cast<S*>(t.raw()) : nullptr;
+}
+inline const void* craw(const tensor& t) { return t.defined() ? t.raw() : nullptr; }
 inline void on_device(std::string_view op, std::string_view what, const tensor& t) {
   GRCNN_CHECK(!t.defined() || t.where().kind == device_kind::cuda, backend_error, op, " on cuda: ", what, " ",
               t.describe(), " is on ", t.where().str(), "; move inputs and the network with to_device(cuda_device)");
@@ -119,6 +147,7 @@ struct kernel<cuda_t<P>, ops::conv2d_op> {
     a.stride_h = pr.p.stride_h, a.stride_w = pr.p.stride_w, a.pad_h = pr.p.pad_h, a.pad_w = pr.p.pad_w;
     a.dil_h = pr.p.dilation_h, a.dil_w = pr.p.dilation_w, a.groups = pr.p.groups;
     a.math = P::math;
+    a.bf16 = pr.x.type == dtype::bf16;
     a.key = pr.str() + (P::math == grcnn::cuda::math_mode::tf32 ? " tf32" : " fp32");
     return a;
   }
@@ -130,7 +159,7 @@ struct kernel<cuda_t<P>, ops::conv2d_op> {
     using namespace cuda_detail;
     on_device("conv2d", "input", x), on_device("conv2d", "weight", w), on_device("conv2d", "bias", b);
     tensor y = empty(pr.y);
-    grcnn::cuda::conv2d_forward(args(pr), cf(x), cf(filter(pr, w)), cf(b), mf(y));
+    grcnn::cuda::conv2d_forward(args(pr), craw(x), craw(filter(pr, w)), craw(b), y.raw());
     return y;
   }
   static void backward(const Pr& pr, autograd::payload*, const tensor& dy, const tensor& x, const tensor& w, tensor* dx,
@@ -139,10 +168,10 @@ struct kernel<cuda_t<P>, ops::conv2d_op> {
     const layout fl = filter_layout(pr);
     if (dx) *dx = empty(pr.x);
     if (dw) *dw = tensor::empty(pr.w.dims, pr.w.type, fl, cuda_device);
-    if (db) *db = channels(pr.w.dims[0]);
+    if (db) *db = tensor::empty(grcnn::shape{pr.w.dims[0]}, pr.x.type, layout::plain, cuda_device);
     const tensor wf = w.defined() ? filter(pr, w) : w;
-    grcnn::cuda::conv2d_backward(args(pr), cf(dy), cf(x), cf(wf), dx ? mf(*dx) : nullptr, dw ? mf(*dw) : nullptr,
-                                 db ? mf(*db) : nullptr);
+    grcnn::cuda::conv2d_backward(args(pr), craw(dy), craw(x), craw(wf), dx ? dx->raw() : nullptr,
+                                 dw ? dw->raw() : nullptr, db ? db->raw() : nullptr);
     if (dw && fl != pr.w.memory_layout) *dw = dw->to_layout(pr.w.memory_layout);  // the weight's own order
   }
 };
@@ -167,12 +196,14 @@ struct kernel<cuda_t<P>, ops::batch_norm_op> {
     s->mean = channels(pr.x.dims[1]);
     s->invstd = channels(pr.x.dims[1]);
     tensor y = empty(pr.x);
-    if (pr.training)
-      grcnn::cuda::batch_norm_forward_training(args(pr), cf(x), cf(gamma), cf(beta), mf(running_mean), mf(running_var),
-                                               mf(y), mf(s->mean), mf(s->invstd));
-    else
-      grcnn::cuda::batch_norm_forward_inference(args(pr), cf(x), cf(gamma), cf(beta), cf(running_mean),
-                                                cf(running_var), mf(y), mf(s->mean), mf(s->invstd));
+    with_storage(pr.x.type, [&]<class S>() {
+      if (pr.training)
+        grcnn::cuda::batch_norm_forward_training(args(pr), cp<S>(x), cf(gamma), cf(beta), mf(running_mean),
+                                                 mf(running_var), mp<S>(y), mf(s->mean), mf(s->invstd));
+      else
+        grcnn::cuda::batch_norm_forward_inference(args(pr), cp<S>(x), cf(gamma), cf(beta), cf(running_mean),
+                                                  cf(running_var), mp<S>(y), mf(s->mean), mf(s->invstd));
+    });
     state = std::move(s);
     return y;
   }
@@ -183,8 +214,10 @@ struct kernel<cuda_t<P>, ops::batch_norm_op> {
     const std::int64_t C = pr.x.dims[1];
     tensor dg = channels(C), dbt = channels(C);
     if (dx) *dx = empty(pr.x);
-    grcnn::cuda::batch_norm_backward(args(pr), pr.training, cf(dy), cf(x), cf(y), cf(gamma), cf(s.mean), cf(s.invstd),
-                                     dx ? mf(*dx) : nullptr, mf(dg), mf(dbt));
+    with_storage(pr.x.type, [&]<class S>() {
+      grcnn::cuda::batch_norm_backward(args(pr), pr.training, cp<S>(dy), cp<S>(x), cp<S>(y), cf(gamma), cf(s.mean),
+                                       cf(s.invstd), dx ? mp<S>(*dx) : nullptr, mf(dg), mf(dbt));
+    });
     if (dgamma) *dgamma = dg;
     if (dbeta) *dbeta = dbt;
   }
@@ -198,19 +231,23 @@ struct kernel<cuda_t<P>, ops::eltwise_op> {
     using namespace cuda_detail;
     on_device("eltwise", "input", x);
     tensor y = empty(pr.x);
-    if (pr.kind == ops::eltwise_kind::relu)
-      grcnn::cuda::relu_forward(cf(x), mf(y), x.numel());
-    else
-      grcnn::cuda::sigmoid_forward(cf(x), mf(y), x.numel());
+    with_storage(pr.x.type, [&]<class S>() {
+      if (pr.kind == ops::eltwise_kind::relu)
+        grcnn::cuda::relu_forward(cp<S>(x), mp<S>(y), x.numel());
+      else
+        grcnn::cuda::sigmoid_forward(cp<S>(x), mp<S>(y), x.numel());
+    });
     return y;
   }
   static tensor backward(const Pr& pr, const tensor& dy, const tensor& y) {
     using namespace cuda_detail;
     tensor dx = empty(pr.x);
-    if (pr.kind == ops::eltwise_kind::relu)
-      grcnn::cuda::relu_backward(cf(dy), cf(y), mf(dx), y.numel());
-    else
-      grcnn::cuda::sigmoid_backward(cf(dy), cf(y), mf(dx), y.numel());
+    with_storage(pr.x.type, [&]<class S>() {
+      if (pr.kind == ops::eltwise_kind::relu)
+        grcnn::cuda::relu_backward(cp<S>(dy), cp<S>(y), mp<S>(dx), y.numel());
+      else
+        grcnn::cuda::sigmoid_backward(cp<S>(dy), cp<S>(y), mp<S>(dx), y.numel());
+    });
     return dx;
   }
 };
@@ -248,10 +285,12 @@ struct kernel<cuda_t<P>, ops::binary_op> {
     using namespace cuda_detail;
     on_device("binary", "a", a), on_device("binary", "b", b);
     tensor y = empty(pr.a);
-    if (pr.kind == ops::binary_kind::add)
-      grcnn::cuda::add_forward(cf(a), cf(b), mf(y), a.numel());
-    else
-      grcnn::cuda::mul_forward(cf(a), cf(b), mf(y), a.numel());
+    with_storage(pr.a.type, [&]<class S>() {
+      if (pr.kind == ops::binary_kind::add)
+        grcnn::cuda::add_forward(cp<S>(a), cp<S>(b), mp<S>(y), a.numel());
+      else
+        grcnn::cuda::mul_forward(cp<S>(a), cp<S>(b), mp<S>(y), a.numel());
+    });
     return y;
   }
   static void backward(const Pr& pr, const tensor& dy, const tensor& a, const tensor& b, tensor* da, tensor* db) {
@@ -261,14 +300,16 @@ struct kernel<cuda_t<P>, ops::binary_op> {
       if (db) *db = dy;
       return;
     }
-    if (da) {
-      *da = empty(pr.a);
-      grcnn::cuda::mul_forward(cf(dy), cf(b), mf(*da), dy.numel());
-    }
-    if (db) {
-      *db = empty(pr.a);
-      grcnn::cuda::mul_forward(cf(dy), cf(a), mf(*db), dy.numel());
-    }
+    with_storage(pr.a.type, [&]<class S>() {
+      if (da) {
+        *da = empty(pr.a);
+        grcnn::cuda::mul_forward(cp<S>(dy), cp<S>(b), mp<S>(*da), dy.numel());
+      }
+      if (db) {
+        *db = empty(pr.a);
+        grcnn::cuda::mul_forward(cp<S>(dy), cp<S>(a), mp<S>(*db), dy.numel());
+      }
+    });
   }
 };
 
@@ -281,7 +322,9 @@ struct kernel<cuda_t<P>, ops::gated_update_op> {
     for (auto [what, t] : {std::pair<const char*, const tensor*>{"x", &x}, {"a", &a}, {"b", &b}, {"y", &y}})
       on_device("gated_update", what, *t);
     tensor out = empty(pr.x);
-    grcnn::cuda::gated_update_forward(cf(x), cf(a), cf(b), cf(y), mf(out), x.numel());
+    with_storage(pr.x.type, [&]<class S>() {
+      grcnn::cuda::gated_update_forward(cp<S>(x), cp<S>(a), cp<S>(b), cp<S>(y), mp<S>(out), x.numel());
+    });
     return out;
   }
   static void backward(const Pr& pr, const tensor& dout, const tensor& a, const tensor& b, const tensor& y, tensor* dx,
@@ -291,8 +334,10 @@ struct kernel<cuda_t<P>, ops::gated_update_op> {
     if (dgate) *dgate = empty(pr.x);
     if (dy) *dy = empty(pr.x);
     if (dgate || dy)
-      grcnn::cuda::gated_update_backward(cf(dout), cf(a), cf(b), cf(y), dgate ? mf(*dgate) : nullptr,
-                                         dy ? mf(*dy) : nullptr, dout.numel());
+      with_storage(pr.x.type, [&]<class S>() {
+        grcnn::cuda::gated_update_backward(cp<S>(dout), cp<S>(a), cp<S>(b), cp<S>(y), dgate ? mp<S>(*dgate) : nullptr,
+                                           dy ? mp<S>(*dy) : nullptr, dout.numel());
+      });
   }
 };
 
@@ -313,7 +358,8 @@ struct kernel<cuda_t<P>, ops::pool2d_op> {
     tensor y = empty(pr.y);
     auto s = std::make_unique<saved>();
     if (pr.kind == ops::pool_kind::max) s->argmax = tensor::empty(pr.y.dims, dtype::i64, layout::plain, cuda_device);
-    grcnn::cuda::pool_forward(args(pr), cf(x), mf(y), s->argmax.defined() ? s->argmax.template data<std::int64_t>() : nullptr);
+    std::int64_t* argmax = s->argmax.defined() ? s->argmax.template data<std::int64_t>() : nullptr;
+    with_storage(pr.x.type, [&]<class S>() { grcnn::cuda::pool_forward(args(pr), cp<S>(x), mp<S>(y), argmax); });
     state = std::move(s);
     return y;
   }
@@ -321,7 +367,8 @@ struct kernel<cuda_t<P>, ops::pool2d_op> {
     using namespace cuda_detail;
     const auto& s = *static_cast<saved*>(state);
     tensor dx = empty(pr.x);
-    grcnn::cuda::pool_backward(args(pr), cf(dy), s.argmax.defined() ? s.argmax.template data<std::int64_t>() : nullptr, mf(dx));
+    const std::int64_t* argmax = s.argmax.defined() ? s.argmax.template data<std::int64_t>() : nullptr;
+    with_storage(pr.x.type, [&]<class S>() { grcnn::cuda::pool_backward(args(pr), cp<S>(dy), argmax, mp<S>(dx)); });
     return dx;
   }
 };
@@ -335,8 +382,10 @@ struct kernel<cuda_t<P>, ops::linear_op> {
     using namespace cuda_detail;
     on_device("linear", "input", x), on_device("linear", "weight", w), on_device("linear", "bias", b);
     const auto N = pr.x.dims[0], K = pr.x.dims[1], M = pr.w.dims[0];
-    tensor y = tensor::empty(grcnn::shape{N, M}, dtype::f32, layout::plain, cuda_device);
-    grcnn::cuda::linear_forward(cf(x), cf(w), cf(b), mf(y), N, K, M, P::math);
+    tensor y = tensor::empty(grcnn::shape{N, M}, pr.x.type, layout::plain, cuda_device);
+    with_storage(pr.x.type, [&]<class S>() {
+      grcnn::cuda::linear_forward(cp<S>(x), cp<S>(w), cp<S>(b), mp<S>(y), N, K, M, P::math);
+    });
     return y;
   }
   static void backward(const Pr& pr, autograd::payload*, const tensor& dy, const tensor& x, const tensor& w, tensor* dx,
@@ -345,16 +394,18 @@ struct kernel<cuda_t<P>, ops::linear_op> {
     const auto N = pr.x.dims[0], K = pr.x.dims[1], M = pr.w.dims[0];
     if (dx) *dx = empty(pr.x);
     if (dw) *dw = empty(pr.w);
-    if (db) *db = channels(M);
-    grcnn::cuda::linear_backward(cf(dy), cf(x), cf(w), dx ? mf(*dx) : nullptr, dw ? mf(*dw) : nullptr,
-                                 db ? mf(*db) : nullptr, N, K, M, P::math);
+    if (db) *db = tensor::empty(grcnn::shape{M}, pr.x.type, layout::plain, cuda_device);
+    with_storage(pr.x.type, [&]<class S>() {
+      grcnn::cuda::linear_backward(cp<S>(dy), cp<S>(x), cp<S>(w), dx ? mp<S>(*dx) : nullptr, dw ? mp<S>(*dw) : nullptr,
+                                   db ? mp<S>(*db) : nullptr, N, K, M, P::math);
+    });
   }
 };
 
 template <class P>
 struct kernel<cuda_t<P>, ops::softmax_op> {
   using Pr = ops::softmax_problem;
-  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.x); }
+  static status can_implement(const Pr& pr) { return cuda_detail::check_f32(pr.x); }
   static tensor forward(const Pr& pr, const tensor& x) {
     using namespace cuda_detail;
     on_device(pr.log ? "log_softmax" : "softmax", "input", x);
@@ -373,7 +424,7 @@ struct kernel<cuda_t<P>, ops::softmax_op> {
 template <class P>
 struct kernel<cuda_t<P>, ops::cross_entropy_op> {
   using Pr = ops::cross_entropy_problem;
-  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.logits); }
+  static status can_implement(const Pr& pr) { return cuda_detail::check_f32(pr.logits); }
   struct saved : autograd::payload {
     tensor prob, q;
   };
@@ -407,7 +458,7 @@ struct kernel<cuda_t<P>, ops::cross_entropy_op> {
 template <class P>
 struct kernel<cuda_t<P>, ops::kl_div_op> {
   using Pr = ops::kl_div_problem;
-  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.input); }
+  static status can_implement(const Pr& pr) { return cuda_detail::check_f32(pr.input); }
   static tensor forward(const Pr& pr, const tensor& input, const tensor& target) {
     using namespace cuda_detail;
     on_device("kl_div", "input", input), on_device("kl_div", "target", target);
@@ -429,7 +480,7 @@ struct kernel<cuda_t<P>, ops::kl_div_op> {
 template <class P>
 struct kernel<cuda_t<P>, ops::jensen_shannon_op> {
   using Pr = ops::jensen_shannon_problem;
-  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.logits); }
+  static status can_implement(const Pr& pr) { return cuda_detail::check_f32(pr.logits); }
   struct saved : autograd::payload {
     tensor grad_unit;
   };
@@ -456,7 +507,7 @@ struct kernel<cuda_t<P>, ops::jensen_shannon_op> {
 template <class P>
 struct kernel<cuda_t<P>, ops::group_logsumexp_op> {
   using Pr = ops::group_logsumexp_problem;
-  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.x); }
+  static status can_implement(const Pr& pr) { return cuda_detail::check_f32(pr.x); }
   static tensor forward(const Pr& pr, const tensor& x, const tensor& map) {
     using namespace cuda_detail;
     on_device("group_logsumexp", "x", x), on_device("group_logsumexp", "group map", map);
@@ -479,7 +530,7 @@ struct kernel<cuda_t<P>, ops::sk_select_op> {
   using Pr = ops::sk_select_problem;
   static status can_implement(const Pr& pr) {
     if (pr.branches > 8) return status::no("at most 8 branches");
-    return cuda_detail::check(pr.branch);
+    return cuda_detail::check_f32(pr.branch);
   }
   static tensor forward(const Pr& pr, const std::vector<tensor>& branches, const tensor& logits) {
     using namespace cuda_detail;
@@ -514,7 +565,7 @@ struct kernel<cuda_t<P>, ops::sk_select_op> {
 template <class P>
 struct kernel<cuda_t<P>, ops::vone_response_op> {
   using Pr = ops::vone_response_problem;
-  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.q0); }
+  static status can_implement(const Pr& pr) { return cuda_detail::check_f32(pr.q0); }
   static grcnn::cuda::vone_args args(const Pr& pr, const tensor& q1) {
     grcnn::cuda::vone_args a;
     a.q0 = cuda_detail::view_of(pr.q0);

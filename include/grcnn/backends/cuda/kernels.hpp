@@ -3,13 +3,22 @@
 // compiled by nvcc in src/cuda (grcnn::cuda). The backend policy (cuda.hpp) calls them; nothing here
 // includes a CUDA header, so g++-compiled code links against the component without seeing CUDA.
 // Every function is ordered on the component's compute stream and returns without synchronising.
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
+#include "grcnn/core/dtype.hpp"
+
 namespace grcnn::cuda {
 
-// Math mode of the matrix units: fp32 (IEEE), tf32 (tensor cores with 10-bit mantissa inputs).
+// Element types of activations on the device: f32, and bf16 for mixed precision (nn/precision.hpp).
+// Functions templated on S exist for both (explicitly instantiated in src/cuda); they compute in f32.
+template <class S>
+concept storage = std::same_as<S, float> || std::same_as<S, bf16>;
+
+// Math mode of the matrix units: fp32 (IEEE), tf32 (tensor cores with 10-bit mantissa inputs). bf16
+// data always use tensor cores.
 enum class math_mode { fp32, tf32 };
 
 // An [N, C, H, W] tensor by element strides: covers NCHW (plain) and NHWC (channels-last) alike.
@@ -30,17 +39,24 @@ std::string profile_report();
 void reset_profile();
 
 // ---- elementwise -----------------------------------------------------------------------------
-void relu_forward(const float* x, float* y, std::int64_t n);
-void relu_backward(const float* dy, const float* y, float* dx, std::int64_t n);
-void sigmoid_forward(const float* x, float* y, std::int64_t n);
-void sigmoid_backward(const float* dy, const float* y, float* dx, std::int64_t n);
-void add_forward(const float* a, const float* b, float* y, std::int64_t n);
-void mul_forward(const float* a, const float* b, float* y, std::int64_t n);
+template <storage S>
+void relu_forward(const S* x, S* y, std::int64_t n);
+template <storage S>
+void relu_backward(const S* dy, const S* y, S* dx, std::int64_t n);
+template <storage S>
+void sigmoid_forward(const S* x, S* y, std::int64_t n);
+template <storage S>
+void sigmoid_backward(const S* dy, const S* y, S* dx, std::int64_t n);
+template <storage S>
+void add_forward(const S* a, const S* b, S* y, std::int64_t n);
+template <storage S>
+void mul_forward(const S* a, const S* b, S* y, std::int64_t n);
 // out = x + sigmoid(a + b) * y
-void gated_update_forward(const float* x, const float* a, const float* b, const float* y, float* out, std::int64_t n);
+template <storage S>
+void gated_update_forward(const S* x, const S* a, const S* b, const S* y, S* out, std::int64_t n);
 // dgate = dout * y * s * (1 - s), dy = dout * s with s = sigmoid(a + b); either output may be null.
-void gated_update_backward(const float* dout, const float* a, const float* b, const float* y, float* dgate,
-                           float* dy, std::int64_t n);
+template <storage S>
+void gated_update_backward(const S* dout, const S* a, const S* b, const S* y, S* dgate, S* dy, std::int64_t n);
 void fill(float* p, float value, std::int64_t n);
 // Dtype conversions for mixed precision; bf16 travels as its 16 raw bits (round to nearest even).
 void cast_f32_to_bf16(const float* x, std::uint16_t* y, std::int64_t n);
@@ -52,19 +68,22 @@ struct batch_norm_args {
   double eps = 1e-5, momentum = 0.1;
   bool relu = false;
 };
+// x, y, dy, dx in S; gamma, beta, statistics and their gradients in f32, reductions in double.
 // Batch statistics, running-statistic update (unbiased variance), y = gamma * xhat + beta (ReLU).
-void batch_norm_forward_training(const batch_norm_args& a, const float* x, const float* gamma, const float* beta,
-                                 float* running_mean, float* running_var, float* y, float* save_mean,
-                                 float* save_invstd);
+template <storage S>
+void batch_norm_forward_training(const batch_norm_args& a, const S* x, const float* gamma, const float* beta,
+                                 float* running_mean, float* running_var, S* y, float* save_mean, float* save_invstd);
 // Running statistics: save_mean/save_invstd receive them (as the backward needs).
-void batch_norm_forward_inference(const batch_norm_args& a, const float* x, const float* gamma, const float* beta,
-                                  const float* running_mean, const float* running_var, float* y, float* save_mean,
+template <storage S>
+void batch_norm_forward_inference(const batch_norm_args& a, const S* x, const float* gamma, const float* beta,
+                                  const float* running_mean, const float* running_var, S* y, float* save_mean,
                                   float* save_invstd);
 // dgamma/dbeta always written (per channel); dx when non-null. `y` (the ReLU output) masks dy when
 // a.relu. `training` selects the batch-statistics form of dx.
-void batch_norm_backward(const batch_norm_args& a, bool training, const float* dy, const float* x, const float* y,
-                         const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
-                         float* dgamma, float* dbeta);
+template <storage S>
+void batch_norm_backward(const batch_norm_args& a, bool training, const S* dy, const S* x, const S* y,
+                         const float* gamma, const float* save_mean, const float* save_invstd, S* dx, float* dgamma,
+                         float* dbeta);
 
 // ---- pooling ----------------------------------------------------------------------------------
 struct pool_args {
@@ -73,9 +92,11 @@ struct pool_args {
   int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
 };
 // argmax (max pooling only) receives the input offset of each output's winner.
-void pool_forward(const pool_args& a, const float* x, float* y, std::int64_t* argmax);
-// dx is zeroed here, then scattered into.
-void pool_backward(const pool_args& a, const float* dy, const std::int64_t* argmax, float* dx);
+template <storage S>
+void pool_forward(const pool_args& a, const S* x, S* y, std::int64_t* argmax);
+// dx is zeroed here, then scattered into (bf16: into an f32 buffer, rounded once at the end).
+template <storage S>
+void pool_backward(const pool_args& a, const S* dy, const std::int64_t* argmax, S* dx);
 
 // ---- rows: softmax and losses over [N, K] ----------------------------------------------------
 void softmax_forward(const float* x, float* y, std::int64_t rows, std::int64_t k, bool log);
@@ -123,11 +144,13 @@ void vone_response_backward(const vone_args& a, const float* dy, const float* q0
                             float* dq0, float* dq1);
 
 // ---- linear (cuBLAS) -------------------------------------------------------------------------
-// y [N, M] = x [N, K] w[M, K]^T (+ b)
-void linear_forward(const float* x, const float* w, const float* b, float* y, std::int64_t n, std::int64_t k,
-                    std::int64_t m, math_mode mm);
-void linear_backward(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, std::int64_t n,
-                     std::int64_t k, std::int64_t m, math_mode mm);
+// y [N, M] = x [N, K] w[M, K]^T (+ b); bf16 operands multiply on tensor cores with f32 accumulation.
+template <storage S>
+void linear_forward(const S* x, const S* w, const S* b, S* y, std::int64_t n, std::int64_t k, std::int64_t m,
+                    math_mode mm);
+template <storage S>
+void linear_backward(const S* dy, const S* x, const S* w, S* dx, S* dw, S* db, std::int64_t n, std::int64_t k,
+                     std::int64_t m, math_mode mm);
 
 // ---- convolution (cuDNN) ---------------------------------------------------------------------
 struct conv_args {
@@ -136,12 +159,13 @@ struct conv_args {
   bool weight_nhwc = false;                    // weight stored O,KH,KW,C/groups (cuDNN's NHWC filter)
   int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1;
   math_mode math = math_mode::fp32;
-  std::string key;  // cache key of descriptors and algorithms (the problem's description)
+  bool bf16 = false;  // every tensor bf16 (tensor cores, f32 accumulation); else f32
+  std::string key;    // cache key of descriptors and algorithms (the problem's description)
 };
-void conv2d_forward(const conv_args& a, const float* x, const float* w, const float* b, float* y);
+// Pointers to f32 or bf16 data as conv_args::bf16 says.
+void conv2d_forward(const conv_args& a, const void* x, const void* w, const void* b, void* y);
 // Any of dx, dw, db may be null.
-void conv2d_backward(const conv_args& a, const float* dy, const float* x, const float* w, float* dx, float* dw,
-                     float* db);
+void conv2d_backward(const conv_args& a, const void* dy, const void* x, const void* w, void* dx, void* dw, void* db);
 
 // Per-key algorithm choices the convolution cache holds (for tests and reports).
 struct conv_cache_stats {
