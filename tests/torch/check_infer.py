@@ -69,6 +69,9 @@ ours16, torch16 = rel(got16["logits"], want), rel(auto, want)
 print(f"grcnn56 bf16 logits against f32: ours {ours16:.2e}, PyTorch autocast {torch16:.2e}")
 assert got16["logits"].dtype == torch.float32 and got16["stage_1"].dtype == torch.float32
 assert ours16 <= max(2 * torch16, 1e-2), (ours16, torch16)
+tap16 = rel(got16["stage_1"], taps["stage_1"][0])  # the f32 hook of section 1
+print(f"grcnn56 bf16 stage_1 tap against f32: {tap16:.2e}")
+assert tap16 <= 3e-2, tap16
 
 # 2. --image with top-5 names
 net = build("grcnn55", 1000).eval()

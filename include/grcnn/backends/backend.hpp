@@ -86,6 +86,15 @@ struct weight_layout {
   static tensor conv(const ops::conv2d_problem&, const tensor& w) { return w; }
 };
 
+// How a backend wants an f32 master conv weight held under mixed precision (nn/precision.hpp): it is
+// cast per call and the cast keeps its order, so this is the order the 16-bit convolution receives.
+// Plain by default (oneDNN reorders a plain weight into its blocked format itself); a device backend
+// whose filters follow the activations answers with their order.
+template <class Backend>
+struct mixed_weight_order {
+  static layout conv(layout) { return layout::plain; }
+};
+
 // Where a backend computes and the activation order it runs fastest in: callers (the trainer, tools)
 // move their inputs there. Device backends specialise it.
 template <class Backend>

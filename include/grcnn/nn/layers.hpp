@@ -50,12 +50,15 @@ class conv2d_layer {
   variable weight, bias;
 
  private:
-  // Mixed precision (precision.hpp): the f32 master is cast per call to the activations' dtype. A master
-  // a backend had put in its blocked format goes back to plain order once (the optimizer follows).
+  // Mixed precision (precision.hpp): the f32 master is cast per call to the activations' dtype. The master
+  // is held in the order the backend wants its 16-bit filter in (backends::mixed_weight_order), so the
+  // cast is the only conversion per call; a master in a blocked format returns to that order once (the
+  // optimizer follows its weight's format).
   template <class B>
   variable forward_mixed(const variable& x) {
-    if (weight.value().memory_layout() == layout::opaque) {
-      weight.value() = weight.value().to_layout(layout::plain);
+    const layout want = backends::mixed_weight_order<B>::conv(x.value().memory_layout());
+    if (weight.value().memory_layout() != want) {
+      weight.value() = weight.value().to_layout(layout::plain).to_layout(want);
       adopted_ = false;
     }
     const dtype t = x.value().type();

@@ -6,8 +6,9 @@
 
 namespace grcnn::ops {
 
-// x converted to `to` (round to nearest even into bf16/f16), same shape and layout; x itself when it
+// x converted to `to` (round to nearest even into bf16 or f16), same shape and layout; x itself when it
 // already has that dtype. Opaque (backend-blocked) tensors are refused: convert them to plain first.
+// Backends: the reference casts between any floating dtypes, oneDNN and CUDA between f32 and bf16.
 template <class B = backends::default_backend>
 variable cast(const variable& x, dtype to) {
   constexpr std::string_view op = "cast";

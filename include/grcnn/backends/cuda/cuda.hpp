@@ -128,6 +128,12 @@ struct weight_layout<cuda_t<P>> {
   }
 };
 
+// Under mixed precision the f32 master is held in the activations' order too (the bf16 cast keeps it).
+template <class P>
+struct mixed_weight_order<cuda_t<P>> {
+  static layout conv(layout activations) { return activations == layout::nhwc ? layout::nhwc : layout::plain; }
+};
+
 template <class P>
 struct kernel<cuda_t<P>, ops::conv2d_op> {
   using Pr = ops::conv2d_problem;
