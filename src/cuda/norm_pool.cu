@@ -404,7 +404,7 @@ void pool_backward(const pool_args& a, const S* dy, const std::int64_t* argmax, 
   else
     k_pool_bwd<std::int64_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(dy), argmax, acc);
   check_last_launch("pool2d backward");
-  if constexpr (!std::is_same_v<S, float>) cast_f32_to_bf16(acc, reinterpret_cast<std::uint16_t*>(dx), n);
+  if constexpr (!std::is_same_v<S, float>) cast_f32_to_bf16(acc, dx, n);
 }
 template void pool_forward<float>(const pool_args&, const float*, float*, std::int64_t*);
 template void pool_forward<bf16>(const pool_args&, const bf16*, bf16*, std::int64_t*);

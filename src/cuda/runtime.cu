@@ -244,11 +244,9 @@ __global__ void k_gate_bwd(const T* dout, const T* a, const T* b, const T* y, T*
 __global__ void k_fill(float* p, float v, std::int64_t n) {
   GRCNN_GRID_STRIDE(i, n) p[i] = v;
 }
-__global__ void k_to_bf16(const float* x, __nv_bfloat16* y, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) y[i] = __float2bfloat16_rn(x[i]);
-}
-__global__ void k_from_bf16(const __nv_bfloat16* x, float* y, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) y[i] = __bfloat162float(x[i]);
+template <class From, class To>
+__global__ void k_convert(const From* x, To* y, std::int64_t n) {
+  GRCNN_GRID_STRIDE(i, n) st(y[i], ld(x[i]));
 }
 __global__ void k_sgd(float* w, const float* g, float* buf, std::int64_t n, float lr, float wd, float mom, float damp,
                       bool nesterov, bool first) {
@@ -339,12 +337,8 @@ GRCNN_ELEMENTWISE_FOR(float)
 GRCNN_ELEMENTWISE_FOR(bf16)
 #undef GRCNN_ELEMENTWISE_FOR
 void fill(float* p, float value, std::int64_t n) { GRCNN_LAUNCH(k_fill, n, p, value, n); }
-void cast_f32_to_bf16(const float* x, std::uint16_t* y, std::int64_t n) {
-  GRCNN_LAUNCH(k_to_bf16, n, x, reinterpret_cast<__nv_bfloat16*>(y), n);
-}
-void cast_bf16_to_f32(const std::uint16_t* x, float* y, std::int64_t n) {
-  GRCNN_LAUNCH(k_from_bf16, n, reinterpret_cast<const __nv_bfloat16*>(x), y, n);
-}
+void cast_f32_to_bf16(const float* x, bf16* y, std::int64_t n) { GRCNN_LAUNCH(k_convert, n, x, dev(y), n); }
+void cast_bf16_to_f32(const bf16* x, float* y, std::int64_t n) { GRCNN_LAUNCH(k_convert, n, dev(x), y, n); }
 
 void sgd_update(float* w, const float* g, float* buf, std::int64_t n, float lr, float wd, float momentum, float damp,
                 bool nesterov, bool first) {

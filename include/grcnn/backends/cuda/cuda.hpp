@@ -271,9 +271,9 @@ struct kernel<cuda_t<P>, ops::cast_op> {
   static tensor convert(const tensor& x, dtype to) {
     tensor y = tensor::empty(x.dims(), to, x.memory_layout(), cuda_device);
     if (to == dtype::bf16)
-      grcnn::cuda::cast_f32_to_bf16(static_cast<const float*>(x.raw()), static_cast<std::uint16_t*>(y.raw()), x.numel());
+      grcnn::cuda::cast_f32_to_bf16(cuda_detail::cp<float>(x), cuda_detail::mp<bf16>(y), x.numel());
     else
-      grcnn::cuda::cast_bf16_to_f32(static_cast<const std::uint16_t*>(x.raw()), static_cast<float*>(y.raw()), x.numel());
+      grcnn::cuda::cast_bf16_to_f32(cuda_detail::cp<bf16>(x), cuda_detail::mp<float>(y), x.numel());
     return y;
   }
   static tensor forward(const Pr& pr, const tensor& x) {

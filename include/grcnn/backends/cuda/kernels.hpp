@@ -58,9 +58,9 @@ void gated_update_forward(const S* x, const S* a, const S* b, const S* y, S* out
 template <storage S>
 void gated_update_backward(const S* dout, const S* a, const S* b, const S* y, S* dgate, S* dy, std::int64_t n);
 void fill(float* p, float value, std::int64_t n);
-// Dtype conversions for mixed precision; bf16 travels as its 16 raw bits (round to nearest even).
-void cast_f32_to_bf16(const float* x, std::uint16_t* y, std::int64_t n);
-void cast_bf16_to_f32(const std::uint16_t* x, float* y, std::int64_t n);
+// Dtype conversions for mixed precision (round to nearest even into bf16).
+void cast_f32_to_bf16(const float* x, bf16* y, std::int64_t n);
+void cast_bf16_to_f32(const bf16* x, float* y, std::int64_t n);
 
 // ---- batch norm (+ ReLU), our own kernels over any strides ----------------------------------
 struct batch_norm_args {
