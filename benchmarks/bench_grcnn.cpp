@@ -41,6 +41,7 @@ int run(int batch, int size, int steps, int warmup, const std::string& which, in
       step();
       t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
     }
+    const std::vector<double> in_order = t;
     std::sort(t.begin(), t.end());
     const double median = t[t.size() / 2];
     std::cout << nlohmann::json{{"mode", mode},
@@ -48,6 +49,7 @@ int run(int batch, int size, int steps, int warmup, const std::string& which, in
                                 {"size", size},
                                 {"precision", std::string(nn::name_of(precision))},
                                 {"median_s", median},
+                                {"step_s", in_order},
                                 {"images_per_s", batch / median},
                                 {"steady_system_allocations", host_allocator::instance().stats().system_allocations - allocs},
                                 {"steady_plans_created", backends::onednn_detail::stats().plans_created.load() - plans},

@@ -4,7 +4,8 @@
 grcnn55 at 224x224 (or grcnn109, or the main job's grcnn_small with --size 32 --classes 10 --batch 128), f32:
 inference (eval, no grad) and a training step (forward, cross-entropy, backward, SGD momentum 0.9 + weight
 decay), batch 16 by default. PyTorch runs the independent rebuild in
-tests/torch/grcnn_reference.py with channels_last. Prints images/s and the ratio grcnn / PyTorch.
+tests/torch/grcnn_reference.py with channels_last. Prints images/s and the ratio grcnn / PyTorch;
+--precision bf16 sets grcnn's mixed precision against torch.autocast, --rounds alternates the two.
 Use the Debian interpreter that has torch: /usr/bin/python3.
 """
 import argparse
@@ -29,6 +30,9 @@ parser.add_argument("--steps", type=int, default=5)
 parser.add_argument("--warmup", type=int, default=2)
 parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                     help="bf16: grcnn's mixed precision against torch.autocast('cpu', torch.bfloat16)")
+parser.add_argument("--rounds", type=int, default=1,
+                    help="alternate grcnn and PyTorch this many times and pool the steps: the shared machine's "
+                         "speed drifts by tens of percent within minutes, so one back-to-back pair can mislead")
 parser.add_argument("--out", help="write the markdown table here too")
 args = parser.parse_args()
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -40,13 +44,17 @@ sys.path.insert(0, str(here.parent / "tests" / "torch"))
 from grcnn_reference import build  # noqa: E402
 
 torch.set_num_threads(args.threads)
-ours = {}
 cmd = [str(Path(args.build) / "benchmarks" / "bench_grcnn"), "--arch", args.arch, "--batch", str(args.batch),
        "--steps", str(args.steps), "--warmup", str(args.warmup), "--size", str(args.size), "--classes", str(args.classes),
        "--precision", args.precision]
-for line in subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines():
-    r = json.loads(line)
-    ours[r["mode"]] = r
+
+
+def run_ours():
+    out = {}
+    for line in subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines():
+        r = json.loads(line)
+        out[r["mode"]] = r
+    return out
 
 net = build(args.arch, args.classes).to(memory_format=torch.channels_last)
 x = (torch.rand(args.batch, 3, args.size, args.size) * 2 - 1).contiguous(memory_format=torch.channels_last)
@@ -54,7 +62,7 @@ y = torch.randint(0, args.classes, (args.batch,))
 opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
 
 
-def median_s(fn):
+def step_times(fn):
     for _ in range(args.warmup):
         fn()
     t = []
@@ -62,7 +70,7 @@ def median_s(fn):
         a = time.perf_counter()
         fn()
         t.append(time.perf_counter() - a)
-    return statistics.median(t)
+    return t
 
 
 def autocast():
@@ -82,19 +90,35 @@ def train_step():
     opt.step()
 
 
-net.eval()
-theirs = {"inference": median_s(infer)}
-net.train()
-theirs["train"] = median_s(train_step)
+modes = ("inference", "train")
+ours_steps = {m: [] for m in modes}
+theirs_steps = {m: [] for m in modes}
+ours_rounds = {m: [] for m in modes}
+theirs_rounds = {m: [] for m in modes}
+for _ in range(args.rounds):
+    ours = run_ours()
+    net.eval()
+    t_inf = step_times(infer)
+    net.train()
+    t_train = step_times(train_step)
+    for m, t in (("inference", t_inf), ("train", t_train)):
+        ours_steps[m] += ours[m]["step_s"]
+        ours_rounds[m].append(args.batch / ours[m]["median_s"])
+        theirs_steps[m] += t
+        theirs_rounds[m].append(args.batch / statistics.median(t))
 
-lines = [f"{args.arch} at {args.size}x{args.size}, batch {args.batch}, {args.precision}, {args.threads} threads, median of {args.steps} after "
-         f"{args.warmup} warm-up steps; torch {torch.__version__} (channels_last"
-         f"{', autocast bf16' if args.precision == 'bf16' else ''})", "",
-         "| mode | grcnn images/s | PyTorch images/s | ratio |", "|---|---:|---:|---:|"]
-for mode in ("inference", "train"):
-    o = ours[mode]["images_per_s"]
-    t = args.batch / theirs[mode]
-    lines.append(f"| {mode} | {o:.2f} | {t:.2f} | {o / t:.2f} |")
+lines = [f"{args.arch} at {args.size}x{args.size}, batch {args.batch}, {args.precision}, {args.threads} threads, median of "
+         f"{args.steps} steps after {args.warmup} warm-up steps"
+         f"{f', pooled over {args.rounds} alternating rounds' if args.rounds > 1 else ''}; torch {torch.__version__} "
+         f"(channels_last{', autocast bf16' if args.precision == 'bf16' else ''})", "",
+         "| mode | grcnn images/s | PyTorch images/s | ratio | grcnn rounds | PyTorch rounds |",
+         "|---|---:|---:|---:|---|---|"]
+for mode in modes:
+    o = args.batch / statistics.median(ours_steps[mode])
+    t = args.batch / statistics.median(theirs_steps[mode])
+    spread = lambda r: f"{min(r):.2f}-{max(r):.2f}"  # noqa: E731
+    lines.append(f"| {mode} | {o:.2f} | {t:.2f} | {o / t:.2f} | {spread(ours_rounds[mode])} | "
+                 f"{spread(theirs_rounds[mode])} |")
 lines.append("")
 lines.append("grcnn steady state: " + ", ".join(
     f"{m}: {ours[m]['steady_system_allocations']} system allocations, {ours[m]['steady_plans_created']} plans created"

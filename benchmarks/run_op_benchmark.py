@@ -21,6 +21,10 @@ parser.add_argument("--build", default=str(here.parent / "build"))
 parser.add_argument("--threads", type=int, default=2)
 parser.add_argument("--reps", type=int, default=5)
 parser.add_argument("--out", help="write the markdown table here too")
+parser.add_argument("--dtype", choices=["f32", "bf16"], default="f32",
+                    help="activation dtype; bf16 as torch's CPU autocast runs these ops: bf16 convolution "
+                         "weights, f32 batch-norm parameters")
+parser.add_argument("--only", choices=["all", "conv", "bn_relu", "gate"], default="all", help="time only these ops")
 args = parser.parse_args()
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
@@ -31,7 +35,8 @@ torch.set_num_threads(args.threads)
 spec = json.loads((here / "grcnn55_ops.json").read_text())
 
 ours = {}
-proc = subprocess.run([str(Path(args.build) / "benchmarks" / "bench_ops"), "--reps", str(args.reps)],
+proc = subprocess.run([str(Path(args.build) / "benchmarks" / "bench_ops"), "--reps", str(args.reps),
+                       "--dtype", args.dtype, "--only", args.only],
                       check=True, capture_output=True, text=True)
 for line in proc.stdout.splitlines():
     r = json.loads(line)
@@ -50,13 +55,21 @@ def median_ms(fn, reps):
 
 theirs = {}
 g = torch.Generator().manual_seed(1)
+act = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+spec["ops"] = [op for op in spec["ops"] if args.only in ("all", op["op"])]
 for op in spec["ops"]:
-    x = (torch.rand(op["x"], generator=g) * 2 - 1).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    x = (torch.rand(op["x"], generator=g) * 2 - 1).to(act).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
     if op["op"] == "conv":
-        w = (torch.rand(op["w"], generator=g) * 2 - 1).requires_grad_(True)
-        b = (torch.rand(op["w"][0], generator=g) * 2 - 1).requires_grad_(True) if op["bias"] else None
+        w = (torch.rand(op["w"], generator=g) * 2 - 1).to(act).requires_grad_(True)
+        b = (torch.rand(op["w"][0], generator=g) * 2 - 1).to(act).requires_grad_(True) if op["bias"] else None
         f = lambda: F.conv2d(x, w, b, op["stride"], op["pad"], 1, op["groups"])  # noqa: E731
         params = [x, w] + ([b] if b is not None else [])
+    elif op["op"] == "gate":
+        a, b, yy = [(torch.rand(op["x"], generator=g) * 2 - 1).to(act).contiguous(memory_format=torch.channels_last)
+                    .requires_grad_(True) for _ in range(3)]
+        f = lambda: x + torch.sigmoid(a + b) * yy  # noqa: E731
+        params = [x, a, b, yy]
     else:
         c = op["x"][1]
         gamma, beta = torch.ones(c, requires_grad=True), torch.zeros(c, requires_grad=True)
@@ -65,7 +78,7 @@ for op in spec["ops"]:
         params = [x, gamma, beta]
     with torch.no_grad():
         y = f()
-    seed = torch.rand(y.shape, generator=g).contiguous(memory_format=torch.channels_last)
+    seed = torch.rand(y.shape, generator=g).to(act).contiguous(memory_format=torch.channels_last)
 
     def no_grad_fwd():
         with torch.no_grad():
@@ -78,7 +91,7 @@ for op in spec["ops"]:
 
     theirs[op["name"]] = {"fwd_ms": median_ms(no_grad_fwd, args.reps), "fwd_bwd_ms": median_ms(fwd_bwd, args.reps)}
 
-lines = [f"grcnn55 op shapes at 224x224, batch {spec['batch']}, f32, {args.threads} threads, "
+lines = [f"grcnn55 op shapes at 224x224, batch {spec['batch']}, {args.dtype}, {args.threads} threads, "
          f"median of {args.reps}; CPU: {platform.processor() or platform.machine()}; torch {torch.__version__}",
          "",
          "| op | grcnn fwd ms | torch fwd ms | fwd ratio | grcnn fwd+bwd ms | torch fwd+bwd ms | fwd+bwd ratio |",

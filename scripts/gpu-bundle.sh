@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the CUDA test and benchmark programs here (nvcc and cuDNN present, no GPU needed) and packs
 # them with the shared libraries a bare GPU machine may lack (oneDNN and its runtime dependencies)
-# into .devcarry/bundle.tar.xz, which scripts/gpu-check.sh unpacks instead of building there.
+# into .devcarry/bundle.tar.xz, which scripts/gpu-check.sh unpacks instead of building there; also
+# .devcarry/fmnist-mini (4,096 training and 1,024 test images of Fashion-MNIST) for its tools check.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$here/build}
@@ -20,7 +21,29 @@ for lib in $(ldd "$build/tests/test_cuda_backend" "$build/examples/grcnn-train" 
     *) cp -L "$lib" "$stage/lib/$(basename "$lib")" ;;
   esac
 done
+echo "$(git -C "$here" rev-parse --short HEAD)$(git -C "$here" diff --quiet HEAD || echo '+uncommitted changes')" \
+  >"$stage/commit.txt"
 mkdir -p "$here/.devcarry"
 tar -C "$stage" -cJf "$here/.devcarry/bundle.tar.xz" .
+# A Fashion-MNIST subset in the original idx format (the first images of each file, header counts fixed).
+fmnist=${FMNIST_SOURCE:-/usr/share/datasets/fashion-mnist}
+if [ -d "$fmnist" ]; then
+  python3 - "$fmnist" "$here/.devcarry/fmnist-mini" <<'PY'
+import gzip, pathlib, struct, sys
+src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+dst.mkdir(parents=True, exist_ok=True)
+for prefix, n in (("train", 4096), ("t10k", 1024)):
+    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        data = gzip.decompress((src / f"{prefix}-{kind}.gz").read_bytes())
+        dims = data[3]
+        shape = list(struct.unpack(f">{dims}I", data[4:4 + 4 * dims]))
+        item = 1
+        for d in shape[1:]:
+            item *= d
+        body = data[4 + 4 * dims:4 + 4 * dims + n * item]
+        header = data[:4] + struct.pack(f">{dims}I", n, *shape[1:])
+        (dst / f"{prefix}-{kind}.gz").write_bytes(gzip.compress(header + body))
+PY
+fi
 rm -rf "$stage"
-ls -la "$here/.devcarry/bundle.tar.xz"
+du -sh "$here/.devcarry"/*

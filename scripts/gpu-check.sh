@@ -2,27 +2,64 @@
 # The GPU check of the CUDA backend in one call on a machine with a GPU: build the CUDA programs (or
 # unpack the bundle scripts/gpu-bundle.sh made on a machine without a GPU), run the CUDA tests, then
 # grcnn's and PyTorch's GPU benchmarks in the same call. Results under $OUT (default ./gpu-results):
-#   cuda-tests.log, bench-grcnn-cuda.jsonl, bench-torch.jsonl, summary.txt
-# Options: --sanitize (compute-sanitizer memcheck over the quick CUDA tests), --compile (torch.compile
-# runs too), --profile (device time per library call), --no-bench, --no-torch, --no-tools, --tests FILTER (a Catch2 test filter).
+#   gpu.txt, probe.txt, cuda-tests.log, bench-grcnn-cuda.jsonl, bench-profile.txt, bench-torch.jsonl,
+#   summary.txt, stages.txt (what ran, its exit status and seconds; what the budget skipped)
+#
+# Device time is scarce, so the stages run most-wanted first under one budget (--budget SECONDS,
+# default 540: a device command may run 600 s), and a stage that no longer fits is skipped with a line
+# in stages.txt instead of being cut off half-way:
+#   1. quick CUDA tests (every op in f32, tf32, bf16; the grcnn_small steps; memory; optimizers)
+#   2. bf16 benchmarks: grcnn (channels-last), then PyTorch eager (and torch.compile with --compile)
+#   3. fp32 and tf32 benchmarks: grcnn, then PyTorch
+#   4. the full-size test (a grcnn55 step against oneDNN), compute-sanitizer (--sanitize), the tools
+# Options: --budget S, --sanitize, --compile (torch.compile for bf16 too), --profile (device time per
+# library call), --no-bench, --no-torch, --no-tools, --no-full, --tests FILTER (Catch2 filter for stage 1;
+# tags or space-free wildcards only, as it is word-split).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$here/gpu-results}
 mkdir -p "$OUT"
-sanitize=0 compile="" bench=1 filter="" profile="" torch=1 tools=1
+budget=540 sanitize=0 compile="" bench=1 filter="~[full]" profile="" torch=1 tools=1 full=1
 while [ $# -gt 0 ]; do
   case "$1" in
+    --budget) budget="$2"; shift ;;
     --sanitize) sanitize=1 ;;
     --compile) compile="bf16" ;;
     --no-bench) bench=0 ;;
     --profile) profile=1 ;;
     --no-torch) torch=0 ;;
     --no-tools) tools=0 ;;
+    --no-full) full=0 ;;
     --tests) filter="$2"; shift ;;
     *) echo "gpu-check: unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
+start=$SECONDS
+status=0
+: >"$OUT/stages.txt"
+left() { echo $((budget - (SECONDS - start))); }
+# stage NAME MIN_SECONDS MAX_SECONDS LOG CMD...: runs CMD under timeout min(MAX, time left) when at least
+# MIN seconds are left; stdout and stderr go to LOG (appended), its tail to the console.
+stage() {
+  local name=$1 need=$2 cap=$3 log=$4; shift 4
+  local t; t=$(left)
+  if [ "$t" -lt "$need" ]; then
+    echo "$name: skipped, ${t}s of the budget left (needs ${need}s)" | tee -a "$OUT/stages.txt"
+    return 0
+  fi
+  [ "$t" -gt "$cap" ] && t=$cap
+  local s=$SECONDS rc
+  timeout "$t" "$@" >>"$log" 2>&1
+  rc=$?
+  echo "$name: exit $rc after $((SECONDS - s))s (limit ${t}s)" | tee -a "$OUT/stages.txt"
+  if [ "$rc" -ne 0 ]; then
+    status=1
+    tail -25 "$log"
+  fi
+  return 0
+}
+
 py=python3
 cudnn=$($py -c 'import nvidia.cudnn as m; print(m.__path__[0])' 2>/dev/null || true)
 cublas=$($py -c 'import nvidia.cublas as m; print(m.__path__[0])' 2>/dev/null || true)
@@ -33,7 +70,7 @@ if [ -f "$here/.devcarry/bundle.tar.xz" ]; then
   bin=/tmp/grcnn-gpu
   rm -rf "$bin" && mkdir -p "$bin" && tar -C "$bin" -xJf "$here/.devcarry/bundle.tar.xz"
   export LD_LIBRARY_PATH="$bin/lib:$LD_LIBRARY_PATH"
-  echo "gpu-check: prebuilt bundle"
+  echo "gpu-check: prebuilt bundle ($(cat "$bin/commit.txt" 2>/dev/null || echo 'commit unknown'))"
 else
   bin=$here/build-gpu
   cmake -S "$here" -B "$bin" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRCNN_ENABLE_CUDA=ON ${cudnn:+-DCUDNN_ROOT=$cudnn} \
@@ -42,52 +79,72 @@ else
     { tail -40 "$OUT/build.log"; exit 1; }
 fi
 
-status=0
 "$bin/tests/test_cuda_device" | tee "$OUT/probe.txt"
+tests=("$bin/tests/test_cuda_backend" --use-colour no -d yes)
+
+# 1. Quick CUDA tests, the bf16 ones included.
 # shellcheck disable=SC2086
-timeout ${TEST_TIMEOUT:-150} "$bin/tests/test_cuda_backend" --use-colour no -d yes $filter 2>&1 | tee "$OUT/cuda-tests.log" | tail -60
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+stage "tests ($filter)" 30 240 "$OUT/cuda-tests.log" "${tests[@]}" $filter
+grep -E "^[0-9.]+ s: |test cases|assertions" "$OUT/cuda-tests.log" | tail -40
+
+# The benchmarks print one JSON line per mode on stdout: kept in JSONL as well as in the stage's log.
+tee_jsonl='set -o pipefail; "$@" | tee -a "$JSONL"'
+bench() {  # bench PRECISION LAYOUT
+  JSONL="$OUT/bench-grcnn-cuda.jsonl" stage "grcnn bench $1 $2" 40 150 "$OUT/bench-profile.txt" bash -c "$tee_jsonl" _ \
+    "$bin/benchmarks/bench_grcnn_cuda" --precision "$1" --layout "$2" --steps 10 --warmup 3 ${profile:+--profile}
+}
+torch_bench() {  # torch_bench PRECISIONS [COMPILE]
+  JSONL="$OUT/bench-torch.jsonl" stage "torch bench $1${2:+ compile $2}" 60 240 "$OUT/bench-torch.log" bash -c "$tee_jsonl" _ \
+    $py "$here/benchmarks/run_gpu_torch_benchmark.py" --steps 10 --warmup 3 --precisions "$1" ${2:+--compile "$2"}
+}
+if [ "$bench" = 1 ]; then
+  # 2. bf16 mixed precision: tensor cores want channels-last.
+  bench bf16 nhwc
+  [ "$torch" = 1 ] && torch_bench bf16 "$compile"
+  # 3. fp32 and tf32: the legacy cuDNN API is fastest on NCHW for 4-byte types (docs/benchmarks.md).
+  bench fp32 "${BENCH_LAYOUT:-nchw}"
+  bench tf32 "${BENCH_LAYOUT:-nchw}"
+  [ "$torch" = 1 ] && torch_bench fp32,tf32
+fi
+
+# 4. What matters less per second of device time.
+[ "$full" = 1 ] && stage "tests [full]" 60 200 "$OUT/cuda-tests-full.log" "${tests[@]}" "[full]"
 if [ "$sanitize" = 1 ]; then
-  timeout ${SANITIZE_TIMEOUT:-150} compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/tests/test_cuda_backend" --use-colour no "~[model]" \
-    >"$OUT/sanitizer.log" 2>&1
-  rc=$?
-  echo "compute-sanitizer memcheck exit $rc (log: sanitizer.log)"; tail -5 "$OUT/sanitizer.log"
-  [ "$rc" -eq 0 ] || status=1
+  stage "compute-sanitizer memcheck" 60 200 "$OUT/sanitizer.log" \
+    compute-sanitizer --tool memcheck --error-exitcode 9 "${tests[@]}" "~[model]"
+  tail -3 "$OUT/sanitizer.log"
 fi
 # The tools on the GPU: grcnn-infer against PyTorch; a short grcnn-train run on the GPU (--backend auto)
 # whose checkpoint then evaluates identically on CPU and GPU. Needs a Fashion-MNIST folder ($FMNIST_DIR).
 if [ "$tools" = 1 ] && [ -x "$bin/examples/grcnn-infer" ]; then
-  timeout 120 $py "$here/tests/torch/check_gpu_tools.py" --infer "$bin/examples/grcnn-infer" --work /tmp/grcnn-infer-check \
-    2>&1 | tee "$OUT/tools.log" | tail -3
-  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  stage "grcnn-infer check" 40 120 "$OUT/tools.log" \
+    $py "$here/tests/torch/check_gpu_tools.py" --infer "$bin/examples/grcnn-infer" --work /tmp/grcnn-infer-check
 fi
 fmnist=${FMNIST_DIR:-$here/.devcarry/fmnist-mini}
 if [ "$tools" = 1 ] && [ -x "$bin/examples/grcnn-train" ] && [ -d "$fmnist" ]; then
   t=/tmp/grcnn-train-check
   rm -rf "$t"
-  timeout 150 "$bin/examples/grcnn-train" --arch grcnn_small --dataset fashion-mnist --data "$fmnist" --epochs 2 --batch 128 \
-    --schedule onecycle --lr 0.3 --wd 5e-4 --no-decay-bn-bias --workers 4 --backend auto --out "$t/run" >>"$OUT/tools.log" 2>&1 ||
-    status=1
+  stage "grcnn-train on the GPU" 90 150 "$OUT/tools.log" \
+    "$bin/examples/grcnn-train" --arch grcnn_small --dataset fashion-mnist --data "$fmnist" --epochs 2 --batch 128 \
+    --schedule onecycle --lr 0.3 --wd 5e-4 --no-decay-bn-bias --workers 4 --backend auto --out "$t/run"
   grep -E "backend:|summary:|eval " "$OUT/tools.log" | tail -4
   ckpt=$(ls "$t"/run/checkpoint-*.safetensors 2>/dev/null | sort -V | tail -1)
-  for b in cpu cuda; do
-    [ -n "$ckpt" ] && "$bin/examples/grcnn-train" --arch grcnn_small --dataset fashion-mnist --data "$fmnist" --eval-only \
-      --resume "$ckpt" --backend $b --out "$t/eval-$b" 2>&1 | tee -a "$OUT/tools.log" | grep "^eval" | sed "s/^/$b: /" |
-      tee "$t/eval-$b.txt"
-  done
-  # The checkpoint trained on the GPU must evaluate to the same top-1 on both backends.
-  if [ -z "$ckpt" ] || [ "$(sed 's/^[a-z]*: //; s/(.*//' "$t/eval-cpu.txt")" != "$(sed 's/^[a-z]*: //; s/(.*//' "$t/eval-cuda.txt")" ]; then
-    echo "tools check: CPU and GPU evaluations of the checkpoint differ (or no checkpoint)"; status=1
+  if [ -n "$ckpt" ]; then
+    for b in cpu cuda; do
+      stage "grcnn-train --eval-only --backend $b" 20 60 "$t/eval-$b.log" \
+        "$bin/examples/grcnn-train" --arch grcnn_small --dataset fashion-mnist --data "$fmnist" --eval-only \
+        --resume "$ckpt" --backend $b --out "$t/eval-$b"
+      grep "^eval" "$t/eval-$b.log" | sed "s/^/$b: /" | tee "$t/eval-$b.txt" | tee -a "$OUT/tools.log"
+    done
+    # The checkpoint trained on the GPU must evaluate to the same top-1 on both backends.
+    if [ -s "$t/eval-cpu.txt" ] && [ -s "$t/eval-cuda.txt" ] &&
+      [ "$(sed 's/^[a-z]*: //; s/(.*//' "$t/eval-cpu.txt")" != "$(sed 's/^[a-z]*: //; s/(.*//' "$t/eval-cuda.txt")" ]; then
+      echo "tools check: CPU and GPU evaluations of the checkpoint differ" | tee -a "$OUT/stages.txt"; status=1
+    fi
   fi
 fi
 
 if [ "$bench" = 1 ]; then
-  timeout ${BENCH_TIMEOUT:-120} "$bin/benchmarks/bench_grcnn_cuda" --precision fp32 --layout ${BENCH_LAYOUT:-nchw} --steps 10 --warmup 3 ${profile:+--profile} 2>"$OUT/bench-profile.txt" | tee "$OUT/bench-grcnn-cuda.jsonl"
-  timeout ${BENCH_TIMEOUT:-120} "$bin/benchmarks/bench_grcnn_cuda" --precision tf32 --layout ${BENCH_LAYOUT:-nchw} --steps 10 --warmup 3 ${profile:+--profile} 2>>"$OUT/bench-profile.txt" | tee -a "$OUT/bench-grcnn-cuda.jsonl"
-  # bf16 mixed precision: tensor cores want channels-last.
-  timeout ${BENCH_TIMEOUT:-120} "$bin/benchmarks/bench_grcnn_cuda" --precision bf16 --layout nhwc --steps 10 --warmup 3 ${profile:+--profile} 2>>"$OUT/bench-profile.txt" | tee -a "$OUT/bench-grcnn-cuda.jsonl"
-  [ "$torch" = 1 ] && timeout ${TORCH_TIMEOUT:-150} $py "$here/benchmarks/run_gpu_torch_benchmark.py" --steps 10 --warmup 3 ${compile:+--compile $compile} |
-    tee "$OUT/bench-torch.jsonl"
   $py - "$OUT" <<'PY' | tee "$OUT/summary.txt"
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
@@ -106,4 +163,6 @@ for x in theirs:
         print(f"{x['mode']:10} {x['precision']:9} {'nhwc':6} {x['batch']:5d} {'-':>12} {x['images_per_s']:12.1f}  (compiled={x['compiled']})")
 PY
 fi
+echo "gpu-check: $((SECONDS - start))s of a ${budget}s budget, status $status"
+cat "$OUT/stages.txt"
 exit $status

@@ -7,6 +7,34 @@
 using namespace grcnn;
 using namespace grcnn::testing;
 
+namespace {
+
+// One case on oneDNN in dtype t and layout l against reference<double>, with no silent fallback.
+void check_against_reference(const op_case& c, dtype t, layout l, unsigned seed) {
+  const case_data base = make_case_data(c, seed);
+  const case_data dn = convert_case_data(c, base, t, l);
+  const case_data ref = convert_case_data(c, dn, dtype::f64, layout::plain);
+  const tensor out_shape_probe = forward_only(c.reference, ref.inputs, ref.buffers);
+  std::mt19937 rng(seed * 7919u + 1u);  // independent of the input draws
+  const tensor r_dn = uniform(out_shape_probe.dims(), rng, -1, 1, t, out_shape_probe.rank() == 4 ? l : layout::plain);
+  const tensor r_ref = r_dn.to_dtype(dtype::f64).to_layout(layout::plain);
+
+  const std::size_t fallbacks = backends::fallback_log::instance().total();
+  const case_result got = run_case(c, c.onednn, dn, r_dn);
+  CHECK(backends::fallback_log::instance().total() == fallbacks);
+  const case_result want = run_case(c, c.reference, ref, r_ref);
+
+  const double tol_fwd = t == dtype::f32 ? 1e-5 : 2e-2, tol_bwd = t == dtype::f32 ? 1e-5 : 3e-2;
+  if (got.output.rank() == 4) CHECK(got.output.memory_layout() == l);
+  GRCNN_CHECK_CLOSE("output", got.output, want.output, tol_fwd);
+  for (std::size_t i = 0; i < got.grads.size(); ++i)
+    if (want.grads[i].defined()) GRCNN_CHECK_CLOSE("gradient of input " + std::to_string(i), got.grads[i], want.grads[i], tol_bwd);
+  for (std::size_t i = 0; i < got.buffers.size(); ++i)
+    GRCNN_CHECK_CLOSE("buffer " + std::to_string(i) + " after the call", got.buffers[i], want.buffers[i], 1e-5);
+}
+
+}  // namespace
+
 TEST_CASE("oneDNN matches the reference backend on every op", "[conformance]") {
   unsigned seed = 2000;
   for (const op_case& c : op_cases()) {
@@ -14,32 +42,47 @@ TEST_CASE("oneDNN matches the reference backend on every op", "[conformance]") {
       if (t == dtype::bf16 && !c.bf16) continue;
       for (layout l : {layout::plain, layout::nhwc}) {
         if (l == layout::nhwc && !has_image_input(c)) continue;
-        DYNAMIC_SECTION(c.name << " " << name_of(t) << " " << name_of(l)) {
-          const case_data base = make_case_data(c, ++seed);
-          const case_data dn = convert_case_data(c, base, t, l);
-          const case_data ref = convert_case_data(c, dn, dtype::f64, layout::plain);
-          const tensor out_shape_probe = forward_only(c.reference, ref.inputs, ref.buffers);
-          std::mt19937 rng(seed * 7919u + 1u);  // independent of the input draws
-          const tensor r_dn = uniform(out_shape_probe.dims(), rng, -1, 1, t,
-                                      out_shape_probe.rank() == 4 ? l : layout::plain);
-          const tensor r_ref = r_dn.to_dtype(dtype::f64).to_layout(layout::plain);
-
-          const std::size_t fallbacks = backends::fallback_log::instance().total();
-          const case_result got = run_case(c, c.onednn, dn, r_dn);
-          CHECK(backends::fallback_log::instance().total() == fallbacks);
-          const case_result want = run_case(c, c.reference, ref, r_ref);
-
-          const double tol_fwd = t == dtype::f32 ? 1e-5 : 2e-2, tol_bwd = t == dtype::f32 ? 1e-5 : 3e-2;
-          if (got.output.rank() == 4) CHECK(got.output.memory_layout() == l);
-          GRCNN_CHECK_CLOSE("output", got.output, want.output, tol_fwd);
-          for (std::size_t i = 0; i < got.grads.size(); ++i)
-            if (want.grads[i].defined()) GRCNN_CHECK_CLOSE("gradient of input " + std::to_string(i), got.grads[i], want.grads[i], tol_bwd);
-          for (std::size_t i = 0; i < got.buffers.size(); ++i)
-            GRCNN_CHECK_CLOSE("buffer " + std::to_string(i) + " after the call", got.buffers[i], want.buffers[i], 1e-5);
-        }
+        DYNAMIC_SECTION(c.name << " " << name_of(t) << " " << name_of(l)) { check_against_reference(c, t, l, ++seed); }
       }
     }
   }
+}
+
+// Our own loops (the gate's backward, gradient accumulation) are compiled per vector ISA and run the
+// widest the CPU has (core/cpu_dispatch.hpp): every variant this machine can run is checked.
+TEST_CASE("every vector-ISA variant of our CPU loops computes the same", "[conformance]") {
+  const cpu_isa saved = cpu_isa_limit();
+  INFO("this CPU: " << name_of(detected_cpu_isa()));
+  for (cpu_isa isa : {cpu_isa::baseline, cpu_isa::avx2, cpu_isa::avx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(detected_cpu_isa())) continue;
+    cpu_isa_limit() = isa;
+    REQUIRE(active_cpu_isa() == isa);
+    unsigned seed = 4000;
+    for (const op_case& c : op_cases()) {
+      if (c.name.rfind("gated_update", 0) != 0) continue;
+      for (dtype t : {dtype::f32, dtype::bf16})
+        DYNAMIC_SECTION(name_of(isa) << " " << c.name << " " << name_of(t)) {
+          check_against_reference(c, t, layout::nhwc, ++seed);
+        }
+    }
+    DYNAMIC_SECTION(name_of(isa) << " add_inplace") {
+      std::mt19937 rng(77);
+      for (dtype t : {dtype::f32, dtype::bf16}) {
+        // 3 chunks of the threaded loop plus a tail; the sum of two values is rounded once.
+        tensor d = uniform({1, 3, 151, 331}, rng, -4, 4, t), p = uniform({1, 3, 151, 331}, rng, -4, 4, t);
+        const std::vector<float> dv = d.values<float>(), pv = p.values<float>();
+        add_inplace(d, p);
+        const std::vector<float> got = d.values<float>();
+        std::size_t wrong = 0;
+        for (std::size_t i = 0; i < got.size(); ++i) {
+          const float sum = dv[i] + pv[i];
+          wrong += got[i] != (t == dtype::bf16 ? static_cast<float>(bf16(sum)) : sum);
+        }
+        CHECK(wrong == 0);
+      }
+    }
+  }
+  cpu_isa_limit() = saved;
 }
 
 TEST_CASE("f64 problems fall back from oneDNN to the reference backend, counted", "[conformance]") {
@@ -83,4 +126,33 @@ TEST_CASE("conv weights held in oneDNN's preferred format are used without reord
   CHECK(relative_error(y1.value(), y2.value()) < 1e-6);
   CHECK(relative_error(w_blocked.grad().to_layout(layout::plain), w_ref.grad()) < 1e-6);
   CHECK(relative_error(w_blocked.value().to_layout(layout::plain), w_plain) == 0.0);
+}
+
+// The CPU kernels' own exp and sigmoid (backends/onednn/vector_math.hpp) against libm in double, over
+// their whole range, and their saturation beyond it.
+TEST_CASE("the vectorisable exp and sigmoid of the CPU kernels are within 2 and 4 ulp", "[conformance]") {
+  using backends::onednn_detail::vexp;
+  using backends::onednn_detail::vsigmoid;
+  const auto ulps = [](float got, double want) {
+    const auto w = static_cast<float>(want);
+    return std::abs(got - w) / (std::nextafter(std::abs(w), INFINITY) - std::abs(w));
+  };
+  float worst_exp = 0, worst_sigmoid = 0;
+  for (int i = -870000; i <= 870000; ++i) {
+    const float x = static_cast<float>(i) * 1e-4f;
+    worst_exp = std::max(worst_exp, ulps(vexp(x), std::exp(static_cast<double>(x))));
+    worst_sigmoid = std::max(worst_sigmoid, ulps(vsigmoid(x), 1.0 / (1.0 + std::exp(-static_cast<double>(x)))));
+  }
+  INFO("worst exp " << worst_exp << " ulp, worst sigmoid " << worst_sigmoid << " ulp");
+  CHECK(worst_exp <= 2);
+  CHECK(worst_sigmoid <= 4);
+  CHECK(vexp(-1000.f) == vexp(-87.f));
+  CHECK(vexp(1000.f) == vexp(87.f));
+  CHECK(std::isfinite(vexp(1000.f)));
+  CHECK(vsigmoid(200.f) == 1.f);
+  CHECK(vsigmoid(-200.f) > 0.f);
+  CHECK(vsigmoid(-200.f) < 2e-38f);
+  CHECK(vsigmoid(0.f) == 0.5f);
+  CHECK(std::isnan(vexp(NAN)));
+  CHECK(std::isnan(vsigmoid(NAN)));
 }

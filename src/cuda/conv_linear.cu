@@ -55,8 +55,12 @@ int as_int(std::int64_t v, const char* what) {
   if (v < 0 || v > 2147483647) throw backend_error(grcnn::detail::concat("cuda: ", what, " ", v, " exceeds the int range of cuBLAS/cuDNN"));
   return static_cast<int>(v);
 }
+// Split-K partial sums stay in the f32 compute type even when the output is bf16 (cuBLAS may otherwise
+// add them in the output type); it costs nothing measurable on the one small linear layer.
 void set_blas_math(math_mode mm) {
-  GRCNN_CUBLAS_CHECK(cublasSetMathMode(ctx().blas, mm == math_mode::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  const auto base = mm == math_mode::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+  GRCNN_CUBLAS_CHECK(cublasSetMathMode(
+      ctx().blas, static_cast<cublasMath_t>(base | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
 }
 }  // namespace
 

@@ -144,6 +144,18 @@ inline std::vector<op_case> op_cases() {
                             {}, [](auto tag, std::vector<variable>& v, std::vector<tensor>&) {
                               return ops::gated_update<GRCNN_BACKEND_OF(tag)>(v[0], v[1], v[2], v[3]);
                             }));
+  // Over one 4,096-element chunk of the CPU kernels (a tail included), and with only the gate or only
+  // y differentiable: the backward then computes one of its two gradients.
+  const shape gl{1, 3, 41, 37};
+  const auto gate = [](auto tag, std::vector<variable>& v, std::vector<tensor>&) {
+    return ops::gated_update<GRCNN_BACKEND_OF(tag)>(v[0], v[1], v[2], v[3]);
+  };
+  cases.push_back(make_case("gated_update_long", {{gl, A::activation}, {gl, A::activation}, {gl, A::activation},
+                                                  {gl, A::activation}}, {}, gate));
+  cases.push_back(make_case("gated_update_gate_only", {{gl, A::activation}, {gl, A::activation}, {gl, A::activation},
+                                                       {gl, A::activation, false}}, {}, gate));
+  cases.push_back(make_case("gated_update_y_only", {{gl, A::activation}, {gl, A::activation, false},
+                                                    {gl, A::activation, false}, {gl, A::activation}}, {}, gate));
   cases.push_back(make_case("linear", {{{3, 10}, A::activation}, {{4, 10}, A::weight}, {{4}, A::weight}}, {},
                             [](auto tag, std::vector<variable>& v, std::vector<tensor>&) {
                               return ops::linear<GRCNN_BACKEND_OF(tag)>(v[0], v[1], v[2]);

@@ -107,6 +107,8 @@ unary("global_avg_pool", (2, 5, 4, 3), lambda x: x.mean((2, 3)))
 case("add", [((2, 3, 4, 5), "activation")] * 2, [], lambda v, b: v[0] + v[1])
 case("mul", [((2, 3, 4, 5), "activation")] * 2, [], lambda v, b: v[0] * v[1])
 case("gated_update", [((2, 8, 3, 3), "activation")] * 4, [], lambda v, b: v[0] + torch.sigmoid(v[1] + v[2]) * v[3])
+for name in ("gated_update_long", "gated_update_gate_only", "gated_update_y_only"):
+    case(name, [((1, 3, 41, 37), "activation")] * 4, [], lambda v, b: v[0] + torch.sigmoid(v[1] + v[2]) * v[3])
 case("linear", [((3, 10), "activation"), ((4, 10), "weight"), ((4,), "weight")], [], lambda v, b: F.linear(v[0], v[1], v[2]))
 case("linear_nobias", [((1, 6), "activation"), ((5, 6), "weight")], [], lambda v, b: F.linear(v[0], v[1]))
 unary("softmax", (3, 7), lambda x: F.softmax(x, 1))

@@ -102,6 +102,15 @@ struct backend_traits {
   static constexpr grcnn::device where = cpu_device;
   static constexpr layout activations = layout::nhwc;  // oneDNN's fast path; the reference takes any
 };
+// The activation order for activations of dtype `act`: a backend may prefer another order for its
+// mixed-precision (bf16) activations, declared as backend_traits<B>::mixed_activations.
+template <class Backend>
+layout preferred_activations(dtype act) {
+  if constexpr (requires { backend_traits<Backend>::mixed_activations; }) {
+    if (act != dtype::f32 && act != dtype::f64) return backend_traits<Backend>::mixed_activations;
+  }
+  return backend_traits<Backend>::activations;
+}
 // `t` on the backend's device in its activation order (rank-4 tensors; others only move).
 template <class Backend>
 tensor to_backend(const tensor& t) {

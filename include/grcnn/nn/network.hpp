@@ -63,7 +63,14 @@ class network<topology<Layers...>, Backend> {
                 x.value().describe());
     forward_context ctx{mode_ == mode::train, taps};
     const bool mixed = precision_ != precision::fp32;
-    variable h = mixed ? ops::cast<Backend>(x, activation_dtype(precision_)) : x;
+    variable h = x;
+    if (mixed) {
+      // The backend may run mixed precision in another activation order (CUDA: channels-last for bf16);
+      // an input that needs no gradient is reordered here, once, before the cast.
+      const layout want = backends::preferred_activations<Backend>(activation_dtype(precision_));
+      if (!x.requires_grad() && x.value().memory_layout() != want) h = variable(x.value().to_layout(want));
+      h = ops::cast<Backend>(h, activation_dtype(precision_));
+    }
     auto run = [&]<class Spec>(boost::hana::basic_type<Spec>, auto& m) {
       forward_context c = ctx;
       c.training = ctx.training && !eval_layers_.count(std::string(Spec::name));

@@ -111,11 +111,13 @@ inline tensor channels(std::int64_t c) { return tensor::empty(grcnn::shape{c}, d
 }  // namespace cuda_detail
 
 // With the legacy cuDNN convolution API, f32 and tf32 convolutions ran 1.3-1.9x faster in NCHW than in
-// NHWC on an H100 (docs/benchmarks.md): plain is this backend's preferred activation order.
+// NHWC on an H100 (docs/benchmarks.md): plain is this backend's preferred activation order. bf16
+// activations go channels-last, the order of cuDNN's tensor-core kernels.
 template <class P>
 struct backend_traits<cuda_t<P>> {
   static constexpr grcnn::device where = cuda_device;
   static constexpr layout activations = layout::plain;
+  static constexpr layout mixed_activations = layout::nhwc;
 };
 
 // Conv weights held channels-last (O, KH, KW, C/groups): cuDNN's fast NHWC kernels want that filter
