@@ -14,6 +14,7 @@
 """
 import math
 import subprocess
+import shutil
 import sys
 from pathlib import Path
 
@@ -26,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import safetensors_io  # noqa: E402
 
 exe, recipes, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+shutil.rmtree(work, ignore_errors=True)  # a rerun starts clean: the trainer refuses a used folder
+work.mkdir(parents=True)
 make_noise = sys.argv[4] if len(sys.argv) > 4 else None
 reduced = ["--limit-train", "256", "--limit-eval", "256", "--epochs", "1", "--batch", "32", "--backend", "cpu",
            "--seed", "1"]

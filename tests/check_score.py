@@ -14,6 +14,7 @@
 """
 import json
 import subprocess
+import shutil
 import sys
 from pathlib import Path
 
@@ -31,6 +32,8 @@ import netcdf_ctypes  # noqa: E402
 import safetensors_io  # noqa: E402
 
 train_exe, score_exe, source, work = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+shutil.rmtree(work, ignore_errors=True)  # a rerun starts clean: the trainer refuses a used folder
+work.mkdir(parents=True)
 hvm = source / "data" / "hvm-mini"
 subprocess.run(["rm", "-rf", str(work)], check=True)
 work.mkdir(parents=True)

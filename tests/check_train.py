@@ -23,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cli_check import check, runner  # noqa: E402
 
 exe, plot, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+shutil.rmtree(work, ignore_errors=True)  # a rerun starts clean: the trainer refuses a used folder
+work.mkdir(parents=True)
 out = work / "run"
 common = ["--arch", "grcnn_small", "--dataset", "fashion-mnist", "--limit-train", "6400", "--limit-eval", "2000",
           "--epochs", "1", "--batch", "64", "--schedule", "onecycle", "--lr", "0.2", "--wd", "5e-4", "--seed", "3",

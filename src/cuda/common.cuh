@@ -63,9 +63,11 @@ struct scratch {
 // Scoped device-time accounting under `name` while profiling is on (see set_profiling).
 bool profiling();
 void profile_add(const char* name, double seconds);
+// Times one library call between synchronisations when profiling is on. A call made inside another's
+// scope (the cast inside bf16 pool backward) belongs to the outer one and is not counted twice.
 struct profile_scope {
   const char* name;
-  bool on;
+  bool on = false, counted = false;
   double t0 = 0;
   explicit profile_scope(const char* n);
   ~profile_scope();

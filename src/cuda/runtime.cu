@@ -362,13 +362,23 @@ void profile_add(const char* name, double seconds) {
   e.first++;
   e.second += seconds;
 }
-profile_scope::profile_scope(const char* n) : name(n), on(profiling()) {
+namespace {
+int& profile_depth() {
+  thread_local int depth = 0;
+  return depth;
+}
+}  // namespace
+profile_scope::profile_scope(const char* n) : name(n) {
+  if (!profiling()) return;
+  counted = true;
+  on = profile_depth()++ == 0;
   if (on) {
     cudaStreamSynchronize(stream());
     t0 = now_s();
   }
 }
 profile_scope::~profile_scope() {
+  if (counted) --profile_depth();
   if (on) {
     cudaStreamSynchronize(stream());
     profile_add(name, now_s() - t0);
