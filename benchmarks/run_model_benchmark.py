@@ -35,6 +35,8 @@ parser.add_argument("--rounds", type=int, default=1,
                          "speed drifts by tens of percent within minutes, so one back-to-back pair can mislead")
 parser.add_argument("--out", help="write the markdown table here too")
 args = parser.parse_args()
+if args.rounds < 1 or args.steps < 1:
+    parser.error("--rounds and --steps must be at least 1")
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
 import torch  # noqa: E402
@@ -120,7 +122,7 @@ for mode in modes:
     lines.append(f"| {mode} | {o:.2f} | {t:.2f} | {o / t:.2f} | {spread(ours_rounds[mode])} | "
                  f"{spread(theirs_rounds[mode])} |")
 lines.append("")
-lines.append("grcnn steady state: " + ", ".join(
+lines.append("grcnn steady state (last round): " + ", ".join(
     f"{m}: {ours[m]['steady_system_allocations']} system allocations, {ours[m]['steady_plans_created']} plans created"
     for m in ("inference", "train")) + f"; peak tensor memory {ours['train']['peak_bytes'] / 2**20:.0f} MiB")
 table = "\n".join(lines)

@@ -37,6 +37,9 @@ while [ $# -gt 0 ]; do
 done
 start=$SECONDS
 status=0
+# A reused $OUT starts empty of this script's files: results are appended stage by stage.
+rm -f "$OUT"/{stages.txt,cuda-tests.log,cuda-tests-full.log,bench-grcnn-cuda.jsonl,bench-profile.txt} \
+  "$OUT"/{bench-torch.jsonl,bench-torch.log,summary.txt,sanitizer.log,tools.log}
 : >"$OUT/stages.txt"
 left() { echo $((budget - (SECONDS - start))); }
 # stage NAME MIN_SECONDS MAX_SECONDS LOG CMD...: runs CMD under timeout min(MAX, time left) when at least
@@ -83,8 +86,11 @@ fi
 tests=("$bin/tests/test_cuda_backend" --use-colour no -d yes)
 
 # 1. Quick CUDA tests, the bf16 ones included.
+# $filter is word-split on purpose (several Catch2 specs); globbing is off so "[cuda]" stays a tag.
+set -f
 # shellcheck disable=SC2086
 stage "tests ($filter)" 30 240 "$OUT/cuda-tests.log" "${tests[@]}" $filter
+set +f
 grep -E "^[0-9.]+ s: |test cases|assertions" "$OUT/cuda-tests.log" | tail -40
 
 # The benchmarks print one JSON line per mode on stdout: kept in JSONL as well as in the stage's log.
@@ -129,6 +135,9 @@ if [ "$tools" = 1 ] && [ -x "$bin/examples/grcnn-train" ] && [ -d "$fmnist" ]; t
     --schedule onecycle --lr 0.3 --wd 5e-4 --no-decay-bn-bias --workers 4 --backend auto --out "$t/run"
   grep -E "backend:|summary:|eval " "$OUT/tools.log" | tail -4
   ckpt=$(ls "$t"/run/checkpoint-*.safetensors 2>/dev/null | sort -V | tail -1)
+  if [ -z "$ckpt" ] && grep -q "^grcnn-train on the GPU: exit" "$OUT/stages.txt"; then
+    echo "tools check: the GPU run wrote no checkpoint" | tee -a "$OUT/stages.txt"; status=1
+  fi
   if [ -n "$ckpt" ]; then
     for b in cpu cuda; do
       stage "grcnn-train --eval-only --backend $b" 20 60 "$t/eval-$b.log" \
@@ -137,8 +146,9 @@ if [ "$tools" = 1 ] && [ -x "$bin/examples/grcnn-train" ] && [ -d "$fmnist" ]; t
       grep "^eval" "$t/eval-$b.log" | sed "s/^/$b: /" | tee "$t/eval-$b.txt" | tee -a "$OUT/tools.log"
     done
     # The checkpoint trained on the GPU must evaluate to the same top-1 on both backends.
-    if [ -s "$t/eval-cpu.txt" ] && [ -s "$t/eval-cuda.txt" ] &&
-      [ "$(sed 's/^[a-z]*: //; s/(.*//' "$t/eval-cpu.txt")" != "$(sed 's/^[a-z]*: //; s/(.*//' "$t/eval-cuda.txt")" ]; then
+    if [ ! -s "$t/eval-cpu.txt" ] || [ ! -s "$t/eval-cuda.txt" ]; then
+      echo "tools check: an evaluation of the checkpoint printed no result" | tee -a "$OUT/stages.txt"; status=1
+    elif [ "$(sed 's/^[a-z]*: //; s/(.*//' "$t/eval-cpu.txt")" != "$(sed 's/^[a-z]*: //; s/(.*//' "$t/eval-cuda.txt")" ]; then
       echo "tools check: CPU and GPU evaluations of the checkpoint differ" | tee -a "$OUT/stages.txt"; status=1
     fi
   fi

@@ -1,9 +1,10 @@
 #pragma once
 // Our own CPU loops compiled for the best vector ISA of the machine they run on. The library is built
 // for the baseline x86-64 ISA (users' binaries must run anywhere), where a bf16 or sigmoid loop gets
-// 4 lanes; AVX-512 gives 16. run_vectorised(f) calls f through a function compiled with the wider
+// 4 lanes; AVX-512 gives 16. run_vectorised(isa, f) calls f through a function compiled with the wider
 // target: GCC inlines f (marked GRCNN_VECTOR_BODY) into it and vectorises the loop for that ISA.
 // oneDNN's own kernels are JIT-compiled and need none of this.
+#include <atomic>
 #include <cstdlib>
 #include <string_view>
 
@@ -43,9 +44,11 @@ inline cpu_isa detected_cpu_isa() {
 }
 
 // The widest ISA our loops may use: the detected one, lowered by GRCNN_CPU_ISA=baseline|avx2|avx512 in
-// the environment or by a program (tests run every variant). It never exceeds what the CPU has.
-inline cpu_isa& cpu_isa_limit() {
-  static cpu_isa limit = [] {
+// the environment or by set_cpu_isa_limit (tests run every variant). It never exceeds what the CPU has.
+// Atomic: loops on OpenMP threads read it while a program may set it.
+namespace detail {
+inline std::atomic<cpu_isa>& cpu_isa_limit_slot() {
+  static std::atomic<cpu_isa> limit = [] {
     const char* env = std::getenv("GRCNN_CPU_ISA");
     if (!env || !*env) return cpu_isa::avx512;
     const std::string_view v(env);
@@ -55,7 +58,13 @@ inline cpu_isa& cpu_isa_limit() {
   }();
   return limit;
 }
+}  // namespace detail
 
+inline cpu_isa cpu_isa_limit() { return detail::cpu_isa_limit_slot().load(std::memory_order_relaxed); }
+inline void set_cpu_isa_limit(cpu_isa i) { detail::cpu_isa_limit_slot().store(i, std::memory_order_relaxed); }
+
+// The ISA run_vectorised uses now. Read it outside OpenMP regions (an invalid GRCNN_CPU_ISA throws
+// here, and an exception must not leave a parallel region) and hand it to run_vectorised.
 inline cpu_isa active_cpu_isa() {
   const cpu_isa d = detected_cpu_isa(), l = cpu_isa_limit();
   return static_cast<int>(d) < static_cast<int>(l) ? d : l;
@@ -74,16 +83,21 @@ __attribute__((target("avx2,fma"))) void run_avx2(const F& f) {
 #endif
 }  // namespace detail
 
-// f: a lambda marked GRCNN_VECTOR_BODY holding the loop, e.g.
-//   run_vectorised([&]() GRCNN_VECTOR_BODY { for (i...) d[i] = ...; });
+// f: a lambda marked GRCNN_VECTOR_BODY holding the loop; isa: active_cpu_isa(), read before the
+// parallel region. For example
+//   const cpu_isa isa = active_cpu_isa();
+//   #pragma omp parallel for
+//   for (chunk...) run_vectorised(isa, [&]() GRCNN_VECTOR_BODY { for (i...) d[i] = ...; });
 template <class F>
-void run_vectorised(const F& f) {
+void run_vectorised(cpu_isa isa, const F& f) {
 #if GRCNN_CPU_DISPATCH
-  switch (active_cpu_isa()) {
+  switch (isa) {
     case cpu_isa::avx512: return detail::run_avx512(f);
     case cpu_isa::avx2: return detail::run_avx2(f);
     case cpu_isa::baseline: break;
   }
+#else
+  (void)isa;
 #endif
   f();
 }

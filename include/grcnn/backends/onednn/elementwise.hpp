@@ -199,9 +199,10 @@ struct kernel<onednn, ops::gated_update_op> {
     T* __restrict dg = dgate ? static_cast<T*>(dgate->raw()) : nullptr;
     T* __restrict dyv = dy ? static_cast<T*>(dy->raw()) : nullptr;
     constexpr std::int64_t chunk = 1 << 12;
+    const cpu_isa isa = active_cpu_isa();
     parallel_for((n + chunk - 1) / chunk, [&](std::int64_t c) {
       const std::int64_t lo = c * chunk, hi = std::min(n, lo + chunk);
-      run_vectorised([&]() GRCNN_VECTOR_BODY {
+      run_vectorised(isa, [&]() GRCNN_VECTOR_BODY {
         if (dg && dyv) {
           for (std::int64_t i = lo; i < hi; ++i) {
             const float s = vsigmoid(to_f32(av[i]) + to_f32(bv[i])), gi = to_f32(g[i]);
