@@ -9,7 +9,7 @@
 # default 540: a device command may run 600 s), and a stage that no longer fits is skipped with a line
 # in stages.txt instead of being cut off half-way:
 #   1. quick CUDA tests (every op in f32, tf32, bf16; the grcnn_small steps; memory; optimizers)
-#   2. bf16 benchmarks: grcnn (channels-last), then PyTorch eager (and torch.compile with --compile)
+#   2. bf16 benchmarks: grcnn (channels-last), then PyTorch eager, then torch.compile (with --compile)
 #   3. fp32 and tf32 benchmarks: grcnn, then PyTorch
 #   4. the full-size test (a grcnn55 step against oneDNN), compute-sanitizer (--sanitize), the tools
 # Options: --budget S, --sanitize, --compile (torch.compile for bf16 too), --profile (device time per
@@ -99,14 +99,19 @@ bench() {  # bench PRECISION LAYOUT
   JSONL="$OUT/bench-grcnn-cuda.jsonl" stage "grcnn bench $1 $2" 40 150 "$OUT/bench-profile.txt" bash -c "$tee_jsonl" _ \
     "$bin/benchmarks/bench_grcnn_cuda" --precision "$1" --layout "$2" --steps 10 --warmup 3 ${profile:+--profile}
 }
-torch_bench() {  # torch_bench PRECISIONS [COMPILE]
-  JSONL="$OUT/bench-torch.jsonl" stage "torch bench $1${2:+ compile $2}" 60 240 "$OUT/bench-torch.log" bash -c "$tee_jsonl" _ \
-    $py "$here/benchmarks/run_gpu_torch_benchmark.py" --steps 10 --warmup 3 --precisions "$1" ${2:+--compile "$2"}
+torch_bench() {  # torch_bench PRECISIONS, eager
+  JSONL="$OUT/bench-torch.jsonl" stage "torch bench $1" 60 240 "$OUT/bench-torch.log" bash -c "$tee_jsonl" _ \
+    $py "$here/benchmarks/run_gpu_torch_benchmark.py" --steps 10 --warmup 3 --precisions "$1"
+}
+torch_compile_bench() {  # torch_compile_bench PRECISIONS: torch.compile compiles for minutes, a stage of its own
+  JSONL="$OUT/bench-torch.jsonl" stage "torch.compile bench $1" 120 330 "$OUT/bench-torch.log" bash -c "$tee_jsonl" _ \
+    $py "$here/benchmarks/run_gpu_torch_benchmark.py" --steps 10 --warmup 3 --precisions "" --compile "$1"
 }
 if [ "$bench" = 1 ]; then
   # 2. bf16 mixed precision: tensor cores want channels-last.
   bench bf16 nhwc
-  [ "$torch" = 1 ] && torch_bench bf16 "$compile"
+  [ "$torch" = 1 ] && torch_bench bf16
+  [ "$torch" = 1 ] && [ -n "$compile" ] && torch_compile_bench "$compile"
   # 3. fp32 and tf32: the legacy cuDNN API is fastest on NCHW for 4-byte types (docs/benchmarks.md).
   bench fp32 "${BENCH_LAYOUT:-nchw}"
   bench tf32 "${BENCH_LAYOUT:-nchw}"

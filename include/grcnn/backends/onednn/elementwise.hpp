@@ -1,8 +1,8 @@
 #pragma once
 // ReLU and sigmoid (eltwise primitives, differentiated through their output), add and mul (binary
 // primitive), and the GRCL gate x + sigmoid(a + b) * y as one binary primitive with post-ops
-// (logistic, mul y, add x). The gate's backward recomputes the sigmoid with the binary primitive and
-// finishes in our own pass over memory. Casts between f32 and bf16 are reorders.
+// (logistic, mul y, add x). The gate's backward is our own single pass over memory that recomputes the
+// sigmoid (vector_math.hpp). Casts between f32 and bf16 are reorders.
 #include "grcnn/backends/onednn/context.hpp"
 #include "grcnn/backends/onednn/vector_math.hpp"
 #include "grcnn/core/cpu_dispatch.hpp"
