@@ -5,6 +5,7 @@
 // target: GCC inlines f (marked GRCNN_VECTOR_BODY) into it and vectorises the loop for that ISA.
 // oneDNN's own kernels are JIT-compiled and need none of this.
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
@@ -100,6 +101,23 @@ void run_vectorised(cpu_isa isa, const F& f) {
   (void)isa;
 #endif
   f();
+}
+
+// The loop our CPU kernels share: body(lo, hi) over [0, n) in chunks of `chunk` elements, on OpenMP
+// threads when n exceeds min_parallel, each chunk compiled for the active ISA (read once, here). body
+// is a lambda marked GRCNN_VECTOR_BODY, so it inlines into the ISA-specific function:
+//   vectorised_chunks(n, 1 << 12, 0, [&](std::int64_t lo, std::int64_t hi) GRCNN_VECTOR_BODY {
+//     for (std::int64_t i = lo; i < hi; ++i) d[i] = ...;
+//   });
+template <class F>
+void vectorised_chunks(std::int64_t n, std::int64_t chunk, std::int64_t min_parallel, const F& body) {
+  const cpu_isa isa = active_cpu_isa();
+  const std::int64_t chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (n > min_parallel)
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    const std::int64_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
+    run_vectorised(isa, [&]() GRCNN_VECTOR_BODY { body(lo, hi); });
+  }
 }
 
 }  // namespace grcnn

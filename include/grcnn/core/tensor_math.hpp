@@ -30,20 +30,13 @@ inline void add_inplace(tensor& dst, const tensor& src) {
     // Gradient accumulation of large activations: worth the threads (OpenMP, as the backends use) and
     // the machine's widest vectors (core/cpu_dispatch.hpp). No `simd` clause: GCC then privatises the bf16
     // temporaries per lane and vectorises nothing, while the plain loop vectorises (-fopt-info-vec).
-    const auto m = static_cast<std::int64_t>(n);
-    constexpr std::int64_t chunk = 1 << 14;
-    const cpu_isa isa = active_cpu_isa();
-#pragma omp parallel for schedule(static) if (m > (1 << 16))
-    for (std::int64_t c = 0; c < (m + chunk - 1) / chunk; ++c) {
-      const std::int64_t lo = c * chunk, hi = std::min(m, lo + chunk);
-      run_vectorised(isa, [&]() GRCNN_VECTOR_BODY {
-        if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) {
-          for (std::int64_t i = lo; i < hi; ++i) d[i] = T(static_cast<float>(d[i]) + static_cast<float>(p[i]));
-        } else {
-          for (std::int64_t i = lo; i < hi; ++i) d[i] += p[i];
-        }
-      });
-    }
+    vectorised_chunks(static_cast<std::int64_t>(n), 1 << 14, 1 << 16, [&](std::int64_t lo, std::int64_t hi) GRCNN_VECTOR_BODY {
+      if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) {
+        for (std::int64_t i = lo; i < hi; ++i) d[i] = T(static_cast<float>(d[i]) + static_cast<float>(p[i]));
+      } else {
+        for (std::int64_t i = lo; i < hi; ++i) d[i] += p[i];
+      }
+    });
   });
 }
 

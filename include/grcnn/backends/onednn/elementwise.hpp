@@ -175,7 +175,7 @@ struct kernel<onednn, ops::gated_update_op> {
   // pass that reads a, b, y, dout and writes the two gradients. Our vectorisable sigmoid (vector_math.hpp)
   // keeps it one pass; bf16 operands are widened and the results rounded (nearest even) in the same loop.
   // Per element that moves 12 bytes in bf16, against 36 for oneDNN's sigmoid binary between widening
-  // reorders and a gradient pass; run_vectorised compiles the loop for the machine's widest vectors.
+  // reorders and a gradient pass; vectorised_chunks compiles the loop for the machine's widest vectors.
   static void backward(const P& pr, const tensor& dout, const tensor& a, const tensor& b, const tensor& y,
                        tensor* dx, tensor* dgate, tensor* dy) {
     if (dx) *dx = dout;
@@ -198,27 +198,21 @@ struct kernel<onednn, ops::gated_update_op> {
     const T* __restrict yv = static_cast<const T*>(y.raw());
     T* __restrict dg = dgate ? static_cast<T*>(dgate->raw()) : nullptr;
     T* __restrict dyv = dy ? static_cast<T*>(dy->raw()) : nullptr;
-    constexpr std::int64_t chunk = 1 << 12;
-    const cpu_isa isa = active_cpu_isa();
-    parallel_for((n + chunk - 1) / chunk, [&](std::int64_t c) {
-      const std::int64_t lo = c * chunk, hi = std::min(n, lo + chunk);
-      run_vectorised(isa, [&]() GRCNN_VECTOR_BODY {
-        if (dg && dyv) {
-          for (std::int64_t i = lo; i < hi; ++i) {
-            const float s = vsigmoid(to_f32(av[i]) + to_f32(bv[i])), gi = to_f32(g[i]);
-            dg[i] = from_f32<T>(gi * to_f32(yv[i]) * s * (1.f - s));
-            dyv[i] = from_f32<T>(gi * s);
-          }
-        } else if (dg) {
-          for (std::int64_t i = lo; i < hi; ++i) {
-            const float s = vsigmoid(to_f32(av[i]) + to_f32(bv[i]));
-            dg[i] = from_f32<T>(to_f32(g[i]) * to_f32(yv[i]) * s * (1.f - s));
-          }
-        } else {
-          for (std::int64_t i = lo; i < hi; ++i)
-            dyv[i] = from_f32<T>(to_f32(g[i]) * vsigmoid(to_f32(av[i]) + to_f32(bv[i])));
+    vectorised_chunks(n, 1 << 12, 0, [&](std::int64_t lo, std::int64_t hi) GRCNN_VECTOR_BODY {
+      if (dg && dyv) {
+        for (std::int64_t i = lo; i < hi; ++i) {
+          const float s = vsigmoid(to_f32(av[i]) + to_f32(bv[i])), gi = to_f32(g[i]);
+          dg[i] = from_f32<T>(gi * to_f32(yv[i]) * s * (1.f - s));
+          dyv[i] = from_f32<T>(gi * s);
         }
-      });
+      } else if (dg) {
+        for (std::int64_t i = lo; i < hi; ++i) {
+          const float s = vsigmoid(to_f32(av[i]) + to_f32(bv[i]));
+          dg[i] = from_f32<T>(to_f32(g[i]) * to_f32(yv[i]) * s * (1.f - s));
+        }
+      } else {
+        for (std::int64_t i = lo; i < hi; ++i) dyv[i] = from_f32<T>(to_f32(g[i]) * vsigmoid(to_f32(av[i]) + to_f32(bv[i])));
+      }
     });
   }
 };
