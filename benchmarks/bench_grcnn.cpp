@@ -1,7 +1,7 @@
-// End-to-end benchmark: a GRCNN (grcnn55/109 at 224x224, or the main job's grcnn_small; fp32 or bf16 mixed
-// precision, oneDNN, channels-last): inference (eval, no tape) and a
-// full training step (forward, cross-entropy, backward, SGD with momentum). Prints one JSON object per
-// mode with the median step time and images/s, plus the steady-state allocation and plan counters.
+// End-to-end benchmark: a GRCNN (grcnn55/109 or VOne-GRCNN55 at 224x224, or the main job's grcnn_small;
+// fp32 or bf16 mixed precision, oneDNN, channels-last): inference (eval, no tape) and a full training step
+// (forward, cross-entropy, backward, SGD with momentum). Prints one JSON object per mode with the median
+// step time and images/s, plus the steady-state allocation and plan counters.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -80,8 +80,9 @@ int main(int argc, char** argv) {
   std::string arch = "grcnn55", mode = "both";
   int batch = 16, size = 224, steps = 5, warmup = 2;
   int classes = 1000;
-  app.add_option("--arch", arch, "grcnn55, grcnn109 or grcnn_small (the main job's network)")
-      ->check(CLI::IsMember({"grcnn55", "grcnn109", "grcnn_small"}));
+  app.add_option("--arch", arch, "grcnn55, grcnn109, vone_grcnn55 (fresh VOneBlock noise per step) or grcnn_small "
+                                "(the main job's network)")
+      ->check(CLI::IsMember({"grcnn55", "grcnn109", "vone_grcnn55", "grcnn_small"}));
   app.add_option("--classes", classes, "classifier width")->check(CLI::PositiveNumber);
   app.add_option("--mode", mode, "inference, train or both")->check(CLI::IsMember({"inference", "train", "both"}));
   app.add_option("--batch", batch, "batch size")->check(CLI::PositiveNumber);
@@ -93,6 +94,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   const nn::precision p = nn::parse_precision(precision);
   if (arch == "grcnn_small") return run<models::grcnn_small<>>(batch, size, steps, warmup, mode, classes, p);
+  if (arch == "vone_grcnn55") return run<models::vone_grcnn55<>>(batch, size, steps, warmup, mode, classes, p);
   return arch == "grcnn55" ? run<models::grcnn55<>>(batch, size, steps, warmup, mode, classes, p)
                            : run<models::grcnn109<>>(batch, size, steps, warmup, mode, classes, p);
 }

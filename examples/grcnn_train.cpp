@@ -253,7 +253,8 @@ int run(const settings& s) {
               d.eval ? (", eval " + d.eval->describe() + " (" + std::to_string(d.eval->size()) + " images)").c_str() : "");
 
   data::loader_options lo{.batch_size = static_cast<std::size_t>(s.batch), .shuffle = true, .drop_last = true,
-                          .workers = s.workers, .prefetch = 2 * s.workers, .seed = s.seed, .skip_corrupt = s.skip_corrupt};
+                          .workers = s.workers, .prefetch = 2 * s.workers, .seed = s.seed, .skip_corrupt = s.skip_corrupt,
+                          .pinned_for = backends::backend_traits<B>::where};
   std::unique_ptr<data::loader> eval_loader;
   if (d.eval) {
     data::loader_options eo = lo;

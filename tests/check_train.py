@@ -97,13 +97,14 @@ ev = run(["--arch", "grcnn_small", "--dataset", "fashion-mnist", "--limit-eval",
           "--init-weights", summary["checkpoint"], "--backend", "cpu", "--out", str(work / "eval")])
 check(f"top1 {100 * top1:.2f}%" in ev, f"--eval-only on the final checkpoint reproduces top-1 {100 * top1:.2f}%")
 
-# 4. VOne-GRCNN55 at 224 px: trains and evaluates with fixed noise; its Gabor banks (fixed parameters, in
-# the checkpoint under VOneNet's names) leave training untouched: each filter's one non-zero channel holds
-# the reference kernel of VOneNet's seed-0 parameters (tests/torch/make_vone_fixtures.py).
+# 4. VOne-GRCNN55 at 224 px: trains and evaluates with fresh noise (VOneNet's default); its Gabor banks (fixed
+# parameters, in the checkpoint under VOneNet's names) leave training untouched: each filter's one non-zero
+# channel holds the reference kernel of VOneNet's seed-0 parameters (tests/torch/make_vone_fixtures.py).
 vo = work / "vone"
 subprocess.run(["rm", "-rf", str(vo)], check=True)
-text = run(["--arch", "vone_grcnn55", "--dataset", "fashion-mnist", "--image-size", "224", "--limit-train", "4",
-            "--limit-eval", "2", "--batch", "2", "--epochs", "1", "--vone-noise", "5", "--seed", "1", "--out", str(vo)])
+vone_args = ["--arch", "vone_grcnn55", "--dataset", "fashion-mnist", "--image-size", "224", "--limit-train", "4",
+             "--limit-eval", "2", "--batch", "2", "--epochs", "1", "--seed", "1"]
+text = run(vone_args + ["--out", str(vo)])
 check("24807562 parameters (22887562 trainable)" in text, "vone_grcnn55 with 10 classes: 24,807,562 parameters, 1,920,000 fixed")
 sys.path.insert(0, str(Path(__file__).resolve().parent / "torch"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
@@ -116,6 +117,15 @@ nonzero = (q0.abs().sum((2, 3)) > 0).sum(1)
 err = (q0.sum(1) - ref).abs().max().item() / ref.abs().max().item()
 check(bool((nonzero == 1).all()) and err < 2e-6,
       f"the trained checkpoint's q0 bank is VOneNet's (one channel per filter, relative error {err:.1e})")
+# Stopped after step 1 and resumed, the run draws the same fresh noise as the uninterrupted one (the
+# checkpoint keeps the noise counter), so step 2 ends on the same weights, bit for bit.
+vr = work / "vone_resumed"
+subprocess.run(["rm", "-rf", str(vr)], check=True)
+run(vone_args + ["--out", str(vr), "--stop-after", "1"])
+run(vone_args + ["--out", str(vr), "--resume"])
+resumed = dict(safetensors_io.load(str(vr / "checkpoint-2.safetensors"))[0])
+differing = [k for k in ckpt if k.startswith("model.") and not bool((ckpt[k] == resumed[k]).all())]
+check(not differing, f"a resumed VOne run continues the fresh-noise sequence: the same weights bit for bit ({differing[:3]})")
 
 # Where a GPU is present (nvidia-smi lists one) --backend cuda is legitimate, not a refusal.
 has_gpu = shutil.which("nvidia-smi") is not None and subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0

@@ -238,6 +238,48 @@ void compare_training_step(int batch, int size, int classes) {
 
 }  // namespace
 
+TEST_CASE("page-locked host tensors upload without waiting, and a freed block is reused only after its copy", "[cuda]") {
+  std::mt19937 rng(5);
+  const tensor ref = uniform({8, 3, 32, 32}, rng, -1, 1, dtype::f32, layout::nhwc);
+  const auto values = ref.values<float>();
+  std::vector<tensor> uploaded;
+  for (int i = 0; i < 6; ++i) {
+    // Each block is freed right after its upload is enqueued; the next allocation of the same size must
+    // not hand it out (and let the host overwrite it) before that copy has run.
+    tensor pin = tensor::empty_pinned(ref.dims(), dtype::f32, layout::nhwc, cuda_device);
+    REQUIRE(pin.pinned());
+    REQUIRE(pin.on_host());
+    float* p = pin.data<float>();
+    for (std::size_t k = 0; k < values.size(); ++k) p[k] = values[k] * static_cast<float>(i + 1);
+    uploaded.push_back(pin.to_device(cuda_device));
+  }
+  for (int i = 0; i < 6; ++i) {
+    const auto got = uploaded[static_cast<std::size_t>(i)].values<float>();
+    std::size_t wrong = 0;
+    for (std::size_t k = 0; k < values.size(); ++k) wrong += got[k] != values[k] * static_cast<float>(i + 1);
+    INFO("upload " << i);
+    CHECK(wrong == 0);
+  }
+}
+
+TEST_CASE("normal draws on the GPU are the host's draws (f32, bf16, f64; plain and channels-last)", "[cuda]") {
+  const normal_key key{.seed = 77, .stream = 5};
+  for (layout l : {layout::plain, layout::nhwc}) {
+    const tensor host = standard_normal({3, 37, 9, 31}, key, dtype::f32, l);  // groups straddle channels
+    const tensor dev = standard_normal({3, 37, 9, 31}, key, dtype::f32, l, cuda_device);
+    REQUIRE(dev.where() == cuda_device);
+    REQUIRE(dev.memory_layout() == l);
+    // The same float arithmetic; the device contracts into FMAs where the host may not.
+    CHECK(relative_error(dev, host) < 1e-6);
+    const tensor b = standard_normal({3, 37, 9, 31}, key, dtype::bf16, l, cuda_device);
+    CHECK(relative_error(b, host) < 4e-3);
+    const tensor d = standard_normal({3, 37, 9, 31}, key, dtype::f64, l, cuda_device);
+    CHECK(relative_error(d, host) < 1e-6);
+  }
+  CHECK_THROWS_WITH(standard_normal({2, 3}, key, dtype::f16, layout::plain, cuda_device),
+                    Catch::Contains("f16 is not supported on the device"));
+}
+
 TEST_CASE("grcnn_small: a training step on CUDA is as exact as oneDNN's", "[cuda][model]") {
   compare_training_step<models::grcnn_small>(16, 32, 10);
 }

@@ -1,13 +1,18 @@
 // The data pipeline against torchvision/PIL (fixtures from tests/torch/make_data_fixtures.py):
 // ImageFolder's classes and sample order, CIFAR and IDX parsing, RandomResizedCrop / flip / pad+crop /
 // Normalize values, the loader's reproducibility (independent of worker count, resumable mid-epoch),
-// and a corrupt JPEG stopping the loader with the file's name (or being skipped and counted).
+// a corrupt JPEG stopping the loader with the file's name (or being skipped and counted), and batches
+// for a GPU in page-locked memory.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
-#include <nlohmann/json.hpp>
-
+#include <mutex>
 #include <numeric>
+#include <set>
+
+#include <nlohmann/json.hpp>
 
 #include <grcnn/data/augmix.hpp>
 #include <grcnn/data/cifar.hpp>
@@ -329,6 +334,83 @@ TEST_CASE("the loader is reproducible whatever the worker count, and resumable m
       CHECK(b->labels[static_cast<std::size_t>(i)] == index % 10);
     }
   CHECK(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }));
+}
+
+namespace {
+// A stand-in GPU runtime in host memory: enough to see which memory the loader and the copies use.
+class counting_runtime final : public device_runtime {
+ public:
+  int pinned_allocations = 0, pinned_frees = 0, uploads_from_pinned = 0;
+  std::set<const void*> pinned_blocks;
+  std::mutex mu;
+  void* allocate(std::size_t bytes) override { return std::malloc(bytes); }
+  void deallocate(void* p, std::size_t) override { std::free(p); }
+  void copy(void* dst, device dst_dev, const void* src, device src_dev, std::size_t bytes) override {
+    std::lock_guard lock(mu);
+    if (dst_dev.kind != device_kind::cpu && src_dev.kind == device_kind::cpu && pinned_blocks.count(src)) ++uploads_from_pinned;
+    std::memcpy(dst, src, bytes);
+  }
+  void* allocate_pinned(std::size_t bytes) override {  // called from the loader's workers
+    std::lock_guard lock(mu);
+    ++pinned_allocations;
+    void* p = std::malloc(bytes);
+    pinned_blocks.insert(p);
+    return p;
+  }
+  void deallocate_pinned(void* p, std::size_t) override {
+    std::lock_guard lock(mu);
+    ++pinned_frees;
+    pinned_blocks.erase(p);
+    std::free(p);
+  }
+  void zero(void* p, std::size_t bytes) override { std::memset(p, 0, bytes); }
+  void permute_4d(std::size_t, const void*, void*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, bool) override {
+    FAIL("not used by this test");
+  }
+  void fill_normal(dtype, void*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, bool, std::uint64_t,
+                   std::uint64_t) override {
+    FAIL("not used by this test");
+  }
+  void add_inplace(dtype, void*, const void*, std::size_t) override { FAIL("not used by this test"); }
+  void sgd_update(float*, const float*, float*, std::size_t, float, float, float, float, bool, bool) override {
+    FAIL("not used by this test");
+  }
+  void adamw_update(float*, const float*, float*, float*, std::size_t, double, double, double, double, double,
+                    std::int64_t) override {
+    FAIL("not used by this test");
+  }
+  void synchronize() override {}
+  device_memory_stats memory_stats() const override { return {}; }
+};
+}  // namespace
+
+TEST_CASE("for a GPU the loader writes batches into page-locked memory, which uploads read directly", "[data][loader]") {
+  counting_runtime gpu;
+  register_device_runtime(device_kind::cuda, &gpu);
+  {
+    const numbered d(30);
+    std::vector<tensor> host;
+    for (device target : {cpu_device, cuda_device}) {
+      data::loader l(d, {}, {.batch_size = 10, .shuffle = false, .workers = 2, .seed = 1, .pinned_for = target});
+      l.start_epoch(0);
+      while (auto b = l.next()) {
+        CHECK(b->images.pinned() == (target == cuda_device));
+        CHECK(b->images.on_host());
+        if (target == cpu_device) {
+          host.push_back(b->images);
+          continue;
+        }
+        const tensor up = b->images.to_device(cuda_device);  // what to_backend does first
+        CHECK(relative_error(up.to_device(cpu_device), host[b->index]) == 0.0);  // the same pixels
+      }
+    }
+    CHECK(gpu.pinned_allocations == 3);
+    CHECK(gpu.uploads_from_pinned == 3);
+    CHECK(gpu.pinned_frees == 3);  // every batch returned its block
+    CHECK(tensor::empty_pinned({2, 3}, dtype::f32, layout::plain, cpu_device).pinned() == false);
+    CHECK_THROWS_WITH(tensor::empty_pinned({2, 3}, dtype::f32, layout::nhwc, cuda_device), Catch::Contains("rank-4"));
+  }
+  register_device_runtime(device_kind::cuda, nullptr);
 }
 
 TEST_CASE("a corrupt JPEG stops the loader with its file name, or is skipped and counted", "[data][loader]") {

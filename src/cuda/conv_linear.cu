@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -101,10 +102,16 @@ void linear_backward(const S* dy, const S* x, const S* w, S* dx, S* dw, S* db, s
                      std::int64_t m, math_mode mm) {
   GRCNN_PROFILE("linear backward");
   as_int(n * k, "linear input size"), as_int(m * k, "linear weight size"), as_int(n * m, "linear output size");
-  if (n == 0 || m == 0 || k == 0) return;
+  if (m == 0) return;
+  // An empty batch (or no input features) still owes zero weight and bias gradients: sums over no rows.
+  if (n == 0) {
+    if (dw) GRCNN_CUDA_CHECK(cudaMemsetAsync(dw, 0, static_cast<std::size_t>(m * k) * sizeof(S), stream()));
+    if (db) GRCNN_CUDA_CHECK(cudaMemsetAsync(db, 0, static_cast<std::size_t>(m) * sizeof(S), stream()));
+    return;
+  }
   set_blas_math(mm);
-  if (dx) gemm(CUBLAS_OP_N, CUBLAS_OP_N, k, n, m, w, k, dy, m, dx, k);  // dx[N,K] = dy[N,M] w[M,K]
-  if (dw) gemm(CUBLAS_OP_N, CUBLAS_OP_T, k, m, n, x, k, dy, m, dw, k);  // dw[M,K] = dy^T[M,N] x[N,K]
+  if (k > 0 && dx) gemm(CUBLAS_OP_N, CUBLAS_OP_N, k, n, m, w, k, dy, m, dx, k);  // dx[N,K] = dy[N,M] w[M,K]
+  if (k > 0 && dw) gemm(CUBLAS_OP_N, CUBLAS_OP_T, k, m, n, x, k, dy, m, dw, k);  // dw[M,K] = dy^T[M,N] x[N,K]
   if (db) {
     k_column_sums<<<static_cast<unsigned>((m + 255) / 256), 256, 0, stream()>>>(dev(dy), dev(db), n, m);
     check_last_launch("linear bias gradient");
@@ -199,7 +206,16 @@ const Perf& best_of(const Perf* perf, int count, const char* what, const conv_ar
     if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kWorkspaceLimit &&
         (a.bf16 || a.math == math_mode::tf32 || perf[i].mathType == CUDNN_FMA_MATH))
       return perf[i];
-  throw backend_error(grcnn::detail::concat("cudnn: no ", what, " algorithm ran for this convolution"));
+  // Say what each algorithm answered: the one failure then tells which engine a problem lacks.
+  std::string tried;
+  for (int i = 0; i < count; ++i)
+    tried += grcnn::detail::concat(i ? "; " : "", "algo ", static_cast<int>(perf[i].algo), ": ",
+                                   cudnnGetErrorString(perf[i].status), ", math ", static_cast<int>(perf[i].mathType),
+                                   ", ", perf[i].memory, " bytes");
+  throw backend_error(grcnn::detail::concat("cudnn: no ", what, " algorithm ran for the convolution ", a.key, " (",
+                                            a.bf16 ? "bf16" : a.math == math_mode::tf32 ? "tf32" : "fp32, FMA only",
+                                            ", workspace limit ", kWorkspaceLimit, " bytes; ",
+                                            tried.empty() ? "no algorithm returned" : tried, ")"));
 }
 
 }  // namespace

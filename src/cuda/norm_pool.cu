@@ -385,7 +385,8 @@ __global__ void k_pool_bwd(pool_args a, const T* dy, const std::int64_t* argmax,
 template <storage S>
 void pool_forward(const pool_args& a, const S* x, S* y, std::int64_t* argmax) {
   GRCNN_PROFILE("pool forward");
-  if (small_index(a.x))
+  // Kernels decode output indices too, and padding can make the output the larger of the two.
+  if (small_index(a.x) && small_index(a.y))
     k_pool_fwd<std::uint32_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(x), dev(y), argmax);
   else
     k_pool_fwd<std::int64_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(x), dev(y), argmax);
@@ -399,7 +400,7 @@ void pool_backward(const pool_args& a, const S* dy, const std::int64_t* argmax, 
   scratch wide(std::is_same_v<S, float> ? 0 : static_cast<std::size_t>(n) * sizeof(float));
   float* acc = std::is_same_v<S, float> ? reinterpret_cast<float*>(dx) : wide.as<float>();
   GRCNN_CUDA_CHECK(cudaMemsetAsync(acc, 0, static_cast<std::size_t>(n) * sizeof(float), stream()));
-  if (small_index(a.x))
+  if (small_index(a.x) && small_index(a.y))
     k_pool_bwd<std::uint32_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(dy), argmax, acc);
   else
     k_pool_bwd<std::int64_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(dy), argmax, acc);

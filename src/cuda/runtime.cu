@@ -12,6 +12,7 @@
 
 #include "common.cuh"
 #include "grcnn/backends/cuda/runtime.hpp"
+#include "grcnn/core/philox.hpp"
 
 namespace grcnn::cuda {
 
@@ -116,14 +117,53 @@ class runtime_impl final : public device_runtime {
     if (bytes == 0) return;
     GRCNN_PROFILE("copy");
     GRCNN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream()));
-    // The host side may read or free its buffer right after: wait for copies that involve it.
-    if (dst_dev.kind == device_kind::cpu || src_dev.kind == device_kind::cpu)
+    // The host side may read or free its buffer right after: wait for copies that involve it, except
+    // an upload from our page-locked blocks, whose reuse waits for the stream instead (deallocate_pinned).
+    const bool upload_from_pinned = dst_dev.kind != device_kind::cpu && src_dev.kind == device_kind::cpu && is_pinned(src);
+    if ((dst_dev.kind == device_kind::cpu || src_dev.kind == device_kind::cpu) && !upload_from_pinned)
       GRCNN_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  }
+  void* allocate_pinned(std::size_t bytes) override {
+    std::lock_guard lock(pinned_mu_);
+    // A cached block of this size whose last stream use is done; else a new one (cudaMallocHost is
+    // slow, hence the cache: a loader allocates one per batch).
+    auto& free_list = pinned_free_[bytes];
+    for (auto it = free_list.begin(); it != free_list.end(); ++it) {
+      const cudaError_t q = cudaEventQuery(it->released);
+      if (q == cudaErrorNotReady) continue;
+      GRCNN_CUDA_CHECK(q);
+      void* p = it->ptr;
+      pinned_events_[p] = it->released;
+      free_list.erase(it);
+      return p;
+    }
+    void* p = nullptr;
+    GRCNN_CUDA_CHECK(cudaMallocHost(&p, bytes));
+    cudaEvent_t e;
+    GRCNN_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    pinned_events_[p] = e;
+    return p;
+  }
+  void deallocate_pinned(void* p, std::size_t bytes) override {
+    std::lock_guard lock(pinned_mu_);
+    const auto it = pinned_events_.find(p);
+    if (it == pinned_events_.end()) return;
+    // Copies enqueued so far may still read the block: it becomes reusable once the stream passes here.
+    // At process exit the driver may already be unloading: then the block is simply dropped.
+    if (cudaEventRecord(it->second, ctx().stream) != cudaSuccess) {
+      cudaGetLastError();
+      pinned_events_.erase(it);
+      return;
+    }
+    pinned_free_[bytes].push_back({p, it->second});
+    pinned_events_.erase(it);
   }
   void zero(void* p, std::size_t bytes) override { GRCNN_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream())); }
   void permute_4d(std::size_t elem_size, const void* src, void* dst, std::int64_t n, std::int64_t c, std::int64_t h,
                   std::int64_t w, bool to_channels_last) override;
   void add_inplace(dtype t, void* dst, const void* src, std::size_t n) override;
+  void fill_normal(dtype t, void* dst, std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
+                   bool channels_last, std::uint64_t seed, std::uint64_t stream) override;
   void sgd_update(float* w, const float* g, float* buf, std::size_t n, float lr, float wd, float momentum, float damp,
                   bool nesterov, bool first) override {
     cuda::sgd_update(w, g, buf, static_cast<std::int64_t>(n), lr, wd, momentum, damp, nesterov, first);
@@ -133,6 +173,10 @@ class runtime_impl final : public device_runtime {
     cuda::adamw_update(w, g, m, v, static_cast<std::int64_t>(n), lr, wd, beta1, beta2, eps, step);
   }
   void synchronize() override { cuda::synchronize(); }
+  bool is_pinned(const void* p) const {
+    std::lock_guard lock(pinned_mu_);
+    return pinned_events_.count(const_cast<void*>(p)) != 0;
+  }
   device_memory_stats memory_stats() const override {
     std::uint64_t reserved = 0;
     cudaMemPoolGetAttribute(ctx().pool, cudaMemPoolAttrReservedMemCurrent, &reserved);
@@ -145,6 +189,15 @@ class runtime_impl final : public device_runtime {
  private:
   mutable std::mutex mu_;
   device_memory_stats stats_;
+  // Page-locked blocks: those in use (with their event), and freed ones by size with the event that
+  // marks the end of their last stream use.
+  struct pinned_block {
+    void* ptr;
+    cudaEvent_t released;
+  };
+  mutable std::mutex pinned_mu_;
+  std::map<void*, cudaEvent_t> pinned_events_;
+  std::map<std::size_t, std::vector<pinned_block>> pinned_free_;
 };
 
 __global__ void k_add_f32(float* d, const float* s, std::int64_t n) {
@@ -169,6 +222,43 @@ void runtime_impl::add_inplace(dtype t, void* dst, const void* src, std::size_t 
   else
     throw dtype_error(grcnn::detail::concat("cuda add_inplace: ", name_of(t), " is not supported on the device"));
   check_last_launch("add_inplace");
+}
+
+// One thread per group of four draws of one sample (core/philox.hpp, the host's arithmetic), written to
+// the four elements' places in plain or channels-last order.
+template <class T>
+__global__ void k_fill_normal(T* dst, std::int64_t n, std::int64_t c, std::int64_t hw, bool channels_last,
+                              std::uint64_t seed, std::uint64_t stream) {
+  const std::int64_t per = c * hw, groups = (per + 3) / 4, total = n * groups;
+  GRCNN_GRID_STRIDE(i, total) {
+    const std::int64_t s = i / groups, g = i - s * groups;
+    const philox::normals z =
+        philox::normal4(seed, stream, static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(g));
+    for (int l = 0; l < 4; ++l) {
+      const std::int64_t j = 4 * g + l;
+      if (j >= per) break;
+      const std::int64_t o = channels_last ? (j % hw) * c + j / hw : j;
+      if constexpr (std::is_same_v<T, double>) dst[s * per + o] = z.v[l];
+      else st(dst[s * per + o], z.v[l]);
+    }
+  }
+}
+
+void runtime_impl::fill_normal(dtype t, void* dst, std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
+                               bool channels_last, std::uint64_t seed, std::uint64_t stream) {
+  GRCNN_PROFILE("normal draws");
+  const std::int64_t groups = n * ((c * h * w + 3) / 4);
+  if (groups == 0) return;
+  const int blocks = blocks_for(groups);
+  if (t == dtype::f32)
+    k_fill_normal<<<blocks, 256, 0, cuda::detail::stream()>>>(static_cast<float*>(dst), n, c, h * w, channels_last, seed, stream);
+  else if (t == dtype::bf16)
+    k_fill_normal<<<blocks, 256, 0, cuda::detail::stream()>>>(static_cast<__nv_bfloat16*>(dst), n, c, h * w, channels_last, seed, stream);
+  else if (t == dtype::f64)
+    k_fill_normal<<<blocks, 256, 0, cuda::detail::stream()>>>(static_cast<double*>(dst), n, c, h * w, channels_last, seed, stream);
+  else
+    throw dtype_error(grcnn::detail::concat("cuda fill_normal: ", name_of(t), " is not supported on the device"));
+  check_last_launch("fill_normal");
 }
 
 // dst in the other order; i runs over dst's elements (coalesced writes).

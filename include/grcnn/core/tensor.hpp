@@ -24,12 +24,14 @@ namespace grcnn {
 
 class storage {
  public:
-  explicit storage(std::size_t bytes, device d = cpu_device)
+  // Memory on device d; host memory page-locked by the runtime of `pinned_for` when that is a GPU.
+  explicit storage(std::size_t bytes, device d = cpu_device, device pinned_for = cpu_device)
       : bytes_(bytes), rounded_(host_allocator::round_size(bytes)), device_(d),
-        ptr_(d.kind == device_kind::cpu ? host_allocator::instance().allocate(rounded_)
-                                        : runtime_for(d).allocate(rounded_)) {}
+        pinned_for_(d.kind == device_kind::cpu ? pinned_for : cpu_device), ptr_(acquire()) {}
   ~storage() {
-    if (device_.kind == device_kind::cpu)
+    if (pinned_for_.kind != device_kind::cpu)
+      runtime_for(pinned_for_).deallocate_pinned(ptr_, rounded_);
+    else if (device_.kind == device_kind::cpu)
       host_allocator::instance().deallocate(ptr_, rounded_);
     else
       runtime_for(device_).deallocate(ptr_, rounded_);
@@ -38,10 +40,16 @@ class storage {
   storage& operator=(const storage&) = delete;
   void* data() const { return ptr_; }
   std::size_t bytes() const { return bytes_; }
+  bool pinned() const { return pinned_for_.kind != device_kind::cpu; }
 
  private:
+  void* acquire() const {
+    if (pinned_for_.kind != device_kind::cpu) return runtime_for(pinned_for_).allocate_pinned(rounded_);
+    return device_.kind == device_kind::cpu ? host_allocator::instance().allocate(rounded_)
+                                            : runtime_for(device_).allocate(rounded_);
+  }
   std::size_t bytes_, rounded_;
-  device device_;
+  device device_, pinned_for_;
   void* ptr_;
 };
 
@@ -90,6 +98,21 @@ class tensor {
     r.storage_ = std::make_shared<storage>(static_cast<std::size_t>(s.numel()) * size_of(t), d);
     return r;
   }
+  // A host tensor in page-locked memory of `for_device`'s runtime (a plain host tensor when that is
+  // the CPU): to_device(for_device) then returns before the copy is done, so do not write into the
+  // tensor until the device has consumed it (the data loader hands out each batch once).
+  static tensor empty_pinned(const shape& s, dtype t, layout l, device for_device) {
+    if (for_device.kind == device_kind::cpu) return empty(s, t, l);
+    GRCNN_CHECK(l != layout::opaque && (l != layout::nhwc || s.rank() == 4), shape_error,
+                "tensor::empty_pinned: the layout must be plain, or nhwc with a rank-4 shape; got ", name_of(l), " ", s);
+    tensor r;
+    r.shape_ = s;
+    r.dtype_ = t;
+    r.layout_ = l;
+    r.storage_ = std::make_shared<storage>(static_cast<std::size_t>(s.numel()) * size_of(t), cpu_device, for_device);
+    return r;
+  }
+  bool pinned() const { return storage_ && storage_->pinned(); }
   static tensor empty_opaque(const shape& s, dtype t, std::shared_ptr<const opaque_format> fmt) {
     tensor r;
     r.shape_ = s;

@@ -26,6 +26,9 @@ struct loader_options {
   int prefetch = 4;           // batches decoded ahead of the consumer, all workers together
   std::uint64_t seed = 0;
   bool skip_corrupt = false;  // skip unreadable samples (counted) instead of stopping with the error
+  // The device the batches go to: a GPU gets them in page-locked memory (tensor::empty_pinned), so
+  // their upload is a DMA that does not hold up the training thread.
+  device pinned_for = cpu_device;
 };
 
 struct batch {
@@ -132,7 +135,7 @@ class loader {
     if (images.empty()) return out;
     const int w = images[0].width, h = images[0].height;
     const auto n = static_cast<std::int64_t>(images.size());
-    out.images = tensor::empty({out.views * n, 3, h, w}, dtype::f32, layout::nhwc);
+    out.images = tensor::empty_pinned({out.views * n, 3, h, w}, dtype::f32, layout::nhwc, o_.pinned_for);
     const std::size_t pixels = static_cast<std::size_t>(w) * h * 3;
     float* dst = out.images.data<float>();
     for (std::size_t i = 0; i < images.size(); ++i) {

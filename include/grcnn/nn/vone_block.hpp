@@ -5,6 +5,7 @@
 // response op (ops/vone.hpp), then the bottleneck.
 #include <algorithm>
 
+#include "grcnn/core/random.hpp"
 #include "grcnn/nn/gabor.hpp"
 #include "grcnn/nn/layers.hpp"
 #include "grcnn/nn/specs.hpp"
@@ -52,7 +53,7 @@ class vone_module {
     ctx.emit("vone_block", "simple_conv_q0", q0);
     const ops::vone_response_options ro{.simple_channels = o_.simple_channels, .k_exc = o_.k_exc,
                                         .noise = noise_mode(), .noise_scale = o_.noise_scale, .noise_level = o_.noise_level};
-    const variable v = ops::vone_response<B>(q0, q1, ro.noise == ops::vone_math::noise_none ? tensor() : draw_noise(q0.dims()), ro);
+    const variable v = ops::vone_response<B>(q0, q1, ro.noise == ops::vone_math::noise_none ? tensor() : draw_noise(q0.value()), ro);
     ctx.emit("", "vone_block", v);
     const variable b = bottleneck_->forward<B>(v);
     ctx.emit("", "bottleneck", b);
@@ -73,6 +74,10 @@ class vone_module {
   void release_noise() { fixed_ = false, disabled_ = false; }
   void disable_noise() { disabled_ = true; }
   bool noise_fixed() const { return fixed_; }
+  // The fresh draws made so far (each draw's stream number). Training checkpoints keep it, so a resumed
+  // run continues the noise sequence where the interrupted one stood rather than repeating it.
+  std::uint64_t noise_calls() const { return calls_; }
+  void set_noise_calls(std::uint64_t calls) { calls_ = calls; }
 
   // The parameters sampled at construction (banks loaded from a state dict may come from others).
   const gabor::v1_parameters& gabor_parameters() const { return parameters_; }
@@ -83,25 +88,12 @@ class vone_module {
     if (disabled_ || o_.noise == vone_noise::none) return ops::vone_math::noise_none;
     return o_.noise == vone_noise::neuronal ? ops::vone_math::noise_neuronal : ops::vone_math::noise_gaussian;
   }
-  // Standard normal draws, one independent stream per sample: (seed, call, sample) fresh, (seed,
-  // sample) fixed. Generated on the host in parallel over samples.
-  tensor draw_noise(const grcnn::shape& s) {
-    const std::int64_t n = s[0], per = s.numel() / std::max<std::int64_t>(n, 1);
-    tensor out = tensor::empty(s, dtype::f32);
-    float* e = out.data<float>();
-    const std::uint64_t seed = fixed_ ? fixed_seed_ : noise_seed_;
-    const std::uint64_t call = fixed_ ? 0 : ++calls_;
-#pragma omp parallel for schedule(static)
-    for (std::int64_t k = 0; k < n; ++k) {
-      std::seed_seq seq{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
-                        static_cast<std::uint32_t>(call), static_cast<std::uint32_t>(call >> 32),
-                        static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(fixed_ ? 1 : 0)};
-      std::mt19937_64 g(seq);
-      std::normal_distribution<float> d(0.f, 1.f);
-      float* dst = e + k * per;
-      for (std::int64_t i = 0; i < per; ++i) dst[i] = d(g);
-    }
-    return out;
+  // Standard normal draws like q0 (its dtype, layout and device; core/random.hpp): stream 0 of the fixed
+  // seed, or stream `call` (from 1) of the network's noise seed, so a sample's map is a function of
+  // (seed, call, sample) fresh and (seed, sample) fixed, drawn where q0 lives.
+  tensor draw_noise(const tensor& q0) {
+    const normal_key key{.seed = fixed_ ? fixed_seed_ : noise_seed_, .stream = fixed_ ? 0 : ++calls_};
+    return standard_normal(q0.dims(), key, q0.type(), q0.memory_layout(), q0.where());
   }
 
   vone_options o_;

@@ -1,7 +1,7 @@
 #pragma once
 // The VOneBlock's per-element response, written once for every backend (host loops and the CUDA
-// kernel include this header; it depends on nothing). For channel c of an [N, C, H, W] map with S
-// simple channels and quadrature responses a (q0) and b (q1):
+// kernel include this header; it depends on nothing but core/host_device.hpp). For channel c of an
+// [N, C, H, W] map with S simple channels and quadrature responses a (q0) and b (q1):
 //   g = relu(a) (c < S)  |  sqrt(a^2 + b^2) / sqrt(2) (c >= S);   r = k_exc * g
 //   none:      y = r
 //   neuronal:  t = r * scale + level;  y = relu((t + eps * sqrt(relu(t) + 1e-4) - level) / scale)
@@ -10,11 +10,7 @@
 // and gives the complex channel a zero gradient where a = b = 0 (PyTorch's sqrt yields NaN there).
 #include <cmath>
 
-#if defined(__CUDACC__)
-#define GRCNN_HD __host__ __device__
-#else
-#define GRCNN_HD
-#endif
+#include "grcnn/core/host_device.hpp"
 
 namespace grcnn::ops::vone_math {
 

@@ -4,6 +4,7 @@
 // rotated, best kept), resume from a checkpoint, and a guard against non-finite losses. Works with any
 // network type that has forward(variable), train(), eval() and state() (nn::network does).
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "grcnn/data/loader.hpp"
+#include "grcnn/nn/vone_block.hpp"
 #include "grcnn/ops/losses.hpp"
 #include "grcnn/train/checkpoint.hpp"
 #include "grcnn/train/cutmix.hpp"
@@ -134,6 +136,8 @@ std::optional<eval_result> evaluate_network(Net& net, data::loader& l, Loss&& lo
 
 template <class Net>
 class trainer {
+  static constexpr bool has_vone = Net::template count_modules<nn::vone_module> == 1;
+
  public:
   trainer(Net& net, optimizer& opt, const lr_schedule& schedule, data::loader& train, data::loader* eval, trainer_options o)
       : net_(net), opt_(opt), schedule_(schedule), train_(train), eval_(eval), o_(std::move(o)),
@@ -182,6 +186,16 @@ class trainer {
         best_top1_ = std::stod(it->second);
       } catch (const std::exception&) {
         throw io_error("resume: '" + where + "' has a malformed 'best_top1': '" + it->second + "'");
+      }
+    }
+    if constexpr (has_vone) {
+      // Checkpoints from before the noise counter was kept restart the fresh-noise sequence.
+      if (const auto it = c.extra.find("vone_noise_calls"); it != c.extra.end()) {
+        std::uint64_t calls = 0;
+        const auto r = std::from_chars(it->second.data(), it->second.data() + it->second.size(), calls);
+        GRCNN_CHECK(r.ec == std::errc() && r.ptr == it->second.data() + it->second.size(), io_error, "resume: '", where,
+                    "' has a malformed 'vone_noise_calls': '", it->second, "'");
+        net_.template module<nn::vone_module>().set_noise_calls(calls);
       }
     }
     pending_eval_ = c.extra.count("pending_eval") && c.extra.at("pending_eval") == "1";
@@ -430,6 +444,7 @@ class trainer {
       c.extra["best_top1"] = buf;
     }
     c.extra["pending_eval"] = pending_eval_ ? "1" : "0";
+    if constexpr (has_vone) c.extra["vone_noise_calls"] = std::to_string(net_.template module<nn::vone_module>().noise_calls());
     const auto path = folder_.path_for(pos_.global_step);
     save_checkpoint(path, net_.state(), opt_, c);
     folder_.rotate(pos_.global_step);
