@@ -51,8 +51,8 @@ double relative_l2(const tensor& a, const tensor& b) {
 // The op table on CUDA against reference<f64> in one of three modes: f32 (within 1e-5), tf32 (its
 // matrix ops within 5e-3) and bf16 storage (mixed precision: the same cases on bf16 values, within
 // oneDNN's bf16 tolerances of test_conformance). In bf16, losses stay f32 (their cases are f32-only), as
-// do softmax, the SK fusion and the VOne response on the GPU: refused with a reason, checked here. The
-// cast kernels run in the f32 pass (cast_bf16_roundtrip); in bf16 that case is the identity.
+// does softmax on the GPU: refused with a reason, checked here. The cast kernels run in the f32 pass
+// (cast_bf16_roundtrip); in bf16 that case is the identity.
 enum class mode { f32, tf32, bf16 };
 void check_cases(mode m) {
   const bool tf32 = m == mode::tf32, bf16 = m == mode::bf16;
@@ -85,8 +85,7 @@ void check_cases(mode m) {
           prefill_ref.push_back(p.to_dtype(dtype::f64).to_layout(layout::plain));
         }
         const run_fn& run = tf32 ? c.cuda_tf32 : c.cuda;
-        const bool f32_only = c.name.rfind("sk_select", 0) == 0 || c.name.rfind("vone", 0) == 0 ||
-                              c.name == "softmax" || c.name == "log_softmax";
+        const bool f32_only = c.name == "softmax" || c.name == "log_softmax";
         if (bf16 && f32_only) {
           CHECK_THROWS_WITH(run_case(c, run, dev, r_host.to_device(cuda_device), prefill_dev), Catch::Contains("f32 only"));
           continue;

@@ -1,5 +1,6 @@
 // The VOneBlock response (simple / complex cells, k_exc, neuronal or Gaussian noise): one thread per
-// element of q0's map, any strides; the arithmetic is grcnn/ops/vone_math.hpp, shared with the CPU.
+// element of q0's map, any strides, f32 or bf16 storage; the arithmetic is grcnn/ops/vone_math.hpp,
+// shared with the CPU.
 #include "common.cuh"
 #include "grcnn/ops/vone_math.hpp"
 
@@ -27,41 +28,50 @@ __device__ inline ops::vone_math::coefficients coefficients_of(const vone_args& 
   return k;
 }
 
-__global__ void k_vone_fwd(vone_args a, const float* q0, const float* q1, const float* eps, float* y) {
+template <class T>
+__global__ void k_vone_fwd(vone_args a, const T* q0, const T* q1, const T* eps, T* y) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < a.q0.numel();
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const auto o = vone_at(a, i);
-    y[o.q0] = ops::vone_math::forward<float>(coefficients_of(a), o.simple, q0[o.q0], o.simple ? 0.f : q1[o.q1],
-                                             eps ? eps[o.q0] : 0.f);
+    st(y[o.q0], ops::vone_math::forward<float>(coefficients_of(a), o.simple, ld(q0[o.q0]), o.simple ? 0.f : ld(q1[o.q1]),
+                                               eps ? ld(eps[o.q0]) : 0.f));
   }
 }
-__global__ void k_vone_bwd(vone_args a, const float* dy, const float* q0, const float* q1, const float* eps, float* dq0,
-                           float* dq1) {
+template <class T>
+__global__ void k_vone_bwd(vone_args a, const T* dy, const T* q0, const T* q1, const T* eps, T* dq0, T* dq1) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < a.q0.numel();
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const auto o = vone_at(a, i);
     float ga = 0.f, gb = 0.f;
-    ops::vone_math::backward<float>(coefficients_of(a), o.simple, q0[o.q0], o.simple ? 0.f : q1[o.q1],
-                                    eps ? eps[o.q0] : 0.f, dy[o.q0], ga, gb);
-    if (dq0) dq0[o.q0] = ga;
-    if (dq1 && !o.simple) dq1[o.q1] = gb;
+    ops::vone_math::backward<float>(coefficients_of(a), o.simple, ld(q0[o.q0]), o.simple ? 0.f : ld(q1[o.q1]),
+                                    eps ? ld(eps[o.q0]) : 0.f, ld(dy[o.q0]), ga, gb);
+    if (dq0) st(dq0[o.q0], ga);
+    if (dq1 && !o.simple) st(dq1[o.q1], gb);
   }
 }
 
 }  // namespace
 
-void vone_response_forward(const vone_args& a, const float* q0, const float* q1, const float* eps, float* y) {
+// f32 or bf16 storage (mixed precision), f32 arithmetic either way, as the CPU kernels.
+template <storage S>
+void vone_response_forward(const vone_args& a, const S* q0, const S* q1, const S* eps, S* y) {
   GRCNN_PROFILE("vone_response");
   if (a.q0.numel() == 0) return;
-  k_vone_fwd<<<blocks_for(a.q0.numel()), 256, 0, stream()>>>(a, q0, q1, eps, y);
+  k_vone_fwd<<<blocks_for(a.q0.numel()), 256, 0, stream()>>>(a, dev(q0), dev(q1), dev(eps), dev(y));
   check_last_launch("vone_response forward");
 }
-void vone_response_backward(const vone_args& a, const float* dy, const float* q0, const float* q1, const float* eps,
-                            float* dq0, float* dq1) {
+template <storage S>
+void vone_response_backward(const vone_args& a, const S* dy, const S* q0, const S* q1, const S* eps, S* dq0, S* dq1) {
   GRCNN_PROFILE("vone_response backward");
   if (a.q0.numel() == 0 || (!dq0 && !dq1)) return;
-  k_vone_bwd<<<blocks_for(a.q0.numel()), 256, 0, stream()>>>(a, dy, q0, q1, eps, dq0, dq1);
+  k_vone_bwd<<<blocks_for(a.q0.numel()), 256, 0, stream()>>>(a, dev(dy), dev(q0), dev(q1), dev(eps), dev(dq0), dev(dq1));
   check_last_launch("vone_response backward");
 }
+template void vone_response_forward<float>(const vone_args&, const float*, const float*, const float*, float*);
+template void vone_response_forward<bf16>(const vone_args&, const bf16*, const bf16*, const bf16*, bf16*);
+template void vone_response_backward<float>(const vone_args&, const float*, const float*, const float*, const float*,
+                                            float*, float*);
+template void vone_response_backward<bf16>(const vone_args&, const bf16*, const bf16*, const bf16*, const bf16*, bf16*,
+                                           bf16*);
 
 }  // namespace grcnn::cuda

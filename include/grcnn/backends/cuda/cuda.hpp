@@ -6,10 +6,9 @@
 // precision is a policy tag: cuda_t<precision::fp32> (IEEE, the default) or cuda_t<precision::tf32>
 // (tensor cores). Activations may be f32 or bf16 (bf16 mixed precision, nn/precision.hpp: cuDNN and
 // cuBLAS on tensor cores with f32 accumulation, our kernels computing in f32 between bf16 loads and
-// stores, batch-norm parameters and statistics in f32); losses and softmax take f32 logits, and the
-// selective-kernel fusion and the VOneBlock response run in f32 only. Results are not bitwise
-// reproducible across processes: cuDNN's algorithm choice is timed, and pooling backward scatters with
-// atomics.
+// stores, batch-norm parameters and statistics in f32); losses and softmax take f32 logits. Results
+// are not bitwise reproducible across processes: cuDNN's algorithm choice is timed, and pooling
+// backward scatters with atomics.
 //
 // Needs the compiled component: link grcnn::cuda (CMake option GRCNN_ENABLE_CUDA).
 #include <array>
@@ -57,7 +56,7 @@ inline status check(const ops::tensor_desc& d) {
   if (d.memory_layout == layout::opaque) return status::no("opaque (oneDNN) formats are host formats");
   return status::yes();
 }
-// f32 only: losses and softmax (bf16 networks hand them f32 logits), the SK fusion, the VOne response.
+// f32 only: losses and softmax (bf16 networks hand them f32 logits).
 inline status check_f32(const ops::tensor_desc& d) {
   if (d.type != dtype::f32)
     return status::no("cuda runs this op in f32 only, got " + std::string(name_of(d.type)) +
@@ -538,42 +537,45 @@ struct kernel<cuda_t<P>, ops::sk_select_op> {
   using Pr = ops::sk_select_problem;
   static status can_implement(const Pr& pr) {
     if (pr.branches > 8) return status::no("at most 8 branches");
-    return cuda_detail::check_f32(pr.branch);
+    return cuda_detail::check(pr.branch);
   }
   static tensor forward(const Pr& pr, const std::vector<tensor>& branches, const tensor& logits) {
     using namespace cuda_detail;
-    std::vector<const float*> ptrs;
-    for (const auto& b : branches) {
-      on_device("sk_select", "branch", b);
-      ptrs.push_back(cf(b));
-    }
+    for (const auto& b : branches) on_device("sk_select", "branch", b);
     on_device("sk_select", "logits", logits);
     tensor out = empty(pr.branch);
-    grcnn::cuda::sk_select_forward(view_of(pr.branch), pr.branches, ptrs.data(), cf(logits), mf(out));
+    with_storage(pr.branch.type, [&]<class S>() {
+      std::vector<const S*> ptrs;
+      for (const auto& b : branches) ptrs.push_back(cp<S>(b));
+      grcnn::cuda::sk_select_forward(view_of(pr.branch), pr.branches, ptrs.data(), cp<S>(logits), mp<S>(out));
+    });
     return out;
   }
   static void backward(const Pr& pr, const tensor& dout, const std::vector<tensor>& branches, const tensor& logits,
                        const std::vector<tensor*>& dbranches, tensor* dlogits) {
     using namespace cuda_detail;
-    std::vector<const float*> ptrs;
-    std::vector<float*> dptrs;
-    for (std::size_t m = 0; m < branches.size(); ++m) {
-      ptrs.push_back(cf(branches[m]));
+    for (std::size_t m = 0; m < branches.size(); ++m)
       if (dbranches[m]) *dbranches[m] = empty(pr.branch);
-      dptrs.push_back(dbranches[m] ? mf(*dbranches[m]) : nullptr);
-    }
-    if (dlogits)
-      *dlogits = tensor::empty(grcnn::shape{pr.branch.dims[0], pr.branches * pr.branch.dims[1]}, dtype::f32,
+    if (dlogits)  // the logits' own dtype: the branches' (checked by the op)
+      *dlogits = tensor::empty(grcnn::shape{pr.branch.dims[0], pr.branches * pr.branch.dims[1]}, pr.branch.type,
                                layout::plain, cuda_device);
-    grcnn::cuda::sk_select_backward(view_of(pr.branch), pr.branches, cf(dout), ptrs.data(), cf(logits), dptrs.data(),
-                                    dlogits ? mf(*dlogits) : nullptr);
+    with_storage(pr.branch.type, [&]<class S>() {
+      std::vector<const S*> ptrs;
+      std::vector<S*> dptrs;
+      for (std::size_t m = 0; m < branches.size(); ++m) {
+        ptrs.push_back(cp<S>(branches[m]));
+        dptrs.push_back(dbranches[m] ? mp<S>(*dbranches[m]) : nullptr);
+      }
+      grcnn::cuda::sk_select_backward(view_of(pr.branch), pr.branches, cp<S>(dout), ptrs.data(), cp<S>(logits),
+                                      dptrs.data(), dlogits ? mp<S>(*dlogits) : nullptr);
+    });
   }
 };
 
 template <class P>
 struct kernel<cuda_t<P>, ops::vone_response_op> {
   using Pr = ops::vone_response_problem;
-  static status can_implement(const Pr& pr) { return cuda_detail::check_f32(pr.q0); }
+  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.q0); }
   static grcnn::cuda::vone_args args(const Pr& pr, const tensor& q1) {
     grcnn::cuda::vone_args a;
     a.q0 = cuda_detail::view_of(pr.q0);
@@ -585,7 +587,9 @@ struct kernel<cuda_t<P>, ops::vone_response_op> {
     using namespace cuda_detail;
     on_device("vone_response", "q0", q0), on_device("vone_response", "q1", q1), on_device("vone_response", "eps", eps);
     tensor y = empty(pr.q0);
-    grcnn::cuda::vone_response_forward(args(pr, q1), cf(q0), cf(q1), cf(eps), mf(y));
+    with_storage(pr.q0.type, [&]<class S>() {
+      grcnn::cuda::vone_response_forward(args(pr, q1), cp<S>(q0), cp<S>(q1), cp<S>(eps), mp<S>(y));
+    });
     return y;
   }
   static void backward(const Pr& pr, const tensor& dy, const tensor& q0, const tensor& q1, const tensor& eps, tensor* dq0,
@@ -594,8 +598,11 @@ struct kernel<cuda_t<P>, ops::vone_response_op> {
     if (dq0) *dq0 = empty(pr.q0);
     const bool want_q1 = dq1 && q1.defined();
     if (want_q1) *dq1 = empty(ops::tensor_desc::of(q1));
-    grcnn::cuda::vone_response_backward(args(pr, q1), cf(dy.to_device(cuda_device)), cf(q0), cf(q1), cf(eps),
-                                        dq0 ? mf(*dq0) : nullptr, want_q1 ? mf(*dq1) : nullptr);
+    const tensor g = dy.to_device(cuda_device);
+    with_storage(pr.q0.type, [&]<class S>() {
+      grcnn::cuda::vone_response_backward(args(pr, q1), cp<S>(g), cp<S>(q0), cp<S>(q1), cp<S>(eps),
+                                          dq0 ? mp<S>(*dq0) : nullptr, want_q1 ? mp<S>(*dq1) : nullptr);
+    });
   }
 };
 

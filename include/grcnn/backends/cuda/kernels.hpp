@@ -125,10 +125,13 @@ void group_logsumexp_backward(const float* dy, const float* x, const float* y, c
                               std::int64_t k, std::int64_t groups, float* dx);
 
 // ---- selective-kernel fusion -----------------------------------------------------------------
-// out = sum_m softmax_m(z[:, m*C + c]) * branch_m; branches are M device pointers of one view.
-void sk_select_forward(const view4& v, int branches, const float* const* branch_ptrs, const float* logits, float* out);
-void sk_select_backward(const view4& v, int branches, const float* dout, const float* const* branch_ptrs,
-                        const float* logits, float* const* dbranch_ptrs, float* dlogits);
+// out = sum_m softmax_m(z[:, m*C + c]) * branch_m; branches are M device pointers of one view; the
+// logits share the branches' storage type (bf16 under mixed precision), the softmax runs in f32.
+template <storage S>
+void sk_select_forward(const view4& v, int branches, const S* const* branch_ptrs, const S* logits, S* out);
+template <storage S>
+void sk_select_backward(const view4& v, int branches, const S* dout, const S* const* branch_ptrs, const S* logits,
+                        S* const* dbranch_ptrs, S* dlogits);
 
 // ---- VOneBlock response (grcnn/ops/vone_math.hpp) ---------------------------------------------
 // q1 holds channels [simple, C) of q0's map; eps and dy share q0's view, dq1 q1's.
@@ -139,9 +142,10 @@ struct vone_args {
   int mode = 0;  // vone_math::noise_mode
   double scale = 0.35, level = 0.07;
 };
-void vone_response_forward(const vone_args& a, const float* q0, const float* q1, const float* eps, float* y);
-void vone_response_backward(const vone_args& a, const float* dy, const float* q0, const float* q1, const float* eps,
-                            float* dq0, float* dq1);
+template <storage S>
+void vone_response_forward(const vone_args& a, const S* q0, const S* q1, const S* eps, S* y);
+template <storage S>
+void vone_response_backward(const vone_args& a, const S* dy, const S* q0, const S* q1, const S* eps, S* dq0, S* dq1);
 
 // ---- linear (cuBLAS) -------------------------------------------------------------------------
 // y [N, M] = x [N, K] w[M, K]^T (+ b); bf16 operands multiply on tensor cores with f32 accumulation.
