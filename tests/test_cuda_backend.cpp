@@ -239,9 +239,14 @@ void compare_training_step(int batch, int size, int classes) {
 
 TEST_CASE("page-locked host tensors upload without waiting, and a freed block is reused only after its copy", "[cuda]") {
   std::mt19937 rng(5);
-  const tensor ref = uniform({8, 3, 32, 32}, rng, -1, 1, dtype::f32, layout::nhwc);
+  const tensor ref = uniform({32, 3, 64, 64}, rng, -1, 1, dtype::f32, layout::nhwc);
   const auto values = ref.values<float>();
   std::vector<tensor> uploaded;
+  // Keep the stream busy first (device copies of 4 GiB, milliseconds on any GPU), so the uploads below
+  // are still queued while the host frees their blocks and allocates and fills the next ones.
+  tensor big = tensor::zeros({std::int64_t(1) << 28}, dtype::f32).to_device(cuda_device);
+  std::vector<tensor> busy;
+  for (int i = 0; i < 4; ++i) busy.push_back(big.clone());
   for (int i = 0; i < 6; ++i) {
     // Each block is freed right after its upload is enqueued; the next allocation of the same size must
     // not hand it out (and let the host overwrite it) before that copy has run.

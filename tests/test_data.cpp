@@ -386,7 +386,11 @@ class counting_runtime final : public device_runtime {
 
 TEST_CASE("for a GPU the loader writes batches into page-locked memory, which uploads read directly", "[data][loader]") {
   counting_runtime gpu;
-  register_device_runtime(device_kind::cuda, &gpu);
+  struct registration {  // restores the slot however the test ends
+    device_runtime* before = grcnn::detail::runtimes()[static_cast<int>(device_kind::cuda)];
+    explicit registration(device_runtime* r) { register_device_runtime(device_kind::cuda, r); }
+    ~registration() { register_device_runtime(device_kind::cuda, before); }
+  } installed(&gpu);
   {
     const numbered d(30);
     std::vector<tensor> host;
@@ -410,7 +414,6 @@ TEST_CASE("for a GPU the loader writes batches into page-locked memory, which up
     CHECK(tensor::empty_pinned({2, 3}, dtype::f32, layout::plain, cpu_device).pinned() == false);
     CHECK_THROWS_WITH(tensor::empty_pinned({2, 3}, dtype::f32, layout::nhwc, cuda_device), Catch::Contains("rank-4"));
   }
-  register_device_runtime(device_kind::cuda, nullptr);
 }
 
 TEST_CASE("a corrupt JPEG stops the loader with its file name, or is skipped and counted", "[data][loader]") {

@@ -102,7 +102,10 @@ void linear_backward(const S* dy, const S* x, const S* w, S* dx, S* dw, S* db, s
                      std::int64_t m, math_mode mm) {
   GRCNN_PROFILE("linear backward");
   as_int(n * k, "linear input size"), as_int(m * k, "linear weight size"), as_int(n * m, "linear output size");
-  if (m == 0) return;
+  if (m == 0) {  // no outputs: the input gradient is zero
+    if (dx) GRCNN_CUDA_CHECK(cudaMemsetAsync(dx, 0, static_cast<std::size_t>(n * k) * sizeof(S), stream()));
+    return;
+  }
   // An empty batch (or no input features) still owes zero weight and bias gradients: sums over no rows.
   if (n == 0) {
     if (dw) GRCNN_CUDA_CHECK(cudaMemsetAsync(dw, 0, static_cast<std::size_t>(m * k) * sizeof(S), stream()));

@@ -5,8 +5,11 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <mutex>
+#include <new>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -124,28 +127,45 @@ class runtime_impl final : public device_runtime {
       GRCNN_CUDA_CHECK(cudaStreamSynchronize(stream()));
   }
   void* allocate_pinned(std::size_t bytes) override {
-    std::lock_guard lock(pinned_mu_);
-    // A cached block of this size whose last stream use is done; else a new one (cudaMallocHost is
-    // slow, hence the cache: a loader allocates one per batch).
-    auto& free_list = pinned_free_[bytes];
-    for (auto it = free_list.begin(); it != free_list.end(); ++it) {
-      const cudaError_t q = cudaEventQuery(it->released);
-      if (q == cudaErrorNotReady) continue;
-      GRCNN_CUDA_CHECK(q);
-      void* p = it->ptr;
-      pinned_events_[p] = it->released;
-      free_list.erase(it);
+    ctx();  // the stream deallocate_pinned records on exists from here on (a destructor must not create it)
+    {
+      std::lock_guard lock(pinned_mu_);
+      // A cached block of this size whose last stream use is done (cudaMallocHost is slow, hence the
+      // cache: a loader allocates one per batch; it holds at most the peak number of batches alive).
+      auto& free_list = pinned_free_[bytes];
+      for (auto it = free_list.begin(); it != free_list.end(); ++it) {
+        const cudaError_t q = cudaEventQuery(it->released);
+        if (q == cudaErrorNotReady) continue;
+        GRCNN_CUDA_CHECK(q);
+        void* p = it->ptr;
+        pinned_events_[p] = it->released;
+        free_list.erase(it);
+        return p;
+      }
+    }
+    // A new block, allocated outside the lock (uploads check is_pinned meanwhile). Where page-locked
+    // memory runs out, pageable memory serves: its uploads then wait for the stream, as any host copy.
+    void* p = nullptr;
+    if (cudaMallocHost(&p, bytes) != cudaSuccess) {
+      cudaGetLastError();
+      p = std::malloc(bytes);
+      if (!p) throw std::bad_alloc();
+      std::lock_guard lock(pinned_mu_);
+      pageable_fallbacks_.insert(p);
       return p;
     }
-    void* p = nullptr;
-    GRCNN_CUDA_CHECK(cudaMallocHost(&p, bytes));
     cudaEvent_t e;
     GRCNN_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    std::lock_guard lock(pinned_mu_);
     pinned_events_[p] = e;
     return p;
   }
   void deallocate_pinned(void* p, std::size_t bytes) override {
     std::lock_guard lock(pinned_mu_);
+    if (pageable_fallbacks_.erase(p)) {
+      std::free(p);
+      return;
+    }
     const auto it = pinned_events_.find(p);
     if (it == pinned_events_.end()) return;
     // Copies enqueued so far may still read the block: it becomes reusable once the stream passes here.
@@ -197,6 +217,7 @@ class runtime_impl final : public device_runtime {
   };
   mutable std::mutex pinned_mu_;
   std::map<void*, cudaEvent_t> pinned_events_;
+  std::set<void*> pageable_fallbacks_;
   std::map<std::size_t, std::vector<pinned_block>> pinned_free_;
 };
 

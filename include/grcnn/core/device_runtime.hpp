@@ -33,6 +33,7 @@ class device_runtime {
   // Page-locked host memory (tensor::empty_pinned: the data loader's batches for a GPU), which the
   // device reads by DMA without a staging copy. A freed block is reused only once the stream has passed
   // every copy enqueued before the free, so a copy in flight never reads a block given to someone else.
+  // Only a copy from the start of such a block skips the wait (tensors start there).
   virtual void* allocate_pinned(std::size_t bytes) = 0;
   virtual void deallocate_pinned(void* p, std::size_t bytes) = 0;
   virtual void zero(void* p, std::size_t bytes) = 0;

@@ -58,9 +58,9 @@ GRCNN_HD_INLINE block philox4x32_10(block c, std::uint32_t k0, std::uint32_t k1)
   return c;
 }
 
-// The top 24 bits of a word as a float: in (0, 1) with a half-step offset (a logarithm's argument,
-// never 0), or in [0, 1) (a fraction of a turn). Both exact.
-GRCNN_HD_INLINE float open_unit(std::uint32_t w) { return (static_cast<float>(w >> 8) + 0.5f) * (1.0f / 16777216.0f); }
+// A word as a float in (0, 1): its top 23 bits with a half-step offset (a logarithm's argument, never
+// 0 or 1); or in [0, 1): its top 24 bits (a fraction of a turn). Both exact in float.
+GRCNN_HD_INLINE float open_unit(std::uint32_t w) { return (static_cast<float>(w >> 9) + 0.5f) * (1.0f / 8388608.0f); }
 GRCNN_HD_INLINE float half_open_unit(std::uint32_t w) { return static_cast<float>(w >> 8) * (1.0f / 16777216.0f); }
 
 // ln x for a positive normal float: exponent and mantissa split, Cephes' logf polynomial on
@@ -109,7 +109,7 @@ GRCNN_HD_INLINE void sincos_turns(float u, float& s, float& c) {
 }
 
 // Four standard normals of group `group` of sample `sample` in the stream (seed, stream): counter
-// (group, sample, stream), key seed; Box-Muller on words (0, 1) and (2, 3). |z| stays below 5.9.
+// (group, sample, stream), key seed; Box-Muller on words (0, 1) and (2, 3). |z| <= sqrt(2 ln 2^24) = 5.77.
 GRCNN_HD_INLINE normals normal4(std::uint64_t seed, std::uint64_t stream, std::uint32_t sample, std::uint32_t group) {
   const block w = philox4x32_10(
       block{{group, sample, static_cast<std::uint32_t>(stream), static_cast<std::uint32_t>(stream >> 32)}},

@@ -136,7 +136,13 @@ std::optional<eval_result> evaluate_network(Net& net, data::loader& l, Loss&& lo
 
 template <class Net>
 class trainer {
-  static constexpr bool has_vone = Net::template count_modules<nn::vone_module> == 1;
+  // A network with a VOneBlock: checkpoints keep its noise counter (other network types have none).
+  static constexpr bool has_vone = [] {
+    if constexpr (requires { Net::template count_modules<nn::vone_module>; })
+      return Net::template count_modules<nn::vone_module> == 1;
+    else
+      return false;
+  }();
 
  public:
   trainer(Net& net, optimizer& opt, const lr_schedule& schedule, data::loader& train, data::loader* eval, trainer_options o)
