@@ -5,11 +5,16 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <numeric>
+#include <random>
 
 #include <grcnn/io/state_dict.hpp>
 #include <grcnn/models/grcnn.hpp>
 #include <grcnn/train/sgd.hpp>
+
+#include "support/random.hpp"
 
 using namespace grcnn;
 using autograd::variable;
@@ -139,6 +144,33 @@ TEST_CASE("Gabor banks equal VOneNet's GFB.initialize", "[vone]") {
   CHECK(q0.dims() == shape{512, 3, 25, 25});
   CHECK_THROWS_WITH(gabor::make_bank(p, std::vector<int>(512, 3), o), Catch::Contains("outside [0, 3)"));
   CHECK_THROWS_WITH(gabor::make_bank(p, std::vector<int>(5, 0), o), Catch::Contains("5 channel choices for 512"));
+}
+
+TEST_CASE("denormal Gabor weights are flushed in the convolved copy only", "[vone]") {
+  const auto p = gabor::sample_v1_parameters({.features = 512, .seed = 0});
+  const gabor::bank_options o{.in_channels = 3, .kernel_size = 25, .pixels_per_degree = 224.0 / 8};
+  const tensor bank = gabor::make_bank(p, channels_of(fixtures().at("bank.channels0")), o);
+  auto denormals = [](const tensor& t) {
+    std::size_t n = 0;
+    for (float v : t.values<float>()) n += v != 0.0f && std::abs(v) < std::numeric_limits<float>::min();
+    return n;
+  };
+  const std::size_t before = denormals(bank);
+  INFO(before << " denormal weights in VOneNet's seed-0 bank");
+  CHECK(before > 0);  // the slow case is real: the envelopes' tails underflow
+  const variable kept(bank, false);
+  const variable flushed = nn::without_denormals(kept);
+  CHECK(denormals(flushed.value()) == 0);
+  CHECK(denormals(bank) == before);  // the bank itself keeps VOneNet's values
+  CHECK(relative_error(flushed.value(), bank) < 1e-30);
+  const variable normal(tensor::full({4, 3, 5, 5}, 0.5), false);
+  CHECK(nn::without_denormals(normal).value().storage_id() == normal.value().storage_id());  // nothing to copy
+  // The convolution barely notices: outputs agree far below f32 resolution.
+  std::mt19937 rng(11);
+  const variable x(testing::uniform({1, 3, 32, 32}, rng, -1, 1, dtype::f32));
+  const auto conv = ops::conv2d_params::square(4, 12);
+  CHECK(relative_error(ops::conv2d(x, flushed, variable(), conv).value(), ops::conv2d(x, kept, variable(), conv).value()) <
+        1e-6);
 }
 
 TEST_CASE("a small VOneBlock with its bottleneck equals the PyTorch reference", "[vone]") {
