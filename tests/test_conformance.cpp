@@ -61,8 +61,8 @@ std::vector<cpu_isa> runnable_isas() {
   return out;
 }
 
-// Our own loops (the gate's backward, gradient accumulation) are compiled per vector ISA and run the
-// widest the CPU has (core/cpu_dispatch.hpp): every variant this machine can run is checked.
+// Our own loops (the gate's backward, the VOne response, gradient accumulation) are compiled per vector
+// ISA and run the widest the CPU has (core/cpu_dispatch.hpp): every variant this machine can run is checked.
 TEST_CASE("every vector-ISA variant of our CPU loops computes the same", "[conformance]") {
   const isa_limit_guard guard;
   INFO("this CPU: " << name_of(detected_cpu_isa()));
@@ -71,11 +71,12 @@ TEST_CASE("every vector-ISA variant of our CPU loops computes the same", "[confo
     REQUIRE(active_cpu_isa() == isa);
     unsigned seed = 4000;
     for (const op_case& c : op_cases()) {
-      if (c.name.rfind("gated_update", 0) != 0) continue;
+      if (c.name.rfind("gated_update", 0) != 0 && c.name.rfind("vone_response", 0) != 0) continue;
       for (dtype t : {dtype::f32, dtype::bf16})
-        DYNAMIC_SECTION(name_of(isa) << " " << c.name << " " << name_of(t)) {
-          check_against_reference(c, t, layout::nhwc, ++seed);
-        }
+        for (layout l : {layout::nhwc, layout::plain})
+          DYNAMIC_SECTION(name_of(isa) << " " << c.name << " " << name_of(t) << " " << name_of(l)) {
+            check_against_reference(c, t, l, ++seed);
+          }
     }
     DYNAMIC_SECTION(name_of(isa) << " add_inplace") {
       std::mt19937 rng(77);
