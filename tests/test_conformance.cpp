@@ -143,6 +143,49 @@ TEST_CASE("conv weights held in oneDNN's preferred format are used without reord
 // The CPU kernels' own exp and sigmoid (backends/onednn/vector_math.hpp) against libm in double, over
 // their whole range, as each vector ISA compiles them (FMA contraction included), and their saturation
 // beyond it.
+// The op table's VOne cases are small (runs of 2-12 elements). These reach the vector loops' full
+// bodies (runs of 20 channels or 35 positions), all-simple and all-complex maps, and the loops for one
+// wanted gradient at a time, under every ISA variant the machine has.
+TEST_CASE("the VOne response's vector loops match the reference backend", "[conformance]") {
+  const isa_limit_guard guard;
+  struct config {
+    std::int64_t channels, simple;
+  };
+  unsigned seed = 6000;
+  for (cpu_isa isa : runnable_isas()) {
+    set_cpu_isa_limit(isa);
+    for (const config cf : {config{40, 20}, config{24, 24}, config{24, 0}})
+      for (layout l : {layout::nhwc, layout::plain})
+        for (dtype t : {dtype::f32, dtype::bf16})
+          for (auto mode : {ops::vone_math::noise_neuronal, ops::vone_math::noise_gaussian, ops::vone_math::noise_none})
+            for (int wanted = 0; wanted < 3; ++wanted)  // both gradients, q0's only, q1's only
+              DYNAMIC_SECTION(name_of(isa) << " C=" << cf.channels << " S=" << cf.simple << " " << name_of(l) << " "
+                                           << name_of(t) << " mode " << mode << " gradients " << wanted) {
+                std::mt19937 rng(++seed);
+                const shape s0{2, cf.channels, 5, 7}, s1{2, cf.channels - cf.simple, 5, 7};
+                const tensor a = uniform(s0, rng, -1, 1, t, l), b = uniform(s1, rng, -1, 1, t, l);
+                const tensor e = uniform(s0, rng, -2, 2, t, l), g = uniform(s0, rng, -1, 1, t, l);
+                const ops::vone_response_options o{.simple_channels = static_cast<int>(cf.simple), .k_exc = 3.0,
+                                                   .noise = mode};
+                const bool want_a = wanted != 2, want_b = wanted != 1 && cf.simple < cf.channels;
+                auto run = [&]<class B>(const tensor& ta, const tensor& tb, const tensor& te, const tensor& tg) {
+                  variable va(ta, want_a), vb(tb, want_b);
+                  const variable y = ops::vone_response<B>(va, vb, mode == ops::vone_math::noise_none ? tensor() : te, o);
+                  if (want_a || want_b) autograd::backward(y, tg);
+                  return std::tuple{y.value(), want_a ? va.grad() : tensor(), want_b ? vb.grad() : tensor()};
+                };
+                auto plain64 = [](const tensor& x) { return x.to_dtype(dtype::f64).to_layout(layout::plain); };
+                const auto [y, da, db] = run.template operator()<backends::onednn>(a, b, e, g);
+                const auto [ry, rda, rdb] =
+                    run.template operator()<backends::reference<double>>(plain64(a), plain64(b), plain64(e), plain64(g));
+                const double tol = t == dtype::f32 ? 1e-5 : 2e-2, tol_grad = t == dtype::f32 ? 1e-5 : 3e-2;
+                GRCNN_CHECK_CLOSE("output", y, ry, tol);
+                if (want_a) GRCNN_CHECK_CLOSE("q0 gradient", da, rda, tol_grad);
+                if (want_b) GRCNN_CHECK_CLOSE("q1 gradient", db, rdb, tol_grad);
+              }
+  }
+}
+
 TEST_CASE("the vectorisable exp and sigmoid of the CPU kernels are within 2 and 4 ulp", "[conformance]") {
   using backends::onednn_detail::vexp;
   using backends::onednn_detail::vsigmoid;

@@ -64,9 +64,9 @@ class vone_module {
     const auto conv = ops::conv2d_params::square(o_.stride, o_.kernel_size / 2);
     // Under mixed precision the fixed Gabor banks are cast to the activations' dtype like any weight.
     const dtype t = x.value().type();
+    // (bf16 dot products treat denormals as zero: no flush needed there.)
     auto as_input = [&](const variable& w) {
-      const variable f = without_denormals(w);
-      return runs_mixed(f.value().type(), t) ? ops::cast<B>(f, t) : f;
+      return runs_mixed(w.value().type(), t) ? ops::cast<B>(w, t) : without_denormals(w);
     };
     const variable q0 = ops::conv2d<B>(x, as_input(q0_), variable(), conv);
     variable q1;
