@@ -121,7 +121,8 @@ int main(int argc, char** argv) {
   std::string arch = "grcnn55", precision = "all", which = "both", layouts = "nchw";
   int train_batch = 128, infer_batch = 256, size = 224, classes = 1000, steps = 10, warmup = 3;
   bool profile = false;
-  app.add_option("--arch", arch)->check(CLI::IsMember({"grcnn55", "grcnn_small"}));
+  app.add_option("--arch", arch, "grcnn55, vone_grcnn55 (VOneBlock noise drawn on the device) or grcnn_small")
+      ->check(CLI::IsMember({"grcnn55", "vone_grcnn55", "grcnn_small"}));
   app.add_option("--precision", precision)->check(CLI::IsMember({"fp32", "tf32", "bf16", "all"}));
   app.add_option("--layout", layouts, "activations channels-last (nhwc), plain (nchw) or both")
       ->check(CLI::IsMember({"nhwc", "nchw", "both"}));
@@ -142,6 +143,9 @@ int main(int argc, char** argv) {
   std::cerr << "device 0: " << r.name << ", cuDNN " << r.cudnn_version << "\n";
   if (arch == "grcnn55")
     run_precisions<models::grcnn55>(precision, which, train_batch, infer_batch, size, classes, steps, warmup, profile, layouts);
+  else if (arch == "vone_grcnn55")
+    run_precisions<models::vone_grcnn55>(precision, which, train_batch, infer_batch, size, classes, steps, warmup, profile,
+                                         layouts);
   else
     run_precisions<models::grcnn_small>(precision, which, train_batch, infer_batch, size, classes, steps, warmup, profile, layouts);
   return 0;
