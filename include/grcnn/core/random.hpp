@@ -42,12 +42,6 @@ inline void normal_draws(float* out, const normal_key& k, std::uint32_t sample, 
   });
 }
 
-template <class T>
-inline T from_float_draw(float v) {
-  if constexpr (std::is_same_v<T, float>) return v;
-  else return static_cast<T>(v);
-}
-
 // Fills host memory of an [n, c, h, w] tensor (c * h * w values per sample; rank other than 4 passes
 // [n, per, 1, 1]) in plain or channels-last order.
 template <class T>
@@ -68,7 +62,7 @@ void fill_normal_host(T* dst, std::int64_t n, std::int64_t c, std::int64_t h, st
       } else {
         float buf[chunk];
         normal_draws(buf, k, static_cast<std::uint32_t>(s), j0, j1, isa);
-        for (std::int64_t i = 0; i < j1 - j0; ++i) d[i] = from_float_draw<T>(buf[i]);
+        for (std::int64_t i = 0; i < j1 - j0; ++i) d[i] = static_cast<T>(buf[i]);
       }
     }
     return;
@@ -87,7 +81,7 @@ void fill_normal_host(T* dst, std::int64_t n, std::int64_t c, std::int64_t h, st
       normal_draws(buf[ci - c0], k, static_cast<std::uint32_t>(s), ci * hw + p0, ci * hw + p1, isa);
     T* d = dst + s * per;
     for (std::int64_t p = p0; p < p1; ++p)
-      for (std::int64_t ci = c0; ci < c1; ++ci) d[p * c + ci] = from_float_draw<T>(buf[ci - c0][p - p0]);
+      for (std::int64_t ci = c0; ci < c1; ++ci) d[p * c + ci] = static_cast<T>(buf[ci - c0][p - p0]);
   }
 }
 
