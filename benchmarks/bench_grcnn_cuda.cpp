@@ -2,7 +2,9 @@
 // full training step (forward, cross-entropy, backward, SGD momentum + weight decay), in fp32, tf32 and
 // bf16 mixed precision (f32 master weights; always channels-last, the order the CUDA backend runs bf16 in).
 // Times with a device synchronisation around each step (median over --steps after --warmup) and
-// prints one JSON object per (precision, mode) with images/s, device memory and steady-state counters.
+// prints one JSON object per (precision, mode) with images/s, device memory, steady-state counters and
+// which cuDNN API won the convolution searches (--cudnn-api auto|legacy|graph; GRCNN_CUDNN_LOG=1 prints
+// each search's timings).
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -52,6 +54,7 @@ void run(const std::string& precision, const std::string& which, int train_batch
     std::sort(t.begin(), t.end());
     const double median = t[t.size() / 2];
     const auto after = rt.memory_stats();
+    const auto conv = grcnn::cuda::conv_stats();
     std::cout << nlohmann::json{{"mode", mode},
                                 {"precision", precision},
                                 {"layout", act == layout::nhwc ? "nhwc" : "nchw"},
@@ -63,7 +66,10 @@ void run(const std::string& precision, const std::string& which, int train_batch
                                 {"peak_bytes_in_use", after.peak_bytes_in_use},
                                 {"pool_reserved_bytes", after.pool_reserved},
                                 {"steady_driver_allocations", after.system_allocations - before.system_allocations},
-                                {"steady_conv_searches", grcnn::cuda::conv_stats().searches - searches}}
+                                {"steady_conv_searches", conv.searches - searches},
+                                {"cudnn_api", grcnn::cuda::name_of(grcnn::cuda::current_conv_api())},
+                                {"conv_searches_won_by_graph", conv.graph_choices},
+                                {"conv_searches_won_by_legacy", conv.legacy_choices}}
                      .dump()
               << std::endl;
     if (profile) {  // where the time goes: each library call timed alone (synchronised), 3 steps
@@ -121,6 +127,7 @@ int main(int argc, char** argv) {
   std::string arch = "grcnn55", precision = "all", which = "both", layouts = "nchw";
   int train_batch = 128, infer_batch = 256, size = 224, classes = 1000, steps = 10, warmup = 3;
   bool profile = false;
+  std::string api = grcnn::cuda::name_of(grcnn::cuda::current_conv_api());
   app.add_option("--arch", arch, "grcnn55, vone_grcnn55 (VOneBlock noise drawn on the device) or grcnn_small")
       ->check(CLI::IsMember({"grcnn55", "vone_grcnn55", "grcnn_small"}));
   app.add_option("--precision", precision)->check(CLI::IsMember({"fp32", "tf32", "bf16", "all"}));
@@ -133,6 +140,8 @@ int main(int argc, char** argv) {
   app.add_option("--classes", classes)->check(CLI::PositiveNumber);
   app.add_option("--steps", steps)->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup)->check(CLI::NonNegativeNumber);
+  app.add_option("--cudnn-api", api, "convolutions through cuDNN's legacy API, its graph API, or the faster per problem")
+      ->check(CLI::IsMember({"auto", "legacy", "graph"}));
   app.add_flag("--profile", profile, "after timing, print device time per library call over 3 synchronised steps");
   CLI11_PARSE(app, argc, argv);
   const auto r = grcnn::cuda::probe();
@@ -140,7 +149,8 @@ int main(int argc, char** argv) {
     std::cerr << "bench_grcnn_cuda: no usable GPU (" << r.reason << ")\n";
     return 77;
   }
-  std::cerr << "device 0: " << r.name << ", cuDNN " << r.cudnn_version << "\n";
+  grcnn::cuda::set_conv_api(grcnn::cuda::parse_conv_api(api, "--cudnn-api"));
+  std::cerr << "device 0: " << r.name << ", cuDNN " << r.cudnn_version << ", convolutions: " << api << " API\n";
   if (arch == "grcnn55")
     run_precisions<models::grcnn55>(precision, which, train_batch, infer_batch, size, classes, steps, warmup, profile, layouts);
   else if (arch == "vone_grcnn55")

@@ -12,6 +12,8 @@
 #   2. bf16 benchmarks: grcnn (channels-last), then PyTorch eager, then torch.compile (with --compile)
 #   3. fp32 and tf32 benchmarks: grcnn, then PyTorch
 #   4. the full-size test (a grcnn55 step against oneDNN), compute-sanitizer (--sanitize), the tools
+#   5. the bf16 benchmark with cuDNN's legacy API alone (convolutions otherwise take the faster of the
+#      legacy and graph APIs per problem; GRCNN_CUDNN_LOG puts each search's timings in bench-profile.txt)
 # Options: --budget S, --sanitize, --compile (torch.compile for bf16 too), --profile (device time per
 # library call), --no-bench, --no-torch, --no-tools, --no-full, --tests FILTER (Catch2 filter for stage 1;
 # tags or space-free wildcards only, as it is word-split).
@@ -95,9 +97,11 @@ grep -E "^[0-9.]+ s: |test cases|assertions" "$OUT/cuda-tests.log" | tail -40
 
 # The benchmarks print one JSON line per mode on stdout: kept in JSONL as well as in the stage's log.
 tee_jsonl='set -o pipefail; "$@" | tee -a "$JSONL"'
-bench() {  # bench PRECISION LAYOUT
-  JSONL="$OUT/bench-grcnn-cuda.jsonl" stage "grcnn bench $1 $2" 40 150 "$OUT/bench-profile.txt" bash -c "$tee_jsonl" _ \
-    "$bin/benchmarks/bench_grcnn_cuda" --precision "$1" --layout "$2" --steps 10 --warmup 3 ${profile:+--profile}
+bench() {  # bench PRECISION LAYOUT [more options]: each convolution search's timings go to the log
+  local p=$1 l=$2; shift 2
+  GRCNN_CUDNN_LOG=1 JSONL="$OUT/bench-grcnn-cuda.jsonl" stage "grcnn bench $p $l${*:+ $*}" 40 150 "$OUT/bench-profile.txt" \
+    bash -c "$tee_jsonl" _ "$bin/benchmarks/bench_grcnn_cuda" --precision "$p" --layout "$l" --steps 10 --warmup 3 \
+    ${profile:+--profile} "$@"
 }
 torch_bench() {  # torch_bench PRECISIONS, eager
   JSONL="$OUT/bench-torch.jsonl" stage "torch bench $1" 60 240 "$OUT/bench-torch.log" bash -c "$tee_jsonl" _ \
@@ -159,6 +163,9 @@ if [ "$tools" = 1 ] && [ -x "$bin/examples/grcnn-train" ] && [ -d "$fmnist" ]; t
   fi
 fi
 
+# 5. The bf16 step with the legacy cuDNN API alone: what the graph API's engines add.
+[ "$bench" = 1 ] && bench bf16 nhwc --cudnn-api legacy
+
 if [ "$bench" = 1 ]; then
   $py - "$OUT" <<'PY' | tee "$OUT/summary.txt"
 import json, sys, pathlib
@@ -167,15 +174,16 @@ def rows(name):
     p = out / name
     return [json.loads(l) for l in p.read_text().splitlines() if l.startswith("{") and '"mode"' in l] if p.exists() else []
 ours, theirs = rows("bench-grcnn-cuda.jsonl"), rows("bench-torch.jsonl")
-print(f"{'mode':10} {'precision':9} {'layout':6} {'batch':>5} {'grcnn img/s':>12} {'torch eager':>12} {'torch compile':>13} {'ratio':>6}")
+print(f"{'mode':10} {'precision':9} {'layout':6} {'api':6} {'batch':>5} {'grcnn img/s':>12} {'torch eager':>12} {'torch compile':>13} {'ratio':>6}  conv searches won graph/legacy")
 for r in ours:
     t = [x for x in theirs if x["mode"] == r["mode"] and x["precision"] == r["precision"]]
     e = next((x["images_per_s"] for x in t if not x["compiled"]), float("nan"))
     c = next((x["images_per_s"] for x in t if x["compiled"]), float("nan"))
-    print(f"{r['mode']:10} {r['precision']:9} {r.get('layout', 'nhwc'):6} {r['batch']:5d} {r['images_per_s']:12.1f} {e:12.1f} {c:13.1f} {r['images_per_s']/e:6.2f}")
+    print(f"{r['mode']:10} {r['precision']:9} {r.get('layout', 'nhwc'):6} {r.get('cudnn_api', '-'):6} {r['batch']:5d} {r['images_per_s']:12.1f} {e:12.1f} {c:13.1f} {r['images_per_s']/e:6.2f}"
+          f"  {r.get('conv_searches_won_by_graph', '-')}/{r.get('conv_searches_won_by_legacy', '-')}")
 for x in theirs:
     if not any(r["mode"] == x["mode"] and r["precision"] == x["precision"] for r in ours):
-        print(f"{x['mode']:10} {x['precision']:9} {'nhwc':6} {x['batch']:5d} {'-':>12} {x['images_per_s']:12.1f}  (compiled={x['compiled']})")
+        print(f"{x['mode']:10} {x['precision']:9} {'nhwc':6} {'-':6} {x['batch']:5d} {'-':>12} {x['images_per_s']:12.1f}  (compiled={x['compiled']})")
 PY
 fi
 echo "gpu-check: $((SECONDS - start))s of a ${budget}s budget, status $status"

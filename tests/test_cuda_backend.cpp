@@ -54,15 +54,17 @@ double relative_l2(const tensor& a, const tensor& b) {
 // does softmax on the GPU: refused with a reason, checked here. The cast kernels run in the f32 pass
 // (cast_bf16_roundtrip); in bf16 that case is the identity.
 enum class mode { f32, tf32, bf16 };
-void check_cases(mode m) {
+// only_prefix: run the cases whose name starts so; label: added to the section names (a second pass).
+void check_cases(mode m, const std::string& only_prefix = "", const std::string& label = "") {
   const bool tf32 = m == mode::tf32, bf16 = m == mode::bf16;
   const dtype t = bf16 ? dtype::bf16 : dtype::f32;
   unsigned seed = tf32 ? 9000 : bf16 ? 11000 : 7000;
   for (const op_case& c : op_cases()) {
     if (bf16 && !c.bf16) continue;
+    if (c.name.rfind(only_prefix, 0) != 0) continue;
     for (layout l : {layout::plain, layout::nhwc}) {
       if (l == layout::nhwc && !has_image_input(c)) continue;
-      DYNAMIC_SECTION(c.name << (tf32 ? " tf32 " : bf16 ? " bf16 " : " f32 ") << name_of(l)) {
+      DYNAMIC_SECTION(c.name << (tf32 ? " tf32 " : bf16 ? " bf16 " : " f32 ") << name_of(l) << label) {
         const case_data base = make_case_data(c, ++seed);
         const case_data host = convert_case_data(c, base, t, l);
         const case_data dev = to_device(host, cuda_device);
@@ -112,6 +114,23 @@ void check_cases(mode m) {
 TEST_CASE("CUDA matches the reference backend on every op (f32)", "[cuda]") { check_cases(mode::f32); }
 TEST_CASE("CUDA matches the reference backend on every op (tf32 within its tolerance)", "[cuda]") { check_cases(mode::tf32); }
 TEST_CASE("CUDA matches the reference backend on every op (bf16 storage)", "[cuda]") { check_cases(mode::bf16); }
+
+// The cases above let each convolution take the faster of cuDNN's two APIs; here each API alone runs every
+// convolution case (a graph plan that cuDNN accepts but computes wrongly would otherwise hide behind a
+// faster legacy algorithm, or the other way round).
+TEST_CASE("every convolution case matches the reference through either cuDNN API alone", "[cuda]") {
+  struct restore {  // the other tests keep the default setting, whatever fails here
+    grcnn::cuda::conv_api before = grcnn::cuda::current_conv_api();
+    ~restore() { grcnn::cuda::set_conv_api(before); }
+  } guard;
+  for (const auto api : {grcnn::cuda::conv_api::legacy, grcnn::cuda::conv_api::graph}) {
+    grcnn::cuda::set_conv_api(api);  // a graph-only search either picks a graph plan or throws
+    for (const mode m : {mode::f32, mode::tf32, mode::bf16})
+      check_cases(m, "conv", std::string(", ") + grcnn::cuda::name_of(api) + " API");
+  }
+  CHECK_THROWS_WITH(grcnn::cuda::parse_conv_api("cudnn8", "GRCNN_CUDNN_API"),
+                    Catch::Contains("GRCNN_CUDNN_API") && Catch::Contains("cudnn8"));
+}
 
 TEST_CASE("device tensors round-trip, fill, accumulate and refuse host-only use with a clear error", "[cuda]") {
   std::mt19937 rng(3);

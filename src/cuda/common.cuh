@@ -74,6 +74,13 @@ struct profile_scope {
 };
 #define GRCNN_PROFILE(name) ::grcnn::cuda::detail::profile_scope grcnn_profile_scope_(name)
 
+// cuBLAS and cuDNN take int sizes: refuse what does not fit rather than wrap around.
+inline int as_int(std::int64_t v, const char* what) {
+  if (v < 0 || v > 2147483647)
+    throw backend_error(::grcnn::detail::concat("cuda: ", what, " ", v, " exceeds the int range of cuBLAS/cuDNN"));
+  return static_cast<int>(v);
+}
+
 inline int blocks_for(std::int64_t n, int threads = 256) {
   const std::int64_t b = (n + threads - 1) / threads;
   const std::int64_t cap = static_cast<std::int64_t>(ctx().sm_count) * 32;

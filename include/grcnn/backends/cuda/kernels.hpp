@@ -171,10 +171,24 @@ void conv2d_forward(const conv_args& a, const void* x, const void* w, const void
 // Any of dx, dw, db may be null.
 void conv2d_backward(const conv_args& a, const void* dy, const void* x, const void* w, void* dx, void* dw, void* db);
 
+// Which cuDNN API runs convolutions. auto_select times the legacy API's best algorithm against the
+// graph API's plans per problem and direction and keeps the faster; legacy and graph use one API only
+// (tests, comparisons). Initially GRCNN_CUDNN_API (auto, legacy or graph; unset: auto). A change applies
+// to problems planned after it: choices are cached per problem and API.
+enum class conv_api { auto_select, legacy, graph };
+conv_api current_conv_api();
+void set_conv_api(conv_api api);
+const char* name_of(conv_api api);
+// Parses "auto", "legacy" or "graph"; anything else throws naming `where` (the option or variable).
+conv_api parse_conv_api(const std::string& s, const char* where);
+// With GRCNN_CUDNN_LOG=1, each choice is printed to stderr: problem, direction, both APIs' times, winner.
+
 // Per-key algorithm choices the convolution cache holds (for tests and reports).
 struct conv_cache_stats {
   std::size_t plans = 0;     // distinct problems planned
-  std::size_t searches = 0;  // algorithm searches run (cudnnFind*)
+  std::size_t searches = 0;  // algorithm searches run (one per problem, direction and API setting)
+  std::size_t graph_choices = 0;   // searches won by a graph-API plan
+  std::size_t legacy_choices = 0;  // searches won by a legacy algorithm
   std::size_t workspace_limit = 0;
 };
 conv_cache_stats conv_stats();

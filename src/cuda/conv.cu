@@ -1,0 +1,412 @@
+// Convolutions through cuDNN. Each problem (shapes, strides, layout, dtype, precision) and direction is
+// searched once and cached: the legacy API's fastest algorithm (cudnnFind*Ex) and the graph API's plans
+// (cudnn_graph.cu) run on the call's own buffers, and the faster is kept, within a workspace limit.
+// fp32 forbids tensor cores (IEEE FMA only); tf32 allows them; bf16 data run on them with f32
+// accumulation (cuDNN's pseudo-bf16 configuration: bf16 tensors, f32 compute type).
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common.cuh"
+#include "cudnn_graph.cuh"
+
+namespace grcnn::cuda {
+
+using namespace detail;
+
+namespace {
+
+constexpr std::size_t kWorkspaceLimit = std::size_t(1) << 30;  // per call; the pool reuses it across calls
+constexpr std::size_t kGraphCandidates = 10;                    // plans timed per search (PyTorch's default)
+
+// Per-channel bias of a bf16 convolution over any strides: y += b, and db = sum of dy per channel (one
+// block per channel, f32 sums).
+__global__ void k_conv_bias_bf16(view4 v, __nv_bfloat16* y, const __nv_bfloat16* b) {
+  const std::int64_t total = v.numel();
+  GRCNN_GRID_STRIDE(i, total) {
+    const std::int64_t w = i % v.w, h = (i / v.w) % v.h, c = (i / (v.w * v.h)) % v.c, n = i / (v.w * v.h * v.c);
+    __nv_bfloat16& e = y[n * v.sn + c * v.sc + h * v.sh + w * v.sw];
+    e = __float2bfloat16_rn(__bfloat162float(e) + __bfloat162float(b[c]));
+  }
+}
+__global__ void k_conv_bias_grad_bf16(view4 v, const __nv_bfloat16* dy, __nv_bfloat16* db) {
+  const std::int64_t c = blockIdx.x, rows = v.n * v.h * v.w;
+  float s = 0.f;
+  for (std::int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
+    const std::int64_t w = r % v.w, h = (r / v.w) % v.h, n = r / (v.w * v.h);
+    s += __bfloat162float(dy[n * v.sn + c * v.sc + h * v.sh + w * v.sw]);
+  }
+  s = block_sum(s);
+  if (threadIdx.x == 0) db[c] = __float2bfloat16_rn(s);
+}
+
+// ---- which API ----
+struct api_setting {
+  std::mutex mu;
+  conv_api api = conv_api::auto_select;
+  bool log = false;
+  api_setting() {
+    if (const char* e = std::getenv("GRCNN_CUDNN_API"); e && *e) api = parse_conv_api(e, "GRCNN_CUDNN_API");
+    const char* l = std::getenv("GRCNN_CUDNN_LOG");
+    log = l && *l && std::string(l) != "0";
+  }
+};
+api_setting& setting() {
+  static api_setting* s = new api_setting;
+  return *s;
+}
+
+// ---- the legacy API ----
+struct legacy_descriptors {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv[3] = {nullptr, nullptr, nullptr};  // per direction: each keeps its math type
+};
+
+cudnnDataType_t data_type(const conv_args& a) { return a.bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT; }
+
+void set_view(cudnnTensorDescriptor_t d, const view4& v, cudnnDataType_t t) {
+  as_int(v.numel(), "convolution tensor size");
+  GRCNN_CUDNN_CHECK(cudnnSetTensor4dDescriptorEx(d, t, static_cast<int>(v.n), static_cast<int>(v.c),
+                                                 static_cast<int>(v.h), static_cast<int>(v.w), static_cast<int>(v.sn),
+                                                 static_cast<int>(v.sc), static_cast<int>(v.sh), static_cast<int>(v.sw)));
+}
+cudnnConvolutionDescriptor_t make_conv_desc(const conv_args& a) {
+  cudnnConvolutionDescriptor_t d;
+  GRCNN_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d));
+  GRCNN_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d, a.pad_h, a.pad_w, a.stride_h, a.stride_w, a.dil_h, a.dil_w,
+                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  GRCNN_CUDNN_CHECK(cudnnSetConvolutionGroupCount(d, a.groups));
+  // The compute type stays f32 for bf16 data (accumulation in f32 on the tensor cores).
+  GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(d, a.bf16                        ? CUDNN_TENSOR_OP_MATH
+                                                   : a.math == math_mode::tf32 ? CUDNN_DEFAULT_MATH
+                                                                               : CUDNN_FMA_MATH));
+  return d;
+}
+legacy_descriptors make_legacy(const conv_args& a) {
+  legacy_descriptors p;
+  GRCNN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.x));
+  GRCNN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.y));
+  GRCNN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.bias));
+  GRCNN_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p.w));
+  set_view(p.x, a.x, data_type(a));
+  set_view(p.y, a.y, data_type(a));
+  GRCNN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.bias, CUDNN_TENSOR_NCHW, data_type(a), 1, static_cast<int>(a.o), 1, 1));
+  GRCNN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p.w, data_type(a), a.weight_nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
+                                               static_cast<int>(a.o), static_cast<int>(a.cg), static_cast<int>(a.kh),
+                                               static_cast<int>(a.kw)));
+  for (auto& c : p.conv) c = make_conv_desc(a);
+  return p;
+}
+
+// Picks the fastest algorithm that succeeded within the workspace limit (cudnnFind* runs each one,
+// fastest first). In fp32 only IEEE (FMA) algorithms qualify: cuDNN's default math may use TF32 tensor
+// cores on Ampere and later. tf32 and bf16 take any. Throws, listing every algorithm's answer, if none.
+template <class Perf>
+const Perf& best_of(const Perf* perf, int count, const char* what, const conv_args& a) {
+  for (int i = 0; i < count; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kWorkspaceLimit &&
+        (a.bf16 || a.math == math_mode::tf32 || perf[i].mathType == CUDNN_FMA_MATH))
+      return perf[i];
+  std::string tried;
+  for (int i = 0; i < count; ++i)
+    tried += grcnn::detail::concat(i ? "; " : "", "algo ", static_cast<int>(perf[i].algo), ": ",
+                                   cudnnGetErrorString(perf[i].status), ", math ", static_cast<int>(perf[i].mathType),
+                                   ", ", perf[i].memory, " bytes");
+  throw backend_error(grcnn::detail::concat("no ", what, " algorithm ran (",
+                                            a.bf16 ? "bf16" : a.math == math_mode::tf32 ? "tf32" : "fp32, FMA only",
+                                            ", workspace limit ", kWorkspaceLimit, " bytes; ",
+                                            tried.empty() ? "no algorithm returned" : tried, ")"));
+}
+
+// ---- one direction's choice ----
+struct direction_choice {
+  bool ready = false;
+  std::optional<graph_plan> graph;  // set: the graph API won
+  int algo = 0;                     // else: the legacy algorithm
+  bool have_legacy = false;         // a legacy algorithm is known (also kept when the graph won: unaligned pointers)
+  std::size_t workspace = 0, legacy_workspace = 0;
+};
+
+struct conv_plan {
+  legacy_descriptors legacy;
+  direction_choice dir[3];
+};
+
+struct conv_cache {
+  std::mutex mu;
+  std::map<std::string, std::unique_ptr<conv_plan>> plans;
+  conv_cache_stats stats{0, 0, 0, 0, kWorkspaceLimit};
+};
+conv_cache& cache() {
+  static conv_cache* c = new conv_cache;
+  return *c;
+}
+
+conv_plan& plan_for(const conv_args& a, conv_api api) {
+  auto& c = cache();
+  std::lock_guard lock(c.mu);
+  auto& slot = c.plans[a.key + " api=" + name_of(api)];
+  if (!slot) {
+    slot = std::make_unique<conv_plan>();
+    slot->legacy = make_legacy(a);
+    c.stats.plans++;
+  }
+  return *slot;
+}
+
+// The three operands of a direction by forward role: x (dx), w (dw), y (dy).
+struct operands {
+  const void* x;
+  const void* w;
+  const void* y;
+};
+
+void legacy_run(const legacy_descriptors& p, conv_direction d, int algo, const operands& o, void* ws, std::size_t bytes) {
+  auto& c = ctx();
+  const float one = 1.f, zero = 0.f;
+  const int i = static_cast<int>(d);
+  switch (d) {
+    case conv_direction::forward:
+      GRCNN_CUDNN_CHECK(cudnnConvolutionForward(c.dnn, &one, p.x, o.x, p.w, o.w, p.conv[i],
+                                                static_cast<cudnnConvolutionFwdAlgo_t>(algo), ws, bytes, &zero, p.y,
+                                                const_cast<void*>(o.y)));
+      break;
+    case conv_direction::backward_data:
+      GRCNN_CUDNN_CHECK(cudnnConvolutionBackwardData(c.dnn, &one, p.w, o.w, p.y, o.y, p.conv[i],
+                                                     static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws, bytes, &zero,
+                                                     p.x, const_cast<void*>(o.x)));
+      break;
+    case conv_direction::backward_filter:
+      GRCNN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(c.dnn, &one, p.x, o.x, p.y, o.y, p.conv[i],
+                                                       static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws, bytes,
+                                                       &zero, p.w, const_cast<void*>(o.w)));
+      break;
+  }
+}
+
+// The legacy API's fastest qualifying algorithm for the direction (cudnnFind*Ex on the call's buffers);
+// sets the descriptor's math type to the algorithm's. Throws when none qualifies.
+void legacy_search(legacy_descriptors& p, conv_direction d, const conv_args& a, const operands& o, direction_choice& ch) {
+  auto& c = ctx();
+  const int i = static_cast<int>(d);
+  scratch ws(kWorkspaceLimit);
+  int count = 0;
+  auto take = [&](const auto& best) {
+    ch.algo = static_cast<int>(best.algo);
+    ch.legacy_workspace = best.memory;
+    GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv[i], best.mathType));
+  };
+  switch (d) {
+    case conv_direction::forward: {
+      cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+      GRCNN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(c.dnn, p.x, o.x, p.w, o.w, p.conv[i], p.y,
+                                                               const_cast<void*>(o.y), CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                               &count, perf, ws.p, kWorkspaceLimit));
+      take(best_of(perf, count, "forward", a));
+      break;
+    }
+    case conv_direction::backward_data: {
+      cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+      GRCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(c.dnn, p.w, o.w, p.y, o.y, p.conv[i], p.x,
+                                                                    const_cast<void*>(o.x),
+                                                                    CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf,
+                                                                    ws.p, kWorkspaceLimit));
+      take(best_of(perf, count, "backward-data", a));
+      break;
+    }
+    case conv_direction::backward_filter: {
+      cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+      GRCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(c.dnn, p.x, o.x, p.y, o.y, p.conv[i], p.w,
+                                                                      const_cast<void*>(o.w),
+                                                                      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count,
+                                                                      perf, ws.p, kWorkspaceLimit));
+      take(best_of(perf, count, "backward-filter", a));
+      break;
+    }
+  }
+  ch.have_legacy = true;
+}
+
+// Device time of `run` in milliseconds: one untimed launch, then the best of three (each between events
+// on the compute stream). Returns a negative time when a launch was refused.
+template <class F>
+float time_ms(F&& run) {
+  if (!run()) return -1.f;
+  cudaEvent_t start, stop;
+  GRCNN_CUDA_CHECK(cudaEventCreate(&start));
+  GRCNN_CUDA_CHECK(cudaEventCreate(&stop));
+  float best = -1.f;
+  for (int r = 0; r < 3; ++r) {
+    GRCNN_CUDA_CHECK(cudaEventRecord(start, stream()));
+    const bool ok = run();
+    GRCNN_CUDA_CHECK(cudaEventRecord(stop, stream()));
+    GRCNN_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.f;
+    GRCNN_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (!ok) {
+      best = -1.f;
+      break;
+    }
+    if (best < 0.f || ms < best) best = ms;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return best;
+}
+
+bool aligned(const operands& o) { return graph_aligned(o.x) && graph_aligned(o.w) && graph_aligned(o.y); }
+
+// Decides a direction's plan under `api`: the legacy algorithm, the fastest graph plan, or in auto mode
+// whichever ran faster on these buffers. Throws, with both APIs' answers, when neither has one.
+void search(conv_plan& p, conv_direction d, const conv_args& a, const operands& o, conv_api api) {
+  direction_choice& ch = p.dir[static_cast<int>(d)];
+  std::string legacy_why, graph_why;
+  float legacy_ms = -1.f;
+  if (api != conv_api::graph) {
+    try {
+      legacy_search(p.legacy, d, a, o, ch);
+    } catch (const backend_error& e) {
+      legacy_why = e.what();
+    }
+  }
+  std::vector<graph_plan> plans;
+  if (api != conv_api::legacy) {
+    if (aligned(o))
+      plans = graph_plans(a, d, kWorkspaceLimit, kGraphCandidates, &graph_why);
+    else
+      graph_why = "operands not 16-byte aligned";
+  }
+  // Time the candidates on the call's buffers (the legacy algorithm too when it competes).
+  const bool compete = ch.have_legacy && !plans.empty();
+  std::size_t biggest = compete ? ch.legacy_workspace : 0;
+  for (const auto& g : plans) biggest = std::max(biggest, g.workspace());
+  std::optional<std::size_t> best;
+  float best_ms = -1.f;
+  std::string timings;
+  if (!plans.empty()) {
+    scratch ws(biggest);
+    if (compete)
+      legacy_ms = time_ms([&] {
+        legacy_run(p.legacy, d, ch.algo, o, ws.p, ch.legacy_workspace);
+        return true;
+      });
+    for (std::size_t i = 0; i < plans.size(); ++i) {
+      const float ms = time_ms([&] { return plans[i].run(o.x, o.w, o.y, ws.p); });
+      timings += grcnn::detail::concat(i ? "; " : "", plans[i].engine(), ": ",
+                                       ms < 0 ? std::string("refused at launch") : grcnn::detail::concat(ms, " ms"));
+      if (ms >= 0 && (!best || ms < best_ms)) best = i, best_ms = ms;
+    }
+    if (!best) graph_why = "every plan refused its launch: " + timings;
+  }
+  const bool graph_wins = best && (!ch.have_legacy || legacy_ms < 0 || best_ms < legacy_ms);
+  if (!graph_wins && !ch.have_legacy)
+    throw backend_error(grcnn::detail::concat("cudnn: no ", name_of(d), " convolution for ", a.key, " under the ",
+                                              name_of(api), " API setting (legacy API: ",
+                                              api == conv_api::graph ? "not asked" : legacy_why, "; graph API: ",
+                                              api == conv_api::legacy ? "not asked" : graph_why, ")"));
+  if (graph_wins) {
+    ch.workspace = plans[*best].workspace();
+    ch.graph.emplace(std::move(plans[*best]));
+  } else {
+    ch.workspace = ch.legacy_workspace;
+  }
+  ch.ready = true;
+  {
+    std::lock_guard lock(cache().mu);
+    auto& s = cache().stats;
+    s.searches++;
+    (graph_wins ? s.graph_choices : s.legacy_choices)++;
+  }
+  if (setting().log)
+    std::fprintf(stderr, "grcnn cudnn: %s %s [%s]: %s; legacy %s; graph %s\n", a.key.c_str(), name_of(d), name_of(api),
+                 graph_wins ? ch.graph->engine().c_str() : grcnn::detail::concat("legacy algo ", ch.algo).c_str(),
+                 ch.have_legacy ? grcnn::detail::concat("algo ", ch.algo, " ", legacy_ms, " ms").c_str()
+                                : legacy_why.c_str(),
+                 plans.empty() ? graph_why.c_str() : timings.c_str());
+}
+
+// Runs a direction with its chosen plan; a graph plan meeting unaligned pointers hands over to the legacy
+// API (searched then, once).
+void run_direction(conv_plan& p, conv_direction d, const conv_args& a, const operands& o) {
+  const conv_api api = current_conv_api();
+  direction_choice& ch = p.dir[static_cast<int>(d)];
+  if (!ch.ready) search(p, d, a, o, api);
+  if (ch.graph && aligned(o)) {
+    scratch ws(ch.workspace);
+    if (ch.graph->run(o.x, o.w, o.y, ws.p)) return;
+    throw backend_error(grcnn::detail::concat("cudnn: the chosen graph plan (", ch.graph->engine(), ") for the ",
+                                              name_of(d), " convolution ", a.key, " refused its launch"));
+  }
+  if (!ch.have_legacy) legacy_search(p.legacy, d, a, o, ch);
+  scratch ws(ch.legacy_workspace);
+  legacy_run(p.legacy, d, ch.algo, o, ws.p, ch.legacy_workspace);
+}
+
+}  // namespace
+
+conv_api current_conv_api() {
+  auto& s = setting();
+  std::lock_guard lock(s.mu);
+  return s.api;
+}
+void set_conv_api(conv_api api) {
+  auto& s = setting();
+  std::lock_guard lock(s.mu);
+  s.api = api;
+}
+const char* name_of(conv_api api) {
+  switch (api) {
+    case conv_api::auto_select: return "auto";
+    case conv_api::legacy: return "legacy";
+    case conv_api::graph: return "graph";
+  }
+  return "?";
+}
+conv_api parse_conv_api(const std::string& s, const char* where) {
+  if (s == "auto") return conv_api::auto_select;
+  if (s == "legacy") return conv_api::legacy;
+  if (s == "graph") return conv_api::graph;
+  throw backend_error(grcnn::detail::concat(where, ": unknown cuDNN API '", s, "' (auto, legacy or graph)"));
+}
+
+conv_cache_stats conv_stats() {
+  std::lock_guard lock(cache().mu);
+  return cache().stats;
+}
+
+void conv2d_forward(const conv_args& a, const void* x, const void* w, const void* b, void* y) {
+  GRCNN_PROFILE("conv forward");
+  conv_plan& p = plan_for(a, current_conv_api());
+  run_direction(p, conv_direction::forward, a, {x, w, y});
+  if (b && a.bf16) {
+    k_conv_bias_bf16<<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a.y, static_cast<__nv_bfloat16*>(y),
+                                                                     static_cast<const __nv_bfloat16*>(b));
+    check_last_launch("conv bias (bf16)");
+  } else if (b) {
+    const float one = 1.f;
+    GRCNN_CUDNN_CHECK(cudnnAddTensor(ctx().dnn, &one, p.legacy.bias, b, &one, p.legacy.y, y));
+  }
+}
+
+void conv2d_backward(const conv_args& a, const void* dy, const void* x, const void* w, void* dx, void* dw, void* db) {
+  GRCNN_PROFILE("conv backward");
+  conv_plan& p = plan_for(a, current_conv_api());
+  if (dx) run_direction(p, conv_direction::backward_data, a, {dx, w, dy});
+  if (dw) run_direction(p, conv_direction::backward_filter, a, {x, dw, dy});
+  if (db && a.bf16) {
+    k_conv_bias_grad_bf16<<<static_cast<unsigned>(a.o), 256, 0, stream()>>>(a.y, static_cast<const __nv_bfloat16*>(dy),
+                                                                           static_cast<__nv_bfloat16*>(db));
+    check_last_launch("conv bias gradient (bf16)");
+  } else if (db) {
+    const float one = 1.f, zero = 0.f;
+    GRCNN_CUDNN_CHECK(cudnnConvolutionBackwardBias(ctx().dnn, &one, p.legacy.y, dy, &zero, p.legacy.bias, db));
+  }
+}
+
+}  // namespace grcnn::cuda
