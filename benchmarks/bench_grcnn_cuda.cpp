@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
   std::string arch = "grcnn55", precision = "all", which = "both", layouts = "nchw";
   int train_batch = 128, infer_batch = 256, size = 224, classes = 1000, steps = 10, warmup = 3;
   bool profile = false;
-  std::string api = grcnn::cuda::name_of(grcnn::cuda::current_conv_api());
+  std::string api;  // empty: GRCNN_CUDNN_API, else auto
   app.add_option("--arch", arch, "grcnn55, vone_grcnn55 (VOneBlock noise drawn on the device) or grcnn_small")
       ->check(CLI::IsMember({"grcnn55", "vone_grcnn55", "grcnn_small"}));
   app.add_option("--precision", precision)->check(CLI::IsMember({"fp32", "tf32", "bf16", "all"}));
@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
   app.add_option("--classes", classes)->check(CLI::PositiveNumber);
   app.add_option("--steps", steps)->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup)->check(CLI::NonNegativeNumber);
-  app.add_option("--cudnn-api", api, "convolutions through cuDNN's legacy API, its graph API, or the faster per problem")
+  app.add_option("--cudnn-api", api, "convolutions through cuDNN's legacy API, its graph API, or the faster per problem (default: GRCNN_CUDNN_API, else auto)")
       ->check(CLI::IsMember({"auto", "legacy", "graph"}));
   app.add_flag("--profile", profile, "after timing, print device time per library call over 3 synchronised steps");
   CLI11_PARSE(app, argc, argv);
@@ -149,8 +149,9 @@ int main(int argc, char** argv) {
     std::cerr << "bench_grcnn_cuda: no usable GPU (" << r.reason << ")\n";
     return 77;
   }
-  grcnn::cuda::set_conv_api(grcnn::cuda::parse_conv_api(api, "--cudnn-api"));
-  std::cerr << "device 0: " << r.name << ", cuDNN " << r.cudnn_version << ", convolutions: " << api << " API\n";
+  if (!api.empty()) grcnn::cuda::set_conv_api(grcnn::cuda::parse_conv_api(api, "--cudnn-api"));
+  std::cerr << "device 0: " << r.name << ", cuDNN " << r.cudnn_version << ", convolutions: "
+            << grcnn::cuda::name_of(grcnn::cuda::current_conv_api()) << " API\n";
   if (arch == "grcnn55")
     run_precisions<models::grcnn55>(precision, which, train_batch, infer_batch, size, classes, steps, warmup, profile, layouts);
   else if (arch == "vone_grcnn55")

@@ -99,7 +99,7 @@ grep -E "^[0-9.]+ s: |test cases|assertions" "$OUT/cuda-tests.log" | tail -40
 tee_jsonl='set -o pipefail; "$@" | tee -a "$JSONL"'
 bench() {  # bench PRECISION LAYOUT [more options]: each convolution search's timings go to the log
   local p=$1 l=$2; shift 2
-  GRCNN_CUDNN_LOG=1 JSONL="$OUT/bench-grcnn-cuda.jsonl" stage "grcnn bench $p $l${*:+ $*}" 40 150 "$OUT/bench-profile.txt" \
+  GRCNN_CUDNN_API=auto GRCNN_CUDNN_LOG=1 JSONL="$OUT/bench-grcnn-cuda.jsonl" stage "grcnn bench $p $l${*:+ $*}" 40 150 "$OUT/bench-profile.txt" \
     bash -c "$tee_jsonl" _ "$bin/benchmarks/bench_grcnn_cuda" --precision "$p" --layout "$l" --steps 10 --warmup 3 \
     ${profile:+--profile} "$@"
 }

@@ -49,9 +49,16 @@ __global__ void k_conv_bias_grad_bf16(view4 v, const __nv_bfloat16* dy, __nv_bfl
 struct api_setting {
   std::mutex mu;
   conv_api api = conv_api::auto_select;
+  std::string env_error;  // a bad GRCNN_CUDNN_API, reported by current_conv_api until set_conv_api overrides it
   bool log = false;
   api_setting() {
-    if (const char* e = std::getenv("GRCNN_CUDNN_API"); e && *e) api = parse_conv_api(e, "GRCNN_CUDNN_API");
+    if (const char* e = std::getenv("GRCNN_CUDNN_API"); e && *e) {
+      try {
+        api = parse_conv_api(e, "GRCNN_CUDNN_API");
+      } catch (const backend_error& err) {
+        env_error = err.what();
+      }
+    }
     const char* l = std::getenv("GRCNN_CUDNN_LOG");
     log = l && *l && std::string(l) != "0";
   }
@@ -153,8 +160,9 @@ conv_plan& plan_for(const conv_args& a, conv_api api) {
   std::lock_guard lock(c.mu);
   auto& slot = c.plans[a.key + " api=" + name_of(api)];
   if (!slot) {
-    slot = std::make_unique<conv_plan>();
-    slot->legacy = make_legacy(a);
+    auto p = std::make_unique<conv_plan>();
+    p->legacy = make_legacy(a);  // may throw: the slot then stays empty
+    slot = std::move(p);
     c.stats.plans++;
   }
   return *slot;
@@ -235,81 +243,95 @@ void legacy_search(legacy_descriptors& p, conv_direction d, const conv_args& a, 
 
 // Device time of `run` in milliseconds: one untimed launch, then the best of three (each between events
 // on the compute stream). Returns a negative time when a launch was refused.
+struct event {
+  cudaEvent_t e = nullptr;
+  event() { GRCNN_CUDA_CHECK(cudaEventCreate(&e)); }
+  ~event() { cudaEventDestroy(e); }
+  event(const event&) = delete;
+  event& operator=(const event&) = delete;
+};
 template <class F>
 float time_ms(F&& run) {
   if (!run()) return -1.f;
-  cudaEvent_t start, stop;
-  GRCNN_CUDA_CHECK(cudaEventCreate(&start));
-  GRCNN_CUDA_CHECK(cudaEventCreate(&stop));
+  event start, stop;
   float best = -1.f;
   for (int r = 0; r < 3; ++r) {
-    GRCNN_CUDA_CHECK(cudaEventRecord(start, stream()));
+    GRCNN_CUDA_CHECK(cudaEventRecord(start.e, stream()));
     const bool ok = run();
-    GRCNN_CUDA_CHECK(cudaEventRecord(stop, stream()));
-    GRCNN_CUDA_CHECK(cudaEventSynchronize(stop));
+    GRCNN_CUDA_CHECK(cudaEventRecord(stop.e, stream()));
+    GRCNN_CUDA_CHECK(cudaEventSynchronize(stop.e));
     float ms = 0.f;
-    GRCNN_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (!ok) {
-      best = -1.f;
-      break;
-    }
+    GRCNN_CUDA_CHECK(cudaEventElapsedTime(&ms, start.e, stop.e));
+    if (!ok) return -1.f;
     if (best < 0.f || ms < best) best = ms;
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   return best;
+}
+
+// After a failed attempt that was caught (an allocation refused, a launch refused): the error must not
+// surface at the next kernel's check. A sticky error (the context is lost) is not swallowed.
+void forget_failed_attempt() {
+  (void)cudaGetLastError();
+  const cudaError_t e = cudaStreamQuery(stream());
+  if (e != cudaSuccess && e != cudaErrorNotReady)
+    throw backend_error(grcnn::detail::concat("cuda: the device failed during a convolution search: ",
+                                              cudaGetErrorString(e)));
 }
 
 bool aligned(const operands& o) { return graph_aligned(o.x) && graph_aligned(o.w) && graph_aligned(o.y); }
 
 // Decides a direction's plan under `api`: the legacy algorithm, the fastest graph plan, or in auto mode
-// whichever ran faster on these buffers. Throws, with both APIs' answers, when neither has one.
+// whichever ran faster on these buffers. Operands that are not 16-byte aligned are searched (and, the
+// choice being cached, run) with the legacy API whatever the setting. Throws, with both APIs' answers,
+// when neither has a plan.
 void search(conv_plan& p, conv_direction d, const conv_args& a, const operands& o, conv_api api) {
   direction_choice& ch = p.dir[static_cast<int>(d)];
-  std::string legacy_why, graph_why;
-  float legacy_ms = -1.f;
-  if (api != conv_api::graph) {
+  const bool try_graph = api != conv_api::legacy && aligned(o);
+  const bool try_legacy = api != conv_api::graph || !aligned(o);
+  std::string legacy_why = "not asked", graph_why = api == conv_api::legacy ? "not asked" : "operands not 16-byte aligned";
+  if (try_legacy) {
     try {
       legacy_search(p.legacy, d, a, o, ch);
     } catch (const backend_error& e) {
       legacy_why = e.what();
+      forget_failed_attempt();
     }
   }
   std::vector<graph_plan> plans;
-  if (api != conv_api::legacy) {
-    if (aligned(o))
-      plans = graph_plans(a, d, kWorkspaceLimit, kGraphCandidates, &graph_why);
-    else
-      graph_why = "operands not 16-byte aligned";
-  }
+  if (try_graph) plans = graph_plans(a, d, kWorkspaceLimit, kGraphCandidates, &graph_why);
   // Time the candidates on the call's buffers (the legacy algorithm too when it competes).
-  const bool compete = ch.have_legacy && !plans.empty();
-  std::size_t biggest = compete ? ch.legacy_workspace : 0;
-  for (const auto& g : plans) biggest = std::max(biggest, g.workspace());
+  float legacy_ms = -1.f, best_ms = -1.f;
   std::optional<std::size_t> best;
-  float best_ms = -1.f;
   std::string timings;
   if (!plans.empty()) {
+    std::size_t biggest = ch.have_legacy ? ch.legacy_workspace : 0;
+    for (const auto& g : plans) biggest = std::max(biggest, g.workspace());
     scratch ws(biggest);
-    if (compete)
+    if (ch.have_legacy)
       legacy_ms = time_ms([&] {
         legacy_run(p.legacy, d, ch.algo, o, ws.p, ch.legacy_workspace);
         return true;
       });
     for (std::size_t i = 0; i < plans.size(); ++i) {
-      const float ms = time_ms([&] { return plans[i].run(o.x, o.w, o.y, ws.p); });
+      float ms = -1.f;
+      std::string failure = "refused at launch";
+      try {
+        ms = time_ms([&] { return plans[i].run(o.x, o.w, o.y, ws.p); });
+      } catch (const backend_error& e) {  // one engine failing is no reason to fail the convolution
+        failure = e.what();
+        forget_failed_attempt();
+      }
       timings += grcnn::detail::concat(i ? "; " : "", plans[i].engine(), ": ",
-                                       ms < 0 ? std::string("refused at launch") : grcnn::detail::concat(ms, " ms"));
+                                       ms < 0 ? failure : grcnn::detail::concat(ms, " ms"));
       if (ms >= 0 && (!best || ms < best_ms)) best = i, best_ms = ms;
     }
-    if (!best) graph_why = "every plan refused its launch: " + timings;
+    if (!best) graph_why = "no plan ran: " + timings;
   }
   const bool graph_wins = best && (!ch.have_legacy || legacy_ms < 0 || best_ms < legacy_ms);
   if (!graph_wins && !ch.have_legacy)
     throw backend_error(grcnn::detail::concat("cudnn: no ", name_of(d), " convolution for ", a.key, " under the ",
-                                              name_of(api), " API setting (legacy API: ",
-                                              api == conv_api::graph ? "not asked" : legacy_why, "; graph API: ",
-                                              api == conv_api::legacy ? "not asked" : graph_why, ")"));
+                                              name_of(api), " API setting (legacy API: ", legacy_why,
+                                              "; graph API: ", graph_why, ")"));
   if (graph_wins) {
     ch.workspace = plans[*best].workspace();
     ch.graph.emplace(std::move(plans[*best]));
@@ -323,18 +345,19 @@ void search(conv_plan& p, conv_direction d, const conv_args& a, const operands& 
     s.searches++;
     (graph_wins ? s.graph_choices : s.legacy_choices)++;
   }
-  if (setting().log)
+  if (setting().log) {
+    const std::string chosen = graph_wins ? ch.graph->engine() : grcnn::detail::concat("legacy algo ", ch.algo);
+    const std::string legacy = !ch.have_legacy ? legacy_why
+                               : legacy_ms < 0 ? grcnn::detail::concat("algo ", ch.algo, " (not timed against a plan)")
+                                               : grcnn::detail::concat("algo ", ch.algo, " ", legacy_ms, " ms");
     std::fprintf(stderr, "grcnn cudnn: %s %s [%s]: %s; legacy %s; graph %s\n", a.key.c_str(), name_of(d), name_of(api),
-                 graph_wins ? ch.graph->engine().c_str() : grcnn::detail::concat("legacy algo ", ch.algo).c_str(),
-                 ch.have_legacy ? grcnn::detail::concat("algo ", ch.algo, " ", legacy_ms, " ms").c_str()
-                                : legacy_why.c_str(),
-                 plans.empty() ? graph_why.c_str() : timings.c_str());
+                 chosen.c_str(), legacy.c_str(), plans.empty() ? graph_why.c_str() : timings.c_str());
+  }
 }
 
 // Runs a direction with its chosen plan; a graph plan meeting unaligned pointers hands over to the legacy
 // API (searched then, once).
-void run_direction(conv_plan& p, conv_direction d, const conv_args& a, const operands& o) {
-  const conv_api api = current_conv_api();
+void run_direction(conv_plan& p, conv_direction d, const conv_args& a, const operands& o, conv_api api) {
   direction_choice& ch = p.dir[static_cast<int>(d)];
   if (!ch.ready) search(p, d, a, o, api);
   if (ch.graph && aligned(o)) {
@@ -343,7 +366,15 @@ void run_direction(conv_plan& p, conv_direction d, const conv_args& a, const ope
     throw backend_error(grcnn::detail::concat("cudnn: the chosen graph plan (", ch.graph->engine(), ") for the ",
                                               name_of(d), " convolution ", a.key, " refused its launch"));
   }
-  if (!ch.have_legacy) legacy_search(p.legacy, d, a, o, ch);
+  if (!ch.have_legacy) {
+    try {
+      legacy_search(p.legacy, d, a, o, ch);
+    } catch (const backend_error& e) {
+      throw backend_error(grcnn::detail::concat("cudnn: ", name_of(d), " convolution ", a.key,
+                                                " with operands not 16-byte aligned (the graph plan cannot take them): ",
+                                                e.what()));
+    }
+  }
   scratch ws(ch.legacy_workspace);
   legacy_run(p.legacy, d, ch.algo, o, ws.p, ch.legacy_workspace);
 }
@@ -353,12 +384,14 @@ void run_direction(conv_plan& p, conv_direction d, const conv_args& a, const ope
 conv_api current_conv_api() {
   auto& s = setting();
   std::lock_guard lock(s.mu);
+  if (!s.env_error.empty()) throw backend_error(s.env_error);
   return s.api;
 }
 void set_conv_api(conv_api api) {
   auto& s = setting();
   std::lock_guard lock(s.mu);
   s.api = api;
+  s.env_error.clear();
 }
 const char* name_of(conv_api api) {
   switch (api) {
@@ -382,8 +415,9 @@ conv_cache_stats conv_stats() {
 
 void conv2d_forward(const conv_args& a, const void* x, const void* w, const void* b, void* y) {
   GRCNN_PROFILE("conv forward");
-  conv_plan& p = plan_for(a, current_conv_api());
-  run_direction(p, conv_direction::forward, a, {x, w, y});
+  const conv_api api = current_conv_api();
+  conv_plan& p = plan_for(a, api);
+  run_direction(p, conv_direction::forward, a, {x, w, y}, api);
   if (b && a.bf16) {
     k_conv_bias_bf16<<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a.y, static_cast<__nv_bfloat16*>(y),
                                                                      static_cast<const __nv_bfloat16*>(b));
@@ -396,9 +430,10 @@ void conv2d_forward(const conv_args& a, const void* x, const void* w, const void
 
 void conv2d_backward(const conv_args& a, const void* dy, const void* x, const void* w, void* dx, void* dw, void* db) {
   GRCNN_PROFILE("conv backward");
-  conv_plan& p = plan_for(a, current_conv_api());
-  if (dx) run_direction(p, conv_direction::backward_data, a, {dx, w, dy});
-  if (dw) run_direction(p, conv_direction::backward_filter, a, {x, dw, dy});
+  const conv_api api = current_conv_api();
+  conv_plan& p = plan_for(a, api);
+  if (dx) run_direction(p, conv_direction::backward_data, a, {dx, w, dy}, api);
+  if (dw) run_direction(p, conv_direction::backward_filter, a, {x, dw, dy}, api);
   if (db && a.bf16) {
     k_conv_bias_grad_bf16<<<static_cast<unsigned>(a.o), 256, 0, stream()>>>(a.y, static_cast<const __nv_bfloat16*>(dy),
                                                                            static_cast<__nv_bfloat16*>(db));

@@ -236,7 +236,9 @@ std::string notes_of(const engine_info& e) {
 }  // namespace
 
 struct graph_plan::impl {
+  bdesc config;  // kept with the plan, as cudnn-frontend does
   bdesc plan{CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR};
+  explicit impl(bdesc&& cfg) : config(std::move(cfg)) {}
 };
 graph_plan::graph_plan(graph_plan&&) noexcept = default;
 graph_plan& graph_plan::operator=(graph_plan&&) noexcept = default;
@@ -253,7 +255,12 @@ bool graph_plan::run(const void* x, const void* w, const void* y, void* ws) cons
         .finalize("variant pack");
     const cudnnStatus_t s = cudnnBackendExecute(ctx().dnn, p_->plan.get(), pack.get());
     if (s == CUDNN_STATUS_SUCCESS) return true;
-    if (s == CUDNN_STATUS_NOT_SUPPORTED || s == CUDNN_STATUS_BAD_PARAM) return false;
+    // cuDNN 9 refines both classes (shared memory insufficient, misaligned pointer, ...).
+    const int category = CUDNN_STATUS_CATEGORY(s);
+    if (category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM) {
+      (void)cudaGetLastError();  // a refused launch must not be blamed on the next kernel
+      return false;
+    }
     throw backend_error(grcnn::detail::concat("cudnn: executing the graph plan of ", engine_, " failed: ",
                                               cudnnGetErrorString(s)));
   } catch (const graph_refusal& r) {
@@ -285,16 +292,16 @@ std::vector<graph_plan> graph_plans(const conv_args& a, conv_direction d, std::s
         if (plans.size() >= limit) break;
         try {
           const engine_info e = describe(cfg);
-          if (std::find(seen.begin(), seen.end(), e.index) != seen.end()) continue;  // fallback repeats A's engines
-          seen.push_back(e.index);
+          // The fallback list repeats A's engines: an engine with a plan already is not planned twice.
+          if (std::find(seen.begin(), seen.end(), e.index) != seen.end()) continue;
           if (const char* no = numerics_refusal(e, a)) {
             log += grcnn::detail::concat("engine ", e.index, ": ", no, "; ");
             continue;
           }
           graph_plan p;
-          p.p_ = std::make_unique<graph_plan::impl>();
+          p.p_ = std::make_unique<graph_plan::impl>(std::move(cfg));
           p.p_->plan.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, &handle)
-              .set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, cfg)
+              .set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, p.p_->config)
               .finalize("execution plan");
           std::int64_t ws = 0, n = 0;
           check(cudnnBackendGetAttribute(p.p_->plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1,
@@ -307,6 +314,7 @@ std::vector<graph_plan> graph_plans(const conv_args& a, conv_direction d, std::s
           p.workspace_ = static_cast<std::size_t>(ws);
           p.engine_ = notes_of(e);
           plans.push_back(std::move(p));
+          seen.push_back(e.index);
         } catch (const graph_refusal& r) {
           log += grcnn::detail::concat(r.what, "; ");
         }

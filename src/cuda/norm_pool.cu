@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "common.cuh"
+#include "elementwise.cuh"
 
 namespace grcnn::cuda {
 
@@ -104,16 +105,29 @@ __global__ void k_plane_partials(view4 v, int groups, const T* x, const T* dy, c
   }
 }
 
+// One warp per channel: the lanes take every 32nd group and the warp adds their sums (hundreds of groups
+// summed by one thread would wait on one load after another).
+constexpr int kSumWarps = 8;
 __global__ void k_sum_partials(const double* partials, int groups, std::int64_t channels, double* out) {
-  const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (c >= channels) return;
+  const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(kSumWarps) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (c >= channels) return;  // a whole warp leaves together
   double t0 = 0, t1 = 0;
-  for (int g = 0; g < groups; ++g) {
+  for (std::int64_t g = lane; g < groups; g += 32) {
     t0 += partials[(g * channels + c) * 2];
     t1 += partials[(g * channels + c) * 2 + 1];
   }
-  out[c * 2] = t0;
-  out[c * 2 + 1] = t1;
+  t0 = warp_sum(t0);
+  t1 = warp_sum(t1);
+  if (lane == 0) {
+    out[c * 2] = t0;
+    out[c * 2 + 1] = t1;
+  }
+}
+void sum_partials(const double* partials, int groups, std::int64_t channels, double* out) {
+  k_sum_partials<<<static_cast<unsigned>((channels + kSumWarps - 1) / kSumWarps), 32 * kSumWarps, 0, stream()>>>(
+      partials, groups, channels, out);
+  check_last_launch("batch_norm channel sums");
 }
 
 __global__ void k_mean(const double* sums, std::int64_t channels, double count, float* mean) {
@@ -140,14 +154,27 @@ __global__ void k_inference_stats(const float* running_mean, const float* runnin
   save_mean[c] = running_mean[c];
   save_invstd[c] = static_cast<float>(1.0 / sqrt(static_cast<double>(running_var[c]) + eps));
 }
+// The per-element arithmetic of batch norm's two elementwise passes, shared by the scalar and the packed
+// kernels (so both give the same bits).
+__device__ __forceinline__ float bn_out(float x, float mean, float invstd, float gamma, float beta, bool relu) {
+  const float r = (x - mean) * invstd * gamma + beta;
+  return relu && r < 0.f ? 0.f : r;
+}
+// g: dy, already masked by the ReLU; sums: (sum g, sum g * xhat) of the channel.
+__device__ __forceinline__ float bn_dx_of(float g, float x, bool training, float count, float gamma, float mean,
+                                          float invstd, const double* sums) {
+  if (!training) return g * gamma * invstd;
+  const float xhat = (x - mean) * invstd;
+  return gamma * invstd / count * (count * g - static_cast<float>(sums[0]) - xhat * static_cast<float>(sums[1]));
+}
+
 template <class I, class T>
 __global__ void k_normalize(view4 v, const T* x, const float* gamma, const float* beta, const float* mean,
                             const float* invstd, bool relu, T* y) {
   const std::int64_t n = v.numel();
   GRCNN_GRID_STRIDE(i, n) {
     const I c = channel_of<I>(v, static_cast<I>(i));
-    float r = (ld(x[i]) - mean[c]) * invstd[c] * gamma[c] + beta[c];
-    st(y[i], relu && r < 0.f ? 0.f : r);
+    st(y[i], bn_out(ld(x[i]), mean[c], invstd[c], gamma[c], beta[c], relu));
   }
 }
 template <class I, class T>
@@ -158,16 +185,148 @@ __global__ void k_bn_dx(view4 v, bool training, double count, const T* dy, const
     const I c = channel_of<I>(v, static_cast<I>(i));
     float g = ld(dy[i]);
     if (relu && !(ld(y[i]) > 0.f)) g = 0.f;
-    if (training) {
-      const float M = static_cast<float>(count);
-      const float xhat = (ld(x[i]) - mean[c]) * invstd[c];
-      st(dx[i], gamma[c] * invstd[c] / M *
-                    (M * g - static_cast<float>(sums[c * 2]) - xhat * static_cast<float>(sums[c * 2 + 1])));
-    } else {
-      st(dx[i], g * gamma[c] * invstd[c]);
+    st(dx[i], bn_dx_of(g, ld(x[i]), training, static_cast<float>(count), gamma[c], mean[c], invstd[c], sums + c * 2));
+  }
+}
+
+// Packed forms of the two passes (elementwise.cuh): 16 bytes per access. A pack spans pack_width
+// consecutive channels of one pixel (channels-last, C a multiple of the width) or lies in one channel's
+// plane (plain, H*W a multiple of the width); packing_of says which applies, if any.
+enum class bn_packing { none, channels_last, planes };
+template <class T>
+bn_packing packing_of(const view4& v, std::initializer_list<const void*> ptrs) {
+  constexpr int K = pack_width<T>;
+  if (!small_index(v)) return bn_packing::none;
+  for (const void* p : ptrs)
+    if (p && !pack_aligned(p)) return bn_packing::none;
+  const bool cl = v.sc == 1 && v.sw == v.c && v.sh == v.w * v.c && v.sn == v.h * v.w * v.c;
+  if (cl && v.c % K == 0) return bn_packing::channels_last;
+  const bool plain = v.sw == 1 && v.sh == v.w && v.sc == v.h * v.w && v.sn == v.c * v.h * v.w;
+  if (plain && (v.h * v.w) % K == 0) return bn_packing::planes;
+  return bn_packing::none;
+}
+// Channel of the pack's first element, and the step between its elements' channels (1 or 0).
+template <bool ChannelsLast>
+__device__ __forceinline__ std::uint32_t pack_channel(const view4& v, std::uint32_t i0) {
+  return ChannelsLast ? i0 % static_cast<std::uint32_t>(v.c)
+                      : (i0 / static_cast<std::uint32_t>(v.h * v.w)) % static_cast<std::uint32_t>(v.c);
+}
+
+template <bool ChannelsLast, class T>
+__global__ void k_normalize_packed(view4 v, const T* x, const float* gamma, const float* beta, const float* mean,
+                                   const float* invstd, bool relu, T* y) {
+  constexpr int K = pack_width<T>;
+  const std::int64_t packs = v.numel() / K;
+  GRCNN_GRID_STRIDE(q, packs) {
+    const std::uint32_t i0 = static_cast<std::uint32_t>(q) * K, c0 = pack_channel<ChannelsLast>(v, i0);
+    float xv[K], r[K];
+    load_pack(x + i0, xv);
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const std::uint32_t c = ChannelsLast ? c0 + k : c0;
+      r[k] = bn_out(xv[k], mean[c], invstd[c], gamma[c], beta[c], relu);
+    }
+    store_pack(y + i0, r);
+  }
+}
+template <bool ChannelsLast, class T>
+__global__ void k_bn_dx_packed(view4 v, bool training, double count, const T* dy, const T* x, const T* y, bool relu,
+                               const float* gamma, const float* mean, const float* invstd, const double* sums, T* dx) {
+  constexpr int K = pack_width<T>;
+  const std::int64_t packs = v.numel() / K;
+  GRCNN_GRID_STRIDE(q, packs) {
+    const std::uint32_t i0 = static_cast<std::uint32_t>(q) * K, c0 = pack_channel<ChannelsLast>(v, i0);
+    float g[K], xv[K], r[K];
+    load_pack(dy + i0, g);
+    load_pack(x + i0, xv);
+    if (relu) {
+      float yv[K];
+      load_pack(y + i0, yv);
+#pragma unroll
+      for (int k = 0; k < K; ++k)
+        if (!(yv[k] > 0.f)) g[k] = 0.f;
+    }
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const std::uint32_t c = ChannelsLast ? c0 + k : c0;
+      r[k] = bn_dx_of(g[k], xv[k], training, static_cast<float>(count), gamma[c], mean[c], invstd[c], sums + c * 2);
+    }
+    store_pack(dx + i0, r);
+  }
+}
+// The channel sums of accumulate() over channels-last tensors with packs: a 256-thread block is TX pack
+// columns (TX * K channels) by 256 / TX rows; each thread sums its K channels over its rows in f32, the
+// block adds its rows' sums in double and writes one partial per channel for its row group.
+template <int Mode, class T>
+__global__ void __launch_bounds__(256) k_channel_partials_packed(view4 v, int tx, const T* x, const T* dy, const T* y,
+                                                                 bool relu, const float* mean, const float* invstd,
+                                                                 double* partials) {
+  constexpr int K = pack_width<T>;
+  const int ty = 256 / tx, col = threadIdx.x % tx, row0 = threadIdx.x / tx;
+  const std::uint32_t C = static_cast<std::uint32_t>(v.c), P = C / K, pc = blockIdx.x * tx + col;
+  const std::uint32_t rows = static_cast<std::uint32_t>(v.n * v.h * v.w);
+  float s0[K], s1[K], mu[K], is[K];
+#pragma unroll
+  for (int k = 0; k < K; ++k) s0[k] = s1[k] = mu[k] = is[k] = 0.f;
+  if (pc < P) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      if (Mode >= 1) mu[k] = mean[pc * K + k];
+      if (Mode == 2) is[k] = invstd[pc * K + k];
+    }
+    for (std::uint32_t r = blockIdx.y * ty + row0; r < rows; r += gridDim.y * ty) {
+      const std::uint32_t o = r * C + pc * K;
+      float xv[K];
+      load_pack(x + o, xv);
+      if (Mode == 0) {
+#pragma unroll
+        for (int k = 0; k < K; ++k) s0[k] += xv[k];
+      } else if (Mode == 1) {
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+          const float d = xv[k] - mu[k];
+          s0[k] += d * d;
+        }
+      } else {
+        float g[K];
+        load_pack(dy + o, g);
+        if (relu) {
+          float yv[K];
+          load_pack(y + o, yv);
+#pragma unroll
+          for (int k = 0; k < K; ++k)
+            if (!(yv[k] > 0.f)) g[k] = 0.f;
+        }
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+          s0[k] += g[k];
+          s1[k] += g[k] * (xv[k] - mu[k]) * is[k];
+        }
+      }
+    }
+  }
+  __shared__ double sh0[256 * K], sh1[256 * K];
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    sh0[threadIdx.x * K + k] = s0[k];
+    sh1[threadIdx.x * K + k] = s1[k];
+  }
+  __syncthreads();
+  if (row0 == 0 && pc < P) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      double t0 = 0, t1 = 0;
+      for (int r = 0; r < ty; ++r) {
+        t0 += sh0[(r * tx + col) * K + k];
+        t1 += sh1[(r * tx + col) * K + k];
+      }
+      const std::int64_t c = static_cast<std::int64_t>(pc) * K + k;
+      partials[(blockIdx.y * v.c + c) * 2] = t0;
+      partials[(blockIdx.y * v.c + c) * 2 + 1] = t1;
     }
   }
 }
+
 __global__ void k_dgamma_dbeta(const double* sums, std::int64_t channels, float* dgamma, float* dbeta) {
   const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (c >= channels) return;
@@ -191,6 +350,21 @@ int row_groups(const view4& v) {
 template <int Mode, class T>
 void channel_sums(const view4& v, const T* x, const T* dy, const T* y, bool relu, const float* mean,
                   const float* invstd, double* out) {
+  if (packing_of<T>(v, {x, Mode == 2 ? dy : nullptr, Mode == 2 && relu ? y : nullptr}) == bn_packing::channels_last) {
+    // TX: pack columns per block, a power of two up to 32; row groups fill the chip with >= 16 rows a thread.
+    const std::int64_t P = v.c / pack_width<T>, rows = v.n * v.h * v.w;
+    int tx = 1;
+    while (tx < 32 && tx * 2 <= P) tx *= 2;
+    const std::int64_t gx = (P + tx - 1) / tx, ty = 256 / tx;
+    std::int64_t groups = (rows + ty * 16 - 1) / (ty * 16);
+    groups = std::clamp<std::int64_t>(std::min<std::int64_t>(groups, (ctx().sm_count * 8 + gx - 1) / gx), 1, 65535);
+    scratch partials(static_cast<std::size_t>(groups) * static_cast<std::size_t>(v.c) * 2 * sizeof(double));
+    k_channel_partials_packed<Mode, T><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(groups)), 256, 0, stream()>>>(
+        v, tx, x, dy, y, relu, mean, invstd, partials.as<double>());
+    check_last_launch("batch_norm packed channel partials");
+    sum_partials(partials.as<double>(), static_cast<int>(groups), v.c, out);
+    return;
+  }
   const bool planes = v.sw == 1 && v.sh == v.w && v.sc == v.h * v.w && v.h * v.w > 1 && small_index(v);
   if (planes) {
     // Enough (channel, group) blocks to fill the chip; each group takes every G-th sample.
@@ -200,8 +374,7 @@ void channel_sums(const view4& v, const T* x, const T* dy, const T* y, bool relu
     k_plane_partials<Mode, T><<<dim3(static_cast<unsigned>(v.c), static_cast<unsigned>(groups)), 256, 0, stream()>>>(
         v, groups, x, dy, y, relu, mean, invstd, partials.as<double>());
     check_last_launch("batch_norm plane partials");
-    k_sum_partials<<<static_cast<unsigned>((v.c + 255) / 256), 256, 0, stream()>>>(partials.as<double>(), groups, v.c, out);
-    check_last_launch("batch_norm channel sums");
+    sum_partials(partials.as<double>(), groups, v.c, out);
     return;
   }
   const int groups = row_groups(v);
@@ -214,8 +387,13 @@ void channel_sums(const view4& v, const T* x, const T* dy, const T* y, bool relu
     k_channel_partials<Mode, std::int64_t, T><<<grid, dim3(kChannelsPerBlock, kRowsPerBlock), 0, stream()>>>(
         v, x, dy, y, relu, mean, invstd, partials.as<double>());
   check_last_launch("batch_norm channel partials");
-  k_sum_partials<<<static_cast<unsigned>((v.c + 255) / 256), 256, 0, stream()>>>(partials.as<double>(), groups, v.c, out);
-  check_last_launch("batch_norm channel sums");
+  sum_partials(partials.as<double>(), groups, v.c, out);
+}
+
+// The output batch norm's backward reads (for the ReLU mask) only when the ReLU is fused.
+template <class T>
+const void* relu_input(const batch_norm_args& a, const T* y) {
+  return a.relu ? static_cast<const void*>(y) : nullptr;
 }
 
 unsigned channel_blocks(std::int64_t c) { return static_cast<unsigned>((c + 255) / 256); }
@@ -223,7 +401,13 @@ unsigned channel_blocks(std::int64_t c) { return static_cast<unsigned>((c + 255)
 template <class T>
 void normalize(const view4& v, const T* x, const float* gamma, const float* beta, const float* mean,
                const float* invstd, bool relu, T* y) {
-  if (small_index(v))
+  const bn_packing pk = packing_of<T>(v, {x, y});
+  const int packed_blocks = blocks_for(v.numel() / pack_width<T>);
+  if (pk == bn_packing::channels_last)
+    k_normalize_packed<true, T><<<packed_blocks, 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
+  else if (pk == bn_packing::planes)
+    k_normalize_packed<false, T><<<packed_blocks, 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
+  else if (small_index(v))
     k_normalize<std::uint32_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
   else
     k_normalize<std::int64_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
@@ -279,7 +463,16 @@ void batch_norm_backward(const batch_norm_args& a, bool training, const S* dys, 
   k_dgamma_dbeta<<<channel_blocks(v.c), 256, 0, stream()>>>(sums.as<double>(), v.c, dgamma, dbeta);
   check_last_launch("batch_norm dgamma/dbeta");
   if (dx) {
-    if (small_index(v))
+    using T = device_t<S>;
+    const bn_packing pk = packing_of<T>(v, {dy, x, relu_input(a, y), dx});
+    const int packed_blocks = blocks_for(v.numel() / pack_width<T>);
+    if (pk == bn_packing::channels_last)
+      k_bn_dx_packed<true, T><<<packed_blocks, 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma, save_mean,
+                                                                  save_invstd, sums.as<double>(), dx);
+    else if (pk == bn_packing::planes)
+      k_bn_dx_packed<false, T><<<packed_blocks, 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma, save_mean,
+                                                                   save_invstd, sums.as<double>(), dx);
+    else if (small_index(v))
       k_bn_dx<std::uint32_t, device_t<S>><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma,
                                                                           save_mean, save_invstd, sums.as<double>(), dx);
     else

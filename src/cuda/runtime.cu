@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common.cuh"
+#include "elementwise.cuh"
 #include "grcnn/backends/cuda/runtime.hpp"
 #include "grcnn/core/philox.hpp"
 
@@ -221,28 +222,28 @@ class runtime_impl final : public device_runtime {
   std::map<std::size_t, std::vector<pinned_block>> pinned_free_;
 };
 
-__global__ void k_add_f32(float* d, const float* s, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) d[i] += s[i];
-}
 __global__ void k_add_f64(double* d, const double* s, std::int64_t n) {
   GRCNN_GRID_STRIDE(i, n) d[i] += s[i];
 }
-__global__ void k_add_bf16(__nv_bfloat16* d, const __nv_bfloat16* s, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) d[i] = __float2bfloat16_rn(__bfloat162float(d[i]) + __bfloat162float(s[i]));
-}
+struct add_op {  // also the gradient accumulation d += s (in place: a pack is loaded before it is stored)
+  __device__ void operator()(const float (&x)[2], float (&y)[1]) const { y[0] = x[0] + x[1]; }
+};
 
 void runtime_impl::add_inplace(dtype t, void* dst, const void* src, std::size_t n) {
   GRCNN_PROFILE("grad accumulate");
   const auto m = static_cast<std::int64_t>(n);
-  if (t == dtype::f32)
-    k_add_f32<<<blocks_for(m), 256, 0, stream()>>>(static_cast<float*>(dst), static_cast<const float*>(src), m);
-  else if (t == dtype::f64)
+  if (t == dtype::f32) {
+    auto* d = static_cast<float*>(dst);
+    launch_map<float, 2, 1>("add_inplace", add_op{}, m, {d, static_cast<const float*>(src)}, {d});
+  } else if (t == dtype::bf16) {
+    auto* d = static_cast<__nv_bfloat16*>(dst);
+    launch_map<__nv_bfloat16, 2, 1>("add_inplace", add_op{}, m, {d, static_cast<const __nv_bfloat16*>(src)}, {d});
+  } else if (t == dtype::f64) {
     k_add_f64<<<blocks_for(m), 256, 0, stream()>>>(static_cast<double*>(dst), static_cast<const double*>(src), m);
-  else if (t == dtype::bf16)
-    k_add_bf16<<<blocks_for(m), 256, 0, stream()>>>(static_cast<__nv_bfloat16*>(dst), static_cast<const __nv_bfloat16*>(src), m);
-  else
+    check_last_launch("add_inplace");
+  } else {
     throw dtype_error(grcnn::detail::concat("cuda add_inplace: ", name_of(t), " is not supported on the device"));
-  check_last_launch("add_inplace");
+  }
 }
 
 // One thread per group of four draws of one sample (core/philox.hpp, the host's arithmetic), written to
@@ -313,45 +314,34 @@ void runtime_impl::permute_4d(std::size_t elem_size, const void* src, void* dst,
 }
 
 // ---- elementwise kernels (T: float or __nv_bfloat16 storage, f32 math) ----
-template <class T>
-__global__ void k_relu(const T* x, T* y, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) st(y[i], fmaxf(ld(x[i]), 0.f));
-}
-template <class T>
-__global__ void k_relu_bwd(const T* dy, const T* y, T* dx, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) st(dx[i], ld(y[i]) > 0.f ? ld(dy[i]) : 0.f);
-}
-template <class T>
-__global__ void k_sigmoid(const T* x, T* y, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) st(y[i], 1.f / (1.f + expf(-ld(x[i]))));
-}
-template <class T>
-__global__ void k_sigmoid_bwd(const T* dy, const T* y, T* dx, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) {
-    const float yv = ld(y[i]);
-    st(dx[i], ld(dy[i]) * yv * (1.f - yv));
+// Their arithmetic per element (f32 between loads and stores); launch_map packs the memory accesses.
+struct relu_op {
+  __device__ void operator()(const float (&x)[1], float (&y)[1]) const { y[0] = fmaxf(x[0], 0.f); }
+};
+struct relu_bwd_op {  // x: dy, y
+  __device__ void operator()(const float (&x)[2], float (&y)[1]) const { y[0] = x[1] > 0.f ? x[0] : 0.f; }
+};
+struct sigmoid_op {
+  __device__ void operator()(const float (&x)[1], float (&y)[1]) const { y[0] = 1.f / (1.f + expf(-x[0])); }
+};
+struct sigmoid_bwd_op {  // x: dy, y
+  __device__ void operator()(const float (&x)[2], float (&y)[1]) const { y[0] = x[0] * x[1] * (1.f - x[1]); }
+};
+struct mul_op {
+  __device__ void operator()(const float (&x)[2], float (&y)[1]) const { y[0] = x[0] * x[1]; }
+};
+struct gate_op {  // x: x, a, b, y; out = x + sigmoid(a + b) * y
+  __device__ void operator()(const float (&x)[4], float (&y)[1]) const {
+    y[0] = x[0] + 1.f / (1.f + expf(-(x[1] + x[2]))) * x[3];
   }
-}
-template <class T>
-__global__ void k_add(const T* a, const T* b, T* y, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) st(y[i], ld(a[i]) + ld(b[i]));
-}
-template <class T>
-__global__ void k_mul(const T* a, const T* b, T* y, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) st(y[i], ld(a[i]) * ld(b[i]));
-}
-template <class T>
-__global__ void k_gate(const T* x, const T* a, const T* b, const T* y, T* out, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) st(out[i], ld(x[i]) + 1.f / (1.f + expf(-(ld(a[i]) + ld(b[i])))) * ld(y[i]));
-}
-template <class T>
-__global__ void k_gate_bwd(const T* dout, const T* a, const T* b, const T* y, T* dgate, T* dy, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) {
-    const float s = 1.f / (1.f + expf(-(ld(a[i]) + ld(b[i])))), g = ld(dout[i]);
-    if (dgate) st(dgate[i], g * ld(y[i]) * s * (1.f - s));
-    if (dy) st(dy[i], g * s);
+};
+struct gate_bwd_op {  // x: dout, a, b, y; y: dgate, dy
+  __device__ void operator()(const float (&x)[4], float (&y)[2]) const {
+    const float s = 1.f / (1.f + expf(-(x[1] + x[2]))), g = x[0];
+    y[0] = g * x[3] * s * (1.f - s);
+    y[1] = g * s;
   }
-}
+};
 __global__ void k_fill(float* p, float v, std::int64_t n) {
   GRCNN_GRID_STRIDE(i, n) p[i] = v;
 }
@@ -405,35 +395,44 @@ bool install_runtime() {
 
 template <storage S>
 void relu_forward(const S* x, S* y, std::int64_t n) {
-  GRCNN_LAUNCH(k_relu, n, dev(x), dev(y), n);
+  GRCNN_PROFILE("relu");
+  launch_map<device_t<S>, 1, 1>("relu", relu_op{}, n, {dev(x)}, {dev(y)});
 }
 template <storage S>
 void relu_backward(const S* dy, const S* y, S* dx, std::int64_t n) {
-  GRCNN_LAUNCH(k_relu_bwd, n, dev(dy), dev(y), dev(dx), n);
+  GRCNN_PROFILE("relu backward");
+  launch_map<device_t<S>, 2, 1>("relu backward", relu_bwd_op{}, n, {dev(dy), dev(y)}, {dev(dx)});
 }
 template <storage S>
 void sigmoid_forward(const S* x, S* y, std::int64_t n) {
-  GRCNN_LAUNCH(k_sigmoid, n, dev(x), dev(y), n);
+  GRCNN_PROFILE("sigmoid");
+  launch_map<device_t<S>, 1, 1>("sigmoid", sigmoid_op{}, n, {dev(x)}, {dev(y)});
 }
 template <storage S>
 void sigmoid_backward(const S* dy, const S* y, S* dx, std::int64_t n) {
-  GRCNN_LAUNCH(k_sigmoid_bwd, n, dev(dy), dev(y), dev(dx), n);
+  GRCNN_PROFILE("sigmoid backward");
+  launch_map<device_t<S>, 2, 1>("sigmoid backward", sigmoid_bwd_op{}, n, {dev(dy), dev(y)}, {dev(dx)});
 }
 template <storage S>
 void add_forward(const S* a, const S* b, S* y, std::int64_t n) {
-  GRCNN_LAUNCH(k_add, n, dev(a), dev(b), dev(y), n);
+  GRCNN_PROFILE("add");
+  launch_map<device_t<S>, 2, 1>("add", add_op{}, n, {dev(a), dev(b)}, {dev(y)});
 }
 template <storage S>
 void mul_forward(const S* a, const S* b, S* y, std::int64_t n) {
-  GRCNN_LAUNCH(k_mul, n, dev(a), dev(b), dev(y), n);
+  GRCNN_PROFILE("mul");
+  launch_map<device_t<S>, 2, 1>("mul", mul_op{}, n, {dev(a), dev(b)}, {dev(y)});
 }
 template <storage S>
 void gated_update_forward(const S* x, const S* a, const S* b, const S* y, S* out, std::int64_t n) {
-  GRCNN_LAUNCH(k_gate, n, dev(x), dev(a), dev(b), dev(y), dev(out), n);
+  GRCNN_PROFILE("gated update");
+  launch_map<device_t<S>, 4, 1>("gated update", gate_op{}, n, {dev(x), dev(a), dev(b), dev(y)}, {dev(out)});
 }
 template <storage S>
 void gated_update_backward(const S* dout, const S* a, const S* b, const S* y, S* dgate, S* dy, std::int64_t n) {
-  GRCNN_LAUNCH(k_gate_bwd, n, dev(dout), dev(a), dev(b), dev(y), dev(dgate), dev(dy), n);
+  GRCNN_PROFILE("gated update backward");
+  launch_map<device_t<S>, 4, 2>("gated update backward", gate_bwd_op{}, n, {dev(dout), dev(a), dev(b), dev(y)},
+                                {dev(dgate), dev(dy)});
 }
 #define GRCNN_ELEMENTWISE_FOR(S)                                                                          \
   template void relu_forward<S>(const S*, S*, std::int64_t);                                             \

@@ -114,6 +114,10 @@ inline std::vector<op_case> op_cases() {
   bn("bn_eval_relu", {2, 4, 3, 3}, {.training = false, .fuse_relu = true});
   bn("bn_2d", {6, 5}, {});
   bn("bn_batch1", {1, 3, 4, 4}, {});
+  // 16 channels and 12 or 16 pixels: the CUDA kernels' packed paths (8 bf16 or 4 f32 channels of a pixel
+  // channels-last; whole packs within a plane in NCHW).
+  bn("bn_train_relu_c16", {2, 16, 3, 4}, {.fuse_relu = true});
+  bn("bn_eval_relu_c16", {2, 16, 4, 4}, {.training = false, .fuse_relu = true});
 
   auto unary = [&](std::string name, shape x, auto fn) {
     cases.push_back(make_case(name, {{x, A::activation}}, {}, [fn](auto tag, std::vector<variable>& v, std::vector<tensor>&) {

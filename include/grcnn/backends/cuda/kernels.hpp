@@ -173,8 +173,9 @@ void conv2d_backward(const conv_args& a, const void* dy, const void* x, const vo
 
 // Which cuDNN API runs convolutions. auto_select times the legacy API's best algorithm against the
 // graph API's plans per problem and direction and keeps the faster; legacy and graph use one API only
-// (tests, comparisons). Initially GRCNN_CUDNN_API (auto, legacy or graph; unset: auto). A change applies
-// to problems planned after it: choices are cached per problem and API.
+// (tests, comparisons). Initially GRCNN_CUDNN_API (auto, legacy or graph; unset: auto; another value makes
+// current_conv_api, hence every convolution, throw naming it until set_conv_api overrides it). Choices
+// are cached per problem and API setting. Operands not 16-byte aligned always take the legacy API.
 enum class conv_api { auto_select, legacy, graph };
 conv_api current_conv_api();
 void set_conv_api(conv_api api);
@@ -185,7 +186,7 @@ conv_api parse_conv_api(const std::string& s, const char* where);
 
 // Per-key algorithm choices the convolution cache holds (for tests and reports).
 struct conv_cache_stats {
-  std::size_t plans = 0;     // distinct problems planned
+  std::size_t plans = 0;     // distinct (problem, API setting) pairs planned
   std::size_t searches = 0;  // algorithm searches run (one per problem, direction and API setting)
   std::size_t graph_choices = 0;   // searches won by a graph-API plan
   std::size_t legacy_choices = 0;  // searches won by a legacy algorithm
