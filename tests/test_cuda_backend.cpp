@@ -132,6 +132,83 @@ TEST_CASE("every convolution case matches the reference through either cuDNN API
                     Catch::Contains("GRCNN_CUDNN_API") && Catch::Contains("cudnn8"));
 }
 
+// The packed kernels (16-byte accesses) against the scalar path they fall back to when an operand is off
+// 16-byte alignment: the same values one element into a longer buffer must give the same bits.
+template <class S>
+void check_packed_against_scalar(dtype t) {
+  constexpr std::int64_t N = 2, C = 16, H = 3, W = 5, n = N * C * H * W;  // C: whole packs channels-last
+  std::mt19937 rng(t == dtype::f32 ? 41 : 43);
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  // Operand i: n values in an aligned buffer, and the same values at offset 1 of an n+1 buffer.
+  struct operand {
+    tensor aligned, shifted;
+    S* a() const { return static_cast<S*>(aligned.raw()); }
+    S* s() const { return static_cast<S*>(shifted.raw()) + 1; }
+  };
+  auto make = [&](bool random) {
+    std::vector<float> v(n), w(n + 1, 0.f);
+    for (std::int64_t i = 0; i < n; ++i) w[i + 1] = v[i] = random ? u(rng) : 0.f;
+    return operand{tensor::from_values(shape{n}, v, t).to_device(cuda_device),
+                   tensor::from_values(shape{n + 1}, w, t).to_device(cuda_device)};
+  };
+  auto same = [&](const char* what, const operand& o) {
+    const auto a = o.aligned.to_device(cpu_device).template values<double>();
+    const auto b = o.shifted.to_device(cpu_device).template values<double>();
+    std::int64_t differ = 0;
+    for (std::int64_t i = 0; i < n; ++i) differ += a[i] != b[i + 1];
+    INFO(what << " (" << name_of(t) << "): " << differ << " of " << n << " values differ");
+    CHECK(differ == 0);
+  };
+  const operand x = make(true), a = make(true), b = make(true), y = make(true), dout = make(true);
+  const operand out = make(false), dgate = make(false), dy = make(false), dy_only = make(false);
+  grcnn::cuda::gated_update_forward<S>(x.a(), a.a(), b.a(), y.a(), out.a(), n);
+  grcnn::cuda::gated_update_forward<S>(x.s(), a.s(), b.s(), y.s(), out.s(), n);
+  same("gated update", out);
+  grcnn::cuda::gated_update_backward<S>(dout.a(), a.a(), b.a(), y.a(), dgate.a(), dy.a(), n);
+  grcnn::cuda::gated_update_backward<S>(dout.s(), a.s(), b.s(), y.s(), dgate.s(), dy.s(), n);
+  same("gate gradient", dgate);
+  same("gated update's y gradient", dy);
+  grcnn::cuda::gated_update_backward<S>(dout.a(), a.a(), b.a(), y.a(), nullptr, dy_only.a(), n);
+  grcnn::cuda::gated_update_backward<S>(dout.s(), a.s(), b.s(), y.s(), nullptr, dy_only.s(), n);
+  same("y gradient without the gate's", dy_only);
+  CHECK(dy_only.aligned.to_device(cpu_device).template values<double>() ==
+        dy.aligned.to_device(cpu_device).template values<double>());  // the one-output form gives the same bits
+  grcnn::cuda::relu_backward<S>(dout.a(), x.a(), out.a(), n);
+  grcnn::cuda::relu_backward<S>(dout.s(), x.s(), out.s(), n);
+  same("relu backward", out);
+
+  // Batch norm in eval mode (no reductions in the values compared): normalise with ReLU and dx.
+  grcnn::cuda::batch_norm_args args;
+  args.x = {N, C, H, W, H * W * C, 1, W * C, C};  // channels-last
+  args.relu = true;
+  std::vector<float> g(C), be(C), rm(C), rv(C);
+  for (std::int64_t c = 0; c < C; ++c) g[c] = u(rng), be[c] = u(rng), rm[c] = u(rng), rv[c] = 0.5f + 0.5f * u(rng) * u(rng);
+  auto dev_f32 = [](const std::vector<float>& v) {
+    return tensor::from_values(shape{static_cast<std::int64_t>(v.size())}, v, dtype::f32).to_device(cuda_device);
+  };
+  const tensor gamma = dev_f32(g), beta = dev_f32(be), mean = dev_f32(rm), var = dev_f32(rv);
+  tensor sm = dev_f32(std::vector<float>(C)), si = dev_f32(std::vector<float>(C)), dg = dev_f32(std::vector<float>(C)),
+         db = dev_f32(std::vector<float>(C));
+  const auto* G = static_cast<const float*>(gamma.raw());
+  for (bool shifted : {false, true}) {
+    auto p = [&](const operand& o) { return shifted ? o.s() : o.a(); };
+    grcnn::cuda::batch_norm_forward_inference<S>(args, p(x), G, static_cast<const float*>(beta.raw()),
+                                                 static_cast<const float*>(mean.raw()),
+                                                 static_cast<const float*>(var.raw()), p(out),
+                                                 static_cast<float*>(sm.raw()), static_cast<float*>(si.raw()));
+    grcnn::cuda::batch_norm_backward<S>(args, false, p(dout), p(x), p(out), G, static_cast<const float*>(sm.raw()),
+                                        static_cast<const float*>(si.raw()), p(dy), static_cast<float*>(dg.raw()),
+                                        static_cast<float*>(db.raw()));
+  }
+  same("batch norm (eval, ReLU)", out);
+  same("batch norm input gradient (eval, ReLU)", dy);
+}
+
+TEST_CASE("packed CUDA kernels give the bits of the scalar path they fall back to", "[cuda]") {
+  check_packed_against_scalar<float>(dtype::f32);
+  check_packed_against_scalar<bf16>(dtype::bf16);
+}
+
 TEST_CASE("device tensors round-trip, fill, accumulate and refuse host-only use with a clear error", "[cuda]") {
   std::mt19937 rng(3);
   const tensor h = uniform({2, 3, 4, 5}, rng, -1, 1, dtype::f32, layout::nhwc);

@@ -156,16 +156,20 @@ __global__ void k_inference_stats(const float* running_mean, const float* runnin
 }
 // The per-element arithmetic of batch norm's two elementwise passes, shared by the scalar and the packed
 // kernels (so both give the same bits).
+// Explicit roundings (the _rn intrinsics are never contracted): ptxas may not fuse them differently in
+// different kernels.
 __device__ __forceinline__ float bn_out(float x, float mean, float invstd, float gamma, float beta, bool relu) {
-  const float r = (x - mean) * invstd * gamma + beta;
+  const float r = __fmaf_rn(__fmul_rn(__fsub_rn(x, mean), invstd), gamma, beta);
   return relu && r < 0.f ? 0.f : r;
 }
 // g: dy, already masked by the ReLU; sums: (sum g, sum g * xhat) of the channel.
 __device__ __forceinline__ float bn_dx_of(float g, float x, bool training, float count, float gamma, float mean,
                                           float invstd, const double* sums) {
-  if (!training) return g * gamma * invstd;
-  const float xhat = (x - mean) * invstd;
-  return gamma * invstd / count * (count * g - static_cast<float>(sums[0]) - xhat * static_cast<float>(sums[1]));
+  if (!training) return __fmul_rn(__fmul_rn(g, gamma), invstd);
+  const float xhat = __fmul_rn(__fsub_rn(x, mean), invstd);
+  const float t = __fsub_rn(__fsub_rn(__fmul_rn(count, g), static_cast<float>(sums[0])),
+                            __fmul_rn(xhat, static_cast<float>(sums[1])));
+  return __fmul_rn(__fdiv_rn(__fmul_rn(gamma, invstd), count), t);
 }
 
 template <class I, class T>
@@ -305,20 +309,36 @@ __global__ void __launch_bounds__(256) k_channel_partials_packed(view4 v, int tx
       }
     }
   }
-  __shared__ double sh0[256 * K], sh1[256 * K];
+  // Lanes of a warp that share a column (tx apart) add up first, then the block's 8 warps in shared
+  // memory: one thread adding ty * K values in sequence would be slow for small C.
+  double d0[K], d1[K];
 #pragma unroll
   for (int k = 0; k < K; ++k) {
-    sh0[threadIdx.x * K + k] = s0[k];
-    sh1[threadIdx.x * K + k] = s1[k];
+    d0[k] = s0[k];
+    d1[k] = s1[k];
+    for (int o = 16; o >= tx; o >>= 1) {
+      d0[k] += __shfl_down_sync(0xffffffffu, d0[k], o);
+      d1[k] += __shfl_down_sync(0xffffffffu, d1[k], o);
+    }
+  }
+  constexpr int kWarps = 256 / 32;
+  __shared__ double sh0[kWarps * 32 * K], sh1[kWarps * 32 * K];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane < tx) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      sh0[(warp * tx + lane) * K + k] = d0[k];
+      sh1[(warp * tx + lane) * K + k] = d1[k];
+    }
   }
   __syncthreads();
-  if (row0 == 0 && pc < P) {
+  if (threadIdx.x < tx && pc < P) {  // thread col (row0 == 0) holds column col's lanes in every warp
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       double t0 = 0, t1 = 0;
-      for (int r = 0; r < ty; ++r) {
-        t0 += sh0[(r * tx + col) * K + k];
-        t1 += sh1[(r * tx + col) * K + k];
+      for (int w = 0; w < kWarps; ++w) {
+        t0 += sh0[(w * tx + col) * K + k];
+        t1 += sh1[(w * tx + col) * K + k];
       }
       const std::int64_t c = static_cast<std::int64_t>(pc) * K + k;
       partials[(blockIdx.y * v.c + c) * 2] = t0;

@@ -335,6 +335,11 @@ struct gate_op {  // x: x, a, b, y; out = x + sigmoid(a + b) * y
     y[0] = x[0] + 1.f / (1.f + expf(-(x[1] + x[2]))) * x[3];
   }
 };
+struct gate_bwd_dy_op {  // x: dout, a, b; y: dy (no gate gradient wanted: y is not read)
+  __device__ void operator()(const float (&x)[3], float (&y)[1]) const {
+    y[0] = x[0] * (1.f / (1.f + expf(-(x[1] + x[2]))));
+  }
+};
 struct gate_bwd_op {  // x: dout, a, b, y; y: dgate, dy
   __device__ void operator()(const float (&x)[4], float (&y)[2]) const {
     const float s = 1.f / (1.f + expf(-(x[1] + x[2]))), g = x[0];
@@ -431,8 +436,11 @@ void gated_update_forward(const S* x, const S* a, const S* b, const S* y, S* out
 template <storage S>
 void gated_update_backward(const S* dout, const S* a, const S* b, const S* y, S* dgate, S* dy, std::int64_t n) {
   GRCNN_PROFILE("gated update backward");
-  launch_map<device_t<S>, 4, 2>("gated update backward", gate_bwd_op{}, n, {dev(dout), dev(a), dev(b), dev(y)},
-                                {dev(dgate), dev(dy)});
+  if (!dgate)
+    launch_map<device_t<S>, 3, 1>("gated update backward", gate_bwd_dy_op{}, n, {dev(dout), dev(a), dev(b)}, {dev(dy)});
+  else
+    launch_map<device_t<S>, 4, 2>("gated update backward", gate_bwd_op{}, n, {dev(dout), dev(a), dev(b), dev(y)},
+                                  {dev(dgate), dev(dy)});
 }
 #define GRCNN_ELEMENTWISE_FOR(S)                                                                          \
   template void relu_forward<S>(const S*, S*, std::int64_t);                                             \
