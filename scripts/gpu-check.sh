@@ -91,7 +91,7 @@ tests=("$bin/tests/test_cuda_backend" --use-colour no -d yes)
 # $filter is word-split on purpose (several Catch2 specs); globbing is off so "[cuda]" stays a tag.
 set -f
 # shellcheck disable=SC2086
-stage "tests ($filter)" 30 240 "$OUT/cuda-tests.log" "${tests[@]}" $filter
+stage "tests ($filter)" 30 300 "$OUT/cuda-tests.log" "${tests[@]}" $filter
 set +f
 grep -E "^[0-9.]+ s: |test cases|assertions" "$OUT/cuda-tests.log" | tail -40
 
