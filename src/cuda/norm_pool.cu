@@ -1,6 +1,7 @@
 // Batch normalisation (+ ReLU) and pooling over any [N, C, H, W] strides: our own kernels. Channel
-// statistics are reduced in two passes (mean, then centred squares) with double partials, so large
-// batches keep the accuracy of the reference backend's two-pass form.
+// statistics are reduced with double partials, so large batches keep the accuracy of the reference
+// backend's two-pass form: in one read (Welford/Chan) for packed channels-last tensors, else in two
+// passes (mean, then centred squares).
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -347,6 +348,106 @@ __global__ void __launch_bounds__(256) k_channel_partials_packed(view4 v, int tx
   }
 }
 
+// Batch statistics of channels-last tensors in one read of x (the two-pass form reads it twice): each
+// thread keeps Welford's running mean and M2 for its K channels over its rows (f32; exact row counts),
+// and the counts, means and M2s are merged with Chan's formula in double, first across the lanes of a
+// warp that share a column, then across the block's warps, then (k_welford_finish) across row groups.
+// Partials [group][C][3]: count, mean, M2.
+__device__ __forceinline__ void chan_merge(double& n, double& mean, double& m2, double nb, double mb, double m2b) {
+  const double t = n + nb;
+  if (t == 0) return;
+  const double d = mb - mean;
+  mean += d * (nb / t);
+  m2 += m2b + d * d * (n * nb / t);
+  n = t;
+}
+template <class T>
+__global__ void __launch_bounds__(256) k_welford_partials_packed(view4 v, int tx, const T* x, double* partials) {
+  constexpr int K = pack_width<T>;
+  const int ty = 256 / tx, col = threadIdx.x % tx, row0 = threadIdx.x / tx;
+  const std::uint32_t C = static_cast<std::uint32_t>(v.c), P = C / K, pc = blockIdx.x * tx + col;
+  const std::uint32_t rows = static_cast<std::uint32_t>(v.n * v.h * v.w);
+  // Values are taken relative to the channel's first one: a channel far from zero (mean 300, spread 1)
+  // would otherwise lose the running mean's low bits to its offset at every step.
+  float n = 0.f, shift[K], mean[K], m2[K];
+#pragma unroll
+  for (int k = 0; k < K; ++k) shift[k] = mean[k] = m2[k] = 0.f;
+  if (pc < P && rows > 0) {
+    load_pack(x + pc * K, shift);
+    for (std::uint32_t r = blockIdx.y * ty + row0; r < rows; r += gridDim.y * ty) {
+      float xv[K];
+      load_pack(x + r * C + pc * K, xv);
+      n += 1.f;
+      const float inv = 1.f / n;
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        const float e = xv[k] - shift[k], d = e - mean[k];
+        mean[k] += d * inv;
+        m2[k] += d * (e - mean[k]);
+      }
+    }
+  }
+  double dn[K], dm[K], dq[K];  // the count is the same for every k; kept per k to merge with one formula
+#pragma unroll
+  for (int k = 0; k < K; ++k)
+    dn[k] = n, dm[k] = static_cast<double>(shift[k]) + static_cast<double>(mean[k]), dq[k] = m2[k];
+  for (int o = 16; o >= tx; o >>= 1) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const double nb = __shfl_down_sync(0xffffffffu, dn[k], o), mb = __shfl_down_sync(0xffffffffu, dm[k], o),
+                   qb = __shfl_down_sync(0xffffffffu, dq[k], o);
+      chan_merge(dn[k], dm[k], dq[k], nb, mb, qb);
+    }
+  }
+  constexpr int kWarps = 256 / 32;
+  __shared__ double shn[kWarps * 32], shm[kWarps * 32 * K], shq[kWarps * 32 * K];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane < tx) {
+    shn[warp * tx + lane] = dn[0];
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      shm[(warp * tx + lane) * K + k] = dm[k];
+      shq[(warp * tx + lane) * K + k] = dq[k];
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x < tx && pc < P) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      double tn = 0, tm = 0, tq = 0;
+      for (int w = 0; w < kWarps; ++w)
+        chan_merge(tn, tm, tq, shn[w * tx + col], shm[(w * tx + col) * K + k], shq[(w * tx + col) * K + k]);
+      double* out = partials + (blockIdx.y * v.c + static_cast<std::int64_t>(pc) * K + k) * 3;
+      out[0] = tn, out[1] = tm, out[2] = tq;
+    }
+  }
+}
+// A warp per channel merges the row groups' partials, then writes what k_finish_stats writes.
+__global__ void k_welford_finish(const double* partials, int groups, std::int64_t channels, double eps,
+                                 double momentum, float* running_mean, float* running_var, float* save_mean,
+                                 float* save_invstd) {
+  const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(kSumWarps) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (c >= channels) return;  // whole warps
+  double n = 0, mean = 0, m2 = 0;
+  for (std::int64_t g = lane; g < groups; g += 32) {
+    const double* p = partials + (g * channels + c) * 3;
+    chan_merge(n, mean, m2, p[0], p[1], p[2]);
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const double nb = __shfl_down_sync(0xffffffffu, n, o), mb = __shfl_down_sync(0xffffffffu, mean, o),
+                 qb = __shfl_down_sync(0xffffffffu, m2, o);
+    chan_merge(n, mean, m2, nb, mb, qb);
+  }
+  if (lane != 0) return;
+  const double var = n > 0 ? m2 / n : 0.0;
+  save_mean[c] = static_cast<float>(mean);
+  save_invstd[c] = static_cast<float>(1.0 / sqrt(var + eps));
+  running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * mean);
+  const double unbiased = n > 1 ? var * n / (n - 1) : var;
+  running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+}
+
 __global__ void k_dgamma_dbeta(const double* sums, std::int64_t channels, float* dgamma, float* dbeta) {
   const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (c >= channels) return;
@@ -366,23 +467,36 @@ int row_groups(const view4& v) {
   return static_cast<int>(g);
 }
 
+// The grid of the packed channels-last reductions: TX pack columns per 256-thread block (a power of two up
+// to 32), GX column blocks, and row groups that fill the chip with at least 16 rows per thread.
+struct packed_tiling {
+  int tx = 1, gx = 1, groups = 1;
+  template <class T>
+  static packed_tiling of(const view4& v) {
+    packed_tiling t;
+    const std::int64_t P = v.c / pack_width<T>, rows = v.n * v.h * v.w;
+    while (t.tx < 32 && t.tx * 2 <= P) t.tx *= 2;
+    const std::int64_t gx = (P + t.tx - 1) / t.tx, ty = 256 / t.tx;
+    std::int64_t groups = (rows + ty * 16 - 1) / (ty * 16);
+    groups = std::clamp<std::int64_t>(std::min<std::int64_t>(groups, (ctx().sm_count * 8 + gx - 1) / gx), 1, 65535);
+    t.gx = static_cast<int>(gx);
+    t.groups = static_cast<int>(groups);
+    return t;
+  }
+  dim3 grid() const { return dim3(static_cast<unsigned>(gx), static_cast<unsigned>(groups)); }
+};
+
 // Per-channel sums (s0, s1) as doubles in `out` [C][2].
 template <int Mode, class T>
 void channel_sums(const view4& v, const T* x, const T* dy, const T* y, bool relu, const float* mean,
                   const float* invstd, double* out) {
   if (packing_of<T>(v, {x, Mode == 2 ? dy : nullptr, Mode == 2 && relu ? y : nullptr}) == bn_packing::channels_last) {
-    // TX: pack columns per block, a power of two up to 32; row groups fill the chip with >= 16 rows a thread.
-    const std::int64_t P = v.c / pack_width<T>, rows = v.n * v.h * v.w;
-    int tx = 1;
-    while (tx < 32 && tx * 2 <= P) tx *= 2;
-    const std::int64_t gx = (P + tx - 1) / tx, ty = 256 / tx;
-    std::int64_t groups = (rows + ty * 16 - 1) / (ty * 16);
-    groups = std::clamp<std::int64_t>(std::min<std::int64_t>(groups, (ctx().sm_count * 8 + gx - 1) / gx), 1, 65535);
-    scratch partials(static_cast<std::size_t>(groups) * static_cast<std::size_t>(v.c) * 2 * sizeof(double));
-    k_channel_partials_packed<Mode, T><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(groups)), 256, 0, stream()>>>(
-        v, tx, x, dy, y, relu, mean, invstd, partials.as<double>());
+    const packed_tiling t = packed_tiling::of<T>(v);
+    scratch partials(static_cast<std::size_t>(t.groups) * static_cast<std::size_t>(v.c) * 2 * sizeof(double));
+    k_channel_partials_packed<Mode, T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, x, dy, y, relu, mean, invstd,
+                                                                       partials.as<double>());
     check_last_launch("batch_norm packed channel partials");
-    sum_partials(partials.as<double>(), static_cast<int>(groups), v.c, out);
+    sum_partials(partials.as<double>(), t.groups, v.c, out);
     return;
   }
   const bool planes = v.sw == 1 && v.sh == v.w && v.sc == v.h * v.w && v.h * v.w > 1 && small_index(v);
@@ -443,6 +557,19 @@ void batch_norm_forward_training(const batch_norm_args& a, const S* xs, const fl
   GRCNN_PROFILE("bn forward (train)");
   const view4& v = a.x;
   const double count = static_cast<double>(v.n * v.h * v.w);
+  using T = device_t<S>;
+  if (packing_of<T>(v, {x}) == bn_packing::channels_last) {  // statistics in one read of x
+    const packed_tiling t = packed_tiling::of<T>(v);
+    scratch partials(static_cast<std::size_t>(t.groups) * static_cast<std::size_t>(v.c) * 3 * sizeof(double));
+    k_welford_partials_packed<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, x, partials.as<double>());
+    check_last_launch("batch_norm packed statistics");
+    k_welford_finish<<<static_cast<unsigned>((v.c + kSumWarps - 1) / kSumWarps), 32 * kSumWarps, 0, stream()>>>(
+        partials.as<double>(), t.groups, v.c, a.eps, a.momentum, running_mean, running_var, save_mean, save_invstd);
+    check_last_launch("batch_norm statistics");
+    normalize(v, x, gamma, beta, save_mean, save_invstd, a.relu, y);
+    check_last_launch("batch_norm normalize");
+    return;
+  }
   scratch sums(static_cast<std::size_t>(v.c) * 2 * sizeof(double)), sq(static_cast<std::size_t>(v.c) * 2 * sizeof(double));
   channel_sums<0, device_t<S>>(v, x, nullptr, nullptr, false, nullptr, nullptr, sums.as<double>());
   k_mean<<<channel_blocks(v.c), 256, 0, stream()>>>(sums.as<double>(), v.c, count, save_mean);
