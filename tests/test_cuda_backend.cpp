@@ -4,7 +4,9 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 
 #include <grcnn/backends/cuda/cuda.hpp>
@@ -204,30 +206,32 @@ void check_packed_against_scalar(dtype t) {
   same("batch norm input gradient (eval, ReLU)", dy);
 }
 
-// Batch statistics of a channels-last f32 tensor whose channels sit far from zero (mean 300, spread 1):
+// Batch statistics of a channels-last f32 tensor whose channels sit far from zero (mean ~300, spread 1):
 // the one-read (Welford/Chan) statistics against float64 sums on the host, for the packed layout and
-// for the two-pass path (the same values one element off alignment).
-TEST_CASE("batch statistics stay accurate for channels far from zero, in one read or two", "[cuda]") {
-  constexpr std::int64_t N = 4, C = 16, H = 9, W = 7, n = N * C * H * W, rows = N * H * W;
-  std::mt19937 rng(47);
+// for the two-pass path (the same values one element off alignment). The shapes reach several row
+// groups, 32 pack columns per block with two column blocks, and threads without rows; a NaN must reach
+// its channel's statistics on both paths.
+void check_batch_statistics(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W, bool with_nan) {
+  const std::int64_t n = N * C * H * W, rows = N * H * W, nan_channel = 3;
+  std::mt19937 rng(static_cast<unsigned>(47 + n));
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   std::vector<float> v(n), w(n + 1, 0.f);
-  for (std::int64_t i = 0; i < n; ++i) w[i + 1] = v[i] = 300.f + static_cast<float>(i % C) + u(rng);
+  for (std::int64_t i = 0; i < n; ++i) v[i] = 300.f + static_cast<float>(i % C % 7) + u(rng);
+  if (with_nan) v[(rows / 2) * C + nan_channel] = std::numeric_limits<float>::quiet_NaN();
+  for (std::int64_t i = 0; i < n; ++i) w[i + 1] = v[i];
   std::vector<double> mean(C, 0.0), var(C, 0.0);
   for (std::int64_t i = 0; i < n; ++i) mean[i % C] += v[i];
-  for (auto& m : mean) m /= rows;
+  for (auto& m : mean) m /= static_cast<double>(rows);
   for (std::int64_t i = 0; i < n; ++i) var[i % C] += (v[i] - mean[i % C]) * (v[i] - mean[i % C]);
-  for (auto& q : var) q /= rows;
+  for (auto& q : var) q /= static_cast<double>(rows);
   grcnn::cuda::batch_norm_args args;
   args.x = {N, C, H, W, H * W * C, 1, W * C, C};
   args.momentum = 1.0;  // the running statistics become the batch's (variance unbiased)
   for (bool shifted : {false, true}) {
     const tensor x = tensor::from_values(shape{shifted ? n + 1 : n}, shifted ? w : v).to_device(cuda_device);
     const tensor y = tensor::empty(shape{n + 1}, dtype::f32, layout::plain, cuda_device);
-    auto dev = [](std::vector<float> f) { return tensor::from_values(shape{C}, f).to_device(cuda_device); };
-    tensor gamma = dev(std::vector<float>(C, 1.f)), beta = dev(std::vector<float>(C, 0.f)),
-           rm = dev(std::vector<float>(C, 0.f)), rv = dev(std::vector<float>(C, 1.f)),
-           sm = dev(std::vector<float>(C, 0.f)), si = dev(std::vector<float>(C, 0.f));
+    auto dev = [&](float f) { return tensor::from_values(shape{C}, std::vector<float>(C, f)).to_device(cuda_device); };
+    tensor gamma = dev(1.f), beta = dev(0.f), rm = dev(0.f), rv = dev(1.f), sm = dev(0.f), si = dev(0.f);
     grcnn::cuda::batch_norm_forward_training<float>(
         args, static_cast<const float*>(x.raw()) + (shifted ? 1 : 0), static_cast<const float*>(gamma.raw()),
         static_cast<const float*>(beta.raw()), static_cast<float*>(rm.raw()), static_cast<float*>(rv.raw()),
@@ -235,12 +239,27 @@ TEST_CASE("batch statistics stay accurate for channels far from zero, in one rea
     const auto got_mean = sm.to_device(cpu_device).values<double>(), got_invstd = si.to_device(cpu_device).values<double>(),
                got_rv = rv.to_device(cpu_device).values<double>();
     for (std::int64_t c = 0; c < C; ++c) {
-      INFO((shifted ? "two-pass" : "one-read") << " statistics, channel " << c);
+      INFO((shifted ? "two-pass" : "one-read") << " statistics of [" << N << ", " << C << ", " << H << ", " << W
+                                               << "], channel " << c);
+      if (with_nan && c == nan_channel) {
+        CHECK(std::isnan(got_mean[c]));
+        CHECK(std::isnan(got_invstd[c]));
+        CHECK(std::isnan(got_rv[c]));
+        continue;
+      }
+      const double invstd = 1.0 / std::sqrt(var[c] + 1e-5);
       CHECK(std::abs(got_mean[c] - mean[c]) <= 1e-6 * mean[c]);
-      CHECK(std::abs(got_invstd[c] - 1.0 / std::sqrt(var[c] + 1e-5)) <= 1e-5 / std::sqrt(var[c] + 1e-5));
-      CHECK(std::abs(got_rv[c] - var[c] * rows / (rows - 1)) <= 1e-5 * var[c]);
+      CHECK(std::abs(got_invstd[c] - invstd) <= 2e-6 * invstd);
+      CHECK(std::abs(got_rv[c] - var[c] * rows / (rows - 1)) <= 2e-6 * var[c]);
     }
   }
+}
+
+TEST_CASE("batch statistics stay accurate for channels far from zero, in one read or two", "[cuda]") {
+  check_batch_statistics(32, 16, 8, 8, false);  // several row groups
+  check_batch_statistics(2, 256, 3, 5, false);  // 32 pack columns per block, two column blocks
+  check_batch_statistics(1, 16, 1, 3, false);   // most threads without a row
+  check_batch_statistics(4, 16, 9, 7, true);    // a NaN
 }
 
 TEST_CASE("packed CUDA kernels give the bits of the scalar path they fall back to", "[cuda]") {

@@ -1,6 +1,7 @@
 // Batch normalisation (+ ReLU) and pooling over any [N, C, H, W] strides: our own kernels. Channel
 // statistics are reduced with double partials, so large batches keep the accuracy of the reference
-// backend's two-pass form: in one read (Welford/Chan) for packed channels-last tensors, else in two
+// backend's two-pass form: in one read for packed channels-last tensors (Welford relative to the
+// channel's first value, Chan merges; an outlier first value costs some of that accuracy), else in two
 // passes (mean, then centred squares).
 #include <algorithm>
 #include <cfloat>
@@ -392,10 +393,10 @@ __global__ void __launch_bounds__(256) k_welford_partials_packed(view4 v, int tx
   for (int k = 0; k < K; ++k)
     dn[k] = n, dm[k] = static_cast<double>(shift[k]) + static_cast<double>(mean[k]), dq[k] = m2[k];
   for (int o = 16; o >= tx; o >>= 1) {
+    const double nb = __shfl_down_sync(0xffffffffu, dn[0], o);  // the partner's count, one for all k
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      const double nb = __shfl_down_sync(0xffffffffu, dn[k], o), mb = __shfl_down_sync(0xffffffffu, dm[k], o),
-                   qb = __shfl_down_sync(0xffffffffu, dq[k], o);
+      const double mb = __shfl_down_sync(0xffffffffu, dm[k], o), qb = __shfl_down_sync(0xffffffffu, dq[k], o);
       chan_merge(dn[k], dm[k], dq[k], nb, mb, qb);
     }
   }
@@ -440,7 +441,8 @@ __global__ void k_welford_finish(const double* partials, int groups, std::int64_
     chan_merge(n, mean, m2, nb, mb, qb);
   }
   if (lane != 0) return;
-  const double var = n > 0 ? m2 / n : 0.0;
+  if (n == 0) mean = m2 = nan("");  // an empty batch: 0/0, as the two-pass form computes
+  const double var = m2 / n;
   save_mean[c] = static_cast<float>(mean);
   save_invstd[c] = static_cast<float>(1.0 / sqrt(var + eps));
   running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * mean);
