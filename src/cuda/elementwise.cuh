@@ -32,7 +32,7 @@ __device__ __forceinline__ void store_pack(T* p, const float (&in)[pack_width<T>
   *reinterpret_cast<pack<T>*>(p) = q;
 }
 
-// The operands of a map: In inputs, Out outputs (an output may be null: not computed's store skipped).
+// The operands of a map: In inputs, Out outputs (a null output is not stored).
 template <class T, int In, int Out>
 struct map_operands {
   const T* in[In];

@@ -211,7 +211,18 @@ bn_packing packing_of(const view4& v, std::initializer_list<const void*> ptrs) {
   if (plain && (v.h * v.w) % K == 0) return bn_packing::planes;
   return bn_packing::none;
 }
-// Channel of the pack's first element, and the step between its elements' channels (1 or 0).
+// A pack of dy, zero where the fused ReLU's output y is not positive (y is read only when relu).
+template <class T>
+__device__ __forceinline__ void load_masked_gradient(const T* dy, const T* y, bool relu, float (&g)[pack_width<T>]) {
+  load_pack(dy, g);
+  if (!relu) return;
+  float yv[pack_width<T>];
+  load_pack(y, yv);
+#pragma unroll
+  for (int k = 0; k < pack_width<T>; ++k)
+    if (!(yv[k] > 0.f)) g[k] = 0.f;
+}
+// Channel of the pack's first element (its elements' channels follow it channels-last, else share it).
 template <bool ChannelsLast>
 __device__ __forceinline__ std::uint32_t pack_channel(const view4& v, std::uint32_t i0) {
   return ChannelsLast ? i0 % static_cast<std::uint32_t>(v.c)
@@ -243,15 +254,8 @@ __global__ void k_bn_dx_packed(view4 v, bool training, double count, const T* dy
   GRCNN_GRID_STRIDE(q, packs) {
     const std::uint32_t i0 = static_cast<std::uint32_t>(q) * K, c0 = pack_channel<ChannelsLast>(v, i0);
     float g[K], xv[K], r[K];
-    load_pack(dy + i0, g);
+    load_masked_gradient(dy + i0, y + i0, relu, g);
     load_pack(x + i0, xv);
-    if (relu) {
-      float yv[K];
-      load_pack(y + i0, yv);
-#pragma unroll
-      for (int k = 0; k < K; ++k)
-        if (!(yv[k] > 0.f)) g[k] = 0.f;
-    }
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       const std::uint32_t c = ChannelsLast ? c0 + k : c0;
@@ -295,14 +299,7 @@ __global__ void __launch_bounds__(256) k_channel_partials_packed(view4 v, int tx
         }
       } else {
         float g[K];
-        load_pack(dy + o, g);
-        if (relu) {
-          float yv[K];
-          load_pack(y + o, yv);
-#pragma unroll
-          for (int k = 0; k < K; ++k)
-            if (!(yv[k] > 0.f)) g[k] = 0.f;
-        }
+        load_masked_gradient(dy + o, y + o, relu, g);
 #pragma unroll
         for (int k = 0; k < K; ++k) {
           s0[k] += g[k];
@@ -526,12 +523,6 @@ void channel_sums(const view4& v, const T* x, const T* dy, const T* y, bool relu
   sum_partials(partials.as<double>(), groups, v.c, out);
 }
 
-// The output batch norm's backward reads (for the ReLU mask) only when the ReLU is fused.
-template <class T>
-const void* relu_input(const batch_norm_args& a, const T* y) {
-  return a.relu ? static_cast<const void*>(y) : nullptr;
-}
-
 unsigned channel_blocks(std::int64_t c) { return static_cast<unsigned>((c + 255) / 256); }
 
 template <class T>
@@ -613,7 +604,7 @@ void batch_norm_backward(const batch_norm_args& a, bool training, const S* dys, 
   check_last_launch("batch_norm dgamma/dbeta");
   if (dx) {
     using T = device_t<S>;
-    const bn_packing pk = packing_of<T>(v, {dy, x, relu_input(a, y), dx});
+    const bn_packing pk = packing_of<T>(v, {dy, x, a.relu ? y : nullptr, dx});  // y read only for the ReLU
     const int packed_blocks = blocks_for(v.numel() / pack_width<T>);
     if (pk == bn_packing::channels_last)
       k_bn_dx_packed<true, T><<<packed_blocks, 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma, save_mean,
