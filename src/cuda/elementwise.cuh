@@ -18,11 +18,19 @@ struct alignas(16) pack {
 };
 inline bool pack_aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
+// A pack as stored (what a kernel keeps in flight: 4 registers) and widened to f32 (8 registers for bf16).
 template <class T>
-__device__ __forceinline__ void load_pack(const T* p, float (&out)[pack_width<T>]) {
-  const pack<T> q = *reinterpret_cast<const pack<T>*>(p);
+__device__ __forceinline__ pack<T> load_raw(const T* p) {
+  return *reinterpret_cast<const pack<T>*>(p);
+}
+template <class T>
+__device__ __forceinline__ void unpack(const pack<T>& q, float (&out)[pack_width<T>]) {
 #pragma unroll
   for (int k = 0; k < pack_width<T>; ++k) out[k] = ld(q.v[k]);
+}
+template <class T>
+__device__ __forceinline__ void load_pack(const T* p, float (&out)[pack_width<T>]) {
+  unpack(load_raw(p), out);
 }
 template <class T>
 __device__ __forceinline__ void store_pack(T* p, const float (&in)[pack_width<T>]) {

@@ -164,14 +164,28 @@ __device__ __forceinline__ float bn_out(float x, float mean, float invstd, float
   const float r = __fmaf_rn(__fmul_rn(__fsub_rn(x, mean), invstd), gamma, beta);
   return relu && r < 0.f ? 0.f : r;
 }
-// g: dy, already masked by the ReLU; sums: (sum g, sum g * xhat) of the channel.
-__device__ __forceinline__ float bn_dx_of(float g, float x, bool training, float count, float gamma, float mean,
-                                          float invstd, const double* sums) {
-  if (!training) return __fmul_rn(__fmul_rn(g, gamma), invstd);
-  const float xhat = __fmul_rn(__fsub_rn(x, mean), invstd);
-  const float t = __fsub_rn(__fsub_rn(__fmul_rn(count, g), static_cast<float>(sums[0])),
-                            __fmul_rn(xhat, static_cast<float>(sums[1])));
-  return __fmul_rn(__fdiv_rn(__fmul_rn(gamma, invstd), count), t);
+// Batch norm's input gradient, split into what depends on the channel only (computed once per channel
+// by the kernels that can hold it in registers) and the per-element arithmetic.
+// g: dy, already masked by the ReLU; s0, s1: (sum g, sum g * xhat) of the channel.
+struct dx_coefficients {
+  float mean, invstd, s0, s1, scale;  // scale: gamma * invstd / count in training, gamma in eval
+};
+__device__ __forceinline__ dx_coefficients dx_coefficients_of(std::uint32_t c, bool training, float count,
+                                                              const float* gamma, const float* mean,
+                                                              const float* invstd, const double* sums) {
+  dx_coefficients k;
+  k.mean = mean[c];
+  k.invstd = invstd[c];
+  k.s0 = training ? static_cast<float>(sums[c * 2]) : 0.f;
+  k.s1 = training ? static_cast<float>(sums[c * 2 + 1]) : 0.f;
+  k.scale = training ? __fdiv_rn(__fmul_rn(gamma[c], k.invstd), count) : gamma[c];
+  return k;
+}
+__device__ __forceinline__ float bn_dx_of(float g, float x, bool training, float count, const dx_coefficients& k) {
+  if (!training) return __fmul_rn(__fmul_rn(g, k.scale), k.invstd);
+  const float xhat = __fmul_rn(__fsub_rn(x, k.mean), k.invstd);
+  const float t = __fsub_rn(__fsub_rn(__fmul_rn(count, g), k.s0), __fmul_rn(xhat, k.s1));
+  return __fmul_rn(k.scale, t);
 }
 
 template <class I, class T>
@@ -191,7 +205,8 @@ __global__ void k_bn_dx(view4 v, bool training, double count, const T* dy, const
     const I c = channel_of<I>(v, static_cast<I>(i));
     float g = ld(dy[i]);
     if (relu && !(ld(y[i]) > 0.f)) g = 0.f;
-    st(dx[i], bn_dx_of(g, ld(x[i]), training, static_cast<float>(count), gamma[c], mean[c], invstd[c], sums + c * 2));
+    const float n = static_cast<float>(count);
+    st(dx[i], bn_dx_of(g, ld(x[i]), training, n, dx_coefficients_of(static_cast<std::uint32_t>(c), training, n, gamma, mean, invstd, sums)));
   }
 }
 
@@ -222,91 +237,182 @@ __device__ __forceinline__ void load_masked_gradient(const T* dy, const T* y, bo
   for (int k = 0; k < pack_width<T>; ++k)
     if (!(yv[k] > 0.f)) g[k] = 0.f;
 }
-// Channel of the pack's first element (its elements' channels follow it channels-last, else share it).
-template <bool ChannelsLast>
-__device__ __forceinline__ std::uint32_t pack_channel(const view4& v, std::uint32_t i0) {
-  return ChannelsLast ? i0 % static_cast<std::uint32_t>(v.c)
-                      : (i0 / static_cast<std::uint32_t>(v.h * v.w)) % static_cast<std::uint32_t>(v.c);
-}
-
-template <bool ChannelsLast, class T>
-__global__ void k_normalize_packed(view4 v, const T* x, const float* gamma, const float* beta, const float* mean,
+// The packed (16-byte) passes over plain tensors: a pack lies in one channel's plane (H*W a multiple of
+// the width), so the channel's coefficients serve the whole pack.
+template <class T>
+__global__ void k_normalize_planes(view4 v, const T* x, const float* gamma, const float* beta, const float* mean,
                                    const float* invstd, bool relu, T* y) {
   constexpr int K = pack_width<T>;
   const std::int64_t packs = v.numel() / K;
   GRCNN_GRID_STRIDE(q, packs) {
-    const std::uint32_t i0 = static_cast<std::uint32_t>(q) * K, c0 = pack_channel<ChannelsLast>(v, i0);
+    const std::uint32_t i0 = static_cast<std::uint32_t>(q) * K;
+    const std::uint32_t c = (i0 / static_cast<std::uint32_t>(v.h * v.w)) % static_cast<std::uint32_t>(v.c);
+    const float m = mean[c], is = invstd[c], ga = gamma[c], be = beta[c];
     float xv[K], r[K];
     load_pack(x + i0, xv);
 #pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const std::uint32_t c = ChannelsLast ? c0 + k : c0;
-      r[k] = bn_out(xv[k], mean[c], invstd[c], gamma[c], beta[c], relu);
-    }
+    for (int k = 0; k < K; ++k) r[k] = bn_out(xv[k], m, is, ga, be, relu);
     store_pack(y + i0, r);
   }
 }
-template <bool ChannelsLast, class T>
-__global__ void k_bn_dx_packed(view4 v, bool training, double count, const T* dy, const T* x, const T* y, bool relu,
+template <class T>
+__global__ void k_bn_dx_planes(view4 v, bool training, double count, const T* dy, const T* x, const T* y, bool relu,
                                const float* gamma, const float* mean, const float* invstd, const double* sums, T* dx) {
   constexpr int K = pack_width<T>;
   const std::int64_t packs = v.numel() / K;
+  const float n = static_cast<float>(count);
   GRCNN_GRID_STRIDE(q, packs) {
-    const std::uint32_t i0 = static_cast<std::uint32_t>(q) * K, c0 = pack_channel<ChannelsLast>(v, i0);
+    const std::uint32_t i0 = static_cast<std::uint32_t>(q) * K;
+    const std::uint32_t c = (i0 / static_cast<std::uint32_t>(v.h * v.w)) % static_cast<std::uint32_t>(v.c);
+    const dx_coefficients co = dx_coefficients_of(c, training, n, gamma, mean, invstd, sums);
     float g[K], xv[K], r[K];
     load_masked_gradient(dy + i0, y + i0, relu, g);
     load_pack(x + i0, xv);
 #pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const std::uint32_t c = ChannelsLast ? c0 + k : c0;
-      r[k] = bn_dx_of(g[k], xv[k], training, static_cast<float>(count), gamma[c], mean[c], invstd[c], sums + c * 2);
-    }
+    for (int k = 0; k < K; ++k) r[k] = bn_dx_of(g[k], xv[k], training, n, co);
     store_pack(dx + i0, r);
   }
 }
-// The channel sums of accumulate() over channels-last tensors with packs: a 256-thread block is TX pack
-// columns (TX * K channels) by 256 / TX rows; each thread sums its K channels over its rows in f32, the
-// block adds its rows' sums in double and writes one partial per channel for its row group.
+
+// Channels-last passes give each thread fixed channels: a 256-thread block is TX pack columns (TX * K
+// consecutive channels) by TY = 256 / TX rows, so a thread loads its channels' coefficients once and
+// then walks the rows r, r + step, ... (step = TY * row groups). A pack per row per thread, so
+// consecutive lanes read consecutive 16-byte packs of one row or of the next rows.
+struct row_walk {
+  int col, row0, ty;
+  std::uint32_t pc, packs_per_row, rows, step;
+  __device__ row_walk(const view4& v, int tx, int K) {
+    ty = 256 / tx;
+    col = static_cast<int>(threadIdx.x) % tx;
+    row0 = static_cast<int>(threadIdx.x) / tx;
+    packs_per_row = static_cast<std::uint32_t>(v.c) / static_cast<std::uint32_t>(K);
+    pc = blockIdx.x * static_cast<std::uint32_t>(tx) + static_cast<std::uint32_t>(col);
+    rows = static_cast<std::uint32_t>(v.n * v.h * v.w);
+    step = gridDim.y * static_cast<std::uint32_t>(ty);
+  }
+  __device__ bool active() const { return pc < packs_per_row; }
+  __device__ std::uint32_t first_row() const { return blockIdx.y * static_cast<std::uint32_t>(ty) + row0; }
+  // Offset of this thread's pack in row r.
+  __device__ std::uint32_t at(std::uint32_t r, int K) const { return r * packs_per_row * K + pc * K; }
+  // Calls load(u, r) for U rows and then use(u, r) for the same rows, so that U rows' loads are in
+  // flight before the first is used (one outstanding load per thread cannot keep HBM busy); the rows
+  // left over go one at a time. Rows are used in increasing order either way.
+  template <int U, class Load, class Use>
+  __device__ __forceinline__ void each(Load&& load, Use&& use) const {
+    std::uint32_t r = first_row();
+    for (; r + (U - 1) * step < rows; r += U * step) {  // no overflow: rows * C < 2^31, step < 2^24
+#pragma unroll
+      for (int u = 0; u < U; ++u) load(u, r + u * step);
+#pragma unroll
+      for (int u = 0; u < U; ++u) use(u, r + u * step);
+    }
+    for (; r < rows; r += step) {
+      load(0, r);
+      use(0, r);
+    }
+  }
+};
+
+template <class T>
+__global__ void __launch_bounds__(256) k_normalize_rows(view4 v, int tx, const T* x, const float* gamma, const float* beta,
+                                                        const float* mean, const float* invstd, bool relu, T* y) {
+  constexpr int K = pack_width<T>, U = 4;
+  const row_walk w(v, tx, K);
+  if (!w.active()) return;
+  float m[K], is[K], ga[K], be[K];
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const std::uint32_t c = w.pc * K + k;
+    m[k] = mean[c], is[k] = invstd[c], ga[k] = gamma[c], be[k] = beta[c];
+  }
+  pack<T> xr[U];  // loads in flight stay packed: widened one row at a time
+  w.each<U>([&](int u, std::uint32_t r) { xr[u] = load_raw(x + w.at(r, K)); },
+            [&](int u, std::uint32_t r) {
+              float xv[K], o[K];
+              unpack(xr[u], xv);
+#pragma unroll
+              for (int k = 0; k < K; ++k) o[k] = bn_out(xv[k], m[k], is[k], ga[k], be[k], relu);
+              store_pack(y + w.at(r, K), o);
+            });
+}
+template <class T>
+__global__ void __launch_bounds__(256) k_bn_dx_rows(view4 v, int tx, bool training, double count, const T* dy,
+                                                    const T* x, const T* y, bool relu, const float* gamma,
+                                                    const float* mean, const float* invstd, const double* sums, T* dx) {
+  constexpr int K = pack_width<T>, U = 2;
+  const row_walk w(v, tx, K);
+  if (!w.active()) return;
+  const float n = static_cast<float>(count);
+  dx_coefficients co[K];
+#pragma unroll
+  for (int k = 0; k < K; ++k) co[k] = dx_coefficients_of(w.pc * K + k, training, n, gamma, mean, invstd, sums);
+  pack<T> gr[U], xr[U], yr[U];
+  w.each<U>(
+      [&](int u, std::uint32_t r) {
+        const std::uint32_t o = w.at(r, K);
+        gr[u] = load_raw(dy + o);
+        xr[u] = load_raw(x + o);
+        if (relu) yr[u] = load_raw(y + o);
+      },
+      [&](int u, std::uint32_t r) {
+        float gv[K], xv[K], yv[K], o[K];
+        unpack(gr[u], gv);
+        unpack(xr[u], xv);
+        if (relu) unpack(yr[u], yv);
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+          const float g = relu && !(yv[k] > 0.f) ? 0.f : gv[k];
+          o[k] = bn_dx_of(g, xv[k], training, n, co[k]);
+        }
+        store_pack(dx + w.at(r, K), o);
+      });
+}
+
+// The channel sums of accumulate() over channels-last tensors: each thread sums its K channels over its
+// rows in f32, the block adds its rows' sums in double and writes one partial per channel for its row
+// group.
 template <int Mode, class T>
-__global__ void __launch_bounds__(256) k_channel_partials_packed(view4 v, int tx, const T* x, const T* dy, const T* y,
-                                                                 bool relu, const float* mean, const float* invstd,
-                                                                 double* partials) {
-  constexpr int K = pack_width<T>;
-  const int ty = 256 / tx, col = threadIdx.x % tx, row0 = threadIdx.x / tx;
-  const std::uint32_t C = static_cast<std::uint32_t>(v.c), P = C / K, pc = blockIdx.x * tx + col;
-  const std::uint32_t rows = static_cast<std::uint32_t>(v.n * v.h * v.w);
+__global__ void __launch_bounds__(256) k_channel_partials_rows(view4 v, int tx, const T* x, const T* dy, const T* y,
+                                                               bool relu, const float* mean, const float* invstd,
+                                                               double* partials) {
+  constexpr int K = pack_width<T>, U = Mode == 2 ? 2 : 4;
+  const row_walk w(v, tx, K);
   float s0[K], s1[K], mu[K], is[K];
 #pragma unroll
   for (int k = 0; k < K; ++k) s0[k] = s1[k] = mu[k] = is[k] = 0.f;
-  if (pc < P) {
+  if (w.active()) {
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      if (Mode >= 1) mu[k] = mean[pc * K + k];
-      if (Mode == 2) is[k] = invstd[pc * K + k];
+      if (Mode >= 1) mu[k] = mean[w.pc * K + k];
+      if (Mode == 2) is[k] = invstd[w.pc * K + k];
     }
-    for (std::uint32_t r = blockIdx.y * ty + row0; r < rows; r += gridDim.y * ty) {
-      const std::uint32_t o = r * C + pc * K;
-      float xv[K];
-      load_pack(x + o, xv);
-      if (Mode == 0) {
+    pack<T> xr[U], gr[U], yr[U];
+    w.each<U>(
+        [&](int u, std::uint32_t r) {
+          const std::uint32_t o = w.at(r, K);
+          xr[u] = load_raw(x + o);
+          if (Mode == 2) gr[u] = load_raw(dy + o);
+          if (Mode == 2 && relu) yr[u] = load_raw(y + o);
+        },
+        [&](int u, std::uint32_t) {
+          float xv[K], gv[K], yv[K];
+          unpack(xr[u], xv);
+          if (Mode == 2) unpack(gr[u], gv);
+          if (Mode == 2 && relu) unpack(yr[u], yv);
 #pragma unroll
-        for (int k = 0; k < K; ++k) s0[k] += xv[k];
-      } else if (Mode == 1) {
-#pragma unroll
-        for (int k = 0; k < K; ++k) {
-          const float d = xv[k] - mu[k];
-          s0[k] += d * d;
-        }
-      } else {
-        float g[K];
-        load_masked_gradient(dy + o, y + o, relu, g);
-#pragma unroll
-        for (int k = 0; k < K; ++k) {
-          s0[k] += g[k];
-          s1[k] += g[k] * (xv[k] - mu[k]) * is[k];
-        }
-      }
-    }
+          for (int k = 0; k < K; ++k) {
+            if (Mode == 0) {
+              s0[k] += xv[k];
+            } else if (Mode == 1) {
+              const float d = xv[k] - mu[k];
+              s0[k] += d * d;
+            } else {
+              const float g = relu && !(yv[k] > 0.f) ? 0.f : gv[k];
+              s0[k] += g;
+              s1[k] += g * (xv[k] - mu[k]) * is[k];
+            }
+          }
+        });
   }
   // Lanes of a warp that share a column (tx apart) add up first, then the block's 8 warps in shared
   // memory: one thread adding ty * K values in sequence would be slow for small C.
@@ -331,15 +437,15 @@ __global__ void __launch_bounds__(256) k_channel_partials_packed(view4 v, int tx
     }
   }
   __syncthreads();
-  if (threadIdx.x < tx && pc < P) {  // thread col (row0 == 0) holds column col's lanes in every warp
+  if (static_cast<int>(threadIdx.x) < tx && w.active()) {  // thread col (row0 == 0) holds column col's lanes in every warp
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       double t0 = 0, t1 = 0;
-      for (int w = 0; w < kWarps; ++w) {
-        t0 += sh0[(w * tx + col) * K + k];
-        t1 += sh1[(w * tx + col) * K + k];
+      for (int q = 0; q < kWarps; ++q) {
+        t0 += sh0[(q * tx + w.col) * K + k];
+        t1 += sh1[(q * tx + w.col) * K + k];
       }
-      const std::int64_t c = static_cast<std::int64_t>(pc) * K + k;
+      const std::int64_t c = static_cast<std::int64_t>(w.pc) * K + k;
       partials[(blockIdx.y * v.c + c) * 2] = t0;
       partials[(blockIdx.y * v.c + c) * 2 + 1] = t1;
     }
@@ -360,30 +466,30 @@ __device__ __forceinline__ void chan_merge(double& n, double& mean, double& m2, 
   n = t;
 }
 template <class T>
-__global__ void __launch_bounds__(256) k_welford_partials_packed(view4 v, int tx, const T* x, double* partials) {
-  constexpr int K = pack_width<T>;
-  const int ty = 256 / tx, col = threadIdx.x % tx, row0 = threadIdx.x / tx;
-  const std::uint32_t C = static_cast<std::uint32_t>(v.c), P = C / K, pc = blockIdx.x * tx + col;
-  const std::uint32_t rows = static_cast<std::uint32_t>(v.n * v.h * v.w);
+__global__ void __launch_bounds__(256) k_welford_partials_rows(view4 v, int tx, const T* x, double* partials) {
+  constexpr int K = pack_width<T>, U = 4;
+  const row_walk w(v, tx, K);
   // Values are taken relative to the channel's first one: a channel far from zero (mean 300, spread 1)
   // would otherwise lose the running mean's low bits to its offset at every step.
   float n = 0.f, shift[K], mean[K], m2[K];
 #pragma unroll
   for (int k = 0; k < K; ++k) shift[k] = mean[k] = m2[k] = 0.f;
-  if (pc < P && rows > 0) {
-    load_pack(x + pc * K, shift);
-    for (std::uint32_t r = blockIdx.y * ty + row0; r < rows; r += gridDim.y * ty) {
-      float xv[K];
-      load_pack(x + r * C + pc * K, xv);
-      n += 1.f;
-      const float inv = 1.f / n;
+  if (w.active() && w.rows > 0) {
+    load_pack(x + w.pc * K, shift);
+    pack<T> xr[U];
+    w.each<U>([&](int u, std::uint32_t r) { xr[u] = load_raw(x + w.at(r, K)); },
+              [&](int u, std::uint32_t) {
+                float xv[K];
+                unpack(xr[u], xv);
+                n += 1.f;
+                const float inv = 1.f / n;
 #pragma unroll
-      for (int k = 0; k < K; ++k) {
-        const float e = xv[k] - shift[k], d = e - mean[k];
-        mean[k] += d * inv;
-        m2[k] += d * (e - mean[k]);
-      }
-    }
+                for (int k = 0; k < K; ++k) {
+                  const float e = xv[k] - shift[k], d = e - mean[k];
+                  mean[k] += d * inv;
+                  m2[k] += d * (e - mean[k]);
+                }
+              });
   }
   double dn[K], dm[K], dq[K];  // the count is the same for every k; kept per k to merge with one formula
 #pragma unroll
@@ -409,13 +515,13 @@ __global__ void __launch_bounds__(256) k_welford_partials_packed(view4 v, int tx
     }
   }
   __syncthreads();
-  if (threadIdx.x < tx && pc < P) {
+  if (static_cast<int>(threadIdx.x) < tx && w.active()) {
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       double tn = 0, tm = 0, tq = 0;
-      for (int w = 0; w < kWarps; ++w)
-        chan_merge(tn, tm, tq, shn[w * tx + col], shm[(w * tx + col) * K + k], shq[(w * tx + col) * K + k]);
-      double* out = partials + (blockIdx.y * v.c + static_cast<std::int64_t>(pc) * K + k) * 3;
+      for (int q = 0; q < kWarps; ++q)
+        chan_merge(tn, tm, tq, shn[q * tx + w.col], shm[(q * tx + w.col) * K + k], shq[(q * tx + w.col) * K + k]);
+      double* out = partials + (blockIdx.y * v.c + static_cast<std::int64_t>(w.pc) * K + k) * 3;
       out[0] = tn, out[1] = tm, out[2] = tq;
     }
   }
@@ -466,20 +572,24 @@ int row_groups(const view4& v) {
   return static_cast<int>(g);
 }
 
-// The grid of the packed channels-last reductions: TX pack columns per 256-thread block (a power of two up
-// to 32), GX column blocks, and row groups that fill the chip with at least 16 rows per thread.
+// The grid of the channels-last row kernels: TX pack columns per 256-thread block (a power of two up to
+// 32), GX column blocks, and row groups. A reduction writes a partial per row group and channel, so its
+// groups only fill the chip (at least 16 rows per thread); an elementwise pass takes as many groups as
+// give each thread about 8 rows (enough to pay for loading its coefficients).
+enum class row_pass { reduction, elementwise };
 struct packed_tiling {
   int tx = 1, gx = 1, groups = 1;
   template <class T>
-  static packed_tiling of(const view4& v) {
+  static packed_tiling of(const view4& v, row_pass pass) {
     packed_tiling t;
     const std::int64_t P = v.c / pack_width<T>, rows = v.n * v.h * v.w;
     while (t.tx < 32 && t.tx * 2 <= P) t.tx *= 2;
     const std::int64_t gx = (P + t.tx - 1) / t.tx, ty = 256 / t.tx;
-    std::int64_t groups = (rows + ty * 16 - 1) / (ty * 16);
-    groups = std::clamp<std::int64_t>(std::min<std::int64_t>(groups, (ctx().sm_count * 8 + gx - 1) / gx), 1, 65535);
+    const std::int64_t per_thread = pass == row_pass::reduction ? 16 : 8;
+    std::int64_t groups = (rows + ty * per_thread - 1) / (ty * per_thread);
+    if (pass == row_pass::reduction) groups = std::min<std::int64_t>(groups, (ctx().sm_count * 8 + gx - 1) / gx);
     t.gx = static_cast<int>(gx);
-    t.groups = static_cast<int>(groups);
+    t.groups = static_cast<int>(std::clamp<std::int64_t>(groups, 1, 65535));
     return t;
   }
   dim3 grid() const { return dim3(static_cast<unsigned>(gx), static_cast<unsigned>(groups)); }
@@ -490,10 +600,10 @@ template <int Mode, class T>
 void channel_sums(const view4& v, const T* x, const T* dy, const T* y, bool relu, const float* mean,
                   const float* invstd, double* out) {
   if (packing_of<T>(v, {x, Mode == 2 ? dy : nullptr, Mode == 2 && relu ? y : nullptr}) == bn_packing::channels_last) {
-    const packed_tiling t = packed_tiling::of<T>(v);
+    const packed_tiling t = packed_tiling::of<T>(v, row_pass::reduction);
     scratch partials(static_cast<std::size_t>(t.groups) * static_cast<std::size_t>(v.c) * 2 * sizeof(double));
-    k_channel_partials_packed<Mode, T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, x, dy, y, relu, mean, invstd,
-                                                                       partials.as<double>());
+    k_channel_partials_rows<Mode, T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, x, dy, y, relu, mean, invstd,
+                                                                     partials.as<double>());
     check_last_launch("batch_norm packed channel partials");
     sum_partials(partials.as<double>(), t.groups, v.c, out);
     return;
@@ -530,14 +640,16 @@ void normalize(const view4& v, const T* x, const float* gamma, const float* beta
                const float* invstd, bool relu, T* y) {
   const bn_packing pk = packing_of<T>(v, {x, y});
   const int packed_blocks = blocks_for(v.numel() / pack_width<T>);
-  if (pk == bn_packing::channels_last)
-    k_normalize_packed<true, T><<<packed_blocks, 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
-  else if (pk == bn_packing::planes)
-    k_normalize_packed<false, T><<<packed_blocks, 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
-  else if (small_index(v))
+  if (pk == bn_packing::channels_last) {
+    const packed_tiling t = packed_tiling::of<T>(v, row_pass::elementwise);
+    k_normalize_rows<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, x, gamma, beta, mean, invstd, relu, y);
+  } else if (pk == bn_packing::planes) {
+    k_normalize_planes<T><<<packed_blocks, 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
+  } else if (small_index(v)) {
     k_normalize<std::uint32_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
-  else
+  } else {
     k_normalize<std::int64_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
+  }
 }
 
 }  // namespace
@@ -552,9 +664,9 @@ void batch_norm_forward_training(const batch_norm_args& a, const S* xs, const fl
   const double count = static_cast<double>(v.n * v.h * v.w);
   using T = device_t<S>;
   if (packing_of<T>(v, {x}) == bn_packing::channels_last) {  // statistics in one read of x
-    const packed_tiling t = packed_tiling::of<T>(v);
+    const packed_tiling t = packed_tiling::of<T>(v, row_pass::reduction);
     scratch partials(static_cast<std::size_t>(t.groups) * static_cast<std::size_t>(v.c) * 3 * sizeof(double));
-    k_welford_partials_packed<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, x, partials.as<double>());
+    k_welford_partials_rows<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, x, partials.as<double>());
     check_last_launch("batch_norm packed statistics");
     k_welford_finish<<<static_cast<unsigned>((v.c + kSumWarps - 1) / kSumWarps), 32 * kSumWarps, 0, stream()>>>(
         partials.as<double>(), t.groups, v.c, a.eps, a.momentum, running_mean, running_var, save_mean, save_invstd);
@@ -606,18 +718,20 @@ void batch_norm_backward(const batch_norm_args& a, bool training, const S* dys, 
     using T = device_t<S>;
     const bn_packing pk = packing_of<T>(v, {dy, x, a.relu ? y : nullptr, dx});  // y read only for the ReLU
     const int packed_blocks = blocks_for(v.numel() / pack_width<T>);
-    if (pk == bn_packing::channels_last)
-      k_bn_dx_packed<true, T><<<packed_blocks, 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma, save_mean,
-                                                                  save_invstd, sums.as<double>(), dx);
-    else if (pk == bn_packing::planes)
-      k_bn_dx_packed<false, T><<<packed_blocks, 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma, save_mean,
-                                                                   save_invstd, sums.as<double>(), dx);
-    else if (small_index(v))
-      k_bn_dx<std::uint32_t, device_t<S>><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma,
-                                                                          save_mean, save_invstd, sums.as<double>(), dx);
-    else
-      k_bn_dx<std::int64_t, device_t<S>><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma, save_mean,
-                                                         save_invstd, sums.as<double>(), dx);
+    if (pk == bn_packing::channels_last) {
+      const packed_tiling t = packed_tiling::of<T>(v, row_pass::elementwise);
+      k_bn_dx_rows<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, training, count, dy, x, y, a.relu, gamma, save_mean,
+                                                      save_invstd, sums.as<double>(), dx);
+    } else if (pk == bn_packing::planes) {
+      k_bn_dx_planes<T><<<packed_blocks, 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma, save_mean,
+                                                             save_invstd, sums.as<double>(), dx);
+    } else if (small_index(v)) {
+      k_bn_dx<std::uint32_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma,
+                                                                             save_mean, save_invstd, sums.as<double>(), dx);
+    } else {
+      k_bn_dx<std::int64_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma,
+                                                                            save_mean, save_invstd, sums.as<double>(), dx);
+    }
     check_last_launch("batch_norm dx");
   }
 }
