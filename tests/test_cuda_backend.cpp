@@ -205,12 +205,31 @@ void check_packed_against_scalar(dtype t, std::int64_t N, std::int64_t C, std::i
                                                  static_cast<const float*>(mean.raw()),
                                                  static_cast<const float*>(var.raw()), p(out),
                                                  static_cast<float*>(sm.raw()), static_cast<float*>(si.raw()));
-    grcnn::cuda::batch_norm_backward<S>(args, false, p(dout), p(x), p(out), G, static_cast<const float*>(sm.raw()),
-                                        static_cast<const float*>(si.raw()), p(dy), static_cast<float*>(dg.raw()),
-                                        static_cast<float*>(db.raw()));
+    grcnn::cuda::batch_norm_backward<S>(args, false, p(dout), p(x), G, static_cast<const float*>(beta.raw()),
+                                        static_cast<const float*>(sm.raw()), static_cast<const float*>(si.raw()), p(dy),
+                                        static_cast<float*>(dg.raw()), static_cast<float*>(db.raw()));
   }
   same("batch norm (eval, ReLU)", out);
   same("batch norm input gradient (eval, ReLU)", dy);
+  // The backward recomputes the ReLU's mask from x; it must be the stored output's: in eval mode
+  // dx = (dy * gamma) * invstd where the output is positive and 0 * gamma * invstd elsewhere, bit for bit.
+  const auto y_host = out.aligned.to_device(cpu_device).template values<float>();
+  const auto dy_host = dout.aligned.to_device(cpu_device).template values<float>();
+  const auto invstd = si.to_device(cpu_device).values<float>();
+  std::vector<float> want(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t c = i % C;  // channels-last
+    const float g0 = y_host[i] > 0.f ? dy_host[i] : 0.f;
+    want[i] = (g0 * g[c]) * invstd[c];
+  }
+  const auto want_t = tensor::from_values(shape{n}, want, t).values<double>();
+  const auto got_dx = dy.aligned.to_device(cpu_device).template values<double>();
+  std::int64_t differ = 0;
+  for (std::int64_t i = 0; i < n; ++i)
+    differ += !(got_dx[i] == want_t[i] || (std::isnan(got_dx[i]) && std::isnan(want_t[i])));
+  INFO("batch norm input gradient against the output's ReLU mask (" << name_of(t) << "): " << differ << " of " << n
+                                                                     << " values differ");
+  CHECK(differ == 0);
 }
 
 // Batch statistics of a channels-last f32 tensor whose channels sit far from zero (mean ~300, spread 1):

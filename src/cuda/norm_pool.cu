@@ -37,12 +37,33 @@ __device__ inline I channel_of(const view4& v, I i) {
 }
 inline bool small_index(const view4& v) { return v.numel() < (std::int64_t(1) << 31); }
 
+// The per-element arithmetic of batch norm's two elementwise passes, shared by the scalar and the packed
+// kernels (so both give the same bits).
+// Explicit roundings (the _rn intrinsics are never contracted): ptxas may not fuse them differently in
+// different kernels.
+__device__ __forceinline__ float bn_out(float x, float mean, float invstd, float gamma, float beta, bool relu) {
+  const float r = __fmaf_rn(__fmul_rn(__fsub_rn(x, mean), invstd), gamma, beta);
+  return relu && r < 0.f ? 0.f : r;
+}
+
+// The fused ReLU's mask in backward: dy passes where the forward stored a positive output. Recomputing
+// the forward's pre-activation from x (bn_out's arithmetic, the same statistics and affine parameters)
+// and rounding it to T as the forward's store did gives that mask bit for bit without reading y: a
+// fifth of the backward's traffic.
+template <class T>
+__device__ __forceinline__ bool relu_passes(float x, float mean, float invstd, float gamma, float beta) {
+  T stored;
+  st(stored, bn_out(x, mean, invstd, gamma, beta, false));
+  return ld(stored) > 0.f;
+}
+
+
 // mode 0: s0 = sum x.  mode 1: s0 = sum (x - mean)^2.
-// mode 2: g = dy (masked by y > 0 when relu): s0 = sum g, s1 = sum g * (x - mean) * invstd.
-// Adds element o's contribution; shared by the NHWC and the NCHW reduction kernels.
+// mode 2: g = dy (masked by the ReLU when relu): s0 = sum g, s1 = sum g * (x - mean) * invstd.
+// Adds element o's contribution; shared by the scalar reduction kernels. ga, be: gamma and beta (mode 2).
 template <int Mode, class I, class T>
-__device__ inline void accumulate(I o, const T* x, const T* dy, const T* y, bool relu, float mu, float is, float& s0,
-                                  float& s1) {
+__device__ inline void accumulate(I o, const T* x, const T* dy, bool relu, float mu, float is, float ga, float be,
+                                  float& s0, float& s1) {
   const float xv = ld(x[o]);
   if (Mode == 0) {
     s0 += xv;
@@ -51,22 +72,23 @@ __device__ inline void accumulate(I o, const T* x, const T* dy, const T* y, bool
     s0 += d * d;
   } else {
     float g = ld(dy[o]);
-    if (relu && !(ld(y[o]) > 0.f)) g = 0.f;
+    if (relu && !relu_passes<T>(xv, mu, is, ga, be)) g = 0.f;
     s0 += g;
     s1 += g * (xv - mu) * is;
   }
 }
 
 template <int Mode, class I, class T>
-__global__ void k_channel_partials(view4 v, const T* x, const T* dy, const T* y, bool relu, const float* mean,
-                                   const float* invstd, double* partials) {
+__global__ void k_channel_partials(view4 v, const T* x, const T* dy, bool relu, const float* gamma, const float* beta,
+                                   const float* mean, const float* invstd, double* partials) {
   const std::int64_t c = blockIdx.x * kChannelsPerBlock + threadIdx.x;
   const std::int64_t rows = v.n * v.h * v.w;
   float s0 = 0.f, s1 = 0.f;
   if (c < v.c) {
     const float mu = Mode >= 1 ? mean[c] : 0.f, is = Mode == 2 ? invstd[c] : 0.f;
+    const float ga = Mode == 2 && relu ? gamma[c] : 0.f, be = Mode == 2 && relu ? beta[c] : 0.f;
     for (std::int64_t r = blockIdx.y * kRowsPerBlock + threadIdx.y; r < rows; r += gridDim.y * kRowsPerBlock) {
-      accumulate<Mode>(offset_of<I>(v, static_cast<I>(r), static_cast<I>(c)), x, dy, y, relu, mu, is, s0, s1);
+      accumulate<Mode>(offset_of<I>(v, static_cast<I>(r), static_cast<I>(c)), x, dy, relu, mu, is, ga, be, s0, s1);
     }
   }
   __shared__ double sh0[kRowsPerBlock][kChannelsPerBlock], sh1[kRowsPerBlock][kChannelsPerBlock];
@@ -87,17 +109,18 @@ __global__ void k_channel_partials(view4 v, const T* x, const T* dy, const T* y,
 // The same sums for plain (NCHW) tensors, where each (n, c) plane is contiguous: block (c, g) walks the
 // planes n = g, g + G, ... so that a warp reads consecutive addresses.
 template <int Mode, class T>
-__global__ void k_plane_partials(view4 v, int groups, const T* x, const T* dy, const T* y, bool relu,
-                                 const float* mean, const float* invstd, double* partials) {
+__global__ void k_plane_partials(view4 v, int groups, const T* x, const T* dy, bool relu, const float* gamma,
+                                 const float* beta, const float* mean, const float* invstd, double* partials) {
   const std::uint32_t c = blockIdx.x, g = blockIdx.y, G = static_cast<std::uint32_t>(groups);
   const std::uint32_t hw = static_cast<std::uint32_t>(v.h * v.w), N = static_cast<std::uint32_t>(v.n);
   const std::uint32_t planes = N > g ? (N - g + G - 1) / G : 0;
   const float mu = Mode >= 1 ? mean[c] : 0.f, is = Mode == 2 ? invstd[c] : 0.f;
+  const float ga = Mode == 2 && relu ? gamma[c] : 0.f, be = Mode == 2 && relu ? beta[c] : 0.f;
   float s0 = 0.f, s1 = 0.f;
   for (std::uint32_t j = threadIdx.x; j < planes * hw; j += blockDim.x) {
     const std::uint32_t q = j / hw, p = j - q * hw, n = g + q * G;
     const std::int64_t o = static_cast<std::int64_t>(n) * v.sn + static_cast<std::int64_t>(c) * v.sc + p;
-    accumulate<Mode>(o, x, dy, y, relu, mu, is, s0, s1);
+    accumulate<Mode>(o, x, dy, relu, mu, is, ga, be, s0, s1);
   }
   const double t0 = block_sum(static_cast<double>(s0));
   const double t1 = Mode == 2 ? block_sum(static_cast<double>(s1)) : 0.0;
@@ -156,32 +179,31 @@ __global__ void k_inference_stats(const float* running_mean, const float* runnin
   save_mean[c] = running_mean[c];
   save_invstd[c] = static_cast<float>(1.0 / sqrt(static_cast<double>(running_var[c]) + eps));
 }
-// The per-element arithmetic of batch norm's two elementwise passes, shared by the scalar and the packed
-// kernels (so both give the same bits).
-// Explicit roundings (the _rn intrinsics are never contracted): ptxas may not fuse them differently in
-// different kernels.
-__device__ __forceinline__ float bn_out(float x, float mean, float invstd, float gamma, float beta, bool relu) {
-  const float r = __fmaf_rn(__fmul_rn(__fsub_rn(x, mean), invstd), gamma, beta);
-  return relu && r < 0.f ? 0.f : r;
-}
 // Batch norm's input gradient, split into what depends on the channel only (computed once per channel
 // by the kernels that can hold it in registers) and the per-element arithmetic.
-// g: dy, already masked by the ReLU; s0, s1: (sum g, sum g * xhat) of the channel.
+// s0, s1: (sum g, sum g * xhat) of the channel, g being dy masked by the ReLU.
 struct dx_coefficients {
   float mean, invstd, s0, s1, scale;  // scale: gamma * invstd / count in training, gamma in eval
+  float gamma, beta;                  // for the ReLU's mask
 };
 __device__ __forceinline__ dx_coefficients dx_coefficients_of(std::uint32_t c, bool training, float count,
-                                                              const float* gamma, const float* mean,
+                                                              const float* gamma, const float* beta, const float* mean,
                                                               const float* invstd, const double* sums) {
   dx_coefficients k;
   k.mean = mean[c];
   k.invstd = invstd[c];
   k.s0 = training ? static_cast<float>(sums[c * 2]) : 0.f;
   k.s1 = training ? static_cast<float>(sums[c * 2 + 1]) : 0.f;
-  k.scale = training ? __fdiv_rn(__fmul_rn(gamma[c], k.invstd), count) : gamma[c];
+  k.gamma = gamma[c];
+  k.beta = beta[c];
+  k.scale = training ? __fdiv_rn(__fmul_rn(k.gamma, k.invstd), count) : k.gamma;
   return k;
 }
-__device__ __forceinline__ float bn_dx_of(float g, float x, bool training, float count, const dx_coefficients& k) {
+// g: dy, not yet masked; relu: the fused ReLU's mask applies.
+template <class T>
+__device__ __forceinline__ float bn_dx_of(float g, float x, bool relu, bool training, float count,
+                                          const dx_coefficients& k) {
+  if (relu && !relu_passes<T>(x, k.mean, k.invstd, k.gamma, k.beta)) g = 0.f;
   if (!training) return __fmul_rn(__fmul_rn(g, k.scale), k.invstd);
   const float xhat = __fmul_rn(__fsub_rn(x, k.mean), k.invstd);
   const float t = __fsub_rn(__fsub_rn(__fmul_rn(count, g), k.s0), __fmul_rn(xhat, k.s1));
@@ -198,15 +220,14 @@ __global__ void k_normalize(view4 v, const T* x, const float* gamma, const float
   }
 }
 template <class I, class T>
-__global__ void k_bn_dx(view4 v, bool training, double count, const T* dy, const T* x, const T* y, bool relu,
-                        const float* gamma, const float* mean, const float* invstd, const double* sums, T* dx) {
+__global__ void k_bn_dx(view4 v, bool training, double count, const T* dy, const T* x, bool relu, const float* gamma,
+                        const float* beta, const float* mean, const float* invstd, const double* sums, T* dx) {
   const std::int64_t n = v.numel();
+  const float nf = static_cast<float>(count);
   GRCNN_GRID_STRIDE(i, n) {
-    const I c = channel_of<I>(v, static_cast<I>(i));
-    float g = ld(dy[i]);
-    if (relu && !(ld(y[i]) > 0.f)) g = 0.f;
-    const float n = static_cast<float>(count);
-    st(dx[i], bn_dx_of(g, ld(x[i]), training, n, dx_coefficients_of(static_cast<std::uint32_t>(c), training, n, gamma, mean, invstd, sums)));
+    const auto c = static_cast<std::uint32_t>(channel_of<I>(v, static_cast<I>(i)));
+    const dx_coefficients co = dx_coefficients_of(c, training, nf, gamma, beta, mean, invstd, sums);
+    st(dx[i], bn_dx_of<T>(ld(dy[i]), ld(x[i]), relu, training, nf, co));
   }
 }
 
@@ -225,17 +246,6 @@ bn_packing packing_of(const view4& v, std::initializer_list<const void*> ptrs) {
   const bool plain = v.sw == 1 && v.sh == v.w && v.sc == v.h * v.w && v.sn == v.c * v.h * v.w;
   if (plain && (v.h * v.w) % K == 0) return bn_packing::planes;
   return bn_packing::none;
-}
-// A pack of dy, zero where the fused ReLU's output y is not positive (y is read only when relu).
-template <class T>
-__device__ __forceinline__ void load_masked_gradient(const T* dy, const T* y, bool relu, float (&g)[pack_width<T>]) {
-  load_pack(dy, g);
-  if (!relu) return;
-  float yv[pack_width<T>];
-  load_pack(y, yv);
-#pragma unroll
-  for (int k = 0; k < pack_width<T>; ++k)
-    if (!(yv[k] > 0.f)) g[k] = 0.f;
 }
 // The packed (16-byte) passes over plain tensors: a pack lies in one channel's plane (H*W a multiple of
 // the width), so the channel's coefficients serve the whole pack.
@@ -256,20 +266,21 @@ __global__ void k_normalize_planes(view4 v, const T* x, const float* gamma, cons
   }
 }
 template <class T>
-__global__ void k_bn_dx_planes(view4 v, bool training, double count, const T* dy, const T* x, const T* y, bool relu,
-                               const float* gamma, const float* mean, const float* invstd, const double* sums, T* dx) {
+__global__ void k_bn_dx_planes(view4 v, bool training, double count, const T* dy, const T* x, bool relu,
+                               const float* gamma, const float* beta, const float* mean, const float* invstd,
+                               const double* sums, T* dx) {
   constexpr int K = pack_width<T>;
   const std::int64_t packs = v.numel() / K;
   const float n = static_cast<float>(count);
   GRCNN_GRID_STRIDE(q, packs) {
     const std::uint32_t i0 = static_cast<std::uint32_t>(q) * K;
     const std::uint32_t c = (i0 / static_cast<std::uint32_t>(v.h * v.w)) % static_cast<std::uint32_t>(v.c);
-    const dx_coefficients co = dx_coefficients_of(c, training, n, gamma, mean, invstd, sums);
+    const dx_coefficients co = dx_coefficients_of(c, training, n, gamma, beta, mean, invstd, sums);
     float g[K], xv[K], r[K];
-    load_masked_gradient(dy + i0, y + i0, relu, g);
+    load_pack(dy + i0, g);
     load_pack(x + i0, xv);
 #pragma unroll
-    for (int k = 0; k < K; ++k) r[k] = bn_dx_of(g[k], xv[k], training, n, co);
+    for (int k = 0; k < K; ++k) r[k] = bn_dx_of<T>(g[k], xv[k], relu, training, n, co);
     store_pack(dx + i0, r);
   }
 }
@@ -337,7 +348,7 @@ __global__ void __launch_bounds__(256) k_normalize_rows(view4 v, int tx, const T
 }
 template <class T>
 __global__ void __launch_bounds__(256) k_bn_dx_rows(view4 v, int tx, bool training, double count, const T* dy,
-                                                    const T* x, const T* y, bool relu, const float* gamma,
+                                                    const T* x, bool relu, const float* gamma, const float* beta,
                                                     const float* mean, const float* invstd, const double* sums, T* dx) {
   constexpr int K = pack_width<T>, U = 2;
   const row_walk w(v, tx, K);
@@ -345,25 +356,20 @@ __global__ void __launch_bounds__(256) k_bn_dx_rows(view4 v, int tx, bool traini
   const float n = static_cast<float>(count);
   dx_coefficients co[K];
 #pragma unroll
-  for (int k = 0; k < K; ++k) co[k] = dx_coefficients_of(w.pc * K + k, training, n, gamma, mean, invstd, sums);
-  pack<T> gr[U], xr[U], yr[U];
+  for (int k = 0; k < K; ++k) co[k] = dx_coefficients_of(w.pc * K + k, training, n, gamma, beta, mean, invstd, sums);
+  pack<T> gr[U], xr[U];
   w.each<U>(
       [&](int u, std::uint32_t r) {
         const std::uint32_t o = w.at(r, K);
         gr[u] = load_raw(dy + o);
         xr[u] = load_raw(x + o);
-        if (relu) yr[u] = load_raw(y + o);
       },
       [&](int u, std::uint32_t r) {
-        float gv[K], xv[K], yv[K], o[K];
+        float gv[K], xv[K], o[K];
         unpack(gr[u], gv);
         unpack(xr[u], xv);
-        if (relu) unpack(yr[u], yv);
 #pragma unroll
-        for (int k = 0; k < K; ++k) {
-          const float g = relu && !(yv[k] > 0.f) ? 0.f : gv[k];
-          o[k] = bn_dx_of(g, xv[k], training, n, co[k]);
-        }
+        for (int k = 0; k < K; ++k) o[k] = bn_dx_of<T>(gv[k], xv[k], relu, training, n, co[k]);
         store_pack(dx + w.at(r, K), o);
       });
 }
@@ -372,33 +378,33 @@ __global__ void __launch_bounds__(256) k_bn_dx_rows(view4 v, int tx, bool traini
 // rows in f32, the block adds its rows' sums in double and writes one partial per channel for its row
 // group.
 template <int Mode, class T>
-__global__ void __launch_bounds__(256) k_channel_partials_rows(view4 v, int tx, const T* x, const T* dy, const T* y,
-                                                               bool relu, const float* mean, const float* invstd,
-                                                               double* partials) {
+__global__ void __launch_bounds__(256) k_channel_partials_rows(view4 v, int tx, const T* x, const T* dy, bool relu,
+                                                               const float* gamma, const float* beta, const float* mean,
+                                                               const float* invstd, double* partials) {
   constexpr int K = pack_width<T>, U = Mode == 2 ? 2 : 4;
   const row_walk w(v, tx, K);
-  float s0[K], s1[K], mu[K], is[K];
+  float s0[K], s1[K], mu[K], is[K], ga[K], be[K];
 #pragma unroll
-  for (int k = 0; k < K; ++k) s0[k] = s1[k] = mu[k] = is[k] = 0.f;
+  for (int k = 0; k < K; ++k) s0[k] = s1[k] = mu[k] = is[k] = ga[k] = be[k] = 0.f;
   if (w.active()) {
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      if (Mode >= 1) mu[k] = mean[w.pc * K + k];
-      if (Mode == 2) is[k] = invstd[w.pc * K + k];
+      const std::uint32_t c = w.pc * K + k;
+      if (Mode >= 1) mu[k] = mean[c];
+      if (Mode == 2) is[k] = invstd[c];
+      if (Mode == 2 && relu) ga[k] = gamma[c], be[k] = beta[c];
     }
-    pack<T> xr[U], gr[U], yr[U];
+    pack<T> xr[U], gr[U];
     w.each<U>(
         [&](int u, std::uint32_t r) {
           const std::uint32_t o = w.at(r, K);
           xr[u] = load_raw(x + o);
           if (Mode == 2) gr[u] = load_raw(dy + o);
-          if (Mode == 2 && relu) yr[u] = load_raw(y + o);
         },
         [&](int u, std::uint32_t) {
-          float xv[K], gv[K], yv[K];
+          float xv[K], gv[K];
           unpack(xr[u], xv);
           if (Mode == 2) unpack(gr[u], gv);
-          if (Mode == 2 && relu) unpack(yr[u], yv);
 #pragma unroll
           for (int k = 0; k < K; ++k) {
             if (Mode == 0) {
@@ -407,7 +413,7 @@ __global__ void __launch_bounds__(256) k_channel_partials_rows(view4 v, int tx, 
               const float d = xv[k] - mu[k];
               s0[k] += d * d;
             } else {
-              const float g = relu && !(yv[k] > 0.f) ? 0.f : gv[k];
+              const float g = relu && !relu_passes<T>(xv[k], mu[k], is[k], ga[k], be[k]) ? 0.f : gv[k];
               s0[k] += g;
               s1[k] += g * (xv[k] - mu[k]) * is[k];
             }
@@ -596,13 +602,14 @@ struct packed_tiling {
 };
 
 // Per-channel sums (s0, s1) as doubles in `out` [C][2].
+// gamma, beta: the ReLU's mask (mode 2 with relu).
 template <int Mode, class T>
-void channel_sums(const view4& v, const T* x, const T* dy, const T* y, bool relu, const float* mean,
-                  const float* invstd, double* out) {
-  if (packing_of<T>(v, {x, Mode == 2 ? dy : nullptr, Mode == 2 && relu ? y : nullptr}) == bn_packing::channels_last) {
+void channel_sums(const view4& v, const T* x, const T* dy, bool relu, const float* gamma, const float* beta,
+                  const float* mean, const float* invstd, double* out) {
+  if (packing_of<T>(v, {x, Mode == 2 ? dy : nullptr}) == bn_packing::channels_last) {
     const packed_tiling t = packed_tiling::of<T>(v, row_pass::reduction);
     scratch partials(static_cast<std::size_t>(t.groups) * static_cast<std::size_t>(v.c) * 2 * sizeof(double));
-    k_channel_partials_rows<Mode, T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, x, dy, y, relu, mean, invstd,
+    k_channel_partials_rows<Mode, T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, x, dy, relu, gamma, beta, mean, invstd,
                                                                      partials.as<double>());
     check_last_launch("batch_norm packed channel partials");
     sum_partials(partials.as<double>(), t.groups, v.c, out);
@@ -615,7 +622,7 @@ void channel_sums(const view4& v, const T* x, const T* dy, const T* y, bool relu
     const int groups = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(v.n, want)));
     scratch partials(static_cast<std::size_t>(groups) * static_cast<std::size_t>(v.c) * 2 * sizeof(double));
     k_plane_partials<Mode, T><<<dim3(static_cast<unsigned>(v.c), static_cast<unsigned>(groups)), 256, 0, stream()>>>(
-        v, groups, x, dy, y, relu, mean, invstd, partials.as<double>());
+        v, groups, x, dy, relu, gamma, beta, mean, invstd, partials.as<double>());
     check_last_launch("batch_norm plane partials");
     sum_partials(partials.as<double>(), groups, v.c, out);
     return;
@@ -625,10 +632,10 @@ void channel_sums(const view4& v, const T* x, const T* dy, const T* y, bool relu
   const dim3 grid(static_cast<unsigned>((v.c + kChannelsPerBlock - 1) / kChannelsPerBlock), static_cast<unsigned>(groups));
   if (small_index(v))
     k_channel_partials<Mode, std::uint32_t, T><<<grid, dim3(kChannelsPerBlock, kRowsPerBlock), 0, stream()>>>(
-        v, x, dy, y, relu, mean, invstd, partials.as<double>());
+        v, x, dy, relu, gamma, beta, mean, invstd, partials.as<double>());
   else
     k_channel_partials<Mode, std::int64_t, T><<<grid, dim3(kChannelsPerBlock, kRowsPerBlock), 0, stream()>>>(
-        v, x, dy, y, relu, mean, invstd, partials.as<double>());
+        v, x, dy, relu, gamma, beta, mean, invstd, partials.as<double>());
   check_last_launch("batch_norm channel partials");
   sum_partials(partials.as<double>(), groups, v.c, out);
 }
@@ -676,10 +683,10 @@ void batch_norm_forward_training(const batch_norm_args& a, const S* xs, const fl
     return;
   }
   scratch sums(static_cast<std::size_t>(v.c) * 2 * sizeof(double)), sq(static_cast<std::size_t>(v.c) * 2 * sizeof(double));
-  channel_sums<0, device_t<S>>(v, x, nullptr, nullptr, false, nullptr, nullptr, sums.as<double>());
+  channel_sums<0, device_t<S>>(v, x, nullptr, false, nullptr, nullptr, nullptr, nullptr, sums.as<double>());
   k_mean<<<channel_blocks(v.c), 256, 0, stream()>>>(sums.as<double>(), v.c, count, save_mean);
   check_last_launch("batch_norm mean");
-  channel_sums<1, device_t<S>>(v, x, nullptr, nullptr, false, save_mean, nullptr, sq.as<double>());
+  channel_sums<1, device_t<S>>(v, x, nullptr, false, nullptr, nullptr, save_mean, nullptr, sq.as<double>());
   k_finish_stats<<<channel_blocks(v.c), 256, 0, stream()>>>(sq.as<double>(), sums.as<double>(), v.c, count, a.eps,
                                                             a.momentum, running_mean, running_var, save_mean, save_invstd);
   check_last_launch("batch_norm statistics");
@@ -702,38 +709,37 @@ void batch_norm_forward_inference(const batch_norm_args& a, const S* xs, const f
 }
 
 template <storage S>
-void batch_norm_backward(const batch_norm_args& a, bool training, const S* dys, const S* xs, const S* ys,
-                         const float* gamma, const float* save_mean, const float* save_invstd, S* dxs, float* dgamma,
+void batch_norm_backward(const batch_norm_args& a, bool training, const S* dys, const S* xs, const float* gamma,
+                         const float* beta, const float* save_mean, const float* save_invstd, S* dxs, float* dgamma,
                          float* dbeta) {
   GRCNN_PROFILE("bn backward");
-  const auto *dy = dev(dys), *x = dev(xs), *y = dev(ys);
+  using T = device_t<S>;
+  const auto *dy = dev(dys), *x = dev(xs);
   auto* dx = dev(dxs);
   const view4& v = a.x;
   const double count = static_cast<double>(v.n * v.h * v.w);
   scratch sums(static_cast<std::size_t>(v.c) * 2 * sizeof(double));
-  channel_sums<2>(v, x, dy, y, a.relu, save_mean, save_invstd, sums.as<double>());
+  channel_sums<2>(v, x, dy, a.relu, gamma, beta, save_mean, save_invstd, sums.as<double>());
   k_dgamma_dbeta<<<channel_blocks(v.c), 256, 0, stream()>>>(sums.as<double>(), v.c, dgamma, dbeta);
   check_last_launch("batch_norm dgamma/dbeta");
-  if (dx) {
-    using T = device_t<S>;
-    const bn_packing pk = packing_of<T>(v, {dy, x, a.relu ? y : nullptr, dx});  // y read only for the ReLU
-    const int packed_blocks = blocks_for(v.numel() / pack_width<T>);
-    if (pk == bn_packing::channels_last) {
-      const packed_tiling t = packed_tiling::of<T>(v, row_pass::elementwise);
-      k_bn_dx_rows<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, training, count, dy, x, y, a.relu, gamma, save_mean,
-                                                      save_invstd, sums.as<double>(), dx);
-    } else if (pk == bn_packing::planes) {
-      k_bn_dx_planes<T><<<packed_blocks, 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma, save_mean,
-                                                             save_invstd, sums.as<double>(), dx);
-    } else if (small_index(v)) {
-      k_bn_dx<std::uint32_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma,
-                                                                             save_mean, save_invstd, sums.as<double>(), dx);
-    } else {
-      k_bn_dx<std::int64_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, y, a.relu, gamma,
-                                                                            save_mean, save_invstd, sums.as<double>(), dx);
-    }
-    check_last_launch("batch_norm dx");
+  if (!dx) return;
+  const double* s = sums.as<double>();
+  const bn_packing pk = packing_of<T>(v, {dy, x, dx});
+  if (pk == bn_packing::channels_last) {
+    const packed_tiling t = packed_tiling::of<T>(v, row_pass::elementwise);
+    k_bn_dx_rows<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, training, count, dy, x, a.relu, gamma, beta, save_mean,
+                                                    save_invstd, s, dx);
+  } else if (pk == bn_packing::planes) {
+    k_bn_dx_planes<T><<<blocks_for(v.numel() / pack_width<T>), 256, 0, stream()>>>(
+        v, training, count, dy, x, a.relu, gamma, beta, save_mean, save_invstd, s, dx);
+  } else if (small_index(v)) {
+    k_bn_dx<std::uint32_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, a.relu, gamma, beta,
+                                                                           save_mean, save_invstd, s, dx);
+  } else {
+    k_bn_dx<std::int64_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, a.relu, gamma, beta,
+                                                                          save_mean, save_invstd, s, dx);
   }
+  check_last_launch("batch_norm dx");
 }
 
 #define GRCNN_BATCH_NORM_FOR(S)                                                                                   \
@@ -741,7 +747,7 @@ void batch_norm_backward(const batch_norm_args& a, bool training, const S* dys, 
                                                float*, S*, float*, float*);                                           \
   template void batch_norm_forward_inference<S>(const batch_norm_args&, const S*, const float*, const float*,         \
                                                 const float*, const float*, S*, float*, float*);                      \
-  template void batch_norm_backward<S>(const batch_norm_args&, bool, const S*, const S*, const S*, const float*,     \
+  template void batch_norm_backward<S>(const batch_norm_args&, bool, const S*, const S*, const float*, const float*, \
                                        const float*, const float*, S*, float*, float*);
 GRCNN_BATCH_NORM_FOR(float)
 GRCNN_BATCH_NORM_FOR(bf16)

@@ -189,6 +189,7 @@ struct kernel<cuda_t<P>, ops::batch_norm_op> {
   static status can_implement(const Pr& pr) { return cuda_detail::check(pr.x); }
   struct saved : autograd::payload {
     tensor mean, invstd;
+    tensor beta;  // the fused ReLU's mask is recomputed from x in backward (the parameter, not a copy)
   };
   static grcnn::cuda::batch_norm_args args(const Pr& pr) {
     return {cuda_detail::view_of(pr.x), pr.eps, pr.momentum, pr.fuse_relu};
@@ -202,6 +203,7 @@ struct kernel<cuda_t<P>, ops::batch_norm_op> {
     auto s = std::make_unique<saved>();
     s->mean = channels(pr.x.dims[1]);
     s->invstd = channels(pr.x.dims[1]);
+    s->beta = beta;
     tensor y = empty(pr.x);
     with_storage(pr.x.type, [&]<class S>() {
       if (pr.training)
@@ -214,15 +216,16 @@ struct kernel<cuda_t<P>, ops::batch_norm_op> {
     state = std::move(s);
     return y;
   }
-  static void backward(const Pr& pr, autograd::payload* state, const tensor& dy, const tensor& x, const tensor& y,
-                       const tensor& gamma, tensor* dx, tensor* dgamma, tensor* dbeta) {
+  static void backward(const Pr& pr, autograd::payload* state, const tensor& dy, const tensor& x,
+                       const tensor& /*y: the ReLU mask comes from x*/, const tensor& gamma, tensor* dx, tensor* dgamma,
+                       tensor* dbeta) {
     using namespace cuda_detail;
     const auto& s = *static_cast<saved*>(state);
     const std::int64_t C = pr.x.dims[1];
     tensor dg = channels(C), dbt = channels(C);
     if (dx) *dx = empty(pr.x);
     with_storage(pr.x.type, [&]<class S>() {
-      grcnn::cuda::batch_norm_backward(args(pr), pr.training, cp<S>(dy), cp<S>(x), cp<S>(y), cf(gamma), cf(s.mean),
+      grcnn::cuda::batch_norm_backward(args(pr), pr.training, cp<S>(dy), cp<S>(x), cf(gamma), cf(s.beta), cf(s.mean),
                                        cf(s.invstd), dx ? mp<S>(*dx) : nullptr, mf(dg), mf(dbt));
     });
     if (dgamma) *dgamma = dg;
