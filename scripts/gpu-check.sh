@@ -15,13 +15,14 @@
 #   5. the bf16 benchmark with cuDNN's legacy API alone (convolutions otherwise take the faster of the
 #      legacy and graph APIs per problem; GRCNN_CUDNN_LOG puts each search's timings in bench-profile.txt)
 # Options: --budget S, --sanitize, --compile (torch.compile for bf16 too), --profile (device time per
-# library call), --no-bench, --no-torch, --no-tools, --no-full, --tests FILTER (Catch2 filter for stage 1;
-# tags or space-free wildcards only, as it is word-split).
+# library call), --no-bench, --no-torch, --no-tools, --no-full, --bf16-only (no fp32/tf32 benchmarks and no
+# legacy-API rerun), --tests FILTER (Catch2 filter for stage 1; tags or space-free wildcards only, as it is
+# word-split).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$here/gpu-results}
 mkdir -p "$OUT"
-budget=540 sanitize=0 compile="" bench=1 filter="~[full]" profile="" torch=1 tools=1 full=1
+budget=540 sanitize=0 compile="" bench=1 filter="~[full]" profile="" torch=1 tools=1 full=1 wide=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --budget) budget="$2"; shift ;;
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
     --no-torch) torch=0 ;;
     --no-tools) tools=0 ;;
     --no-full) full=0 ;;
+    --bf16-only) wide=0 ;;
     --tests) filter="$2"; shift ;;
     *) echo "gpu-check: unknown option $1" >&2; exit 2 ;;
   esac
@@ -117,9 +119,11 @@ if [ "$bench" = 1 ]; then
   [ "$torch" = 1 ] && torch_bench bf16
   [ "$torch" = 1 ] && [ -n "$compile" ] && torch_compile_bench "$compile"
   # 3. fp32 and tf32: the legacy cuDNN API is fastest on NCHW for 4-byte types (docs/benchmarks.md).
-  bench fp32 "${BENCH_LAYOUT:-nchw}"
-  bench tf32 "${BENCH_LAYOUT:-nchw}"
-  [ "$torch" = 1 ] && torch_bench fp32,tf32
+  if [ "$wide" = 1 ]; then
+    bench fp32 "${BENCH_LAYOUT:-nchw}"
+    bench tf32 "${BENCH_LAYOUT:-nchw}"
+    [ "$torch" = 1 ] && torch_bench fp32,tf32
+  fi
 fi
 
 # 4. What matters less per second of device time.
@@ -164,7 +168,7 @@ if [ "$tools" = 1 ] && [ -x "$bin/examples/grcnn-train" ] && [ -d "$fmnist" ]; t
 fi
 
 # 5. The bf16 step with the legacy cuDNN API alone: what the graph API's engines add.
-[ "$bench" = 1 ] && bench bf16 nhwc --cudnn-api legacy
+[ "$bench" = 1 ] && [ "$wide" = 1 ] && bench bf16 nhwc --cudnn-api legacy
 
 if [ "$bench" = 1 ]; then
   $py - "$OUT" <<'PY' | tee "$OUT/summary.txt"

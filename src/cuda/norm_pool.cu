@@ -754,115 +754,253 @@ GRCNN_BATCH_NORM_FOR(bf16)
 #undef GRCNN_BATCH_NORM_FOR
 
 // ---- pooling ----
+// Max pooling records each output's winner as its index inside the window (row-major over kh x kw,
+// counted from the unclipped window origin): 2 bytes per output instead of an 8-byte input offset.
+// The backward gathers: each input element sums the gradients of the outputs whose windows cover it
+// (at most ceil(kh/sh) * ceil(kw/sw) of them), so dx is written once in its own storage, without a
+// zeroed f32 buffer, atomics or a rounding pass, and the sums are deterministic.
 namespace {
 
-// (n, c, oh, ow) of the output element with physical index i (channels-last or plain order).
+// (n, c, h, w) of the element with physical index i of a contiguous channels-last or plain view.
 template <class I>
-__device__ inline void output_coords(const view4& y, I i, std::int64_t& n, std::int64_t& c, std::int64_t& oh,
-                                     std::int64_t& ow) {
-  const I C = static_cast<I>(y.c), H = static_cast<I>(y.h), W = static_cast<I>(y.w);
-  if (y.sc == 1 && y.c > 1) {
-    const I ci = i % C;
+__device__ inline void coords_of(const view4& v, I i, I& n, I& c, I& h, I& w) {
+  const I C = static_cast<I>(v.c), H = static_cast<I>(v.h), W = static_cast<I>(v.w);
+  if (v.sc == 1 && v.c > 1) {
+    c = i % C;
     I r = i / C;
-    const I wi = r % W;
+    w = r % W;
     r /= W;
-    c = ci, ow = wi, oh = r % H, n = r / H;
+    h = r % H, n = r / H;
   } else {
-    const I wi = i % W;
+    w = i % W;
     I r = i / W;
-    const I hi = r % H;
+    h = r % H;
     r /= H;
-    ow = wi, oh = hi, c = r % C, n = r / C;
+    c = r % C, n = r / C;
+  }
+}
+template <class I>
+__device__ inline I offset4(const view4& v, I n, I c, I h, I w) {
+  return n * static_cast<I>(v.sn) + c * static_cast<I>(v.sc) + h * static_cast<I>(v.sh) + w * static_cast<I>(v.sw);
+}
+// The window of output (oh, ow): origin (hs, ws) and the clipped end used for the average's divisor
+// (padding counts, as PyTorch's count_include_pad).
+template <class I>
+struct pool_window {
+  I hs, ws, he, we;
+  __device__ pool_window(const pool_args& a, I oh, I ow) {
+    hs = oh * a.sh - a.ph, ws = ow * a.sw - a.pw;
+    he = min(hs + static_cast<I>(a.kh), static_cast<I>(a.x.h + a.ph));
+    we = min(ws + static_cast<I>(a.kw), static_cast<I>(a.x.w + a.pw));
+  }
+  __device__ float divisor() const { return static_cast<float>((he - hs) * (we - ws)); }
+};
+// Outputs whose windows cover input row h: oh in [lo, hi] (empty when lo > hi).
+template <class I>
+__device__ inline void covering(I h, int k, int s, int p, I outs, I& lo, I& hi) {
+  const I first = h + p - k;  // oh * s must exceed it
+  lo = first < 0 ? 0 : first / s + 1;
+  hi = min((h + p) / s, outs - 1);
+}
+
+// The running maximum of a window: the first largest value, or the last NaN (PyTorch's rule).
+__device__ __forceinline__ void take_max(float v, int idx, float& best, int& at) {
+  if (at < 0 || v > best || isnan(v)) best = v, at = idx;
+}
+
+template <class I, class T>
+__global__ void k_pool_fwd(pool_args a, const T* x, T* y, std::uint16_t* argmax) {
+  const std::int64_t total = a.y.numel();
+  GRCNN_GRID_STRIDE(i, total) {
+    I n, c, oh, ow;
+    coords_of<I>(a.y, static_cast<I>(i), n, c, oh, ow);
+    const pool_window<I> win(a, oh, ow);
+    const I yo = offset4<I>(a.y, n, c, oh, ow);
+    const I h0 = max(win.hs, I(0)), h1 = min(win.he, static_cast<I>(a.x.h));
+    const I w0 = max(win.ws, I(0)), w1 = min(win.we, static_cast<I>(a.x.w));
+    if (a.max) {
+      float best = 0.f;
+      int at = -1;
+      for (I h = h0; h < h1; ++h)
+        for (I w = w0; w < w1; ++w)
+          take_max(ld(x[offset4<I>(a.x, n, c, h, w)]), static_cast<int>((h - win.hs) * a.kw + (w - win.ws)), best, at);
+      st(y[yo], best);
+      argmax[yo] = static_cast<std::uint16_t>(at < 0 ? 0 : at);
+    } else {
+      float sum = 0.f;
+      for (I h = h0; h < h1; ++h)
+        for (I w = w0; w < w1; ++w) sum += ld(x[offset4<I>(a.x, n, c, h, w)]);
+      st(y[yo], sum / win.divisor());
+    }
   }
 }
 
 template <class I, class T>
-__global__ void k_pool_fwd(pool_args a, const T* x, T* y, std::int64_t* argmax) {
-  const std::int64_t total = a.y.numel();
+__global__ void k_pool_bwd(pool_args a, const T* dy, const std::uint16_t* argmax, T* dx) {
+  const std::int64_t total = a.x.numel();
   GRCNN_GRID_STRIDE(i, total) {
-    std::int64_t n, c, oh, ow;
-    output_coords<I>(a.y, static_cast<I>(i), n, c, oh, ow);
-    const std::int64_t hs = oh * a.sh - a.ph, ws = ow * a.sw - a.pw;
-    const std::int64_t he = min(hs + a.kh, a.x.h + a.ph), we = min(ws + a.kw, a.x.w + a.pw);
-    const std::int64_t base = n * a.x.sn + c * a.x.sc;
-    const std::int64_t yo = n * a.y.sn + c * a.y.sc + oh * a.y.sh + ow * a.y.sw;
-    if (a.max) {
-      std::int64_t best = -1;
-      float bv = 0.f;
-      for (std::int64_t h = max(hs, std::int64_t(0)); h < min(he, a.x.h); ++h)
-        for (std::int64_t w = max(ws, std::int64_t(0)); w < min(we, a.x.w); ++w) {
-          const std::int64_t o = base + h * a.x.sh + w * a.x.sw;
-          const float v = ld(x[o]);
-          if (best < 0 || v > bv || isnan(v)) {
-            best = o;
-            bv = v;
-          }
+    I n, c, h, w, oh0, oh1, ow0, ow1;
+    coords_of<I>(a.x, static_cast<I>(i), n, c, h, w);
+    covering<I>(h, a.kh, a.sh, a.ph, static_cast<I>(a.y.h), oh0, oh1);
+    covering<I>(w, a.kw, a.sw, a.pw, static_cast<I>(a.y.w), ow0, ow1);
+    float g = 0.f;
+    for (I oh = oh0; oh <= oh1; ++oh)
+      for (I ow = ow0; ow <= ow1; ++ow) {
+        const pool_window<I> win(a, oh, ow);
+        const I yo = offset4<I>(a.y, n, c, oh, ow);
+        if (!a.max)
+          g += ld(dy[yo]) / win.divisor();
+        else if (argmax[yo] == (h - win.hs) * a.kw + (w - win.ws))
+          g += ld(dy[yo]);
+      }
+    st(dx[offset4<I>(a.x, n, c, h, w)], g);
+  }
+}
+
+// Channels-last with whole packs of channels: a thread takes a pack of K channels of one pixel, so
+// every access moves 16 bytes, and the max pooling's K window indices move together (16 bytes for bf16).
+template <int K>
+struct alignas(2 * K) window_indices {
+  std::uint16_t v[K];
+};
+struct pool_pack_index {
+  std::uint32_t n, q, h, w;  // q: the pack within the pixel's channels
+  __device__ pool_pack_index(std::uint32_t i, std::uint32_t packs, std::uint32_t H, std::uint32_t W) {
+    q = i % packs;
+    std::uint32_t r = i / packs;
+    w = r % W;
+    r /= W;
+    h = r % H, n = r / H;
+  }
+};
+template <class T>
+__global__ void k_pool_fwd_packed(pool_args a, const T* x, T* y, std::uint16_t* argmax) {
+  constexpr int K = pack_width<T>;
+  const std::uint32_t P = static_cast<std::uint32_t>(a.x.c) / K;
+  const std::int64_t total = a.y.numel() / K;
+  GRCNN_GRID_STRIDE(i, total) {
+    const pool_pack_index o(static_cast<std::uint32_t>(i), P, static_cast<std::uint32_t>(a.y.h),
+                            static_cast<std::uint32_t>(a.y.w));
+    using I = int;
+    const pool_window<I> win(a, static_cast<I>(o.h), static_cast<I>(o.w));
+    const I h0 = max(win.hs, 0), h1 = min(win.he, static_cast<I>(a.x.h));
+    const I w0 = max(win.ws, 0), w1 = min(win.we, static_cast<I>(a.x.w));
+    const std::uint32_t xbase = o.n * static_cast<std::uint32_t>(a.x.sn) + o.q * K;
+    float acc[K];
+    int at[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) acc[k] = 0.f, at[k] = -1;
+    for (I h = h0; h < h1; ++h)
+      for (I w = w0; w < w1; ++w) {
+        float v[K];
+        load_pack(x + xbase + static_cast<std::uint32_t>(h) * static_cast<std::uint32_t>(a.x.sh) +
+                      static_cast<std::uint32_t>(w) * static_cast<std::uint32_t>(a.x.sw),
+                  v);
+        const int idx = (h - win.hs) * a.kw + (w - win.ws);
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+          if (a.max)
+            take_max(v[k], idx, acc[k], at[k]);
+          else
+            acc[k] += v[k];
         }
-      st(y[yo], bv);
-      argmax[yo] = best;
+      }
+    const std::uint32_t yo = o.n * static_cast<std::uint32_t>(a.y.sn) + o.h * static_cast<std::uint32_t>(a.y.sh) +
+                             o.w * static_cast<std::uint32_t>(a.y.sw) + o.q * K;
+    if (!a.max) {
+      const float d = win.divisor();
+#pragma unroll
+      for (int k = 0; k < K; ++k) acc[k] = acc[k] / d;
     } else {
-      const float divisor = static_cast<float>((he - hs) * (we - ws));
-      float s = 0.f;
-      for (std::int64_t h = max(hs, std::int64_t(0)); h < min(he, a.x.h); ++h)
-        for (std::int64_t w = max(ws, std::int64_t(0)); w < min(we, a.x.w); ++w) s += ld(x[base + h * a.x.sh + w * a.x.sw]);
-      st(y[yo], s / divisor);
+      window_indices<K> w;
+#pragma unroll
+      for (int k = 0; k < K; ++k) w.v[k] = static_cast<std::uint16_t>(at[k] < 0 ? 0 : at[k]);
+      *reinterpret_cast<window_indices<K>*>(argmax + yo) = w;
     }
+    store_pack(y + yo, acc);
+  }
+}
+template <class T>
+__global__ void k_pool_bwd_packed(pool_args a, const T* dy, const std::uint16_t* argmax, T* dx) {
+  constexpr int K = pack_width<T>;
+  const std::uint32_t P = static_cast<std::uint32_t>(a.x.c) / K;
+  const std::int64_t total = a.x.numel() / K;
+  GRCNN_GRID_STRIDE(i, total) {
+    const pool_pack_index o(static_cast<std::uint32_t>(i), P, static_cast<std::uint32_t>(a.x.h),
+                            static_cast<std::uint32_t>(a.x.w));
+    using I = int;
+    I oh0, oh1, ow0, ow1;
+    covering<I>(static_cast<I>(o.h), a.kh, a.sh, a.ph, static_cast<I>(a.y.h), oh0, oh1);
+    covering<I>(static_cast<I>(o.w), a.kw, a.sw, a.pw, static_cast<I>(a.y.w), ow0, ow1);
+    const std::uint32_t ybase = o.n * static_cast<std::uint32_t>(a.y.sn) + o.q * K;
+    float g[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) g[k] = 0.f;
+    for (I oh = oh0; oh <= oh1; ++oh)
+      for (I ow = ow0; ow <= ow1; ++ow) {
+        const pool_window<I> win(a, oh, ow);
+        const std::uint32_t yo = ybase + static_cast<std::uint32_t>(oh) * static_cast<std::uint32_t>(a.y.sh) +
+                                 static_cast<std::uint32_t>(ow) * static_cast<std::uint32_t>(a.y.sw);
+        float d[K];
+        load_pack(dy + yo, d);
+        if (!a.max) {
+          const float div = win.divisor();
+#pragma unroll
+          for (int k = 0; k < K; ++k) g[k] += d[k] / div;
+        } else {
+          const int idx = (static_cast<I>(o.h) - win.hs) * a.kw + (static_cast<I>(o.w) - win.ws);
+          const window_indices<K> won = *reinterpret_cast<const window_indices<K>*>(argmax + yo);
+#pragma unroll
+          for (int k = 0; k < K; ++k)
+            if (won.v[k] == idx) g[k] += d[k];
+        }
+      }
+    const std::uint32_t xo = o.n * static_cast<std::uint32_t>(a.x.sn) + o.h * static_cast<std::uint32_t>(a.x.sh) +
+                             o.w * static_cast<std::uint32_t>(a.x.sw) + o.q * K;
+    store_pack(dx + xo, g);
   }
 }
 
-// dx accumulates in f32 (atomics) whatever dy's storage.
-template <class I, class T>
-__global__ void k_pool_bwd(pool_args a, const T* dy, const std::int64_t* argmax, float* dx) {
-  const std::int64_t total = a.y.numel();
-  GRCNN_GRID_STRIDE(i, total) {
-    std::int64_t n, c, oh, ow;
-    output_coords<I>(a.y, static_cast<I>(i), n, c, oh, ow);
-    const std::int64_t yo = n * a.y.sn + c * a.y.sc + oh * a.y.sh + ow * a.y.sw;
-    const float g = ld(dy[yo]);
-    if (a.max) {
-      atomicAdd(dx + argmax[yo], g);
-    } else {
-      const std::int64_t hs = oh * a.sh - a.ph, ws = ow * a.sw - a.pw;
-      const std::int64_t he = min(hs + a.kh, a.x.h + a.ph), we = min(ws + a.kw, a.x.w + a.pw);
-      const float share = g / static_cast<float>((he - hs) * (we - ws));
-      const std::int64_t base = n * a.x.sn + c * a.x.sc;
-      for (std::int64_t h = max(hs, std::int64_t(0)); h < min(he, a.x.h); ++h)
-        for (std::int64_t w = max(ws, std::int64_t(0)); w < min(we, a.x.w); ++w)
-          atomicAdd(dx + base + h * a.x.sh + w * a.x.sw, share);
-    }
-  }
+// Channels-last, contiguous, C a whole number of packs, 16-byte aligned, 32-bit offsets.
+template <class T>
+bool pool_packed(const pool_args& a, std::initializer_list<const void*> ptrs) {
+  constexpr int K = pack_width<T>;
+  auto cl = [](const view4& v) { return v.sc == 1 && v.sw == v.c && v.sh == v.w * v.c && v.sn == v.h * v.w * v.c; };
+  if (!cl(a.x) || !cl(a.y) || a.x.c % K != 0 || a.x.c != a.y.c || !small_index(a.x) || !small_index(a.y)) return false;
+  for (const void* p : ptrs)
+    if (p && !pack_aligned(p)) return false;
+  return true;
 }
 
 }  // namespace
 
 template <storage S>
-void pool_forward(const pool_args& a, const S* x, S* y, std::int64_t* argmax) {
+void pool_forward(const pool_args& a, const S* x, S* y, std::uint16_t* argmax) {
   GRCNN_PROFILE("pool forward");
-  // Kernels decode output indices too, and padding can make the output the larger of the two.
-  if (small_index(a.x) && small_index(a.y))
-    k_pool_fwd<std::uint32_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(x), dev(y), argmax);
+  using T = device_t<S>;
+  if (pool_packed<T>(a, {dev(x), dev(y), argmax}))
+    k_pool_fwd_packed<T><<<blocks_for(a.y.numel() / pack_width<T>), 256, 0, stream()>>>(a, dev(x), dev(y), argmax);
+  else if (small_index(a.x) && small_index(a.y))  // padding can make the output the larger of the two
+    k_pool_fwd<std::int32_t, T><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(x), dev(y), argmax);
   else
-    k_pool_fwd<std::int64_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(x), dev(y), argmax);
+    k_pool_fwd<std::int64_t, T><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(x), dev(y), argmax);
   check_last_launch("pool2d forward");
 }
 template <storage S>
-void pool_backward(const pool_args& a, const S* dy, const std::int64_t* argmax, S* dx) {
+void pool_backward(const pool_args& a, const S* dy, const std::uint16_t* argmax, S* dx) {
   GRCNN_PROFILE("pool backward");
-  const std::int64_t n = a.x.numel();
-  // f32 accumulates in place; bf16 in an f32 buffer rounded once (atomics in bf16 would round per add).
-  scratch wide(std::is_same_v<S, float> ? 0 : static_cast<std::size_t>(n) * sizeof(float));
-  float* acc = std::is_same_v<S, float> ? reinterpret_cast<float*>(dx) : wide.as<float>();
-  GRCNN_CUDA_CHECK(cudaMemsetAsync(acc, 0, static_cast<std::size_t>(n) * sizeof(float), stream()));
-  if (small_index(a.x) && small_index(a.y))
-    k_pool_bwd<std::uint32_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(dy), argmax, acc);
+  using T = device_t<S>;
+  if (pool_packed<T>(a, {dev(dy), dev(dx), argmax}))
+    k_pool_bwd_packed<T><<<blocks_for(a.x.numel() / pack_width<T>), 256, 0, stream()>>>(a, dev(dy), argmax, dev(dx));
+  else if (small_index(a.x) && small_index(a.y))
+    k_pool_bwd<std::int32_t, T><<<blocks_for(a.x.numel()), 256, 0, stream()>>>(a, dev(dy), argmax, dev(dx));
   else
-    k_pool_bwd<std::int64_t><<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a, dev(dy), argmax, acc);
+    k_pool_bwd<std::int64_t, T><<<blocks_for(a.x.numel()), 256, 0, stream()>>>(a, dev(dy), argmax, dev(dx));
   check_last_launch("pool2d backward");
-  if constexpr (!std::is_same_v<S, float>) cast_f32_to_bf16(acc, dx, n);
 }
-template void pool_forward<float>(const pool_args&, const float*, float*, std::int64_t*);
-template void pool_forward<bf16>(const pool_args&, const bf16*, bf16*, std::int64_t*);
-template void pool_backward<float>(const pool_args&, const float*, const std::int64_t*, float*);
-template void pool_backward<bf16>(const pool_args&, const bf16*, const std::int64_t*, bf16*);
+template void pool_forward<float>(const pool_args&, const float*, float*, std::uint16_t*);
+template void pool_forward<bf16>(const pool_args&, const bf16*, bf16*, std::uint16_t*);
+template void pool_backward<float>(const pool_args&, const float*, const std::uint16_t*, float*);
+template void pool_backward<bf16>(const pool_args&, const bf16*, const std::uint16_t*, bf16*);
 
 }  // namespace grcnn::cuda

@@ -136,6 +136,12 @@ inline std::vector<op_case> op_cases() {
         [](auto tag, const variable& x) { return ops::avg_pool2d<GRCNN_BACKEND_OF(tag)>(x, 3, 3); });
   unary("global_avg_pool", {2, 5, 4, 3},
         [](auto tag, const variable& x) { return ops::global_avg_pool<GRCNN_BACKEND_OF(tag)>(x); });
+  // 16 channels: the CUDA pooling's packed channels-last path (whole packs of 8 bf16 or 4 f32 channels);
+  // overlapping windows, so the backward sums several outputs per input.
+  unary("max_pool3x3_s2_p1_c16", {2, 16, 9, 8},
+        [](auto tag, const variable& x) { return ops::max_pool2d<GRCNN_BACKEND_OF(tag)>(x, 3, 2, 1); });
+  unary("avg_pool3x3_s2_p1_c16", {2, 16, 7, 7},
+        [](auto tag, const variable& x) { return ops::avg_pool2d<GRCNN_BACKEND_OF(tag)>(x, 3, 2, 1); });
 
   cases.push_back(make_case("add", {{{2, 3, 4, 5}, A::activation}, {{2, 3, 4, 5}, A::activation}}, {},
                             [](auto tag, std::vector<variable>& v, std::vector<tensor>&) {

@@ -188,6 +188,8 @@ unary("cast_bf16_roundtrip", (2, 3, 4, 5), lambda x: x.to(torch.bfloat16).to(x.d
 # inputs of every case after it.
 bn("bn_train_relu_c16", (2, 16, 3, 4), relu=True)
 bn("bn_eval_relu_c16", (2, 16, 4, 4), training=False, relu=True)
+unary("max_pool3x3_s2_p1_c16", (2, 16, 9, 8), lambda x: F.max_pool2d(x, 3, 2, 1))
+unary("avg_pool3x3_s2_p1_c16", (2, 16, 7, 7), lambda x: F.avg_pool2d(x, 3, 2, 1))
 
 
 def main():

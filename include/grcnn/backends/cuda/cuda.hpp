@@ -354,9 +354,18 @@ struct kernel<cuda_t<P>, ops::gated_update_op> {
 template <class P>
 struct kernel<cuda_t<P>, ops::pool2d_op> {
   using Pr = ops::pool2d_problem;
-  static status can_implement(const Pr& pr) { return cuda_detail::check(pr.x); }
+  static status can_implement(const Pr& pr) {
+    if (pr.kind == ops::pool_kind::max && std::int64_t(pr.kernel_h) * pr.kernel_w > 65536)
+      return status::no("max pooling windows of at most 65,536 elements (winners are kept as 16-bit window indices)");
+    return cuda_detail::check(pr.x);
+  }
   struct saved : autograd::payload {
-    tensor argmax;  // i64 input offsets of the winners (max pooling)
+    // Max pooling's winners, a 16-bit index inside the window per output (pool_forward), held in
+    // 8-byte words: the storage is private to this kernel pair.
+    tensor winners;
+    std::uint16_t* indices() const {
+      return winners.defined() ? reinterpret_cast<std::uint16_t*>(winners.template data<std::int64_t>()) : nullptr;
+    }
   };
   static grcnn::cuda::pool_args args(const Pr& pr) {
     return {cuda_detail::view_of(pr.x), cuda_detail::view_of(pr.y), pr.kind == ops::pool_kind::max, pr.kernel_h,
@@ -367,9 +376,11 @@ struct kernel<cuda_t<P>, ops::pool2d_op> {
     on_device("pool2d", "input", x);
     tensor y = empty(pr.y);
     auto s = std::make_unique<saved>();
-    if (pr.kind == ops::pool_kind::max) s->argmax = tensor::empty(pr.y.dims, dtype::i64, layout::plain, cuda_device);
-    std::int64_t* argmax = s->argmax.defined() ? s->argmax.template data<std::int64_t>() : nullptr;
-    with_storage(pr.x.type, [&]<class S>() { grcnn::cuda::pool_forward(args(pr), cp<S>(x), mp<S>(y), argmax); });
+    if (pr.kind == ops::pool_kind::max) {
+      const std::int64_t outputs = pr.y.dims[0] * pr.y.dims[1] * pr.y.dims[2] * pr.y.dims[3];
+      s->winners = tensor::empty(grcnn::shape{(outputs + 3) / 4}, dtype::i64, layout::plain, cuda_device);
+    }
+    with_storage(pr.x.type, [&]<class S>() { grcnn::cuda::pool_forward(args(pr), cp<S>(x), mp<S>(y), s->indices()); });
     state = std::move(s);
     return y;
   }
@@ -377,8 +388,7 @@ struct kernel<cuda_t<P>, ops::pool2d_op> {
     using namespace cuda_detail;
     const auto& s = *static_cast<saved*>(state);
     tensor dx = empty(pr.x);
-    const std::int64_t* argmax = s.argmax.defined() ? s.argmax.template data<std::int64_t>() : nullptr;
-    with_storage(pr.x.type, [&]<class S>() { grcnn::cuda::pool_backward(args(pr), cp<S>(dy), argmax, mp<S>(dx)); });
+    with_storage(pr.x.type, [&]<class S>() { grcnn::cuda::pool_backward(args(pr), cp<S>(dy), s.indices(), mp<S>(dx)); });
     return dx;
   }
 };

@@ -92,12 +92,14 @@ struct pool_args {
   bool max = true;
   int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
 };
-// argmax (max pooling only) receives the input offset of each output's winner.
+// Max pooling's winners: argmax (one per output, at the output's physical offset) receives the index
+// of the winner inside its kh x kw window (row-major from the unclipped window origin); so windows
+// hold at most 65,536 elements (kernel<cuda, pool2d_op>::can_implement). Unused for average pooling.
 template <storage S>
-void pool_forward(const pool_args& a, const S* x, S* y, std::int64_t* argmax);
-// dx is zeroed here, then scattered into (bf16: into an f32 buffer, rounded once at the end).
+void pool_forward(const pool_args& a, const S* x, S* y, std::uint16_t* argmax);
+// Every dx element is written (the gradients of the outputs whose windows cover it, summed in f32).
 template <storage S>
-void pool_backward(const pool_args& a, const S* dy, const std::int64_t* argmax, S* dx);
+void pool_backward(const pool_args& a, const S* dy, const std::uint16_t* argmax, S* dx);
 
 // ---- rows: softmax and losses over [N, K] ----------------------------------------------------
 void softmax_forward(const float* x, float* y, std::int64_t rows, std::int64_t k, bool log);
