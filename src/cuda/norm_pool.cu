@@ -463,13 +463,23 @@ __global__ void __launch_bounds__(256) k_channel_partials_rows(view4 v, int tx, 
 // and the counts, means and M2s are merged with Chan's formula in double, first across the lanes of a
 // warp that share a column, then across the block's warps, then (k_welford_finish) across row groups.
 // Partials [group][C][3]: count, mean, M2.
-__device__ __forceinline__ void chan_merge(double& n, double& mean, double& m2, double nb, double mb, double m2b) {
-  const double t = n + nb;
-  if (t == 0) return;
+// The merge's weights depend on the counts only, which a thread's K channels share: computed once per
+// merge (two double divisions), not per channel (the divisions cost more than the rows each thread reads).
+struct chan_weights {
+  double f = 0, g = 0;  // nb / (n + nb) and n * nb / (n + nb); zero when both sides are empty
+  __device__ chan_weights(double n, double nb) {
+    const double t = n + nb;
+    if (t != 0) f = nb / t, g = n * nb / t;
+  }
+};
+__device__ __forceinline__ void chan_merge(const chan_weights& w, double& mean, double& m2, double mb, double m2b) {
   const double d = mb - mean;
-  mean += d * (nb / t);
-  m2 += m2b + d * d * (n * nb / t);
-  n = t;
+  mean += d * w.f;
+  m2 += m2b + d * d * w.g;
+}
+__device__ __forceinline__ void chan_merge(double& n, double& mean, double& m2, double nb, double mb, double m2b) {
+  chan_merge(chan_weights(n, nb), mean, m2, mb, m2b);
+  n += nb;
 }
 template <class T>
 __global__ void __launch_bounds__(256) k_welford_partials_rows(view4 v, int tx, const T* x, double* partials) {
@@ -497,23 +507,24 @@ __global__ void __launch_bounds__(256) k_welford_partials_rows(view4 v, int tx, 
                 }
               });
   }
-  double dn[K], dm[K], dq[K];  // the count is the same for every k; kept per k to merge with one formula
+  double dn = n, dm[K], dq[K];  // one count for the thread's K channels
 #pragma unroll
-  for (int k = 0; k < K; ++k)
-    dn[k] = n, dm[k] = static_cast<double>(shift[k]) + static_cast<double>(mean[k]), dq[k] = m2[k];
+  for (int k = 0; k < K; ++k) dm[k] = static_cast<double>(shift[k]) + static_cast<double>(mean[k]), dq[k] = m2[k];
   for (int o = 16; o >= tx; o >>= 1) {
-    const double nb = __shfl_down_sync(0xffffffffu, dn[0], o);  // the partner's count, one for all k
+    const double nb = __shfl_down_sync(0xffffffffu, dn, o);
+    const chan_weights cw(dn, nb);
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       const double mb = __shfl_down_sync(0xffffffffu, dm[k], o), qb = __shfl_down_sync(0xffffffffu, dq[k], o);
-      chan_merge(dn[k], dm[k], dq[k], nb, mb, qb);
+      chan_merge(cw, dm[k], dq[k], mb, qb);
     }
+    dn += nb;
   }
   constexpr int kWarps = 256 / 32;
   __shared__ double shn[kWarps * 32], shm[kWarps * 32 * K], shq[kWarps * 32 * K];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   if (lane < tx) {
-    shn[warp * tx + lane] = dn[0];
+    shn[warp * tx + lane] = dn;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       shm[(warp * tx + lane) * K + k] = dm[k];
@@ -522,13 +533,20 @@ __global__ void __launch_bounds__(256) k_welford_partials_rows(view4 v, int tx, 
   }
   __syncthreads();
   if (static_cast<int>(threadIdx.x) < tx && w.active()) {
+    double tn = 0, tm[K], tq[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) tm[k] = tq[k] = 0;
+    for (int q = 0; q < kWarps; ++q) {
+      const double nb = shn[q * tx + w.col];
+      const chan_weights cw(tn, nb);
+#pragma unroll
+      for (int k = 0; k < K; ++k) chan_merge(cw, tm[k], tq[k], shm[(q * tx + w.col) * K + k], shq[(q * tx + w.col) * K + k]);
+      tn += nb;
+    }
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      double tn = 0, tm = 0, tq = 0;
-      for (int q = 0; q < kWarps; ++q)
-        chan_merge(tn, tm, tq, shn[q * tx + w.col], shm[(q * tx + w.col) * K + k], shq[(q * tx + w.col) * K + k]);
       double* out = partials + (blockIdx.y * v.c + static_cast<std::int64_t>(w.pc) * K + k) * 3;
-      out[0] = tn, out[1] = tm, out[2] = tq;
+      out[0] = tn, out[1] = tm[k], out[2] = tq[k];
     }
   }
 }
