@@ -372,13 +372,8 @@ class counting_runtime final : public device_runtime {
     FAIL("not used by this test");
   }
   void add_inplace(dtype, void*, const void*, std::size_t) override { FAIL("not used by this test"); }
-  void sgd_update(float*, const float*, float*, std::size_t, float, float, float, float, bool, bool) override {
-    FAIL("not used by this test");
-  }
-  void adamw_update(float*, const float*, float*, float*, std::size_t, double, double, double, double, double,
-                    std::int64_t) override {
-    FAIL("not used by this test");
-  }
+  void sgd_update(std::span<const sgd_slot>, const sgd_hyper&) override { FAIL("not used by this test"); }
+  void adamw_update(std::span<const adamw_slot>, const adamw_hyper&) override { FAIL("not used by this test"); }
   void synchronize() override {}
   device_memory_stats memory_stats() const override { return {}; }
 };

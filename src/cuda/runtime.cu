@@ -185,14 +185,8 @@ class runtime_impl final : public device_runtime {
   void add_inplace(dtype t, void* dst, const void* src, std::size_t n) override;
   void fill_normal(dtype t, void* dst, std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
                    bool channels_last, std::uint64_t seed, std::uint64_t stream) override;
-  void sgd_update(float* w, const float* g, float* buf, std::size_t n, float lr, float wd, float momentum, float damp,
-                  bool nesterov, bool first) override {
-    cuda::sgd_update(w, g, buf, static_cast<std::int64_t>(n), lr, wd, momentum, damp, nesterov, first);
-  }
-  void adamw_update(float* w, const float* g, float* m, float* v, std::size_t n, double lr, double wd, double beta1,
-                    double beta2, double eps, std::int64_t step) override {
-    cuda::adamw_update(w, g, m, v, static_cast<std::int64_t>(n), lr, wd, beta1, beta2, eps, step);
-  }
+  void sgd_update(std::span<const sgd_slot> slots, const sgd_hyper& h) override { cuda::sgd_update(slots, h); }
+  void adamw_update(std::span<const adamw_slot> slots, const adamw_hyper& h) override { cuda::adamw_update(slots, h); }
   void synchronize() override { cuda::synchronize(); }
   bool is_pinned(const void* p) const {
     std::lock_guard lock(pinned_mu_);
@@ -354,29 +348,68 @@ template <class From, class To>
 __global__ void k_convert(const From* x, To* y, std::int64_t n) {
   GRCNN_GRID_STRIDE(i, n) st(y[i], ld(x[i]));
 }
-__global__ void k_sgd(float* w, const float* g, float* buf, std::int64_t n, float lr, float wd, float mom, float damp,
-                      bool nesterov, bool first) {
+// Multi-tensor optimizer updates: a launch covers up to kSlots tensors laid end to end in one index
+// space (ends[s]: one past slot s's last element); a thread finds its slot by binary search over the
+// ends, which sit in the kernel's parameter space. The per-element arithmetic is the single-tensor
+// form's (train/sgd.hpp, train/adamw.hpp).
+constexpr int kSlots = 48;  // a table stays under the 4 KB of kernel parameters
+struct sgd_table {
+  int count;
+  std::int64_t ends[kSlots];
+  float* w[kSlots];
+  const float* g[kSlots];
+  float* buf[kSlots];
+  bool first[kSlots];
+};
+// 1 - beta arrives computed in double (as the host optimizer and torch do): 1.f - 0.999f is 4.7e-5 off.
+struct adamw_table {
+  int count;
+  std::int64_t ends[kSlots];
+  float* w[kSlots];
+  const float* g[kSlots];
+  float* m[kSlots];
+  float* v[kSlots];
+  float step_size[kSlots], c2[kSlots];  // lr / (1 - b1^t), sqrt(1 - b2^t) of each tensor's step t
+  float decay, b1, b2, one_b1, one_b2, eps;
+};
+__device__ __forceinline__ int slot_of(const std::int64_t* ends, int count, std::int64_t i) {
+  int lo = 0, hi = count - 1;  // the first slot whose end exceeds i
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (ends[mid] > i) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+__global__ void k_sgd(const __grid_constant__ sgd_table t, float lr, float wd, float mom, float damp, bool nesterov) {
+  const std::int64_t n = t.ends[t.count - 1];
   GRCNN_GRID_STRIDE(i, n) {
-    const float d = g[i] + wd * w[i];
+    const int s = slot_of(t.ends, t.count, i);
+    const std::int64_t k = i - (s > 0 ? t.ends[s - 1] : 0);
+    float* w = t.w[s];
+    const float d = t.g[s][k] + wd * w[k];
     if (mom == 0.f) {
-      w[i] -= lr * d;
+      w[k] -= lr * d;
     } else {
-      const float b = first ? d : mom * buf[i] + damp * d;
-      buf[i] = b;
-      w[i] -= lr * (nesterov ? d + mom * b : b);
+      const float b = t.first[s] ? d : mom * t.buf[s][k] + damp * d;
+      t.buf[s][k] = b;
+      w[k] -= lr * (nesterov ? d + mom * b : b);
     }
   }
 }
-// 1 - beta arrives computed in double (as the host optimizer and torch do): 1.f - 0.999f is 4.7e-5 off.
-__global__ void k_adamw(float* w, const float* g, float* m, float* v, std::int64_t n, float decay, float b1, float b2,
-                        float one_b1, float one_b2, float step_size, float c2, float eps) {
+__global__ void k_adamw(const __grid_constant__ adamw_table t) {
+  const std::int64_t n = t.ends[t.count - 1];
   GRCNN_GRID_STRIDE(i, n) {
-    float wi = w[i] * decay;
-    const float mi = m[i] * b1 + one_b1 * g[i];
-    const float vi = v[i] * b2 + one_b2 * g[i] * g[i];
-    m[i] = mi;
-    v[i] = vi;
-    w[i] = wi - step_size * (mi / (sqrtf(vi) / c2 + eps));
+    const int s = slot_of(t.ends, t.count, i);
+    const std::int64_t k = i - (s > 0 ? t.ends[s - 1] : 0);
+    float *w = t.w[s], *m = t.m[s], *v = t.v[s];
+    const float g = t.g[s][k];
+    float wi = w[k] * t.decay;
+    const float mi = m[k] * t.b1 + t.one_b1 * g;
+    const float vi = v[k] * t.b2 + t.one_b2 * g * g;
+    m[k] = mi;
+    v[k] = vi;
+    w[k] = wi - t.step_size[s] * (mi / (sqrtf(vi) / t.c2[s] + t.eps));
   }
 }
 
@@ -458,17 +491,52 @@ void fill(float* p, float value, std::int64_t n) { GRCNN_LAUNCH(k_fill, n, p, va
 void cast_f32_to_bf16(const float* x, bf16* y, std::int64_t n) { GRCNN_LAUNCH(k_convert, n, x, dev(y), n); }
 void cast_bf16_to_f32(const bf16* x, float* y, std::int64_t n) { GRCNN_LAUNCH(k_convert, n, dev(x), y, n); }
 
-void sgd_update(float* w, const float* g, float* buf, std::int64_t n, float lr, float wd, float momentum, float damp,
-                bool nesterov, bool first) {
-  GRCNN_LAUNCH(k_sgd, n, w, g, buf, n, lr, wd, momentum, damp, nesterov, first);
+// Fills tables of up to kSlots non-empty tensors and launches each: fill(table, slot index, position).
+template <class Table, class Slot, class Fill, class Launch>
+void for_tables(std::span<const Slot> slots, Table base, Fill&& fill, Launch&& launch) {
+  Table t = base;
+  t.count = 0;
+  std::int64_t end = 0;
+  for (const Slot& s : slots) {
+    if (s.n == 0) continue;
+    end += static_cast<std::int64_t>(s.n);
+    t.ends[t.count] = end;
+    fill(t, s, t.count);
+    if (++t.count == kSlots) {
+      launch(t, end);
+      t.count = 0;
+      end = 0;
+    }
+  }
+  if (t.count > 0) launch(t, end);
 }
-void adamw_update(float* w, const float* g, float* m, float* v, std::int64_t n, double lr, double wd, double beta1,
-                  double beta2, double eps, std::int64_t step) {
-  const double t = static_cast<double>(step);
-  const double bc1 = 1.0 - std::pow(beta1, t), bc2 = std::sqrt(1.0 - std::pow(beta2, t));
-  GRCNN_LAUNCH(k_adamw, n, w, g, m, v, n, static_cast<float>(1.0 - lr * wd), static_cast<float>(beta1),
-               static_cast<float>(beta2), static_cast<float>(1.0 - beta1), static_cast<float>(1.0 - beta2),
-               static_cast<float>(lr / bc1), static_cast<float>(bc2), static_cast<float>(eps));
+
+void sgd_update(std::span<const sgd_slot> slots, const sgd_hyper& h) {
+  GRCNN_PROFILE("sgd update");
+  for_tables(slots, sgd_table{}, [](sgd_table& t, const sgd_slot& s, int k) {
+    t.w[k] = s.w, t.g[k] = s.g, t.buf[k] = s.buf, t.first[k] = s.first;
+  }, [&](const sgd_table& t, std::int64_t n) {
+    k_sgd<<<blocks_for(n), 256, 0, stream()>>>(t, h.lr, h.weight_decay, h.momentum, h.damp, h.nesterov);
+    check_last_launch("sgd update");
+  });
+}
+void adamw_update(std::span<const adamw_slot> slots, const adamw_hyper& h) {
+  GRCNN_PROFILE("adamw update");
+  adamw_table base{};
+  base.decay = static_cast<float>(1.0 - h.lr * h.weight_decay);
+  base.b1 = static_cast<float>(h.beta1), base.b2 = static_cast<float>(h.beta2);
+  base.one_b1 = static_cast<float>(1.0 - h.beta1), base.one_b2 = static_cast<float>(1.0 - h.beta2);
+  base.eps = static_cast<float>(h.eps);
+  for_tables(slots, base, [&](adamw_table& t, const adamw_slot& s, int k) {
+    const double step = static_cast<double>(s.step);
+    const double bc1 = 1.0 - std::pow(h.beta1, step), bc2 = std::sqrt(1.0 - std::pow(h.beta2, step));
+    t.w[k] = s.w, t.g[k] = s.g, t.m[k] = s.m, t.v[k] = s.v;
+    t.step_size[k] = static_cast<float>(h.lr / bc1);
+    t.c2[k] = static_cast<float>(bc2);
+  }, [&](const adamw_table& t, std::int64_t n) {
+    k_adamw<<<blocks_for(n), 256, 0, stream()>>>(t);
+    check_last_launch("adamw update");
+  });
 }
 
 namespace detail {

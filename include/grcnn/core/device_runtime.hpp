@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "grcnn/core/device.hpp"
 #include "grcnn/core/dtype.hpp"
@@ -19,6 +20,32 @@ struct device_memory_stats {
   std::size_t peak_bytes_in_use = 0;
   std::size_t pool_reserved = 0;     // held by the stream-ordered pool (live plus cached)
   std::size_t system_allocations = 0;  // times the pool had to grow from the driver
+};
+
+// One tensor of a multi-tensor optimizer update and the hyper-parameters its group shares.
+// SGD: buf is null without momentum; first: the momentum buffer starts from this step's direction.
+struct sgd_slot {
+  float* w;
+  const float* g;
+  float* buf;
+  std::size_t n;
+  bool first;
+};
+struct sgd_hyper {
+  float lr, weight_decay, momentum, damp;  // damp = 1 - dampening
+  bool nesterov;
+};
+// AdamW: step is the tensor's own 1-based step count (a tensor without a gradient on some step lags).
+struct adamw_slot {
+  float* w;
+  const float* g;
+  float* m;
+  float* v;
+  std::size_t n;
+  std::int64_t step;
+};
+struct adamw_hyper {
+  double lr, weight_decay, beta1, beta2, eps;
 };
 
 class device_runtime {
@@ -47,12 +74,11 @@ class device_runtime {
                            bool channels_last, std::uint64_t seed, std::uint64_t stream) = 0;
   // dst[i] += src[i] for n elements of type t (gradient accumulation on the device).
   virtual void add_inplace(dtype t, void* dst, const void* src, std::size_t n) = 0;
-  // The optimizers' fused updates on device parameters (f32), semantics as train/sgd.hpp and
-  // train/adamw.hpp: the train layer reaches the device through here, never through backend headers.
-  virtual void sgd_update(float* w, const float* g, float* buf, std::size_t n, float lr, float wd, float momentum,
-                          float damp, bool nesterov, bool first) = 0;
-  virtual void adamw_update(float* w, const float* g, float* m, float* v, std::size_t n, double lr, double wd,
-                            double beta1, double beta2, double eps, std::int64_t step) = 0;
+  // The optimizers' fused multi-tensor updates of a parameter group's device parameters (f32), semantics
+  // as train/sgd.hpp and train/adamw.hpp: a few launches for the whole group instead of one per tensor.
+  // The train layer reaches the device through here, never through backend headers.
+  virtual void sgd_update(std::span<const sgd_slot> slots, const sgd_hyper& h) = 0;
+  virtual void adamw_update(std::span<const adamw_slot> slots, const adamw_hyper& h) = 0;
   virtual void synchronize() = 0;
   virtual device_memory_stats memory_stats() const = 0;
 };

@@ -17,7 +17,13 @@ class adamw final : public optimizer {
   const char* kind() const override { return "adamw"; }
 
  private:
-  void update(std::size_t g, std::size_t i, tensor& w, const tensor& grad) override {
+  struct slot {
+    tensor exp_avg, exp_avg_sq;
+    std::int64_t steps = 0;
+  };
+
+  // The moments exist in w's format; the step count advances.
+  slot& prepare(std::size_t g, std::size_t i, const tensor& w) {
     slot& s = state_[g][i];
     if (!s.exp_avg.defined()) {
       s.exp_avg = tensor::zeros_like(w);
@@ -26,25 +32,37 @@ class adamw final : public optimizer {
     match_format(s.exp_avg, w);
     match_format(s.exp_avg_sq, w);
     ++s.steps;
+    return s;
+  }
+  // Device parameters: one multi-tensor update per device.
+  void update_group(std::size_t g, std::span<update_item> items) override {
+    const param_group& o = groups_[g];
+    split_by_device(g, items, [&](device dev, const std::vector<update_item*>& list) {
+      std::vector<adamw_slot> slots;
+      slots.reserve(list.size());
+      for (update_item* it : list) {
+        tensor& w = *it->w;
+        GRCNN_CHECK(w.type() == dtype::f32, dtype_error, "adamw: device parameters must be f32, got ", w.describe());
+        slot& s = prepare(g, it->index, w);
+        slots.push_back({static_cast<float*>(w.raw()), static_cast<const float*>(it->grad.raw()),
+                         static_cast<float*>(s.exp_avg.raw()), static_cast<float*>(s.exp_avg_sq.raw()),
+                         static_cast<std::size_t>(w.numel()), s.steps});
+      }
+      runtime_for(dev).adamw_update(slots, {o.lr, o.weight_decay, o.beta1, o.beta2, o.eps});
+    });
+  }
+  void update(std::size_t g, std::size_t i, tensor& w, const tensor& grad) override {
     if (!w.on_host()) {
-      const param_group& o = groups_[g];
-      GRCNN_CHECK(w.type() == dtype::f32, dtype_error, "adamw: device parameters must be f32, got ", w.describe());
-      runtime_for(w.where()).adamw_update(static_cast<float*>(w.raw()), static_cast<const float*>(grad.raw()),
-                                          static_cast<float*>(s.exp_avg.raw()), static_cast<float*>(s.exp_avg_sq.raw()),
-                                          static_cast<std::size_t>(w.numel()), o.lr, o.weight_decay, o.beta1, o.beta2,
-                                          o.eps, s.steps);
+      update_item one{i, &w, grad};
+      update_group(g, std::span<update_item>(&one, 1));
       return;
     }
+    slot& s = prepare(g, i, w);
     if (w.type() == dtype::f64)
       apply<double>(groups_[g], w, grad, s);
     else
       apply<float>(groups_[g], w, grad, s);
   }
-
-  struct slot {
-    tensor exp_avg, exp_avg_sq;
-    std::int64_t steps = 0;
-  };
 
   template <class T>
   static void apply(const param_group& o, tensor& w, const tensor& grad, slot& s) {

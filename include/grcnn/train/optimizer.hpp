@@ -3,9 +3,12 @@
 // (as torch.optim's param_groups), frozen parameters, and a state that round-trips through a
 // checkpoint bit for bit. Updates run on the weights' own storage and format (blocked oneDNN weights
 // included), in the weights' precision (f32 or f64).
+#include <algorithm>
 #include <cmath>
 #include <set>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "grcnn/autograd/variable.hpp"
@@ -64,12 +67,17 @@ class optimizer {
 
   virtual const char* kind() const = 0;
   // One update of every parameter that has a gradient (frozen ones have none); gradients stay in place.
+  // A group's parameters are handed over together, so a device updates them in a few launches.
   void step() {
-    for (std::size_t g = 0; g < groups_.size(); ++g)
+    std::vector<update_item> items;
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+      items.clear();
       for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
-        const tensor grad = gradient_of(*groups_[g].params[i]);
-        if (grad.defined()) update(g, i, groups_[g].params[i]->value(), grad);
+        tensor grad = gradient_of(*groups_[g].params[i]);
+        if (grad.defined()) items.push_back({i, &groups_[g].params[i]->value(), std::move(grad)});
       }
+      update_group(g, items);
+    }
   }
   void zero_grad() {
     for (auto& g : groups_)
@@ -118,8 +126,34 @@ class optimizer {
   static std::string key(const std::string& prefix, std::size_t g, std::size_t i) {
     return prefix + "." + std::to_string(g) + "." + std::to_string(i);
   }
+  // Parameter i of group g: its weight and its gradient (in the weight's format and dtype).
+  struct update_item {
+    std::size_t index;
+    tensor* w;
+    tensor grad;
+  };
+  // Updates the group's parameters that have gradients; by default one at a time through update().
+  virtual void update_group(std::size_t g, std::span<update_item> items) {
+    for (auto& it : items) update(g, it.index, *it.w, it.grad);
+  }
   // Updates parameter i of group g (weight w, gradient in w's format and dtype).
   virtual void update(std::size_t g, std::size_t i, tensor& w, const tensor& grad) = 0;
+  // The device parameters among items, by device (a group may span several), in item order; the rest
+  // go to update() one at a time.
+  template <class OnDevice>
+  void split_by_device(std::size_t g, std::span<update_item> items, OnDevice&& on_device) {
+    std::vector<std::pair<device, std::vector<update_item*>>> devices;
+    for (auto& it : items) {
+      if (it.w->on_host()) {
+        update(g, it.index, *it.w, it.grad);
+        continue;
+      }
+      auto d = std::find_if(devices.begin(), devices.end(), [&](const auto& e) { return e.first == it.w->where(); });
+      if (d == devices.end()) d = devices.insert(devices.end(), {it.w->where(), {}});
+      d->second.push_back(&it);
+    }
+    for (auto& [dev, list] : devices) on_device(dev, list);
+  }
   virtual void save_slots(io::tensor_dict& d, const std::string& key, std::size_t g, std::size_t i) const = 0;
   virtual void load_slots(const io::tensor_dict& d, const std::string& key, std::size_t g, std::size_t i) = 0;
   virtual void save_scalars(io::tensor_dict&, const std::string&) const {}

@@ -22,19 +22,32 @@ class sgd final : public optimizer {
   const tensor& momentum_buffer(std::size_t group, std::size_t index) const { return buffers_.at(group).at(index); }
 
  private:
+  // Device parameters: one multi-tensor update per device.
+  void update_group(std::size_t g, std::span<update_item> items) override {
+    const param_group& o = groups_[g];
+    split_by_device(g, items, [&](device dev, const std::vector<update_item*>& list) {
+      std::vector<sgd_slot> slots;
+      slots.reserve(list.size());
+      for (update_item* it : list) {
+        tensor& w = *it->w;
+        tensor& buf = buffers_[g][it->index];
+        GRCNN_CHECK(w.type() == dtype::f32, dtype_error, "sgd: device parameters must be f32, got ", w.describe());
+        match_format(buf, w);
+        const bool first = !buf.defined();
+        if (first && o.momentum != 0.0) buf = tensor::empty_like(w);
+        slots.push_back({static_cast<float*>(w.raw()), static_cast<const float*>(it->grad.raw()),
+                         o.momentum != 0.0 ? static_cast<float*>(buf.raw()) : nullptr,
+                         static_cast<std::size_t>(w.numel()), first});
+      }
+      runtime_for(dev).sgd_update(slots, {static_cast<float>(o.lr), static_cast<float>(o.weight_decay),
+                                          static_cast<float>(o.momentum), static_cast<float>(1.0 - o.dampening),
+                                          o.nesterov});
+    });
+  }
   void update(std::size_t g, std::size_t i, tensor& w, const tensor& grad) override {
     if (!w.on_host()) {
-      const param_group& o = groups_[g];
-      tensor& buf = buffers_[g][i];
-      GRCNN_CHECK(w.type() == dtype::f32, dtype_error, "sgd: device parameters must be f32, got ", w.describe());
-      match_format(buf, w);
-      const bool first = !buf.defined();
-      if (first && o.momentum != 0.0) buf = tensor::empty_like(w);
-      runtime_for(w.where()).sgd_update(static_cast<float*>(w.raw()), static_cast<const float*>(grad.raw()),
-                                        o.momentum != 0.0 ? static_cast<float*>(buf.raw()) : nullptr,
-                                        static_cast<std::size_t>(w.numel()), static_cast<float>(o.lr),
-                                        static_cast<float>(o.weight_decay), static_cast<float>(o.momentum),
-                                        static_cast<float>(1.0 - o.dampening), o.nesterov, first);
+      update_item one{i, &w, grad};
+      update_group(g, std::span<update_item>(&one, 1));
       return;
     }
     if (w.type() == dtype::f64)

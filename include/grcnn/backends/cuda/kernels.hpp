@@ -6,8 +6,10 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 
+#include "grcnn/core/device_runtime.hpp"
 #include "grcnn/core/dtype.hpp"
 
 namespace grcnn::cuda {
@@ -200,10 +202,9 @@ conv_cache_stats conv_stats();
 // ---- optimizer updates -----------------------------------------------------------------------
 // torch.optim.SGD: d = g + wd*w; buf = first ? d : mom*buf + damp*d; w -= lr*(nesterov ? d + mom*buf : buf)
 // (momentum 0: w -= lr*d, buf unused).
-void sgd_update(float* w, const float* g, float* buf, std::int64_t n, float lr, float wd, float momentum, float damp,
-                bool nesterov, bool first);
-// torch.optim.AdamW, step t (1-based).
-void adamw_update(float* w, const float* g, float* m, float* v, std::int64_t n, double lr, double wd, double beta1,
-                  double beta2, double eps, std::int64_t step);
+// Multi-tensor: the slots are updated by one launch per 48 tensors.
+void sgd_update(std::span<const sgd_slot> slots, const sgd_hyper& h);
+// torch.optim.AdamW, each slot at its own step t (1-based); multi-tensor as sgd_update.
+void adamw_update(std::span<const adamw_slot> slots, const adamw_hyper& h);
 
 }  // namespace grcnn::cuda
