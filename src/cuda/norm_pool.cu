@@ -179,26 +179,15 @@ __global__ void k_inference_stats(const float* running_mean, const float* runnin
   save_mean[c] = running_mean[c];
   save_invstd[c] = static_cast<float>(1.0 / sqrt(static_cast<double>(running_var[c]) + eps));
 }
-// Batch norm's input gradient, split into what depends on the channel only (computed once per channel
-// by the kernels that can hold it in registers) and the per-element arithmetic.
-// s0, s1: (sum g, sum g * xhat) of the channel, g being dy masked by the ReLU.
-struct dx_coefficients {
-  float mean, invstd, s0, s1, scale;  // scale: gamma * invstd / count in training, gamma in eval
-  float gamma, beta;                  // for the ReLU's mask
+// Batch norm's input gradient, split into what depends on the channel only (k_backward_coefficients
+// computes it once per channel, with the division and the conversions from double) and the per-element
+// arithmetic. s0, s1: (sum g, sum g * xhat) of the channel, g being dy masked by the ReLU.
+struct alignas(16) dx_coefficients {
+  float mean, invstd, s0, s1;
+  float scale;        // gamma * invstd / count in training, gamma in eval
+  float gamma, beta;  // for the ReLU's mask
+  float unused;       // two 16-byte loads per channel
 };
-__device__ __forceinline__ dx_coefficients dx_coefficients_of(std::uint32_t c, bool training, float count,
-                                                              const float* gamma, const float* beta, const float* mean,
-                                                              const float* invstd, const double* sums) {
-  dx_coefficients k;
-  k.mean = mean[c];
-  k.invstd = invstd[c];
-  k.s0 = training ? static_cast<float>(sums[c * 2]) : 0.f;
-  k.s1 = training ? static_cast<float>(sums[c * 2 + 1]) : 0.f;
-  k.gamma = gamma[c];
-  k.beta = beta[c];
-  k.scale = training ? __fdiv_rn(__fmul_rn(k.gamma, k.invstd), count) : k.gamma;
-  return k;
-}
 // g: dy, not yet masked; relu: the fused ReLU's mask applies.
 template <class T>
 __device__ __forceinline__ float bn_dx_of(float g, float x, bool relu, bool training, float count,
@@ -220,14 +209,13 @@ __global__ void k_normalize(view4 v, const T* x, const float* gamma, const float
   }
 }
 template <class I, class T>
-__global__ void k_bn_dx(view4 v, bool training, double count, const T* dy, const T* x, bool relu, const float* gamma,
-                        const float* beta, const float* mean, const float* invstd, const double* sums, T* dx) {
+__global__ void k_bn_dx(view4 v, bool training, double count, const T* dy, const T* x, bool relu,
+                        const dx_coefficients* co, T* dx) {
   const std::int64_t n = v.numel();
   const float nf = static_cast<float>(count);
   GRCNN_GRID_STRIDE(i, n) {
-    const auto c = static_cast<std::uint32_t>(channel_of<I>(v, static_cast<I>(i)));
-    const dx_coefficients co = dx_coefficients_of(c, training, nf, gamma, beta, mean, invstd, sums);
-    st(dx[i], bn_dx_of<T>(ld(dy[i]), ld(x[i]), relu, training, nf, co));
+    const I c = channel_of<I>(v, static_cast<I>(i));
+    st(dx[i], bn_dx_of<T>(ld(dy[i]), ld(x[i]), relu, training, nf, co[c]));
   }
 }
 
@@ -267,15 +255,14 @@ __global__ void k_normalize_planes(view4 v, const T* x, const float* gamma, cons
 }
 template <class T>
 __global__ void k_bn_dx_planes(view4 v, bool training, double count, const T* dy, const T* x, bool relu,
-                               const float* gamma, const float* beta, const float* mean, const float* invstd,
-                               const double* sums, T* dx) {
+                               const dx_coefficients* coefficients, T* dx) {
   constexpr int K = pack_width<T>;
   const std::int64_t packs = v.numel() / K;
   const float n = static_cast<float>(count);
   GRCNN_GRID_STRIDE(q, packs) {
     const std::uint32_t i0 = static_cast<std::uint32_t>(q) * K;
     const std::uint32_t c = (i0 / static_cast<std::uint32_t>(v.h * v.w)) % static_cast<std::uint32_t>(v.c);
-    const dx_coefficients co = dx_coefficients_of(c, training, n, gamma, beta, mean, invstd, sums);
+    const dx_coefficients co = coefficients[c];
     float g[K], xv[K], r[K];
     load_pack(dy + i0, g);
     load_pack(x + i0, xv);
@@ -348,15 +335,14 @@ __global__ void __launch_bounds__(256) k_normalize_rows(view4 v, int tx, const T
 }
 template <class T>
 __global__ void __launch_bounds__(256) k_bn_dx_rows(view4 v, int tx, bool training, double count, const T* dy,
-                                                    const T* x, bool relu, const float* gamma, const float* beta,
-                                                    const float* mean, const float* invstd, const double* sums, T* dx) {
+                                                    const T* x, bool relu, const dx_coefficients* coefficients, T* dx) {
   constexpr int K = pack_width<T>, U = 2;
   const row_walk w(v, tx, K);
   if (!w.active()) return;
   const float n = static_cast<float>(count);
   dx_coefficients co[K];
 #pragma unroll
-  for (int k = 0; k < K; ++k) co[k] = dx_coefficients_of(w.pc * K + k, training, n, gamma, beta, mean, invstd, sums);
+  for (int k = 0; k < K; ++k) co[k] = coefficients[w.pc * K + k];
   pack<T> gr[U], xr[U];
   w.each<U>(
       [&](int u, std::uint32_t r) {
@@ -577,11 +563,24 @@ __global__ void k_welford_finish(const double* partials, int groups, std::int64_
   running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
 }
 
-__global__ void k_dgamma_dbeta(const double* sums, std::int64_t channels, float* dgamma, float* dbeta) {
+// Per channel, from the backward's sums: dgamma and dbeta, and the input gradient's coefficients.
+__global__ void k_backward_coefficients(const double* sums, std::int64_t channels, bool training, float count,
+                                        const float* gamma, const float* beta, const float* mean,
+                                        const float* invstd, float* dgamma, float* dbeta, dx_coefficients* out) {
   const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (c >= channels) return;
   dbeta[c] = static_cast<float>(sums[c * 2]);
   dgamma[c] = static_cast<float>(sums[c * 2 + 1]);
+  dx_coefficients k;
+  k.mean = mean[c];
+  k.invstd = invstd[c];
+  k.s0 = training ? static_cast<float>(sums[c * 2]) : 0.f;
+  k.s1 = training ? static_cast<float>(sums[c * 2 + 1]) : 0.f;
+  k.gamma = gamma[c];
+  k.beta = beta ? beta[c] : 0.f;  // read for the ReLU's mask only
+  k.scale = training ? __fdiv_rn(__fmul_rn(k.gamma, k.invstd), count) : k.gamma;
+  k.unused = 0.f;
+  out[c] = k;
 }
 
 // Row groups: enough blocks to fill the chip, each thread summing a few hundred values at most.
@@ -738,24 +737,25 @@ void batch_norm_backward(const batch_norm_args& a, bool training, const S* dys, 
   const double count = static_cast<double>(v.n * v.h * v.w);
   scratch sums(static_cast<std::size_t>(v.c) * 2 * sizeof(double));
   channel_sums<2>(v, x, dy, a.relu, gamma, beta, save_mean, save_invstd, sums.as<double>());
-  k_dgamma_dbeta<<<channel_blocks(v.c), 256, 0, stream()>>>(sums.as<double>(), v.c, dgamma, dbeta);
+  scratch coefficients(static_cast<std::size_t>(v.c) * sizeof(dx_coefficients));
+  auto* co = coefficients.as<dx_coefficients>();
+  k_backward_coefficients<<<channel_blocks(v.c), 256, 0, stream()>>>(sums.as<double>(), v.c, training,
+                                                                      static_cast<float>(count), gamma,
+                                                                      a.relu ? beta : nullptr, save_mean, save_invstd,
+                                                                      dgamma, dbeta, co);
   check_last_launch("batch_norm dgamma/dbeta");
   if (!dx) return;
-  const double* s = sums.as<double>();
   const bn_packing pk = packing_of<T>(v, {dy, x, dx});
   if (pk == bn_packing::channels_last) {
     const packed_tiling t = packed_tiling::of<T>(v, row_pass::elementwise);
-    k_bn_dx_rows<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, training, count, dy, x, a.relu, gamma, beta, save_mean,
-                                                    save_invstd, s, dx);
+    k_bn_dx_rows<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, training, count, dy, x, a.relu, co, dx);
   } else if (pk == bn_packing::planes) {
-    k_bn_dx_planes<T><<<blocks_for(v.numel() / pack_width<T>), 256, 0, stream()>>>(
-        v, training, count, dy, x, a.relu, gamma, beta, save_mean, save_invstd, s, dx);
+    k_bn_dx_planes<T><<<blocks_for(v.numel() / pack_width<T>), 256, 0, stream()>>>(v, training, count, dy, x, a.relu,
+                                                                                   co, dx);
   } else if (small_index(v)) {
-    k_bn_dx<std::uint32_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, a.relu, gamma, beta,
-                                                                           save_mean, save_invstd, s, dx);
+    k_bn_dx<std::uint32_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, a.relu, co, dx);
   } else {
-    k_bn_dx<std::int64_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, a.relu, gamma, beta,
-                                                                          save_mean, save_invstd, s, dx);
+    k_bn_dx<std::int64_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, a.relu, co, dx);
   }
   check_last_launch("batch_norm dx");
 }
