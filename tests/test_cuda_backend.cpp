@@ -136,6 +136,20 @@ TEST_CASE("every convolution case matches the reference through either cuDNN API
                     Catch::Contains("GRCNN_CUDNN_API") && Catch::Contains("cudnn8"));
 }
 
+// Channels-last bf16 convolutions with fewer than 8 input channels (the 7x7 stem's 3, conv1x1_odd's 5) run
+// plain or on inputs zero-padded to 8 channels, whichever is faster: each form alone must match.
+TEST_CASE("narrow bf16 convolutions match the reference with and without channel padding", "[cuda]") {
+  struct restore {
+    grcnn::cuda::channel_padding before = grcnn::cuda::current_channel_padding();
+    ~restore() { grcnn::cuda::set_channel_padding(before); }
+  } guard;
+  using grcnn::cuda::channel_padding;
+  for (const auto& [mode_, label] : {std::pair{channel_padding::always, ", padded"}, {channel_padding::never, ", plain"}}) {
+    grcnn::cuda::set_channel_padding(mode_);
+    check_cases(mode::bf16, "conv", label);
+  }
+}
+
 // The packed kernels (16-byte accesses) against the scalar path they fall back to when an operand is off
 // 16-byte alignment: the same values one element into a longer buffer must give the same bits.
 // C is a whole number of packs channels-last; the row kernels of batch norm see a thread's rows one at a

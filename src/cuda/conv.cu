@@ -2,7 +2,9 @@
 // searched once and cached: the legacy API's fastest algorithm (cudnnFind*Ex) and the graph API's plans
 // (cudnn_graph.cu) run on the call's own buffers, and the faster is kept, within a workspace limit.
 // fp32 forbids tensor cores (IEEE FMA only); tf32 allows them; bf16 data run on them with f32
-// accumulation (cuDNN's pseudo-bf16 configuration: bf16 tensors, f32 compute type).
+// accumulation (cuDNN's pseudo-bf16 configuration: bf16 tensors, f32 compute type). Channels-last bf16
+// convolutions with fewer than 8 input channels may also run on inputs zero-padded to 8 channels
+// (whichever form is faster, see "narrow inputs" below).
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -14,6 +16,7 @@
 
 #include "common.cuh"
 #include "cudnn_graph.cuh"
+#include "elementwise.cuh"
 
 namespace grcnn::cuda {
 
@@ -51,6 +54,7 @@ struct api_setting {
   conv_api api = conv_api::auto_select;
   std::string env_error;  // a bad GRCNN_CUDNN_API, reported by current_conv_api until set_conv_api overrides it
   bool log = false;
+  channel_padding padding = channel_padding::auto_select;
   api_setting() {
     if (const char* e = std::getenv("GRCNN_CUDNN_API"); e && *e) {
       try {
@@ -148,6 +152,7 @@ struct conv_plan {
 struct conv_cache {
   std::mutex mu;
   std::map<std::string, std::unique_ptr<conv_plan>> plans;
+  std::map<std::string, bool> padded_wins;  // narrow inputs: per problem, direction and API, padding won
   conv_cache_stats stats{0, 0, 0, 0, kWorkspaceLimit};
 };
 conv_cache& cache() {
@@ -379,7 +384,134 @@ void run_direction(conv_plan& p, conv_direction d, const conv_args& a, const ope
   legacy_run(p.legacy, d, ch.algo, o, ws.p, ch.legacy_workspace);
 }
 
+// ---- narrow inputs ----
+// cuDNN has no tensor-core engine for a channels-last bf16 convolution with fewer than 8 input channels
+// (an RGB stem): on the H100 every engine, legacy or graph, ran 3 -> 64 channels 7x7 stride 2 at batch
+// 128 in 0.93 ms, about five times its memory traffic's time. Zeros appended to the input's and the
+// filter's channels (to 8) leave every sum unchanged and admit tensor-core engines. Per problem and
+// direction the first call times both forms on its buffers (padding included) and keeps the faster;
+// set_channel_padding forces one (tests).
+constexpr std::int64_t kPaddedChannels = 8;
+
+bool channels_last(const view4& v) {
+  return v.sc == 1 && v.sw == v.c && v.sh == v.w * v.c && v.sn == v.h * v.w * v.c;
+}
+bool may_pad(const conv_args& a) {
+  return a.bf16 && a.groups == 1 && a.cg < kPaddedChannels && a.weight_nhwc && channels_last(a.x);
+}
+conv_args padded_args(const conv_args& a) {
+  conv_args p = a;
+  const std::int64_t C = kPaddedChannels;
+  p.x = {a.x.n, C, a.x.h, a.x.w, a.x.h * a.x.w * C, 1, a.x.w * C, C};
+  p.cg = C;
+  p.key = a.key + " (channels padded to 8)";
+  return p;
+}
+// rows x c bf16 values -> rows x 8 (zeros after c), one 16-byte row per thread; and back.
+__global__ void k_pad_channels(const __nv_bfloat16* src, __nv_bfloat16* dst, std::int64_t rows, int c) {
+  GRCNN_GRID_STRIDE(r, rows) {
+    pack<__nv_bfloat16> q;
+#pragma unroll
+    for (int k = 0; k < kPaddedChannels; ++k) q.v[k] = k < c ? src[r * c + k] : __float2bfloat16_rn(0.f);
+    *reinterpret_cast<pack<__nv_bfloat16>*>(dst + r * kPaddedChannels) = q;
+  }
+}
+__global__ void k_unpad_channels(const __nv_bfloat16* src, __nv_bfloat16* dst, std::int64_t rows, int c) {
+  const std::int64_t n = rows * c;
+  GRCNN_GRID_STRIDE(i, n) {
+    const std::int64_t r = i / c;
+    dst[i] = src[r * kPaddedChannels + (i - r * c)];
+  }
+}
+// The padded copy of x [rows, c] or of the filter [O * KH * KW, c] (both channels-last).
+struct padded_copy {
+  scratch buf;
+  padded_copy(const void* src, std::int64_t rows, std::int64_t c)
+      : buf(static_cast<std::size_t>(rows * kPaddedChannels) * sizeof(__nv_bfloat16)) {
+    if (src) {
+      k_pad_channels<<<blocks_for(rows), 256, 0, stream()>>>(static_cast<const __nv_bfloat16*>(src), buf.as<__nv_bfloat16>(),
+                                                              rows, static_cast<int>(c));
+      check_last_launch("conv input channel padding");
+    }
+  }
+  void unpad_into(void* dst, std::int64_t rows, std::int64_t c) const {
+    k_unpad_channels<<<blocks_for(rows * c), 256, 0, stream()>>>(buf.as<__nv_bfloat16>(), static_cast<__nv_bfloat16*>(dst),
+                                                                 rows, static_cast<int>(c));
+    check_last_launch("conv gradient channel slice");
+  }
+};
+
+// Runs direction d of a (operands by forward role, as run_direction) in the faster of the plain and
+// the padded form.
+void run_narrow(const conv_args& a, conv_direction d, const operands& o, conv_api api) {
+  const conv_args pa = padded_args(a);
+  const std::int64_t xrows = a.x.n * a.x.h * a.x.w, wrows = a.o * a.kh * a.kw;
+  auto plain = [&] {
+    run_direction(plan_for(a, api), d, a, o, api);
+    return true;
+  };
+  auto padded = [&] {
+    conv_plan& p = plan_for(pa, api);
+    if (d == conv_direction::forward) {
+      const padded_copy x(o.x, xrows, a.cg), w(o.w, wrows, a.cg);
+      run_direction(p, d, pa, {x.buf.p, w.buf.p, o.y}, api);
+    } else if (d == conv_direction::backward_data) {
+      const padded_copy dx(nullptr, xrows, a.cg), w(o.w, wrows, a.cg);
+      run_direction(p, d, pa, {dx.buf.p, w.buf.p, o.y}, api);
+      dx.unpad_into(const_cast<void*>(o.x), xrows, a.cg);
+    } else {
+      const padded_copy x(o.x, xrows, a.cg), dw(nullptr, wrows, a.cg);
+      run_direction(p, d, pa, {x.buf.p, dw.buf.p, o.y}, api);
+      dw.unpad_into(const_cast<void*>(o.w), wrows, a.cg);
+    }
+    return true;
+  };
+  const channel_padding mode = current_channel_padding();
+  bool pad = mode == channel_padding::always;
+  if (mode == channel_padding::auto_select) {
+    const std::string key = grcnn::detail::concat(a.key, " ", name_of(d), " api=", name_of(api));
+    std::optional<bool> known;
+    {
+      std::lock_guard lock(cache().mu);
+      if (auto it = cache().padded_wins.find(key); it != cache().padded_wins.end()) known = it->second;
+    }
+    if (!known) {
+      // Each form searches its own problem on first use; then both are timed (outputs are overwritten, so
+      // the call below leaves the chosen form's result).
+      const float plain_ms = time_ms(plain), padded_ms = time_ms(padded);
+      known = padded_ms < plain_ms;
+      {
+        std::lock_guard lock(cache().mu);
+        cache().padded_wins[key] = *known;
+      }
+      if (setting().log)
+        std::fprintf(stderr, "grcnn cudnn: %s %s: %s (plain %g ms, input channels padded to 8 %g ms)\n", a.key.c_str(),
+                     name_of(d), *known ? "padded" : "plain", plain_ms, padded_ms);
+    }
+    pad = *known;
+  }
+  if (pad)
+    padded();
+  else
+    plain();
+}
+void run(const conv_args& a, conv_direction d, const operands& o, conv_api api) {
+  if (may_pad(a))
+    run_narrow(a, d, o, api);
+  else
+    run_direction(plan_for(a, api), d, a, o, api);
+}
+
 }  // namespace
+
+channel_padding current_channel_padding() {
+  std::lock_guard lock(setting().mu);
+  return setting().padding;
+}
+void set_channel_padding(channel_padding mode) {
+  std::lock_guard lock(setting().mu);
+  setting().padding = mode;
+}
 
 conv_api current_conv_api() {
   auto& s = setting();
@@ -416,14 +548,14 @@ conv_cache_stats conv_stats() {
 void conv2d_forward(const conv_args& a, const void* x, const void* w, const void* b, void* y) {
   GRCNN_PROFILE("conv forward");
   const conv_api api = current_conv_api();
-  conv_plan& p = plan_for(a, api);
-  run_direction(p, conv_direction::forward, a, {x, w, y}, api);
+  run(a, conv_direction::forward, {x, w, y}, api);
   if (b && a.bf16) {
     k_conv_bias_bf16<<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a.y, static_cast<__nv_bfloat16*>(y),
                                                                      static_cast<const __nv_bfloat16*>(b));
     check_last_launch("conv bias (bf16)");
   } else if (b) {
     const float one = 1.f;
+    const conv_plan& p = plan_for(a, api);
     GRCNN_CUDNN_CHECK(cudnnAddTensor(ctx().dnn, &one, p.legacy.bias, b, &one, p.legacy.y, y));
   }
 }
@@ -431,15 +563,15 @@ void conv2d_forward(const conv_args& a, const void* x, const void* w, const void
 void conv2d_backward(const conv_args& a, const void* dy, const void* x, const void* w, void* dx, void* dw, void* db) {
   GRCNN_PROFILE("conv backward");
   const conv_api api = current_conv_api();
-  conv_plan& p = plan_for(a, api);
-  if (dx) run_direction(p, conv_direction::backward_data, a, {dx, w, dy}, api);
-  if (dw) run_direction(p, conv_direction::backward_filter, a, {x, dw, dy}, api);
+  if (dx) run(a, conv_direction::backward_data, {dx, w, dy}, api);
+  if (dw) run(a, conv_direction::backward_filter, {x, dw, dy}, api);
   if (db && a.bf16) {
     k_conv_bias_grad_bf16<<<static_cast<unsigned>(a.o), 256, 0, stream()>>>(a.y, static_cast<const __nv_bfloat16*>(dy),
                                                                            static_cast<__nv_bfloat16*>(db));
     check_last_launch("conv bias gradient (bf16)");
   } else if (db) {
     const float one = 1.f, zero = 0.f;
+    const conv_plan& p = plan_for(a, api);
     GRCNN_CUDNN_CHECK(cudnnConvolutionBackwardBias(ctx().dnn, &one, p.legacy.y, dy, &zero, p.legacy.bias, db));
   }
 }

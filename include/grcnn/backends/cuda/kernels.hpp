@@ -189,6 +189,13 @@ const char* name_of(conv_api api);
 conv_api parse_conv_api(const std::string& s, const char* where);
 // With GRCNN_CUDNN_LOG=1, each choice is printed to stderr: problem, direction, both APIs' times, winner.
 
+// Channels-last bf16 convolutions with fewer than 8 input channels can run on inputs zero-padded to 8
+// channels (tensor-core engines). auto_select times both forms per problem and direction and keeps the
+// faster; always and never force one (tests compare both with the reference).
+enum class channel_padding { auto_select, always, never };
+channel_padding current_channel_padding();
+void set_channel_padding(channel_padding mode);
+
 // Per-key algorithm choices the convolution cache holds (for tests and reports).
 struct conv_cache_stats {
   std::size_t plans = 0;     // distinct (problem, API setting) pairs planned
