@@ -95,6 +95,48 @@ TEST_CASE("a user-defined op joins the tape at run time", "[autograd]") {
   CHECK(x.grad().values<double>() == std::vector<double>{3, 12, 0.75});
 }
 
+// An op that declares adds_into may receive its input's gradient so far and add into it (batch norm on the
+// GPU does: x feeds several ops in a GRCL); the tape then adds nothing itself. x feeds "times5" (which can
+// add), "times2" and "pair" (which takes x twice, so it is never handed x's gradient).
+TEST_CASE("an op can add its gradient into its input's gradient so far", "[autograd]") {
+  variable x(tensor::from_values(shape{3}, std::vector<double>{1, -2, 0.5}), true);
+  auto scaled = [&](const char* name, double k, unsigned adds_into, std::vector<int>* handed) {
+    auto v = x.value().values<double>();
+    for (auto& e : v) e *= k;
+    variable y = variable::result(tensor::from_values(shape{3}, v), true);
+    autograd::record_op(name, {&x}, {&y}, {}, nullptr,
+                        [k, handed](autograd::node&, std::span<const tensor> og, std::span<tensor> ig) {
+                          if (handed) handed->push_back(ig[0].defined());
+                          auto g = og[0].values<double>();
+                          if (ig[0].defined()) {  // add into the gradient so far, in place
+                            double* d = ig[0].data<double>();
+                            for (std::size_t i = 0; i < g.size(); ++i) d[i] += k * g[i];
+                          } else {
+                            for (auto& e : g) e *= k;
+                            ig[0] = tensor::from_values(shape{3}, g);
+                          }
+                        },
+                        adds_into);
+    return y;
+  };
+  std::vector<int> handed, handed_pair;
+  const variable b = scaled("times5", 5, 1u, &handed);  // recorded first: its backward runs last
+  const variable a = scaled("times2", 2, 0u, nullptr);
+  variable pair = variable::result(tensor::from_values(shape{3}, x.value().values<double>()), true);
+  autograd::record_op("pair", {&x, &x}, {&pair}, {}, nullptr,
+                      [&handed_pair](autograd::node&, std::span<const tensor> og, std::span<tensor> ig) {
+                        handed_pair.push_back(ig[0].defined() || ig[1].defined());
+                        ig[0] = og[0].clone();
+                        ig[1] = og[0].clone();
+                      },
+                      3u);
+  const variable s = ops::add(ops::add(a, b), pair);
+  autograd::backward(s, tensor::full({3}, 1.0, dtype::f64));
+  CHECK(handed == std::vector<int>{1});  // x's gradient so far (from "times2" and "pair") was handed over
+  CHECK(handed_pair == std::vector<int>{0});
+  CHECK(x.grad().values<double>() == std::vector<double>{9, 9, 9});  // 5 + 2 + 1 + 1
+}
+
 TEST_CASE("after warm-up a training step calls neither the system allocator nor oneDNN setup", "[allocator]") {
   std::mt19937 rng(3);
   variable x(testing::uniform({4, 3, 12, 12}, rng, -1, 1, dtype::f32, layout::nhwc));

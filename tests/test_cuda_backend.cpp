@@ -152,6 +152,12 @@ TEST_CASE("narrow bf16 convolutions match the reference with and without channel
 
 // The packed kernels (16-byte accesses) against the scalar path they fall back to when an operand is off
 // 16-byte alignment: the same values one element into a longer buffer must give the same bits.
+// Equal bits as far as a value widened to double shows them: the same number with the same sign (so +0
+// and -0 differ), or NaN on both sides.
+bool same_value(double a, double b) {
+  return (a == b && std::signbit(a) == std::signbit(b)) || (std::isnan(a) && std::isnan(b));
+}
+
 // C is a whole number of packs channels-last; the row kernels of batch norm see a thread's rows one at a
 // time (few rows) or several at once (many), and a column block with columns past the last pack.
 template <class S>
@@ -176,13 +182,13 @@ void check_packed_against_scalar(dtype t, std::int64_t N, std::int64_t C, std::i
     const auto a = o.aligned.to_device(cpu_device).template values<double>();
     const auto b = o.shifted.to_device(cpu_device).template values<double>();
     std::int64_t differ = 0;
-    for (std::int64_t i = 0; i < n; ++i)
-      differ += !(a[i] == b[i + 1] || (std::isnan(a[i]) && std::isnan(b[i + 1])));
+    for (std::int64_t i = 0; i < n; ++i) differ += !same_value(a[i], b[i + 1]);
     INFO(what << " (" << name_of(t) << "): " << differ << " of " << n << " values differ");
     CHECK(differ == 0);
   };
   const operand x = make(true), a = make(true), b = make(true), y = make(true), dout = make(true);
   const operand out = make(false), dgate = make(false), dy = make(false), dy_only = make(false);
+  const operand dx_sum = make(true);  // a gradient so far, which batch norm's backward adds into
   grcnn::cuda::gated_update_forward<S>(x.a(), a.a(), b.a(), y.a(), out.a(), n);
   grcnn::cuda::gated_update_forward<S>(x.s(), a.s(), b.s(), y.s(), out.s(), n);
   same("gated update", out);
@@ -220,12 +226,15 @@ void check_packed_against_scalar(dtype t, std::int64_t N, std::int64_t C, std::i
                                                  static_cast<const float*>(mean.raw()),
                                                  static_cast<const float*>(var.raw()), p(out),
                                                  static_cast<float*>(sm.raw()), static_cast<float*>(si.raw()));
-    grcnn::cuda::batch_norm_backward<S>(args, false, p(dout), p(x), G, static_cast<const float*>(beta.raw()),
-                                        static_cast<const float*>(sm.raw()), static_cast<const float*>(si.raw()), p(dy),
-                                        static_cast<float*>(dg.raw()), static_cast<float*>(db.raw()));
+    for (bool add : {false, true})  // then once more added into what dx holds
+      grcnn::cuda::batch_norm_backward<S>(args, false, p(add ? a : dout), p(x), G, static_cast<const float*>(beta.raw()),
+                                          static_cast<const float*>(sm.raw()), static_cast<const float*>(si.raw()),
+                                          p(add ? dx_sum : dy), add, static_cast<float*>(dg.raw()),
+                                          static_cast<float*>(db.raw()));
   }
   same("batch norm (eval, ReLU)", out);
   same("batch norm input gradient (eval, ReLU)", dy);
+  same("batch norm input gradient added into a gradient", dx_sum);
   // The backward recomputes the ReLU's mask from x; it must be the stored output's: in eval mode
   // dx = (dy * gamma) * invstd where the output is positive and 0 * gamma * invstd elsewhere, bit for bit.
   const auto y_host = out.aligned.to_device(cpu_device).template values<float>();
@@ -240,8 +249,7 @@ void check_packed_against_scalar(dtype t, std::int64_t N, std::int64_t C, std::i
   const auto want_t = tensor::from_values(shape{n}, want, t).values<double>();
   const auto got_dx = dy.aligned.to_device(cpu_device).template values<double>();
   std::int64_t differ = 0;
-  for (std::int64_t i = 0; i < n; ++i)
-    differ += !(got_dx[i] == want_t[i] || (std::isnan(got_dx[i]) && std::isnan(want_t[i])));
+  for (std::int64_t i = 0; i < n; ++i) differ += !same_value(got_dx[i], want_t[i]);
   INFO("batch norm input gradient against the output's ReLU mask (" << name_of(t) << "): " << differ << " of " << n
                                                                      << " values differ");
   CHECK(differ == 0);
@@ -300,6 +308,7 @@ TEST_CASE("batch statistics stay accurate for channels far from zero, in one rea
   check_batch_statistics(32, 16, 8, 8, false);  // several row groups
   check_batch_statistics(2, 256, 3, 5, false);  // 32 pack columns per block, two column blocks
   check_batch_statistics(1, 16, 1, 3, false);   // most threads without a row
+  check_batch_statistics(3, 48, 5, 7, false);   // 12 pack columns: the second column block is half empty
   check_batch_statistics(4, 16, 9, 7, true);    // a NaN
 }
 

@@ -478,8 +478,16 @@ void run_narrow(const conv_args& a, conv_direction d, const operands& o, conv_ap
     if (!known) {
       // Each form searches its own problem on first use; then both are timed (outputs are overwritten, so
       // the call below leaves the chosen form's result).
-      const float plain_ms = time_ms(plain), padded_ms = time_ms(padded);
-      known = padded_ms < plain_ms;
+      const float plain_ms = time_ms(plain);
+      float padded_ms = -1.f;
+      try {  // the padded form may find no plan or no memory: the plain one then serves
+        padded_ms = time_ms(padded);
+      } catch (const backend_error& e) {
+        forget_failed_attempt();
+        if (setting().log)
+          std::fprintf(stderr, "grcnn cudnn: %s %s: the padded form failed: %s\n", a.key.c_str(), name_of(d), e.what());
+      }
+      known = padded_ms >= 0.f && padded_ms < plain_ms;
       {
         std::lock_guard lock(cache().mu);
         cache().padded_wins[key] = *known;

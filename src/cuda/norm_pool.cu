@@ -210,12 +210,13 @@ __global__ void k_normalize(view4 v, const T* x, const float* gamma, const float
 }
 template <class I, class T>
 __global__ void k_bn_dx(view4 v, bool training, double count, const T* dy, const T* x, bool relu,
-                        const dx_coefficients* co, T* dx) {
+                        const dx_coefficients* co, T* dx, bool add) {
   const std::int64_t n = v.numel();
   const float nf = static_cast<float>(count);
   GRCNN_GRID_STRIDE(i, n) {
     const I c = channel_of<I>(v, static_cast<I>(i));
-    st(dx[i], bn_dx_of<T>(ld(dy[i]), ld(x[i]), relu, training, nf, co[c]));
+    const float r = bn_dx_of<T>(ld(dy[i]), ld(x[i]), relu, training, nf, co[c]);
+    st(dx[i], add ? __fadd_rn(ld(dx[i]), r) : r);
   }
 }
 
@@ -255,7 +256,7 @@ __global__ void k_normalize_planes(view4 v, const T* x, const float* gamma, cons
 }
 template <class T>
 __global__ void k_bn_dx_planes(view4 v, bool training, double count, const T* dy, const T* x, bool relu,
-                               const dx_coefficients* coefficients, T* dx) {
+                               const dx_coefficients* coefficients, T* dx, bool add) {
   constexpr int K = pack_width<T>;
   const std::int64_t packs = v.numel() / K;
   const float n = static_cast<float>(count);
@@ -263,11 +264,15 @@ __global__ void k_bn_dx_planes(view4 v, bool training, double count, const T* dy
     const std::uint32_t i0 = static_cast<std::uint32_t>(q) * K;
     const std::uint32_t c = (i0 / static_cast<std::uint32_t>(v.h * v.w)) % static_cast<std::uint32_t>(v.c);
     const dx_coefficients co = coefficients[c];
-    float g[K], xv[K], r[K];
+    float g[K], xv[K], r[K], old[K];
     load_pack(dy + i0, g);
     load_pack(x + i0, xv);
+    if (add) load_pack(dx + i0, old);
 #pragma unroll
-    for (int k = 0; k < K; ++k) r[k] = bn_dx_of<T>(g[k], xv[k], relu, training, n, co);
+    for (int k = 0; k < K; ++k) {
+      r[k] = bn_dx_of<T>(g[k], xv[k], relu, training, n, co);
+      if (add) r[k] = __fadd_rn(old[k], r[k]);
+    }
     store_pack(dx + i0, r);
   }
 }
@@ -335,7 +340,8 @@ __global__ void __launch_bounds__(256) k_normalize_rows(view4 v, int tx, const T
 }
 template <class T>
 __global__ void __launch_bounds__(256) k_bn_dx_rows(view4 v, int tx, bool training, double count, const T* dy,
-                                                    const T* x, bool relu, const dx_coefficients* coefficients, T* dx) {
+                                                    const T* x, bool relu, const dx_coefficients* coefficients, T* dx,
+                                                    bool add) {
   constexpr int K = pack_width<T>, U = 2;
   const row_walk w(v, tx, K);
   if (!w.active()) return;
@@ -343,19 +349,24 @@ __global__ void __launch_bounds__(256) k_bn_dx_rows(view4 v, int tx, bool traini
   dx_coefficients co[K];
 #pragma unroll
   for (int k = 0; k < K; ++k) co[k] = coefficients[w.pc * K + k];
-  pack<T> gr[U], xr[U];
+  pack<T> gr[U], xr[U], dr[U];
   w.each<U>(
       [&](int u, std::uint32_t r) {
         const std::uint32_t o = w.at(r, K);
         gr[u] = load_raw(dy + o);
         xr[u] = load_raw(x + o);
+        if (add) dr[u] = load_raw(dx + o);
       },
       [&](int u, std::uint32_t r) {
-        float gv[K], xv[K], o[K];
+        float gv[K], xv[K], old[K], o[K];
         unpack(gr[u], gv);
         unpack(xr[u], xv);
+        if (add) unpack(dr[u], old);
 #pragma unroll
-        for (int k = 0; k < K; ++k) o[k] = bn_dx_of<T>(gv[k], xv[k], relu, training, n, co[k]);
+        for (int k = 0; k < K; ++k) {
+          o[k] = bn_dx_of<T>(gv[k], xv[k], relu, training, n, co[k]);
+          if (add) o[k] = __fadd_rn(old[k], o[k]);
+        }
         store_pack(dx + w.at(r, K), o);
       });
 }
@@ -727,8 +738,8 @@ void batch_norm_forward_inference(const batch_norm_args& a, const S* xs, const f
 
 template <storage S>
 void batch_norm_backward(const batch_norm_args& a, bool training, const S* dys, const S* xs, const float* gamma,
-                         const float* beta, const float* save_mean, const float* save_invstd, S* dxs, float* dgamma,
-                         float* dbeta) {
+                         const float* beta, const float* save_mean, const float* save_invstd, S* dxs, bool add,
+                         float* dgamma, float* dbeta) {
   GRCNN_PROFILE("bn backward");
   using T = device_t<S>;
   const auto *dy = dev(dys), *x = dev(xs);
@@ -748,14 +759,16 @@ void batch_norm_backward(const batch_norm_args& a, bool training, const S* dys, 
   const bn_packing pk = packing_of<T>(v, {dy, x, dx});
   if (pk == bn_packing::channels_last) {
     const packed_tiling t = packed_tiling::of<T>(v, row_pass::elementwise);
-    k_bn_dx_rows<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, training, count, dy, x, a.relu, co, dx);
+    k_bn_dx_rows<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, training, count, dy, x, a.relu, co, dx, add);
   } else if (pk == bn_packing::planes) {
     k_bn_dx_planes<T><<<blocks_for(v.numel() / pack_width<T>), 256, 0, stream()>>>(v, training, count, dy, x, a.relu,
-                                                                                   co, dx);
+                                                                                   co, dx, add);
   } else if (small_index(v)) {
-    k_bn_dx<std::uint32_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, a.relu, co, dx);
+    k_bn_dx<std::uint32_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, a.relu, co, dx,
+                                                                           add);
   } else {
-    k_bn_dx<std::int64_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, a.relu, co, dx);
+    k_bn_dx<std::int64_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, a.relu, co, dx,
+                                                                          add);
   }
   check_last_launch("batch_norm dx");
 }
@@ -766,7 +779,7 @@ void batch_norm_backward(const batch_norm_args& a, bool training, const S* dys, 
   template void batch_norm_forward_inference<S>(const batch_norm_args&, const S*, const float*, const float*,         \
                                                 const float*, const float*, S*, float*, float*);                      \
   template void batch_norm_backward<S>(const batch_norm_args&, bool, const S*, const S*, const float*, const float*, \
-                                       const float*, const float*, S*, float*, float*);
+                                       const float*, const float*, S*, bool, float*, float*);
 GRCNN_BATCH_NORM_FOR(float)
 GRCNN_BATCH_NORM_FOR(bf16)
 #undef GRCNN_BATCH_NORM_FOR

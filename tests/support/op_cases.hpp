@@ -118,6 +118,8 @@ inline std::vector<op_case> op_cases() {
   // channels-last; whole packs within a plane in NCHW).
   bn("bn_train_relu_c16", {2, 16, 3, 4}, {.fuse_relu = true});
   bn("bn_eval_relu_c16", {2, 16, 4, 4}, {.training = false, .fuse_relu = true});
+  // 48 channels: 6 bf16 or 12 f32 packs, so the channels-last row kernels' second column block is part empty.
+  bn("bn_train_relu_c48", {2, 48, 3, 5}, {.fuse_relu = true});
 
   auto unary = [&](std::string name, shape x, auto fn) {
     cases.push_back(make_case(name, {{x, A::activation}}, {}, [fn](auto tag, std::vector<variable>& v, std::vector<tensor>&) {

@@ -190,6 +190,7 @@ bn("bn_train_relu_c16", (2, 16, 3, 4), relu=True)
 bn("bn_eval_relu_c16", (2, 16, 4, 4), training=False, relu=True)
 unary("max_pool3x3_s2_p1_c16", (2, 16, 9, 8), lambda x: F.max_pool2d(x, 3, 2, 1))
 unary("avg_pool3x3_s2_p1_c16", (2, 16, 7, 7), lambda x: F.avg_pool2d(x, 3, 2, 1))
+bn("bn_train_relu_c48", (2, 48, 3, 5), relu=True)
 
 
 def main():

@@ -21,7 +21,10 @@ struct payload {
 
 struct node;
 // Given the output gradients (undefined where none arrived), write input gradients into in_grads
-// (leave undefined where an input needs none).
+// (leave undefined where an input needs none). For an input the node declares in adds_into,
+// in_grads[i] may arrive holding the input's gradient so far (a buffer nothing else holds): the backward
+// may add its contribution into that buffer and leave in_grads[i] as it is (one pass where a fresh
+// gradient and the tape's addition take three), or replace in_grads[i] with its contribution alone.
 using backward_fn = std::function<void(node&, std::span<const tensor> out_grads, std::span<tensor> in_grads)>;
 
 struct node {
@@ -31,6 +34,7 @@ struct node {
   std::vector<tensor> saved;
   std::unique_ptr<payload> state;
   backward_fn backward;
+  unsigned adds_into = 0;  // bit i: the backward can add into input i's gradient (see backward_fn)
 
   bool needs_grad(std::size_t input) const { return input < inputs.size() && inputs[input]; }
 };
@@ -76,9 +80,13 @@ class tape {
       }
       if (any) {
         in_grads.assign(n.inputs.size(), tensor());
+        const unsigned handed = hand_over_gradients(n, in_grads);
         n.backward(n, out_grads, in_grads);
-        for (std::size_t i = 0; i < n.inputs.size(); ++i)
-          if (n.inputs[i] && in_grads[i].defined()) accumulate(*n.inputs[i], std::move(in_grads[i]));
+        for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+          if (!n.inputs[i] || !in_grads[i].defined()) continue;
+          const bool added = (handed >> i & 1u) && in_grads[i].raw() == n.inputs[i]->grad.raw();
+          if (!added) accumulate(*n.inputs[i], std::move(in_grads[i]));
+        }
       }
       for (auto& o : n.outputs)
         if (!o->leaf) o->grad = tensor();
@@ -95,6 +103,23 @@ class tape {
       for (auto& o : n.outputs)
         if (!o->leaf) o->grad = tensor();
     nodes_.clear();
+  }
+
+  // Puts into in_grads the gradients so far of the inputs the node can add into, where no other handle
+  // shares their buffer and the input appears once in the node; returns those inputs as bits.
+  static unsigned hand_over_gradients(const node& n, std::vector<tensor>& in_grads) {
+    unsigned handed = 0;
+    for (std::size_t i = 0; i < n.inputs.size() && i < 32; ++i) {
+      if (!(n.adds_into >> i & 1u) || !n.inputs[i] || !n.inputs[i]->grad.defined() ||
+          n.inputs[i]->grad.use_count() != 1)
+        continue;
+      bool repeated = false;
+      for (std::size_t j = 0; j < n.inputs.size(); ++j) repeated = repeated || (j != i && n.inputs[j] == n.inputs[i]);
+      if (repeated) continue;
+      in_grads[i] = n.inputs[i]->grad;
+      handed |= 1u << i;
+    }
+    return handed;
   }
 
   static void accumulate(grad_cell& cell, tensor g) {
@@ -149,11 +174,13 @@ inline bool should_record(std::initializer_list<const variable*> inputs) {
 
 // The public way to append an op to the tape, used by every built-in op and by user-defined ones.
 // `outputs` must be fresh results (variable::result); `inputs` may contain undefined variables.
+// adds_into: bit i set when the backward can add into input i's gradient (see backward_fn).
 inline void record_op(std::string_view op, std::span<const variable* const> inputs,
                       std::span<const variable* const> outputs, std::vector<tensor> saved,
-                      std::unique_ptr<payload> state, backward_fn backward) {
+                      std::unique_ptr<payload> state, backward_fn backward, unsigned adds_into = 0) {
   node n;
   n.op = op;
+  n.adds_into = adds_into;
   n.inputs.reserve(inputs.size());
   for (const variable* v : inputs)
     n.inputs.push_back(v && v->defined() && v->requires_grad() ? v->cell() : nullptr);
@@ -165,10 +192,10 @@ inline void record_op(std::string_view op, std::span<const variable* const> inpu
 }
 inline void record_op(std::string_view op, std::initializer_list<const variable*> inputs,
                       std::initializer_list<const variable*> outputs, std::vector<tensor> saved,
-                      std::unique_ptr<payload> state, backward_fn backward) {
+                      std::unique_ptr<payload> state, backward_fn backward, unsigned adds_into = 0) {
   record_op(op, std::span<const variable* const>(inputs.begin(), inputs.size()),
             std::span<const variable* const>(outputs.begin(), outputs.size()), std::move(saved), std::move(state),
-            std::move(backward));
+            std::move(backward), adds_into);
 }
 
 }  // namespace grcnn::autograd

@@ -55,7 +55,8 @@ variable batch_norm(const variable& x, const variable& gamma, const variable& be
                             K::backward(pr, n.state.get(), detail::as_layout(og[0], pr.x.memory_layout), n.saved[0],
                                         n.saved[1], n.saved[2], detail::slot(n, ig, 0), detail::slot(n, ig, 1),
                                         detail::slot(n, ig, 2));
-                          });
+                          },
+                          1u);  // a kernel may add dx into x's gradient so far (x feeds several ops in a GRCL)
     }
     return y;
   });

@@ -7,8 +7,8 @@
 // (tensor cores). Activations may be f32 or bf16 (bf16 mixed precision, nn/precision.hpp: cuDNN and
 // cuBLAS on tensor cores with f32 accumulation, our kernels computing in f32 between bf16 loads and
 // stores, batch-norm parameters and statistics in f32); losses and softmax take f32 logits. Results
-// are not bitwise reproducible across processes: cuDNN's algorithm choice is timed, and pooling
-// backward scatters with atomics.
+// are not bitwise reproducible across processes: cuDNN's algorithm choice is timed (our own kernels use
+// no atomics and reduce in a fixed order).
 //
 // Needs the compiled component: link grcnn::cuda (CMake option GRCNN_ENABLE_CUDA).
 #include <array>
@@ -223,10 +223,13 @@ struct kernel<cuda_t<P>, ops::batch_norm_op> {
     const auto& s = *static_cast<saved*>(state);
     const std::int64_t C = pr.x.dims[1];
     tensor dg = channels(C), dbt = channels(C);
-    if (dx) *dx = empty(pr.x);
+    // x's gradient so far, when the tape hands it over (ops::batch_norm allows it), takes dx added in.
+    const bool add = dx && dx->defined() && dx->where() == cuda_device && dx->type() == pr.x.type &&
+                     dx->memory_layout() == pr.x.memory_layout && dx->dims() == pr.x.dims;
+    if (dx && !add) *dx = empty(pr.x);
     with_storage(pr.x.type, [&]<class S>() {
       grcnn::cuda::batch_norm_backward(args(pr), pr.training, cp<S>(dy), cp<S>(x), cf(gamma), cf(s.beta), cf(s.mean),
-                                       cf(s.invstd), dx ? mp<S>(*dx) : nullptr, mf(dg), mf(dbt));
+                                       cf(s.invstd), dx ? mp<S>(*dx) : nullptr, add, mf(dg), mf(dbt));
     });
     if (dgamma) *dgamma = dg;
     if (dbeta) *dbeta = dbt;

@@ -80,13 +80,14 @@ template <storage S>
 void batch_norm_forward_inference(const batch_norm_args& a, const S* x, const float* gamma, const float* beta,
                                   const float* running_mean, const float* running_var, S* y, float* save_mean,
                                   float* save_invstd);
-// dgamma/dbeta always written (per channel); dx when non-null. `training` selects the batch-statistics
-// form of dx. With a.relu, dy passes where the forward's stored output was positive: recomputed from x
-// with the forward's arithmetic (hence gamma, beta and the saved statistics), not read from y.
+// dgamma/dbeta always written (per channel); dx when non-null, added to what dx holds when add_to_dx
+// (the sum rounded once). `training` selects the batch-statistics form of dx. With a.relu, dy passes
+// where the forward's stored output was positive: recomputed from x with the forward's arithmetic (hence
+// gamma, beta and the saved statistics), not read from y.
 template <storage S>
 void batch_norm_backward(const batch_norm_args& a, bool training, const S* dy, const S* x, const float* gamma,
-                         const float* beta, const float* save_mean, const float* save_invstd, S* dx, float* dgamma,
-                         float* dbeta);
+                         const float* beta, const float* save_mean, const float* save_invstd, S* dx, bool add_to_dx,
+                         float* dgamma, float* dbeta);
 
 // ---- pooling ----------------------------------------------------------------------------------
 struct pool_args {
