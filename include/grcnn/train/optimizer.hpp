@@ -139,19 +139,21 @@ class optimizer {
   // Updates parameter i of group g (weight w, gradient in w's format and dtype).
   virtual void update(std::size_t g, std::size_t i, tensor& w, const tensor& grad) = 0;
   // The device parameters among items, by device (a group may span several), in item order; the rest
-  // go to update() one at a time.
+  // go to update() one at a time. Device parameters must be f32: checked for the whole group before
+  // anything is updated (a refused group leaves every tensor and its state as they were).
   template <class OnDevice>
   void split_by_device(std::size_t g, std::span<update_item> items, OnDevice&& on_device) {
     std::vector<std::pair<device, std::vector<update_item*>>> devices;
     for (auto& it : items) {
-      if (it.w->on_host()) {
-        update(g, it.index, *it.w, it.grad);
-        continue;
-      }
+      if (it.w->on_host()) continue;
+      GRCNN_CHECK(it.w->type() == dtype::f32, dtype_error, kind(), ": device parameters must be f32, got ",
+                  it.w->describe());
       auto d = std::find_if(devices.begin(), devices.end(), [&](const auto& e) { return e.first == it.w->where(); });
       if (d == devices.end()) d = devices.insert(devices.end(), {it.w->where(), {}});
       d->second.push_back(&it);
     }
+    for (auto& it : items)
+      if (it.w->on_host()) update(g, it.index, *it.w, it.grad);
     for (auto& [dev, list] : devices) on_device(dev, list);
   }
   virtual void save_slots(io::tensor_dict& d, const std::string& key, std::size_t g, std::size_t i) const = 0;

@@ -26,9 +26,6 @@ class sgd final : public optimizer {
   void update_group(std::size_t g, std::span<update_item> items) override {
     const param_group& o = groups_[g];
     split_by_device(g, items, [&](device dev, const std::vector<update_item*>& list) {
-      for (update_item* it : list)  // before any state changes: a refused group leaves every tensor as it was
-        GRCNN_CHECK(it->w->type() == dtype::f32, dtype_error, "sgd: device parameters must be f32, got ",
-                    it->w->describe());
       std::vector<sgd_slot> slots;
       slots.reserve(list.size());
       for (update_item* it : list) {
