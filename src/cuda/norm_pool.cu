@@ -916,7 +916,7 @@ __global__ void k_pool_fwd_packed(pool_args a, const T* x, T* y, std::uint16_t* 
     const pool_window<I> win(a, static_cast<I>(o.h), static_cast<I>(o.w));
     const I h0 = max(win.hs, 0), h1 = min(win.he, static_cast<I>(a.x.h));
     const I w0 = max(win.ws, 0), w1 = min(win.we, static_cast<I>(a.x.w));
-    const std::uint32_t xbase = o.n * static_cast<std::uint32_t>(a.x.sn) + o.q * K;
+    using U = std::uint32_t;
     float acc[K];
     int at[K];
 #pragma unroll
@@ -924,9 +924,7 @@ __global__ void k_pool_fwd_packed(pool_args a, const T* x, T* y, std::uint16_t* 
     for (I h = h0; h < h1; ++h)
       for (I w = w0; w < w1; ++w) {
         float v[K];
-        load_pack(x + xbase + static_cast<std::uint32_t>(h) * static_cast<std::uint32_t>(a.x.sh) +
-                      static_cast<std::uint32_t>(w) * static_cast<std::uint32_t>(a.x.sw),
-                  v);
+        load_pack(x + offset4<U>(a.x, o.n, o.q * K, static_cast<U>(h), static_cast<U>(w)), v);
         const int idx = (h - win.hs) * a.kw + (w - win.ws);
 #pragma unroll
         for (int k = 0; k < K; ++k) {
@@ -936,8 +934,7 @@ __global__ void k_pool_fwd_packed(pool_args a, const T* x, T* y, std::uint16_t* 
             acc[k] += v[k];
         }
       }
-    const std::uint32_t yo = o.n * static_cast<std::uint32_t>(a.y.sn) + o.h * static_cast<std::uint32_t>(a.y.sh) +
-                             o.w * static_cast<std::uint32_t>(a.y.sw) + o.q * K;
+    const U yo = offset4<U>(a.y, o.n, o.q * K, o.h, o.w);
     if (!a.max) {
       const float d = win.divisor();
 #pragma unroll
@@ -963,15 +960,14 @@ __global__ void k_pool_bwd_packed(pool_args a, const T* dy, const std::uint16_t*
     I oh0, oh1, ow0, ow1;
     covering<I>(static_cast<I>(o.h), a.kh, a.sh, a.ph, static_cast<I>(a.y.h), oh0, oh1);
     covering<I>(static_cast<I>(o.w), a.kw, a.sw, a.pw, static_cast<I>(a.y.w), ow0, ow1);
-    const std::uint32_t ybase = o.n * static_cast<std::uint32_t>(a.y.sn) + o.q * K;
+    using U = std::uint32_t;
     float g[K];
 #pragma unroll
     for (int k = 0; k < K; ++k) g[k] = 0.f;
     for (I oh = oh0; oh <= oh1; ++oh)
       for (I ow = ow0; ow <= ow1; ++ow) {
         const pool_window<I> win(a, oh, ow);
-        const std::uint32_t yo = ybase + static_cast<std::uint32_t>(oh) * static_cast<std::uint32_t>(a.y.sh) +
-                                 static_cast<std::uint32_t>(ow) * static_cast<std::uint32_t>(a.y.sw);
+        const U yo = offset4<U>(a.y, o.n, o.q * K, static_cast<U>(oh), static_cast<U>(ow));
         float d[K];
         load_pack(dy + yo, d);
         if (!a.max) {
@@ -986,9 +982,7 @@ __global__ void k_pool_bwd_packed(pool_args a, const T* dy, const std::uint16_t*
             if (won.v[k] == idx) g[k] += d[k];
         }
       }
-    const std::uint32_t xo = o.n * static_cast<std::uint32_t>(a.x.sn) + o.h * static_cast<std::uint32_t>(a.x.sh) +
-                             o.w * static_cast<std::uint32_t>(a.x.sw) + o.q * K;
-    store_pack(dx + xo, g);
+    store_pack(dx + offset4<U>(a.x, o.n, o.q * K, o.h, o.w), g);
   }
 }
 

@@ -372,20 +372,24 @@ struct adamw_table {
   float step_size[kSlots], c2[kSlots];  // lr / (1 - b1^t), sqrt(1 - b2^t) of each tensor's step t
   float decay, b1, b2, one_b1, one_b2, eps;
 };
-__device__ __forceinline__ int slot_of(const std::int64_t* ends, int count, std::int64_t i) {
+// Element i of the index space: its slot s and its offset k within that tensor.
+struct slot_element {
+  int s;
+  std::int64_t k;
+};
+__device__ __forceinline__ slot_element slot_of(const std::int64_t* ends, int count, std::int64_t i) {
   int lo = 0, hi = count - 1;  // the first slot whose end exceeds i
   while (lo < hi) {
     const int mid = (lo + hi) / 2;
     if (ends[mid] > i) hi = mid;
     else lo = mid + 1;
   }
-  return lo;
+  return {lo, i - (lo > 0 ? ends[lo - 1] : 0)};
 }
 __global__ void k_sgd(const __grid_constant__ sgd_table t, float lr, float wd, float mom, float damp, bool nesterov) {
   const std::int64_t n = t.ends[t.count - 1];
   GRCNN_GRID_STRIDE(i, n) {
-    const int s = slot_of(t.ends, t.count, i);
-    const std::int64_t k = i - (s > 0 ? t.ends[s - 1] : 0);
+    const auto [s, k] = slot_of(t.ends, t.count, i);
     float* w = t.w[s];
     const float d = t.g[s][k] + wd * w[k];
     if (mom == 0.f) {
@@ -400,8 +404,7 @@ __global__ void k_sgd(const __grid_constant__ sgd_table t, float lr, float wd, f
 __global__ void k_adamw(const __grid_constant__ adamw_table t) {
   const std::int64_t n = t.ends[t.count - 1];
   GRCNN_GRID_STRIDE(i, n) {
-    const int s = slot_of(t.ends, t.count, i);
-    const std::int64_t k = i - (s > 0 ? t.ends[s - 1] : 0);
+    const auto [s, k] = slot_of(t.ends, t.count, i);
     float *w = t.w[s], *m = t.m[s], *v = t.v[s];
     const float g = t.g[s][k];
     float wi = w[k] * t.decay;
