@@ -74,6 +74,11 @@ struct profile_scope {
 };
 #define GRCNN_PROFILE(name) ::grcnn::cuda::detail::profile_scope grcnn_profile_scope_(name)
 
+// Per-channel sums over N, H and W of a 4-D view in double: out[2c] = the sum, out[2c + 1] = 0
+// (norm_pool.cu: a convolution's bias gradient shares batch norm's channel reductions).
+void channel_totals(const view4& v, const float* x, double* out);
+void channel_totals(const view4& v, const __nv_bfloat16* x, double* out);
+
 // cuBLAS and cuDNN take int sizes: refuse what does not fit rather than wrap around.
 inline int as_int(std::int64_t v, const char* what) {
   if (v < 0 || v > 2147483647)

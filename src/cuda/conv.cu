@@ -27,25 +27,58 @@ namespace {
 constexpr std::size_t kWorkspaceLimit = std::size_t(1) << 30;  // per call; the pool reuses it across calls
 constexpr std::size_t kGraphCandidates = 10;                    // plans timed per search (PyTorch's default)
 
-// Per-channel bias of a bf16 convolution over any strides: y += b, and db = sum of dy per channel (one
-// block per channel, f32 sums).
-__global__ void k_conv_bias_bf16(view4 v, __nv_bfloat16* y, const __nv_bfloat16* b) {
-  const std::int64_t total = v.numel();
-  GRCNN_GRID_STRIDE(i, total) {
-    const std::int64_t w = i % v.w, h = (i / v.w) % v.h, c = (i / (v.w * v.h)) % v.c, n = i / (v.w * v.h * v.c);
-    __nv_bfloat16& e = y[n * v.sn + c * v.sc + h * v.sh + w * v.sw];
-    e = __float2bfloat16_rn(__bfloat162float(e) + __bfloat162float(b[c]));
+// Per-channel bias of a bf16 convolution: y += b (rounded once to bf16). The gradient db = sum of dy per
+// channel goes through batch norm's channel reductions (channel_totals). A channels-last output is walked
+// in memory order, 8 channels per 16-byte pack where it can be: the logical order (w fastest) would make
+// each warp touch 32 rows C * 2 bytes apart, which cost the grcnn55 bf16 step milliseconds.
+template <class I>
+__global__ void k_conv_bias_packed(__nv_bfloat16* y, const __nv_bfloat16* b, I packs, I packs_per_row) {
+  constexpr int K = pack_width<__nv_bfloat16>;
+  GRCNN_GRID_STRIDE(i, packs) {
+    const I p = static_cast<I>(i), c0 = (p % packs_per_row) * K;
+    pack<__nv_bfloat16> q = load_raw(y + p * K);
+#pragma unroll
+    for (int k = 0; k < K; ++k) q.v[k] = __float2bfloat16_rn(__bfloat162float(q.v[k]) + __bfloat162float(b[c0 + k]));
+    *reinterpret_cast<pack<__nv_bfloat16>*>(y + p * K) = q;
   }
 }
-__global__ void k_conv_bias_grad_bf16(view4 v, const __nv_bfloat16* dy, __nv_bfloat16* db) {
-  const std::int64_t c = blockIdx.x, rows = v.n * v.h * v.w;
-  float s = 0.f;
-  for (std::int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
-    const std::int64_t w = r % v.w, h = (r / v.w) % v.h, n = r / (v.w * v.h);
-    s += __bfloat162float(dy[n * v.sn + c * v.sc + h * v.sh + w * v.sw]);
+template <class I>
+__global__ void k_conv_bias_bf16(view4 v, bool channels_last, __nv_bfloat16* y, const __nv_bfloat16* b) {
+  const I total = static_cast<I>(v.numel()), C = static_cast<I>(v.c), H = static_cast<I>(v.h), W = static_cast<I>(v.w);
+  GRCNN_GRID_STRIDE(j, total) {
+    const I i = static_cast<I>(j);
+    I o, c;
+    if (channels_last) {  // dense: physical index i, channel i % C
+      o = i, c = i % C;
+    } else {
+      const I w = i % W, h = (i / W) % H, n = i / (W * H * C);
+      c = (i / (W * H)) % C;
+      o = n * static_cast<I>(v.sn) + c * static_cast<I>(v.sc) + h * static_cast<I>(v.sh) + w * static_cast<I>(v.sw);
+    }
+    y[o] = __float2bfloat16_rn(__bfloat162float(y[o]) + __bfloat162float(b[c]));
   }
-  s = block_sum(s);
-  if (threadIdx.x == 0) db[c] = __float2bfloat16_rn(s);
+}
+void add_conv_bias_bf16(const view4& v, __nv_bfloat16* y, const __nv_bfloat16* b) {
+  const bool dense_cl = v.sc == 1 && v.sw == v.c && v.sh == v.w * v.c && v.sn == v.h * v.w * v.c;
+  const bool small = v.numel() < (std::int64_t(1) << 31);
+  constexpr int K = pack_width<__nv_bfloat16>;
+  if (dense_cl && v.c % K == 0 && pack_aligned(y)) {
+    const std::int64_t packs = v.numel() / K, per_row = v.c / K;
+    if (small)
+      k_conv_bias_packed<std::uint32_t><<<blocks_for(packs), 256, 0, stream()>>>(
+          y, b, static_cast<std::uint32_t>(packs), static_cast<std::uint32_t>(per_row));
+    else
+      k_conv_bias_packed<std::int64_t><<<blocks_for(packs), 256, 0, stream()>>>(y, b, packs, per_row);
+  } else if (small) {
+    k_conv_bias_bf16<std::uint32_t><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, dense_cl, y, b);
+  } else {
+    k_conv_bias_bf16<std::int64_t><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, dense_cl, y, b);
+  }
+  check_last_launch("conv bias (bf16)");
+}
+__global__ void k_store_bias_grad(const double* sums, std::int64_t channels, __nv_bfloat16* db) {
+  const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (c < channels) db[c] = __float2bfloat16_rn(static_cast<float>(sums[c * 2]));
 }
 
 // ---- which API ----
@@ -558,9 +591,7 @@ void conv2d_forward(const conv_args& a, const void* x, const void* w, const void
   const conv_api api = current_conv_api();
   run(a, conv_direction::forward, {x, w, y}, api);
   if (b && a.bf16) {
-    k_conv_bias_bf16<<<blocks_for(a.y.numel()), 256, 0, stream()>>>(a.y, static_cast<__nv_bfloat16*>(y),
-                                                                     static_cast<const __nv_bfloat16*>(b));
-    check_last_launch("conv bias (bf16)");
+    add_conv_bias_bf16(a.y, static_cast<__nv_bfloat16*>(y), static_cast<const __nv_bfloat16*>(b));
   } else if (b) {
     const float one = 1.f;
     const conv_plan& p = plan_for(a, api);
@@ -574,8 +605,10 @@ void conv2d_backward(const conv_args& a, const void* dy, const void* x, const vo
   if (dx) run(a, conv_direction::backward_data, {dx, w, dy}, api);
   if (dw) run(a, conv_direction::backward_filter, {x, dw, dy}, api);
   if (db && a.bf16) {
-    k_conv_bias_grad_bf16<<<static_cast<unsigned>(a.o), 256, 0, stream()>>>(a.y, static_cast<const __nv_bfloat16*>(dy),
-                                                                           static_cast<__nv_bfloat16*>(db));
+    scratch sums(static_cast<std::size_t>(a.o) * 2 * sizeof(double));
+    channel_totals(a.y, static_cast<const __nv_bfloat16*>(dy), sums.as<double>());
+    k_store_bias_grad<<<static_cast<unsigned>((a.o + 255) / 256), 256, 0, stream()>>>(sums.as<double>(), a.o,
+                                                                                       static_cast<__nv_bfloat16*>(db));
     check_last_launch("conv bias gradient (bf16)");
   } else if (db) {
     const float one = 1.f, zero = 0.f;

@@ -773,6 +773,15 @@ void batch_norm_backward(const batch_norm_args& a, bool training, const S* dys, 
   check_last_launch("batch_norm dx");
 }
 
+namespace detail {
+void channel_totals(const view4& v, const float* x, double* out) {
+  channel_sums<0>(v, x, static_cast<const float*>(nullptr), false, nullptr, nullptr, nullptr, nullptr, out);
+}
+void channel_totals(const view4& v, const __nv_bfloat16* x, double* out) {
+  channel_sums<0>(v, x, static_cast<const __nv_bfloat16*>(nullptr), false, nullptr, nullptr, nullptr, nullptr, out);
+}
+}  // namespace detail
+
 #define GRCNN_BATCH_NORM_FOR(S)                                                                                   \
   template void batch_norm_forward_training<S>(const batch_norm_args&, const S*, const float*, const float*, float*,  \
                                                float*, S*, float*, float*);                                           \
