@@ -69,7 +69,8 @@ void run(const std::string& precision, const std::string& which, int train_batch
                                 {"steady_conv_searches", conv.searches - searches},
                                 {"cudnn_api", grcnn::cuda::name_of(grcnn::cuda::current_conv_api())},
                                 {"conv_searches_won_by_graph", conv.graph_choices},
-                                {"conv_searches_won_by_legacy", conv.legacy_choices}}
+                                {"conv_searches_won_by_legacy", conv.legacy_choices},
+                                {"conv_choices_adopted", conv.adoptions}}
                      .dump()
               << std::endl;
     if (profile) {  // where the time goes: each library call timed alone (synchronised), 3 steps

@@ -546,6 +546,51 @@ TEST_CASE("grcnn_small: a bf16 mixed-precision step on CUDA is as accurate as th
   CHECK(bn < 3e-2);
 }
 
+// Convolution searches are shared across batch sizes within a power-of-two bucket: a batch of another
+// size in a searched bucket (an epoch's last, partial batch) rebuilds the bucket's choices for all three
+// directions without a search, a batch in a new bucket searches; every batch matches the reference.
+TEST_CASE("convolutions of a new batch size reuse their bucket's search", "[cuda]") {
+  std::mt19937 rng(33);
+  const ops::conv2d_params p = ops::conv2d_params::square(1, 1);
+  // 16 -> 24 channels over 11 x 13: a problem no other test uses, so its first batch searches.
+  const tensor w64 = uniform({24, 16, 3, 3}, rng, -0.2, 0.2);
+  for (const dtype t : {dtype::f32, dtype::bf16}) {
+    INFO((t == dtype::bf16 ? "bf16" : "f32"));
+    const tensor w = w64.to_dtype(t);
+    enum class expect { search, adopt, cached };
+    struct batch {
+      std::int64_t n;
+      expect e;
+    };
+    for (const batch b : {batch{16, expect::search}, batch{12, expect::adopt}, batch{9, expect::adopt},
+                          batch{16, expect::cached}, batch{24, expect::search}, batch{32, expect::adopt},
+                          batch{8, expect::search}}) {
+      INFO("batch " << b.n);
+      const tensor x = uniform({b.n, 16, 11, 13}, rng, -1, 1, t, layout::nhwc);
+      const tensor seed = uniform({b.n, 24, 11, 13}, rng, -1, 1, t, layout::nhwc);
+      const auto before = grcnn::cuda::conv_stats();
+      variable xd(x.to_device(cuda_device), true), wd(w.to_device(cuda_device), true);
+      const variable yd = ops::conv2d<backends::cuda>(xd, wd, variable(), p);
+      autograd::backward(yd, seed.to_device(cuda_device));
+      const auto after = grcnn::cuda::conv_stats();
+      // Three directions: forward, backward data, backward filter.
+      CHECK(after.searches - before.searches == (b.e == expect::search ? 3u : 0u));
+      CHECK(after.adoptions - before.adoptions == (b.e == expect::adopt ? 3u : 0u));
+      // The reference on the same (rounded) values in double.
+      variable xr(x.to_dtype(dtype::f64).to_layout(layout::plain), true), wr(w.to_dtype(dtype::f64), true);
+      const variable yr = ops::conv2d<backends::reference<double>>(xr, wr, variable(), p);
+      autograd::backward(yr, seed.to_dtype(dtype::f64).to_layout(layout::plain));
+      const double tol = t == dtype::bf16 ? 2e-2 : 1e-5;
+      GRCNN_CHECK_CLOSE("output", yd.value().to_device(cpu_device).to_dtype(dtype::f64).to_layout(layout::plain),
+                        yr.value(), tol);
+      GRCNN_CHECK_CLOSE("dx", xd.grad().to_device(cpu_device).to_dtype(dtype::f64).to_layout(layout::plain), xr.grad(),
+                        tol);
+      GRCNN_CHECK_CLOSE("dw", wd.grad().to_device(cpu_device).to_dtype(dtype::f64).to_layout(layout::plain), wr.grad(),
+                        tol);
+    }
+  }
+}
+
 TEST_CASE("a steady-state CUDA training step takes no new device memory from the driver", "[cuda]") {
   models::grcnn_small<backends::cuda> net(10, 5);
   net.to_device(cuda_device);

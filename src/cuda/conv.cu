@@ -174,6 +174,8 @@ struct direction_choice {
   std::optional<graph_plan> graph;  // set: the graph API won
   int algo = 0;                     // else: the legacy algorithm
   bool have_legacy = false;         // a legacy algorithm is known (also kept when the graph won: unaligned pointers)
+  cudnnMathType_t legacy_math = CUDNN_DEFAULT_MATH;  // the legacy algorithm's math type
+  bool adopted = false;             // rebuilt from another batch size's search (see "batch sizes")
   std::size_t workspace = 0, legacy_workspace = 0;
 };
 
@@ -182,11 +184,21 @@ struct conv_plan {
   direction_choice dir[3];
 };
 
+// What a search chose, in a form that can be rebuilt for another batch size: the legacy algorithm and its
+// math type, or the graph engine.
+struct family_choice {
+  bool graph = false;
+  std::int64_t engine = -1;
+  int algo = 0;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+};
+
 struct conv_cache {
   std::mutex mu;
   std::map<std::string, std::unique_ptr<conv_plan>> plans;
-  std::map<std::string, bool> padded_wins;  // narrow inputs: per problem, direction and API, padding won
-  conv_cache_stats stats{0, 0, 0, 0, kWorkspaceLimit};
+  std::map<std::string, bool> padded_wins;  // narrow inputs: per problem family, direction and API, padding won
+  std::map<std::string, family_choice> families;  // per batch-size bucket: the first search's winner
+  conv_cache_stats stats{0, 0, 0, 0, 0, kWorkspaceLimit};
 };
 conv_cache& cache() {
   static conv_cache* c = new conv_cache;
@@ -246,6 +258,7 @@ void legacy_search(legacy_descriptors& p, conv_direction d, const conv_args& a, 
   auto take = [&](const auto& best) {
     ch.algo = static_cast<int>(best.algo);
     ch.legacy_workspace = best.memory;
+    ch.legacy_math = best.mathType;
     GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv[i], best.mathType));
   };
   switch (d) {
@@ -318,6 +331,90 @@ void forget_failed_attempt() {
 
 bool aligned(const operands& o) { return graph_aligned(o.x) && graph_aligned(o.w) && graph_aligned(o.y); }
 
+// ---- batch sizes ----
+// A search times every candidate on the call's buffers (103 problems and directions in a grcnn55 bf16
+// training step), so a batch of another size (an epoch's last, partial batch) does not search again:
+// problems that differ only in the batch size share the choice within a power-of-two bucket (N in
+// (2^(k-1), 2^k]). The bucket's first problem searches; the others rebuild its winner for their shape,
+// the same legacy algorithm or a plan of the same graph engine, without timing anything. A batch in
+// another bucket searches: the fastest engine changes with the batch size (a batch of 256 and one of 8
+// are different problems for the GPU).
+int batch_bucket(std::int64_t n) {
+  int k = 0;
+  while ((std::int64_t(1) << k) < n) ++k;
+  return k;
+}
+// Every field of the problem but the batch size (a dense view's strides do not depend on it).
+std::string family_key(const conv_args& a, conv_direction d, conv_api api) {
+  auto view = [](const view4& v) { return grcnn::detail::concat(v.c, "x", v.h, "x", v.w, "/", v.sn, ",", v.sc, ",", v.sh, ",", v.sw); };
+  return grcnn::detail::concat(name_of(d), " api=", name_of(api), " bucket=", batch_bucket(a.x.n), " x=", view(a.x),
+                               " y=", view(a.y), " w=", a.o, "x", a.cg, "x", a.kh, "x", a.kw, a.weight_nhwc ? "/krsc" : "",
+                               " s=", a.stride_h, ",", a.stride_w, " p=", a.pad_h, ",", a.pad_w, " d=", a.dil_h, ",",
+                               a.dil_w, " g=", a.groups, a.bf16 ? " bf16" : a.math == math_mode::tf32 ? " tf32" : " fp32");
+}
+
+// The legacy algorithm `algo` with math type `math` for direction d of the descriptors' problem: its
+// workspace, or nothing when cuDNN does not support it there or it needs more than the limit.
+std::optional<std::size_t> legacy_workspace(legacy_descriptors& p, conv_direction d, int algo, cudnnMathType_t math) {
+  auto& c = ctx();
+  const int i = static_cast<int>(d);
+  if (cudnnSetConvolutionMathType(p.conv[i], math) != CUDNN_STATUS_SUCCESS) return std::nullopt;
+  std::size_t bytes = 0;
+  cudnnStatus_t st = CUDNN_STATUS_SUCCESS;
+  switch (d) {
+    case conv_direction::forward:
+      st = cudnnGetConvolutionForwardWorkspaceSize(c.dnn, p.x, p.w, p.conv[i], p.y,
+                                                   static_cast<cudnnConvolutionFwdAlgo_t>(algo), &bytes);
+      break;
+    case conv_direction::backward_data:
+      st = cudnnGetConvolutionBackwardDataWorkspaceSize(c.dnn, p.w, p.y, p.conv[i], p.x,
+                                                        static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), &bytes);
+      break;
+    case conv_direction::backward_filter:
+      st = cudnnGetConvolutionBackwardFilterWorkspaceSize(c.dnn, p.x, p.y, p.conv[i], p.w,
+                                                          static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), &bytes);
+      break;
+  }
+  if (st != CUDNN_STATUS_SUCCESS || bytes > kWorkspaceLimit) return std::nullopt;
+  return bytes;
+}
+
+// Sets direction d's choice from the winner of its bucket's search, when there is one and it can be
+// rebuilt for this shape (and these pointers); false sends the caller to search.
+bool adopt(conv_plan& p, conv_direction d, const conv_args& a, const operands& o, conv_api api) {
+  std::optional<family_choice> f;
+  {
+    std::lock_guard lock(cache().mu);
+    if (auto it = cache().families.find(family_key(a, d, api)); it != cache().families.end()) f = it->second;
+  }
+  if (!f) return false;
+  direction_choice& ch = p.dir[static_cast<int>(d)];
+  if (f->graph) {
+    if (!aligned(o)) return false;
+    std::vector<graph_plan> plans = graph_plans(a, d, kWorkspaceLimit, 1, nullptr, f->engine);
+    if (plans.empty()) return false;
+    ch.workspace = plans.front().workspace();
+    ch.graph.emplace(std::move(plans.front()));
+  } else {
+    const std::optional<std::size_t> ws = legacy_workspace(p.legacy, d, f->algo, f->math);
+    if (!ws) return false;
+    ch.algo = f->algo;
+    ch.legacy_math = f->math;
+    ch.have_legacy = true;
+    ch.legacy_workspace = ch.workspace = *ws;
+  }
+  ch.ready = ch.adopted = true;
+  {
+    std::lock_guard lock(cache().mu);
+    cache().stats.adoptions++;
+  }
+  if (setting().log)
+    std::fprintf(stderr, "grcnn cudnn: %s %s [%s]: %s, the choice of its batch-size bucket (no search)\n", a.key.c_str(),
+                 name_of(d), name_of(api),
+                 f->graph ? ch.graph->engine().c_str() : grcnn::detail::concat("legacy algo ", f->algo).c_str());
+  return true;
+}
+
 // Decides a direction's plan under `api`: the legacy algorithm, the fastest graph plan, or in auto mode
 // whichever ran faster on these buffers. Operands that are not 16-byte aligned are searched (and, the
 // choice being cached, run) with the legacy API whatever the setting. Throws, with both APIs' answers,
@@ -382,6 +479,9 @@ void search(conv_plan& p, conv_direction d, const conv_args& a, const operands& 
     auto& s = cache().stats;
     s.searches++;
     (graph_wins ? s.graph_choices : s.legacy_choices)++;
+    // The bucket's first search speaks for it (emplace keeps an earlier winner).
+    cache().families.emplace(family_key(a, d, api),
+                             family_choice{graph_wins, graph_wins ? ch.graph->engine_index() : -1, ch.algo, ch.legacy_math});
   }
   if (setting().log) {
     const std::string chosen = graph_wins ? ch.graph->engine() : grcnn::detail::concat("legacy algo ", ch.algo);
@@ -397,10 +497,19 @@ void search(conv_plan& p, conv_direction d, const conv_args& a, const operands& 
 // API (searched then, once).
 void run_direction(conv_plan& p, conv_direction d, const conv_args& a, const operands& o, conv_api api) {
   direction_choice& ch = p.dir[static_cast<int>(d)];
-  if (!ch.ready) search(p, d, a, o, api);
+  if (!ch.ready && !adopt(p, d, a, o, api)) search(p, d, a, o, api);
   if (ch.graph && aligned(o)) {
-    scratch ws(ch.workspace);
-    if (ch.graph->run(o.x, o.w, o.y, ws.p)) return;
+    {
+      scratch ws(ch.workspace);
+      if (ch.graph->run(o.x, o.w, o.y, ws.p)) return;
+    }
+    if (ch.adopted) {  // the engine rebuilt for this batch size refused its launch: search this problem
+      forget_failed_attempt();
+      ch = direction_choice{};
+      search(p, d, a, o, api);
+      run_direction(p, d, a, o, api);  // once: a searched choice is not adopted
+      return;
+    }
     throw backend_error(grcnn::detail::concat("cudnn: the chosen graph plan (", ch.graph->engine(), ") for the ",
                                               name_of(d), " convolution ", a.key, " refused its launch"));
   }
@@ -502,7 +611,7 @@ void run_narrow(const conv_args& a, conv_direction d, const operands& o, conv_ap
   const channel_padding mode = current_channel_padding();
   bool pad = mode == channel_padding::always;
   if (mode == channel_padding::auto_select) {
-    const std::string key = grcnn::detail::concat(a.key, " ", name_of(d), " api=", name_of(api));
+    const std::string key = family_key(a, d, api);  // one timing per batch-size bucket, as the searches
     std::optional<bool> known;
     {
       std::lock_guard lock(cache().mu);

@@ -269,7 +269,7 @@ bool graph_plan::run(const void* x, const void* w, const void* y, void* ws) cons
 }
 
 std::vector<graph_plan> graph_plans(const conv_args& a, conv_direction d, std::size_t workspace_limit,
-                                    std::size_t limit, std::string* why) {
+                                    std::size_t limit, std::string* why, std::int64_t only_engine) {
   std::vector<graph_plan> plans;
   std::string log;
   try {
@@ -294,6 +294,7 @@ std::vector<graph_plan> graph_plans(const conv_args& a, conv_direction d, std::s
           const engine_info e = describe(cfg);
           // The fallback list repeats A's engines: an engine with a plan already is not planned twice.
           if (std::find(seen.begin(), seen.end(), e.index) != seen.end()) continue;
+          if (only_engine >= 0 && e.index != only_engine) continue;
           if (const char* no = numerics_refusal(e, a)) {
             log += grcnn::detail::concat("engine ", e.index, ": ", no, "; ");
             continue;
@@ -312,6 +313,7 @@ std::vector<graph_plan> graph_plans(const conv_args& a, conv_direction d, std::s
             continue;
           }
           p.workspace_ = static_cast<std::size_t>(ws);
+          p.index_ = e.index;
           p.engine_ = notes_of(e);
           plans.push_back(std::move(p));
           seen.push_back(e.index);

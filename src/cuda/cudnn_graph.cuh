@@ -24,16 +24,19 @@ class graph_plan {
   ~graph_plan();
   std::size_t workspace() const { return workspace_; }
   const std::string& engine() const { return engine_; }  // "engine N" plus its numerical notes (logs)
+  std::int64_t engine_index() const { return index_; }   // cuDNN's global engine index
   // Runs on the handle's stream; returns false when cuDNN refuses the launch (an engine that finalized
   // but cannot run these pointers), throws on any other failure.
   bool run(const void* x, const void* w, const void* y, void* ws) const;
 
  private:
-  friend std::vector<graph_plan> graph_plans(const conv_args&, conv_direction, std::size_t, std::size_t, std::string*);
+  friend std::vector<graph_plan> graph_plans(const conv_args&, conv_direction, std::size_t, std::size_t, std::string*,
+                                             std::int64_t);
   graph_plan() = default;
   struct impl;
   std::unique_ptr<impl> p_;
   std::size_t workspace_ = 0;
+  std::int64_t index_ = -1;
   std::string engine_;
 };
 
@@ -41,9 +44,11 @@ class graph_plan {
 // given direction, at most `limit`, in the heuristics' order, keeping only engines whose numerics the
 // precision allows (fp32: no tensor cores, no down-converted inputs; tf32 and bf16: f32 accumulation,
 // no reduced-precision reductions), that need no runtime compilation and fit `workspace_limit`.
-// Empty when none qualifies; then *why (if given) says what each stage answered.
+// Empty when none qualifies; then *why (if given) says what each stage answered. With `only_engine`
+// set (a global engine index), only that engine's configuration is planned: a choice searched for one
+// batch size is rebuilt for another without timing anything.
 std::vector<graph_plan> graph_plans(const conv_args& a, conv_direction d, std::size_t workspace_limit,
-                                    std::size_t limit, std::string* why);
+                                    std::size_t limit, std::string* why, std::int64_t only_engine = -1);
 
 // Pointers every plan promises cuDNN (CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT): the pool's blocks are 256-byte
 // aligned, a caller's own pointers may not be (conv.cu then runs the legacy API).

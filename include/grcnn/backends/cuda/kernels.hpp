@@ -203,6 +203,7 @@ struct conv_cache_stats {
   std::size_t searches = 0;  // algorithm searches run (one per problem, direction and API setting)
   std::size_t graph_choices = 0;   // searches won by a graph-API plan
   std::size_t legacy_choices = 0;  // searches won by a legacy algorithm
+  std::size_t adoptions = 0;  // choices rebuilt without a search for another batch size of a searched bucket
   std::size_t workspace_limit = 0;
 };
 conv_cache_stats conv_stats();
