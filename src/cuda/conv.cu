@@ -1,5 +1,6 @@
 // Convolutions through cuDNN. Each problem (shapes, strides, layout, dtype, precision) and direction is
-// searched once and cached: the legacy API's fastest algorithm (cudnnFind*Ex) and the graph API's plans
+// searched once and cached (problems that differ only in the batch size share a search per power-of-two
+// bucket, see "batch sizes"): the legacy API's fastest algorithm (cudnnFind*Ex) and the graph API's plans
 // (cudnn_graph.cu) run on the call's own buffers, and the faster is kept, within a workspace limit.
 // fp32 forbids tensor cores (IEEE FMA only); tf32 allows them; bf16 data run on them with f32
 // accumulation (cuDNN's pseudo-bf16 configuration: bf16 tensors, f32 compute type). Channels-last bf16
