@@ -573,9 +573,17 @@ TEST_CASE("convolutions of a new batch size reuse their bucket's search", "[cuda
       const variable yd = ops::conv2d<backends::cuda>(xd, wd, variable(), p);
       autograd::backward(yd, seed.to_device(cuda_device));
       const auto after = grcnn::cuda::conv_stats();
-      // Three directions: forward, backward data, backward filter.
-      CHECK(after.searches - before.searches == (b.e == expect::search ? 3u : 0u));
-      CHECK(after.adoptions - before.adoptions == (b.e == expect::adopt ? 3u : 0u));
+      // Three directions: forward, backward data, backward filter. An adoption that cuDNN cannot rebuild
+      // for the new shape (another GPU or cuDNN release) falls back to a search, so an adopting batch
+      // asks for at least one rebuild and no more than the three directions' searches besides (all
+      // three rebuilt on the H100, cuDNN 9.19).
+      const std::size_t searched = after.searches - before.searches, adopted = after.adoptions - before.adoptions;
+      INFO(searched << " searches, " << adopted << " adoptions");
+      switch (b.e) {
+        case expect::search: CHECK((searched == 3 && adopted == 0)); break;
+        case expect::adopt: CHECK((adopted >= 1 && adopted <= 3 && searched <= 3 && searched + adopted >= 3)); break;
+        case expect::cached: CHECK((searched == 0 && adopted == 0)); break;
+      }
       // The reference on the same (rounded) values in double.
       variable xr(x.to_dtype(dtype::f64).to_layout(layout::plain), true), wr(w.to_dtype(dtype::f64), true);
       const variable yr = ops::conv2d<backends::reference<double>>(xr, wr, variable(), p);

@@ -121,16 +121,18 @@ void set_view(cudnnTensorDescriptor_t d, const view4& v, cudnnDataType_t t) {
                                                  static_cast<int>(v.h), static_cast<int>(v.w), static_cast<int>(v.sn),
                                                  static_cast<int>(v.sc), static_cast<int>(v.sh), static_cast<int>(v.sw)));
 }
+// The math type a descriptor starts with (and a search starts from): the compute type stays f32 for bf16
+// data (accumulation in f32 on the tensor cores); strict fp32 forbids TF32.
+cudnnMathType_t default_math(const conv_args& a) {
+  return a.bf16 ? CUDNN_TENSOR_OP_MATH : a.math == math_mode::tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+}
 cudnnConvolutionDescriptor_t make_conv_desc(const conv_args& a) {
   cudnnConvolutionDescriptor_t d;
   GRCNN_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d));
   GRCNN_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d, a.pad_h, a.pad_w, a.stride_h, a.stride_w, a.dil_h, a.dil_w,
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   GRCNN_CUDNN_CHECK(cudnnSetConvolutionGroupCount(d, a.groups));
-  // The compute type stays f32 for bf16 data (accumulation in f32 on the tensor cores).
-  GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(d, a.bf16                        ? CUDNN_TENSOR_OP_MATH
-                                                   : a.math == math_mode::tf32 ? CUDNN_DEFAULT_MATH
-                                                                               : CUDNN_FMA_MATH));
+  GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(d, default_math(a)));
   return d;
 }
 legacy_descriptors make_legacy(const conv_args& a) {
@@ -254,6 +256,9 @@ void legacy_run(const legacy_descriptors& p, conv_direction d, int algo, const o
 void legacy_search(legacy_descriptors& p, conv_direction d, const conv_args& a, const operands& o, direction_choice& ch) {
   auto& c = ctx();
   const int i = static_cast<int>(d);
+  // cudnnFind* honours the descriptor's math type: start from the default, whatever an adoption that
+  // failed for this problem left there.
+  GRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv[i], default_math(a)));
   scratch ws(kWorkspaceLimit);
   int count = 0;
   auto take = [&](const auto& best) {
@@ -480,8 +485,10 @@ void search(conv_plan& p, conv_direction d, const conv_args& a, const operands& 
     auto& s = cache().stats;
     s.searches++;
     (graph_wins ? s.graph_choices : s.legacy_choices)++;
-    // The bucket's first search speaks for it (emplace keeps an earlier winner).
-    cache().families.emplace(family_key(a, d, api),
+    // The bucket's first full search speaks for it (emplace keeps an earlier winner); a search that
+    // unaligned operands kept from the graph API does not.
+    if (try_graph || api == conv_api::legacy)
+      cache().families.emplace(family_key(a, d, api),
                              family_choice{graph_wins, graph_wins ? ch.graph->engine_index() : -1, ch.algo, ch.legacy_math});
   }
   if (setting().log) {
@@ -524,15 +531,27 @@ void run_direction(conv_plan& p, conv_direction d, const conv_args& a, const ope
     }
   }
   scratch ws(ch.legacy_workspace);
-  legacy_run(p.legacy, d, ch.algo, o, ws.p, ch.legacy_workspace);
+  if (!ch.adopted) {
+    legacy_run(p.legacy, d, ch.algo, o, ws.p, ch.legacy_workspace);
+    return;
+  }
+  try {
+    legacy_run(p.legacy, d, ch.algo, o, ws.p, ch.legacy_workspace);
+  } catch (const backend_error&) {  // the algorithm rebuilt for this batch size failed: search this problem
+    forget_failed_attempt();
+    ch = direction_choice{};
+    search(p, d, a, o, api);
+    run_direction(p, d, a, o, api);  // once: a searched choice is not adopted
+  }
 }
 
 // ---- narrow inputs ----
 // cuDNN has no tensor-core engine for a channels-last bf16 convolution with fewer than 8 input channels
 // (an RGB stem): on the H100 every engine, legacy or graph, ran 3 -> 64 channels 7x7 stride 2 at batch
 // 128 in 0.93 ms, about five times its memory traffic's time. Zeros appended to the input's and the
-// filter's channels (to 8) leave every sum unchanged and admit tensor-core engines. Per problem and
-// direction the first call times both forms on its buffers (padding included) and keeps the faster;
+// filter's channels (to 8) leave every sum unchanged and admit tensor-core engines. Per problem family
+// (batch-size bucket, as the searches) and direction the first call times both forms on its buffers
+// (padding included) and keeps the faster;
 // set_channel_padding forces one (tests).
 constexpr std::int64_t kPaddedChannels = 8;
 
