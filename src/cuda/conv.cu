@@ -28,6 +28,11 @@ namespace {
 constexpr std::size_t kWorkspaceLimit = std::size_t(1) << 30;  // per call; the pool reuses it across calls
 constexpr std::size_t kGraphCandidates = 10;                    // plans timed per search (PyTorch's default)
 
+// A dense channels-last view (rows of C contiguous channels, rows contiguous).
+bool channels_last(const view4& v) {
+  return v.sc == 1 && v.sw == v.c && v.sh == v.w * v.c && v.sn == v.h * v.w * v.c;
+}
+
 // Per-channel bias of a bf16 convolution: y += b (rounded once to bf16). The gradient db = sum of dy per
 // channel goes through batch norm's channel reductions (channel_totals). A channels-last output is walked
 // in memory order, 8 channels per 16-byte pack where it can be: the logical order (w fastest) would make
@@ -60,7 +65,7 @@ __global__ void k_conv_bias_bf16(view4 v, bool channels_last, __nv_bfloat16* y, 
   }
 }
 void add_conv_bias_bf16(const view4& v, __nv_bfloat16* y, const __nv_bfloat16* b) {
-  const bool dense_cl = v.sc == 1 && v.sw == v.c && v.sh == v.w * v.c && v.sn == v.h * v.w * v.c;
+  const bool dense_cl = channels_last(v);
   const bool small = v.numel() < (std::int64_t(1) << 31);
   constexpr int K = pack_width<__nv_bfloat16>;
   if (dense_cl && v.c % K == 0 && pack_aligned(y)) {
@@ -555,9 +560,6 @@ void run_direction(conv_plan& p, conv_direction d, const conv_args& a, const ope
 // set_channel_padding forces one (tests).
 constexpr std::int64_t kPaddedChannels = 8;
 
-bool channels_last(const view4& v) {
-  return v.sc == 1 && v.sw == v.c && v.sh == v.w * v.c && v.sn == v.h * v.w * v.c;
-}
 bool may_pad(const conv_args& a) {
   return a.bf16 && a.groups == 1 && a.cg < kPaddedChannels && a.weight_nhwc && channels_last(a.x);
 }
