@@ -15,6 +15,8 @@
 #include <numeric>
 #include <sstream>
 
+#include <unistd.h>
+
 #ifdef GRCNN_HAVE_CUDA
 #include <grcnn/backends/cuda/cuda.hpp>
 #include <grcnn/backends/cuda/device.hpp>
@@ -24,6 +26,9 @@
 #include <grcnn/io/state_dict.hpp>
 #include <grcnn/models/registry.hpp>
 #include <grcnn/models/vone_noise.hpp>
+#include <grcnn/train/checkpoint.hpp>
+
+#include "tool_main.hpp"
 
 using namespace grcnn;
 
@@ -37,10 +42,53 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
+// The memory a forward pass needs grows linearly with the batch and the pixels: measured on one probe
+// image (the host allocator's peak during its pass) and scaled to the input, before the real pass
+// allocates it. An 8192 x 8192 input would otherwise run the machine out of memory part way.
+template <class Net>
+double estimated_forward_bytes(Net& net, std::int64_t n, std::int64_t h, std::int64_t w) {
+  std::int64_t side = std::max<std::int64_t>(Net::min_input_size(), 64);
+  while (!Net::accepts_side(side)) ++side;
+  auto& a = host_allocator::instance();
+  a.reset_peak();
+  const std::size_t before = a.stats().bytes_in_use;
+  if constexpr (Net::template count_modules<nn::vone_module> == 1) {  // the probe must not advance the noise draws
+    auto& vone = net.template module<nn::vone_module>();
+    const auto calls = vone.noise_calls();
+    net.forward(autograd::variable(tensor::zeros({1, 3, side, side}, dtype::f32, layout::nhwc)));
+    vone.set_noise_calls(calls);
+  } else {
+    net.forward(autograd::variable(tensor::zeros({1, 3, side, side}, dtype::f32, layout::nhwc)));
+  }
+  const double probe = static_cast<double>(a.stats().peak_bytes_in_use - before);
+  return probe * static_cast<double>(n) * static_cast<double>(h) * static_cast<double>(w) / static_cast<double>(side * side);
+}
+
+// 75% of the machine's memory: what a forward pass may take by default.
+std::int64_t default_max_forward_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<std::int64_t>(static_cast<double>(pages) * static_cast<double>(page) * 0.75)
+                               : std::int64_t{16} << 30;
+}
+
 struct request {
   std::string weights, input, output, class_csv, vone_noise = "fresh", precision = "fp32";
   std::vector<std::string> taps, images;
+  std::int64_t max_input_pixels = 4096 * 4096;
+  std::int64_t max_forward_bytes = default_max_forward_bytes();
 };
+
+// An input's size is checked before the network allocates its activations: the pixels against a limit,
+// the sides against the architecture's minimum (below it no layer stack has a valid output).
+void check_input_size(const tensor& x, std::int64_t max_pixels, std::int64_t min_side) {
+  const std::int64_t n = x.dim(0), h = x.dim(2), w = x.dim(3);
+  GRCNN_CHECK(n >= 1, shape_error, "'input' holds no image (", x.describe(), ")");
+  GRCNN_CHECK(h >= min_side && w >= min_side, shape_error, "'input' is ", h, "x", w, " pixels; this architecture needs at least ",
+              min_side, "x", min_side);
+  std::int64_t pixels = 0;
+  GRCNN_CHECK(!__builtin_mul_overflow(n, h * w, &pixels) && pixels <= max_pixels, shape_error, "'input' holds ", n, " x ", h,
+              " x ", w, " pixels, above the limit of ", max_pixels, " (raise it with --max-input-pixels)");
+}
 
 // A CLI11 validator from a parser that throws.
 template <class Parse>
@@ -84,9 +132,14 @@ void print_top5(const tensor& logits, const std::vector<std::string>& images, co
 
 template <class Topology, class B>
 int infer(const request& req) {
-  const io::tensor_dict w = io::load_safetensors(req.weights);
-  const int classes = static_cast<int>(w.at("classifier.bias").dim(0));
-  nn::network<Topology, B> net(classes);
+  tools::activity reading("reading weights '" + req.weights + "'");
+  // A plain state_dict or a training checkpoint's model part, as grcnn-train and grcnn-score read them.
+  const io::tensor_dict w = train::model_state_from(io::load_safetensors(req.weights));
+  GRCNN_CHECK(w.contains("classifier.bias"), io_error, "no 'classifier.bias' (not a GRCNN state_dict or checkpoint?)");
+  const tensor& bias = w.at("classifier.bias");
+  GRCNN_CHECK(bias.rank() == 1 && bias.dim(0) >= 1 && bias.dim(0) <= (std::int64_t{1} << 24), io_error,
+              "'classifier.bias' is ", bias.describe(), "; a classifier needs [classes] with 1 to 2^24 classes");
+  nn::network<Topology, B> net(static_cast<int>(bias.dim(0)));
   io::load_state_dict(net.state(), w);
   net.to_device(backends::backend_traits<B>::where);
   net.eval();
@@ -96,15 +149,26 @@ int infer(const request& req) {
   tensor x;
   if (!req.images.empty()) {
     x = tensor::empty({static_cast<std::int64_t>(req.images.size()), 3, 224, 224}, dtype::f32, layout::nhwc);
-    for (std::size_t i = 0; i < req.images.size(); ++i)
+    for (std::size_t i = 0; i < req.images.size(); ++i) {
+      tools::activity decoding("decoding image '" + req.images[i] + "'");
       data::write_normalized(data::imagenet_eval_crop(data::decode_image(req.images[i])), x, static_cast<std::int64_t>(i));
+    }
   } else {
+    tools::activity reading_input("reading input '" + req.input + "'");
     const io::tensor_dict in = io::load_safetensors(req.input);
     x = in.at("input");
+    GRCNN_CHECK(x.rank() == 4 && x.dim(1) == 3 && x.type() == dtype::f32, shape_error, "'input' must be f32 [N, 3, H, W], got ",
+                x.describe());
+    check_input_size(x, req.max_input_pixels, net.min_input_size());
+    if constexpr (backends::backend_traits<B>::where == cpu_device) {  // the probe measures host memory
+      autograd::no_grad_guard probe_ng;
+      const double need = estimated_forward_bytes(net, x.dim(0), x.dim(2), x.dim(3));
+      GRCNN_CHECK(need <= static_cast<double>(req.max_forward_bytes), shape_error, "'input' ", x.describe(),
+                  " needs about ", data::limits_detail::gib(need), " for its forward pass (measured on a probe image and "
+                  "scaled), above the limit of ", data::limits_detail::gib(static_cast<double>(req.max_forward_bytes)),
+                  " (raise it with --max-forward-bytes, or use fewer or smaller images)");
+    }
   }
-  const std::string& input = req.input;
-  GRCNN_CHECK(x.rank() == 4 && x.dim(1) == 3 && x.type() == dtype::f32, shape_error, "grcnn-infer: 'input' in '", input,
-              "' must be f32 [N, 3, H, W], got ", x.describe());
 
   nn::tap_registry taps;
   std::map<std::string, std::vector<tensor>> captured;
@@ -113,6 +177,8 @@ int infer(const request& req) {
       captured[n].push_back(v.to_layout(layout::plain).to_device(cpu_device).to_dtype(dtype::f32).clone());  // f32 under bf16 too
     });
   autograd::no_grad_guard ng;
+  tools::activity running("running " + std::to_string(x.dim(0)) + " input(s) of " + std::to_string(x.dim(2)) + "x" +
+                          std::to_string(x.dim(3)) + " pixels");
   const tensor logits = net.forward(autograd::variable(backends::to_backend<B>(x)), &taps).value().to_device(cpu_device);
 
   if (!req.images.empty()) print_top5(logits, req.images, req.class_csv);
@@ -127,14 +193,13 @@ int infer(const request& req) {
     else
       for (std::size_t k = 0; k < list.size(); ++k) out.emplace_back(name + "." + std::to_string(k), list[k]);
   }
+  tools::activity writing("writing '" + req.output + "'");
   io::save_safetensors(req.output, out);
   std::cout << "wrote logits " << logits.dims() << " and " << out.size() - 1 << " tap tensor(s) to " << req.output << "\n";
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"grcnn-infer: eval-mode GRCNN inference from safetensors weights"};
   std::string arch, backend = "cpu", taps;
   request req;
@@ -158,9 +223,21 @@ int main(int argc, char** argv) {
       ->check(parses(models::parse_vone_noise, "fresh|off|SEED"))
       ->capture_default_str();
   app.add_option("--classes-csv", req.class_csv, "ImageNet class names (class_index,wnid,class_name,...)");
+  app.add_option("--max-input-pixels", req.max_input_pixels, "refuse --input tensors with more pixels (N x H x W) than this")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--max-forward-bytes", req.max_forward_bytes,
+                 "refuse --input tensors whose forward pass needs more memory (CPU; default: 75% of this machine's)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  data::image_limits limits = data::default_image_limits();
+  tools::add_limit_options(app, limits, /*arrays=*/false);
   CLI11_PARSE(app, argc, argv);
+  data::set_default_image_limits(limits);
   if (req.input.empty() == req.images.empty()) {
     std::cerr << "grcnn-infer: give either --input FILE.safetensors or --image FILE...\n";
+    return 2;
+  }
+  if (!req.output.empty() && std::filesystem::is_directory(req.output)) {  // before any work, not after it
+    std::cerr << "grcnn-infer: --output '" << req.output << "' is a directory; give a file name\n";
     return 2;
   }
   if (!req.input.empty() && req.output.empty()) {
@@ -168,7 +245,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   req.taps = split(taps);
-  try {
+  {
     if (backend == "cuda") {
 #ifdef GRCNN_HAVE_CUDA
       if (const auto probe = grcnn::cuda::probe(); probe.device_count == 0) {
@@ -182,8 +259,11 @@ int main(int argc, char** argv) {
 #endif
     }
     return models::with_variant(arch, [&]<class Topology>() { return infer<Topology, backends::cpu>(req); });
-  } catch (const grcnn::error& e) {
-    std::cerr << "grcnn-infer: " << e.what() << "\n";
-    return 1;
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return tools::guarded_main("grcnn-infer", [&] { return run(argc, argv); });
 }

@@ -13,9 +13,13 @@
 #include <grcnn/data/phase_noise.hpp>
 #include <grcnn/data/transforms.hpp>
 
+#include "tool_main.hpp"
+
 using namespace grcnn;
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_tool(int argc, char** argv) {
   CLI::App app{"grcnn-make-noise: phase-randomised noise images from a folder of textures"};
   std::string in, out, mode_name = "uniform";
   int size = 0;
@@ -26,8 +30,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"uniform", "permute", "per-channel"}))->capture_default_str();
   app.add_option("--size", size, "resize every image to size x size first (0: keep its size)")->check(CLI::NonNegativeNumber);
   app.add_option("--seed", seed, "seed")->capture_default_str();
+  data::image_limits limits = data::default_image_limits();
+  tools::add_limit_options(app, limits, /*arrays=*/false);
   CLI11_PARSE(app, argc, argv);
-  try {
+  data::set_default_image_limits(limits);
+  {
     const data::phase::mode m = data::phase::parse_mode(mode_name);
     std::vector<std::filesystem::path> files;
     for (const auto& e : std::filesystem::recursive_directory_iterator(in))
@@ -38,6 +45,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     for (std::size_t k = 0; k < files.size(); ++k) {
+      tools::activity doing("making noise from '" + files[k].string() + "'");
       data::rgb_image img = data::decode_image(files[k]);
       if (size > 0 && (img.width != size || img.height != size)) img = data::resize_bilinear(img, size, size);
       std::mt19937_64 rng(data::mix_seed(seed, k, 0x6e6f697365ull));
@@ -49,9 +57,12 @@ int main(int argc, char** argv) {
       std::printf("%s -> %s (%dx%d)\n", files[k].string().c_str(), dst.string().c_str(), noise.width, noise.height);
     }
     std::printf("%zu noise images in %s\n", files.size(), out.c_str());
-  } catch (const std::exception& e) {
-    std::cerr << "grcnn-make-noise: " << e.what() << "\n";
-    return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return tools::guarded_main("grcnn-make-noise", [&] { return run_tool(argc, argv); });
 }

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -34,7 +35,11 @@
 #include <grcnn/io/state_dict.hpp>
 #include <grcnn/models/registry.hpp>
 #include <grcnn/models/vone_noise.hpp>
+#include <grcnn/io/output_file.hpp>
 #include <grcnn/train/checkpoint.hpp>
+
+#include "score_report.hpp"
+#include "tool_main.hpp"
 
 using namespace grcnn;
 using nlohmann::json;
@@ -47,6 +52,25 @@ std::vector<std::string> split_list(const std::string& s) {
   for (std::string item; std::getline(ss, item, ',');)
     if (!item.empty()) out.push_back(item);
   return out;
+}
+
+// --time-window START,END: two integers (ms), START < END.
+std::pair<long long, long long> parse_time_window(const std::string& text) {
+  const auto w = split_list(text);
+  long long v[2] = {0, 0};
+  bool ok = w.size() == 2 && text.find_first_not_of("0123456789-, ") == std::string::npos;
+  for (std::size_t i = 0; ok && i < 2; ++i) {
+    std::size_t used = 0;
+    try {
+      v[i] = std::stoll(w[i], &used);
+    } catch (const std::exception&) {
+      ok = false;
+    }
+    ok = ok && used == w[i].size();
+  }
+  GRCNN_CHECK(ok, error, "--time-window wants START,END in ms (two integers), got '", text, "'");
+  GRCNN_CHECK(v[0] < v[1], error, "--time-window ", text, ": START must be below END");
+  return {v[0], v[1]};
 }
 
 struct request {
@@ -64,9 +88,8 @@ eval::neural_target load_target(const eval::neuroid_assembly& all, const std::st
                                 const eval::metric_options& metric, const data::stimulus_set& stimuli) {
   eval::neuroid_assembly a = eval::select_region(all, region);
   if (!r.time_window.empty()) {
-    const auto w = split_list(r.time_window);
-    GRCNN_CHECK(w.size() == 2, error, "--time-window wants START,END in ms, got '", r.time_window, "'");
-    a = eval::mean_over_time(a, std::stoll(w[0]), std::stoll(w[1]));
+    const auto [start, end] = parse_time_window(r.time_window);
+    a = eval::mean_over_time(a, start, end);
   }
   eval::neural_target t;
   t.region = region;
@@ -98,6 +121,7 @@ eval::neural_target load_target(const eval::neuroid_assembly& all, const std::st
 template <class Topology, class B>
 eval::activation_set record(const std::string& weights, const request& r, const data::stimulus_set& stimuli,
                             const std::vector<std::string>& layers) {
+  tools::activity reading("reading weights '" + weights + "'");
   const io::tensor_dict w = train::model_state_from(io::load_safetensors(weights));
   GRCNN_CHECK(w.contains("classifier.bias"), io_error, weights, ": no 'classifier.bias' (not a GRCNN state_dict?)");
   nn::network<Topology, B> net(static_cast<int>(w.at("classifier.bias").dim(0)));
@@ -124,31 +148,33 @@ std::string fmt(double v, int digits = 3) {
 }
 
 // Table 1 layout: one row per checkpoint, the committed layer's ceiled score per region, their mean.
-void print_summary(const json& runs) {
+void print_summary(const std::vector<tools::score_report>& runs) {
   std::vector<std::string> regions;
   for (const auto& run : runs)
-    for (const auto& m : run["models"])
-      for (const auto& [reg, v] : m["regions"].items())
+    for (const auto& m : run.models)
+      for (const auto& [reg, v] : m.ceiled)
         if (std::find(regions.begin(), regions.end(), reg) == regions.end()) regions.push_back(reg);
   std::printf("\n%-40s", "model");
   for (const auto& reg : regions) std::printf(" %8s", reg.c_str());
   std::printf(" %8s\n", "average");
   for (const auto& run : runs)
-    for (const auto& m : run["models"]) {
-      std::string name = m["weights"].get<std::string>();
+    for (const auto& m : run.models) {
+      std::string name = m.weights;
       if (name.size() > 40) name = "..." + name.substr(name.size() - 37);
       std::printf("%-40s", name.c_str());
       double sum = 0;
       for (const auto& reg : regions) {
-        const double v = m["regions"].contains(reg) ? m["regions"][reg]["ceiled"].get<double>() : 0.0;  // missing counts 0
+        double v = 0.0;  // a missing region counts 0
+        for (const auto& [r, c] : m.ceiled)
+          if (r == reg) v = c;
         sum += v;
         std::printf(" %8s", fmt(v).c_str());
       }
-      std::printf(" %8s\n", fmt(sum / static_cast<double>(regions.size())).c_str());
+      std::printf(" %8s\n", regions.empty() ? "nan" : fmt(sum / static_cast<double>(regions.size())).c_str());
     }
   if (!runs.empty())
     std::printf("(ceiled %s; committed layer per region; a missing region counts 0)\n",
-                runs[0].value("ceiling_convention", std::string("squared")) == "squared" ? "(r/c)^2" : "r^2/c");
+                runs[0].ceiling_convention == "squared" ? "(r/c)^2" : "r^2/c");
 }
 
 template <class Topology, class B>
@@ -159,9 +185,12 @@ int score(const request& r) {
                                    .convention = r.convention == "squared" ? eval::ceiling_convention::squared
                                                                            : eval::ceiling_convention::explained_variance};
   // Stimuli and neural targets.
+  std::optional<tools::activity> doing(std::in_place, "reading the stimuli");
   const data::stimulus_set all_stimuli = r.image_list.empty() ? data::read_stimulus_csv(r.stimulus_csv, r.stimuli_dir)
                                                               : data::read_image_list(r.image_list);
+  doing.emplace("reading the assembly '" + r.assembly + "'");
   eval::neuroid_assembly assembly = eval::read_neuroid_assembly(r.assembly, r.variable);
+  doing.reset();
   if (!r.drop_neuroids.empty()) assembly = eval::drop_neuroids(assembly, eval::read_id_list(r.drop_neuroids));
   std::map<std::string, eval::neural_target> targets;
   std::set<std::string> recorded_ids;
@@ -255,19 +284,16 @@ int score(const request& r) {
     }
     run["models"].push_back(model);
   }
-  print_summary(json::array({run}));
+  print_summary({tools::score_report_from_json(run, "this run")});
   if (!r.out.empty()) {
-    std::ofstream f(r.out);
-    GRCNN_CHECK(f, io_error, "cannot write ", r.out);
-    f << run.dump(2) << "\n";
+    tools::activity writing("writing '" + r.out + "'");
+    io::write_file(r.out, run.dump(2) + "\n", "grcnn-score --out");  // every write checked: a full disk is an error
     std::printf("wrote %s\n", r.out.c_str());
   }
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run_tool(int argc, char** argv) {
   CLI::App app{"grcnn-score: Brain-Score neural predictivity of GRCNN checkpoints"};
   request r;
   std::vector<std::string> report;
@@ -318,21 +344,14 @@ int main(int argc, char** argv) {
   app.add_flag("--every-step", r.every_step, "score each call of a module run once per recurrent step (default: its last)");
   app.add_option("--save-activations", r.save_activations, "also write the recorded activations (safetensors)");
   app.add_option("--out", r.out, "write the scores as JSON");
+  data::image_limits limits = data::default_image_limits();
+  tools::add_limit_options(app, limits, /*arrays=*/false);
   CLI11_PARSE(app, argc, argv);
-  try {
+  data::set_default_image_limits(limits);
+  {
     if (!report.empty()) {
-      json runs = json::array();
-      for (const auto& f : report) {
-        std::ifstream in(f);
-        json j;
-        try {
-          in >> j;
-        } catch (const std::exception& e) {
-          throw io_error(detail::concat(f, ": not valid JSON: ", e.what()));
-        }
-        GRCNN_CHECK(j.is_object() && j.contains("models"), io_error, f, ": not a grcnn-score --out file");
-        runs.push_back(j);
-      }
+      std::vector<tools::score_report> runs;
+      for (const auto& f : report) runs.push_back(tools::read_score_report(f));
       print_summary(runs);
       return 0;
     }
@@ -349,6 +368,7 @@ int main(int argc, char** argv) {
       std::cerr << "grcnn-score: missing" << missing << " (or --report FILE...)\n";
       return 2;
     }
+    if (!r.time_window.empty()) parse_time_window(r.time_window);  // a malformed flag fails before any work
     if (r.pca > 0 && r.pca_images.empty()) {
       std::cerr << "grcnn-score: --pca needs --pca-images\n";
       return 2;
@@ -367,14 +387,11 @@ int main(int argc, char** argv) {
 #endif
     }
     return models::with_variant(r.arch, [&]<class Topology>() { return score<Topology, backends::cpu>(r); });
-  } catch (const grcnn::error& e) {
-    std::cerr << "grcnn-score: " << e.what() << "\n";
-    return 1;
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "grcnn-score: bad number: " << e.what() << "\n";
-    return 1;
-  } catch (const std::exception& e) {  // malformed --report JSON, filesystem errors, out-of-range numbers
-    std::cerr << "grcnn-score: " << e.what() << "\n";
-    return 1;
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return tools::guarded_main("grcnn-score", [&] { return run_tool(argc, argv); });
 }

@@ -2,7 +2,7 @@
 // ImageFolder's classes and sample order, CIFAR and IDX parsing, RandomResizedCrop / flip / pad+crop /
 // Normalize values, the loader's reproducibility (independent of worker count, resumable mid-epoch),
 // a corrupt JPEG stopping the loader with the file's name (or being skipped and counted), and batches
-// for a GPU in page-locked memory.
+// for a GPU in page-locked memory; IDX/CIFAR files and loader batches bounded before allocation.
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -11,6 +11,9 @@
 #include <mutex>
 #include <numeric>
 #include <set>
+
+#include <sys/resource.h>
+#include <zlib.h>
 
 #include <nlohmann/json.hpp>
 
@@ -557,4 +560,114 @@ TEST_CASE("extra views make view-major multi-view batches", "[data][loader]") {
   const auto all = b->images.values<float>(), clean = b0->images.values<float>();
   CHECK(std::equal(clean.begin(), clean.end(), all.begin()));
   CHECK(!std::equal(clean.begin(), clean.end(), all.begin() + static_cast<std::ptrdiff_t>(clean.size())));
+}
+
+// ---- sizes checked before allocation (limits.hpp) --------------------------------------------
+
+namespace {
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // kilobytes on Linux
+}
+std::string idx_header(std::initializer_list<std::uint32_t> dims) {
+  std::string h{'\0', '\0', '\x08', static_cast<char>(dims.size())};
+  for (const std::uint32_t d : dims)
+    for (int i = 0; i < 4; ++i) h += static_cast<char>((d >> (24 - 8 * i)) & 0xFF);
+  return h;
+}
+void write_gz(const fs::path& p, const std::string& bytes) {
+  gzFile f = gzopen(p.string().c_str(), "wb");
+  REQUIRE(f);
+  REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) == static_cast<int>(bytes.size()));
+  gzclose(f);
+}
+// Samples of one size, made on the fly.
+class sized_images final : public data::dataset {
+ public:
+  sized_images(int w, int h, std::size_t n) : w_(w), h_(h), n_(n) {}
+  std::size_t size() const override { return n_; }
+  data::sample get(std::size_t i) const override {
+    check_index(i);
+    return {data::rgb_image{w_, h_, std::vector<std::uint8_t>(static_cast<std::size_t>(w_) * h_ * 3, 50)}, 0};
+  }
+  std::int64_t num_classes() const override { return 1; }
+  std::string describe() const override { return "sized images"; }
+
+ private:
+  int w_, h_;
+  std::size_t n_;
+};
+}  // namespace
+
+TEST_CASE("IDX and CIFAR files declaring more than they hold fail without allocating it", "[data][limits]") {
+  const double rss_before = peak_rss_mb();
+  // 16 bytes: a rank-3 header declaring 2048 x 1024 x 1024 = 2^31 values, and nothing after it.
+  const std::string header = idx_header({2048, 1024, 1024});
+  REQUIRE(header.size() == 16);
+  std::ofstream("grcnn_bomb-idx3-ubyte", std::ios::binary) << header;
+  CHECK_THROWS_WITH(data::read_idx("grcnn_bomb-idx3-ubyte"),
+                    Catch::Contains("is truncated or corrupt: it declares 2048 x 1024 x 1024 = 2147483648 values but the file "
+                                    "holds at most 0 (16 bytes, 16 of them header)"));
+  write_gz("grcnn_bomb-idx3-ubyte.gz", header);
+  CHECK_THROWS_WITH(data::read_idx("grcnn_bomb-idx3-ubyte.gz"),
+                    Catch::Contains("truncated or corrupt: it declares 2048 x 1024 x 1024 = 2147483648 values but the file holds "
+                                    "at most") &&
+                        Catch::Contains("compressed bytes, expanding at most 1032-fold"));
+  // A gzip stream within the 1032:1 bound that still ends early: read in chunks, it fails on arrival.
+  std::string noise(1000, '\0');  // incompressible, so the declared 500000 values pass the 1032:1 bound
+  std::uint32_t x = 12345;
+  for (auto& c : noise) c = static_cast<char>((x = x * 1664525u + 1013904223u) >> 24);
+  write_gz("grcnn_short-idx1-ubyte.gz", idx_header({500'000}) + noise);
+  CHECK_THROWS_WITH(data::read_idx("grcnn_short-idx1-ubyte.gz"), Catch::Contains("is truncated: 1000 of 500000 values read"));
+  CHECK(peak_rss_mb() - rss_before < 200);
+
+  // The hard cap, and files within it.
+  const std::string sixteen = idx_header({16}) + std::string(16, '\2');
+  std::ofstream("grcnn_16-idx1-ubyte", std::ios::binary) << sixteen;
+  write_gz("grcnn_16-idx1-ubyte.gz", sixteen);
+  for (const char* f : {"grcnn_16-idx1-ubyte", "grcnn_16-idx1-ubyte.gz"}) {
+    INFO(f);
+    const data::idx_array a = data::read_idx(f);
+    CHECK(a.values == std::vector<std::uint8_t>(16, 2));
+    CHECK_THROWS_WITH(data::read_idx(f, {.max_array_bytes = 10}),
+                      Catch::Contains("declares 16 = 16 values, above the limit of 10 bytes (raise it with --max-array-bytes)"));
+  }
+
+  // CIFAR: a file cut inside a record names its size; a set above max_array_bytes is refused unread.
+  fs::create_directories("cifar_cut");
+  std::ofstream("cifar_cut/test_batch.bin", std::ios::binary) << std::string(2 * 3073 - 5, '\0');
+  CHECK_THROWS_WITH(data::cifar_dataset("cifar_cut", false, false),
+                    Catch::Contains("has 6141 bytes, not a whole number of 3073-byte records (truncated"));
+  fs::create_directories("cifar_two");
+  std::ofstream("cifar_two/test_batch.bin", std::ios::binary) << std::string(2 * 3073, '\0');
+  CHECK(data::cifar_dataset("cifar_two", false, false).size() == 2);
+  CHECK_THROWS_WITH(data::cifar_dataset("cifar_two", false, false, {.max_array_bytes = 3073}),
+                    Catch::Contains("above the limit of 3073 bytes (raise it with --max-array-bytes)"));
+}
+
+TEST_CASE("the loader refuses a batch above max_batch_bytes and names a sample a transform refused", "[data][limits][loader]") {
+  const sized_images big(64, 64, 8);
+  data::pipeline none;
+  {  // 4 x (4 + 1) x 64 x 64 x 3 = 245760 bytes
+    data::scoped_image_limits low({.max_batch_bytes = 200'000});
+    for (const bool skip : {false, true}) {  // a limit is not a corrupt sample: skipping does not hide it
+      data::loader l(big, none, {.batch_size = 4, .shuffle = false, .workers = 1, .skip_corrupt = skip});
+      l.start_epoch(0);
+      CHECK_THROWS_WITH(l.next(), Catch::Contains("loader: sized images: a batch of 4 x 1 view(s) of 64 x 64 images needs 245760 "
+                                                      "bytes, above the limit of 200000 bytes") &&
+                                      Catch::Contains("raise it with --max-batch-bytes"));
+    }
+  }
+  data::loader ok(big, none, {.batch_size = 4, .shuffle = false, .workers = 1});
+  ok.start_epoch(0);
+  CHECK(ok.next()->size() == 4);
+
+  // 1 x 2000 strips: Resize(256) would make 256 x 512000 images.
+  const sized_images strips(1, 2000, 4);
+  data::pipeline p;
+  p.steps = {data::resize_then_center_crop(256, 224)};
+  data::loader l(strips, p, {.batch_size = 2, .shuffle = false, .workers = 1});
+  l.start_epoch(0);
+  CHECK_THROWS_WITH(l.next(), Catch::Contains("sized images sample 0: resize: a 1 x 2000 image resized to 256 x 512000"));
 }

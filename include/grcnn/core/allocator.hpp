@@ -83,6 +83,12 @@ class host_allocator {
     return stats_;
   }
 
+  // Starts a new peak measurement from what is in use now (a tool measures one pass's working set).
+  void reset_peak() {
+    std::lock_guard lock(mu_);
+    stats_.peak_bytes_in_use = stats_.bytes_in_use;
+  }
+
   // Fill every new block with NaN bytes: tests use it to catch outputs a kernel never wrote.
   void set_poison(bool on) { poison_ = on; }
   bool poison() const { return poison_; }

@@ -49,9 +49,12 @@ inline rgb_image hflip(const rgb_image& in) {
   return out;
 }
 
-// Zero padding on every side (torchvision's Pad with fill 0).
-inline rgb_image pad(const rgb_image& in, int p) {
+// Zero padding on every side (torchvision's Pad with fill 0); the padded image is held to `lim`.
+inline rgb_image pad(const rgb_image& in, int p, const image_limits& lim = default_image_limits()) {
   GRCNN_CHECK(p >= 0, error, "pad: negative padding ", p);
+  check_image_size(in.width + 2.0 * p, in.height + 2.0 * p, lim,
+                   "pad: a " + std::to_string(in.width) + " x " + std::to_string(in.height) + " image padded by " +
+                       std::to_string(p) + " becomes");
   rgb_image out;
   out.width = in.width + 2 * p;
   out.height = in.height + 2 * p;

@@ -14,7 +14,10 @@ class cifar_dataset final : public dataset {
  public:
   static constexpr std::size_t pixels_per_image = 3 * 32 * 32;
 
-  cifar_dataset(const std::filesystem::path& dir, bool cifar100, bool train) : classes_(cifar100 ? 100 : 10) {
+  // Each file's size is checked (whole records, and with the files before it within
+  // lim.max_array_bytes) before it is read.
+  cifar_dataset(const std::filesystem::path& dir, bool cifar100, bool train, const image_limits& lim = default_image_limits())
+      : classes_(cifar100 ? 100 : 10) {
     name_ = std::string(cifar100 ? "cifar100" : "cifar10") + (train ? " train" : " test");
     std::vector<std::string> files;
     if (cifar100)
@@ -24,13 +27,25 @@ class cifar_dataset final : public dataset {
     else
       files = {"test_batch.bin"};
     const std::size_t label_bytes = cifar100 ? 2 : 1, record = label_bytes + pixels_per_image;
+    std::uintmax_t held = 0;
     for (const auto& f : files) {
       const auto path = dir / f;
-      std::ifstream in(path, std::ios::binary);
+      std::ifstream in(path, std::ios::binary | std::ios::ate);
       GRCNN_CHECK(in, io_error, name_, ": cannot open '", path.string(), "'");
-      std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      GRCNN_CHECK(!bytes.empty() && bytes.size() % record == 0, io_error, name_, ": '", path.string(), "' has ", bytes.size(),
-                  " bytes, not a whole number of ", record, "-byte records");
+      const std::streamoff size = in.tellg();
+      GRCNN_CHECK(size > 0 && static_cast<std::size_t>(size) % record == 0, io_error, name_, ": '", path.string(), "' has ",
+                  size, " bytes, not a whole number of ", record, "-byte records (truncated or not a CIFAR file)");
+      held += static_cast<std::uintmax_t>(size);
+      GRCNN_CHECK(held <= static_cast<std::uintmax_t>(lim.max_array_bytes), image_limit_error, name_, ": '", path.string(),
+                  "' has ", size, " bytes, which bring the set to ", held, ", above the limit of ", lim.max_array_bytes,
+                  " bytes (raise it with --max-array-bytes)");
+      std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+      in.seekg(0);
+      in.read(reinterpret_cast<char*>(bytes.data()), size);
+      GRCNN_CHECK(in.gcount() == size, io_error, name_, ": cannot read '", path.string(), "' (", in.gcount(), " of ", size,
+                  " bytes read)");
+      labels_.reserve(labels_.size() + bytes.size() / record);
+      pixels_.reserve(pixels_.size() + bytes.size() / record * pixels_per_image);
       for (std::size_t off = 0; off < bytes.size(); off += record) {
         const std::uint8_t label = bytes[off + label_bytes - 1];
         GRCNN_CHECK(label < classes_, io_error, name_, ": record ", off / record, " of '", path.string(), "' has label ",

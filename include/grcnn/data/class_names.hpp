@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "grcnn/core/error.hpp"
+#include "grcnn/io/text_file.hpp"
 
 namespace grcnn::data {
 
@@ -38,8 +39,7 @@ struct imagenet_class {
 };
 
 inline std::vector<imagenet_class> read_imagenet_classes(const std::filesystem::path& csv) {
-  std::ifstream in(csv);
-  GRCNN_CHECK(in.good(), io_error, "class names: cannot open '", csv.string(), "'");
+  std::istringstream in = io::open_text_file(csv, "class names");
   std::string line;
   std::getline(in, line);
   GRCNN_CHECK(line.rfind("class_index,wnid,class_name", 0) == 0, io_error, "class names: '", csv.string(),

@@ -4,6 +4,8 @@
 // drawn from (seed, epoch), and the generator that augments batch b is seeded from (seed, epoch, b),
 // so the images do not depend on the number of workers or on thread timing, and a run resumed in the
 // middle of an epoch sees exactly the batches it would have seen.
+// Memory: once the first sample of a batch is through the transforms, the batch's size (all views, f32,
+// plus the decoded images) is checked against image_limits::max_batch_bytes before the rest is decoded.
 #include <condition_variable>
 #include <exception>
 #include <map>
@@ -121,7 +123,12 @@ class loader {
     for (std::size_t k = begin; k < end; ++k) {
       try {
         sample s = data_.get(order_[k]);
-        rgb_image img = pipe_.apply(std::move(s.image), rng);
+        rgb_image img;
+        try {
+          img = pipe_.apply(std::move(s.image), rng);
+        } catch (const image_limit_error& e) {  // a transform's refusal does not know the sample: name it
+          throw image_limit_error(detail::concat(data_.describe(), " sample ", order_[k], ": ", e.what()));
+        }
         std::vector<std::vector<float>> v;
         for (const view_fn& f : pipe_.views) v.push_back(f(img, rng, pipe_.mean, pipe_.stddev));
         images.push_back(std::move(img));
@@ -131,6 +138,7 @@ class loader {
         if (!o_.skip_corrupt) throw;
         out.skipped.push_back(e.what());
       }
+      if (images.size() == 1) check_batch_bytes(images[0], end - begin, out.views);
     }
     if (images.empty()) return out;
     const int w = images[0].width, h = images[0].height;
@@ -157,6 +165,17 @@ class loader {
     batch value;
     std::exception_ptr error;
   };
+
+  // A batch of n samples of img's size: n * views f32 images and n decoded ones.
+  void check_batch_bytes(const rgb_image& img, std::size_t n, int views) const {
+    const image_limits lim = default_image_limits();
+    const double pixels = static_cast<double>(img.width) * img.height * 3;
+    const double bytes = static_cast<double>(n) * pixels * (4.0 * views + 1.0);
+    GRCNN_CHECK(bytes <= static_cast<double>(lim.max_batch_bytes), image_limit_error, "loader: ", data_.describe(),
+                ": a batch of ", n, " x ", views, " view(s) of ", img.width, " x ", img.height, " images needs ",
+                limits_detail::gib(bytes), ", above the limit of ", limits_detail::gib(static_cast<double>(lim.max_batch_bytes)),
+                " (add a resize or crop to the pipeline, lower the batch size, or raise it with --max-batch-bytes)");
+  }
 
   void work(std::size_t b) {
     const std::size_t stride = static_cast<std::size_t>(o_.workers), total = batches_per_epoch();

@@ -19,6 +19,10 @@ class idx_dataset final : public dataset {
                 img.dims.size(), " dimensions");
     GRCNN_CHECK(lab.dims.size() == 1 && lab.dims[0] == img.dims[0], io_error, name_, ": '", labels.string(), "' holds ",
                 lab.dims.empty() ? 0 : lab.dims[0], " labels for ", img.dims[0], " images");
+    GRCNN_CHECK(img.dims[1] > 0 && img.dims[2] > 0, io_error, name_, ": '", images.string(), "' declares ", img.dims[1], " x ",
+                img.dims[2], " images");
+    check_image_size(static_cast<double>(img.dims[2]), static_cast<double>(img.dims[1]), default_image_limits(),
+                     name_ + ": '" + images.string() + "' declares images of");
     height_ = static_cast<int>(img.dims[1]);
     width_ = static_cast<int>(img.dims[2]);
     pixels_ = std::move(img.values);

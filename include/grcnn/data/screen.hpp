@@ -29,8 +29,11 @@ namespace screen_detail {
 inline int round_half_even(double v) { return static_cast<int>(std::nearbyint(v)); }
 }  // namespace screen_detail
 
-// The image as it appears in the model's field of view (before resizing to the model's input).
-inline rgb_image place_on_screen(const rgb_image& img, double stimulus_degrees, double model_degrees) {
+// The image as it appears in the model's field of view (before resizing to the model's input). A large
+// ratio makes a large canvas (a 256-pixel stimulus of 0.01 degrees in an 8-degree view: 204800 x 204800),
+// held to `lim`.
+inline rgb_image place_on_screen(const rgb_image& img, double stimulus_degrees, double model_degrees,
+                                 const image_limits& lim = default_image_limits()) {
   using screen_detail::round_half_even;
   GRCNN_CHECK(stimulus_degrees > 0 && model_degrees > 0 && std::isfinite(stimulus_degrees) && std::isfinite(model_degrees),
               error, "place_on_screen: degrees must be positive, got stimulus ", stimulus_degrees, " and model ",
@@ -38,6 +41,10 @@ inline rgb_image place_on_screen(const rgb_image& img, double stimulus_degrees, 
   GRCNN_CHECK(img.width > 0 && img.height > 0, shape_error, "place_on_screen: empty image");
   if (stimulus_degrees == model_degrees) return img;
   const double ratio = model_degrees / stimulus_degrees;
+  if (ratio > 1)
+    check_image_size(std::nearbyint(ratio * img.width), std::nearbyint(ratio * img.height), lim,
+                     detail::concat("place_on_screen: a ", img.width, " x ", img.height, " stimulus of ", stimulus_degrees,
+                                    " degrees in a ", model_degrees, "-degree view becomes"));
   const int w = round_half_even(ratio * img.width), h = round_half_even(ratio * img.height);
   GRCNN_CHECK(w > 0 && h > 0, error, "place_on_screen: a ", img.width, "x", img.height, " stimulus of ", stimulus_degrees,
               " degrees vanishes in a ", model_degrees, "-degree view");
@@ -56,8 +63,9 @@ inline rgb_image place_on_screen(const rgb_image& img, double stimulus_degrees, 
 }
 
 // The model's view of a stimulus: placed on screen, then resized to input_size x input_size.
-inline rgb_image present_stimulus(const rgb_image& img, const screen_options& o = {}) {
-  return resize_bilinear(place_on_screen(img, o.stimulus_degrees, o.model_degrees), o.input_size, o.input_size);
+inline rgb_image present_stimulus(const rgb_image& img, const screen_options& o = {},
+                                  const image_limits& lim = default_image_limits()) {
+  return resize_bilinear(place_on_screen(img, o.stimulus_degrees, o.model_degrees, lim), o.input_size, o.input_size, lim);
 }
 
 }  // namespace grcnn::data

@@ -14,6 +14,7 @@
 #include "grcnn/core/error.hpp"
 #include "grcnn/data/class_names.hpp"
 #include "grcnn/data/image.hpp"
+#include "grcnn/io/text_file.hpp"
 
 namespace grcnn::data {
 
@@ -52,8 +53,7 @@ inline std::filesystem::path find_image(const std::filesystem::path& dir, const 
 }  // namespace stimulus_detail
 
 inline stimulus_set read_stimulus_csv(const std::filesystem::path& csv, const std::filesystem::path& image_dir) {
-  std::ifstream in(csv);
-  GRCNN_CHECK(in, io_error, "cannot open stimulus csv ", csv.string());
+  std::istringstream in = io::open_text_file(csv, "stimulus CSV");
   std::string line;
   GRCNN_CHECK(static_cast<bool>(std::getline(in, line)), io_error, csv.string(), ": empty file");
   const auto header = split_csv_line(line);
@@ -96,8 +96,7 @@ inline stimulus_set read_stimulus_csv(const std::filesystem::path& csv, const st
 
 // One image path per line (relative paths are taken from the list's folder); ids are the file stems.
 inline stimulus_set read_image_list(const std::filesystem::path& list) {
-  std::ifstream in(list);
-  GRCNN_CHECK(in, io_error, "cannot open image list ", list.string());
+  std::istringstream in = io::open_text_file(list, "image list");
   stimulus_set s;
   for (std::string line; std::getline(in, line);) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();

@@ -2,7 +2,8 @@
 // Image transforms with PIL's / torchvision's exact semantics: bilinear resize as PIL's resample
 // (antialiasing triangle filter stretched by the scale factor, 22-bit fixed-point coefficients,
 // horizontal pass then vertical), torchvision's Resize(shorter side) and CenterCrop geometry, and
-// ToTensor + Normalize into a float tensor.
+// ToTensor + Normalize into a float tensor. Every image made from a computed size is checked against
+// image_limits (limits.hpp) before it is allocated: the output of a resize and its intermediate.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -62,10 +63,21 @@ inline std::uint8_t clip8(std::int64_t v) {
 }
 }  // namespace resize_detail
 
-// PIL's Image.resize((width, height), Image.BILINEAR) on an RGB image.
-inline rgb_image resize_bilinear(const rgb_image& in, int width, int height) {
+// PIL's Image.resize((width, height), Image.BILINEAR) on an RGB image. Like PIL it resizes rows first,
+// through a width x (source rows used) intermediate, which can be far larger than both images (1 x 65500
+// to 65500 x 1 passes through 65500 x 65500): both are held to `lim`.
+inline rgb_image resize_bilinear(const rgb_image& in, int width, int height, const image_limits& lim = default_image_limits()) {
   using namespace resize_detail;
   GRCNN_CHECK(width > 0 && height > 0, shape_error, "resize: target ", width, "x", height, " is empty");
+  GRCNN_CHECK(in.width > 0 && in.height > 0 &&
+                  in.pixels.size() == static_cast<std::size_t>(in.width) * static_cast<std::size_t>(in.height) * 3,
+              shape_error, "resize: malformed ", in.width, "x", in.height, " source image (", in.pixels.size(), " bytes)");
+  check_image_size(width, height, lim,
+                   "resize: a " + std::to_string(in.width) + " x " + std::to_string(in.height) + " image resized to");
+  if (width != in.width && height != in.height)  // the intermediate holds at most every source row
+    check_image_size(width, in.height, lim,
+                     "resize: " + std::to_string(in.width) + " x " + std::to_string(in.height) + " to " +
+                         std::to_string(width) + " x " + std::to_string(height) + " passes through");
   const bool need_h = width != in.width, need_v = height != in.height;
   const coefficients ch = precompute(in.width, width), cv = precompute(in.height, height);
   // Rows of the source the vertical pass uses.
@@ -111,12 +123,21 @@ inline rgb_image resize_bilinear(const rgb_image& in, int width, int height) {
 }
 
 // torchvision's Resize(size) for an int size: the shorter side becomes `size`, the longer one
-// int(size * long / short).
-inline rgb_image resize_shorter_side(const rgb_image& in, int size) {
+// int(size * long / short). A thin strip makes a huge output (65535 x 1 to 16776960 x 256): refused by `lim`.
+inline rgb_image resize_shorter_side(const rgb_image& in, int size, const image_limits& lim = default_image_limits()) {
+  GRCNN_CHECK(size > 0 && in.width > 0 && in.height > 0, shape_error, "resize: shorter side ", size, " for a ", in.width, "x",
+              in.height, " image");
   const bool wide = in.width >= in.height;
   const int s = wide ? in.height : in.width, l = wide ? in.width : in.height;
-  const int new_long = static_cast<int>(static_cast<double>(size) * l / s);
-  return wide ? resize_bilinear(in, new_long, size) : resize_bilinear(in, size, new_long);
+  const double new_long_d = std::floor(static_cast<double>(size) * l / s);
+  const std::string what =
+      "resize: a " + std::to_string(in.width) + " x " + std::to_string(in.height) + " image resized to";
+  if (wide)
+    check_image_size(new_long_d, size, lim, what);
+  else
+    check_image_size(size, new_long_d, lim, what);
+  const int new_long = static_cast<int>(new_long_d);
+  return wide ? resize_bilinear(in, new_long, size, lim) : resize_bilinear(in, size, new_long, lim);
 }
 
 // A rectangle of an image: rows [top, top + height), columns [left, left + width).
@@ -176,8 +197,9 @@ inline void write_normalized(const rgb_image& img, tensor& batch, std::int64_t n
 }
 
 // The standard ImageNet evaluation preprocessing: Resize(256), CenterCrop(224), ToTensor, Normalize.
-inline rgb_image imagenet_eval_crop(const rgb_image& img, int resize = 256, int crop = 224) {
-  return center_crop(resize_shorter_side(img, resize), crop, crop);
+inline rgb_image imagenet_eval_crop(const rgb_image& img, int resize = 256, int crop = 224,
+                                    const image_limits& lim = default_image_limits()) {
+  return center_crop(resize_shorter_side(img, resize, lim), crop, crop);
 }
 
 }  // namespace grcnn::data

@@ -22,6 +22,7 @@
 #include "grcnn/eval/pca.hpp"
 #include "grcnn/eval/predictivity.hpp"
 #include "grcnn/eval/similarity.hpp"
+#include "grcnn/io/json.hpp"
 
 namespace grcnn::eval {
 
@@ -121,14 +122,7 @@ inline region_layer_map published_region_map(const std::string& arch) {
 
 // {"V4": "layer1", "IT": "layer3.conv_f"}
 inline region_layer_map read_region_map(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  GRCNN_CHECK(in, io_error, "cannot open region map ", path.string());
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    throw io_error(detail::concat(path.string(), ": not valid JSON: ", e.what()));
-  }
+  const nlohmann::json j = io::read_json_file(path, "region map");
   GRCNN_CHECK(j.is_object() && !j.empty(), io_error, path.string(), ": expected an object such as {\"V4\": \"layer1\"}");
   region_layer_map m;
   for (const auto& [region, layer] : j.items()) {

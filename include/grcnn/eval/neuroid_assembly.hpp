@@ -20,6 +20,7 @@
 #include "grcnn/core/error.hpp"
 #include "grcnn/eval/consistency.hpp"
 #include "grcnn/io/netcdf.hpp"
+#include "grcnn/io/text_file.hpp"
 
 namespace grcnn::eval {
 
@@ -190,8 +191,7 @@ inline neuroid_assembly drop_neuroids(const neuroid_assembly& a, const std::vect
 
 // One id per line; blank lines and lines starting with '#' skipped (e.g. hvm-mini/erroneous_neuroids.txt).
 inline std::vector<std::string> read_id_list(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  GRCNN_CHECK(in, io_error, "cannot open id list ", path.string());
+  std::istringstream in = io::open_text_file(path, "id list");
   std::vector<std::string> ids;
   for (std::string line; std::getline(in, line);) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();

@@ -18,6 +18,8 @@
 
 #include "grcnn/core/error.hpp"
 #include "grcnn/core/numpy_random.hpp"
+#include "grcnn/io/json.hpp"
+#include "grcnn/io/output_file.hpp"
 
 namespace grcnn::eval {
 
@@ -170,14 +172,7 @@ inline std::vector<std::int64_t> label_codes(const std::vector<std::string>& lab
 // Splits by stimulus id: {"splits": [{"train": [ids...], "test": [ids...]}, ...]}. Ids are resolved
 // against `stimulus_ids` (the rows the indices refer to); an unknown or repeated id is an error.
 inline std::vector<split> read_split_file(const std::filesystem::path& path, const std::vector<std::string>& stimulus_ids) {
-  std::ifstream in(path);
-  GRCNN_CHECK(in, io_error, "cannot open split file ", path.string());
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    throw io_error(detail::concat(path.string(), ": not valid JSON: ", e.what()));
-  }
+  const nlohmann::json j = io::read_json_file(path, "split file");
   GRCNN_CHECK(j.is_object() && j.contains("splits") && j["splits"].is_array() && !j["splits"].empty(), io_error,
               path.string(), ": expected {\"splits\": [{\"train\": [...], \"test\": [...]}, ...]}");
   std::map<std::string, std::int64_t> row;
@@ -217,10 +212,7 @@ inline void write_split_file(const std::filesystem::path& path, const std::vecto
     }
     j["splits"].push_back(std::move(e));
   }
-  std::ofstream out(path);
-  GRCNN_CHECK(out, io_error, "cannot write split file ", path.string());
-  out << j.dump(1) << "\n";
-  GRCNN_CHECK(out.good(), io_error, "writing split file ", path.string(), " failed");
+  io::write_file(path, j.dump(1) + "\n", "split file");
 }
 
 }  // namespace grcnn::eval

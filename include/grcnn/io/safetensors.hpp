@@ -12,12 +12,11 @@
 #include <utility>
 #include <vector>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include "grcnn/core/tensor.hpp"
+#include "grcnn/io/json.hpp"
+#include "grcnn/io/output_file.hpp"
 
 namespace grcnn::io {
 
@@ -64,6 +63,8 @@ inline constexpr std::uint64_t max_header_bytes = 100u << 20;  // the reference 
 // Reads a whole safetensors file (F32, F64, BF16, F16, I64).
 inline tensor_dict load_safetensors(const std::filesystem::path& path) {
   const std::string where = path.string();
+  std::error_code ec;
+  GRCNN_CHECK(!std::filesystem::is_directory(path, ec), io_error, "safetensors: '", where, "' is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
   GRCNN_CHECK(in.good(), io_error, "safetensors: cannot open '", where, "'");
   in.seekg(0, std::ios::end);
@@ -81,11 +82,12 @@ inline tensor_dict load_safetensors(const std::filesystem::path& path) {
               " bytes but the file has only ", file_size - 8, " after the length (truncated?)");
   std::string header(header_len, '\0');
   in.read(header.data(), static_cast<std::streamsize>(header_len));
+  GRCNN_CHECK(in.good(), io_error, "safetensors: '", where, "': reading the header failed");
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(header);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw io_error("safetensors: '" + where + "' has a malformed JSON header: " + e.what());
+    j = parse_json(header, where);
+  } catch (const io_error& e) {
+    throw io_error(std::string("safetensors: the header of ") + e.what());
   }
   GRCNN_CHECK(j.is_object(), io_error, "safetensors: '", where, "': the header is not a JSON object");
   const std::uint64_t data_size = file_size - 8 - header_len;
@@ -123,8 +125,9 @@ inline tensor_dict load_safetensors(const std::filesystem::path& path) {
     GRCNN_CHECK(v["shape"].is_array() && v["shape"].size() <= static_cast<std::size_t>(grcnn::shape::max_rank), io_error,
                 ctx, "shape must be an array of at most ", grcnn::shape::max_rank, " extents");
     for (auto& d : v["shape"]) {
-      GRCNN_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<std::int64_t>() >= 0), io_error, ctx,
-                  "shape holds a non-integer or negative extent");
+      GRCNN_CHECK((d.is_number_unsigned() && d.get<std::uint64_t>() <= std::uint64_t{INT64_MAX}) ||
+                      (d.is_number_integer() && d.get<std::int64_t>() >= 0),
+                  io_error, ctx, "shape holds a non-integer, negative or out-of-range extent");
       e.dims.push_back(d.get<std::int64_t>());
     }
     const auto& off = v["data_offsets"];
@@ -145,20 +148,31 @@ inline tensor_dict load_safetensors(const std::filesystem::path& path) {
     list.push_back(std::move(e));
   }
   std::sort(list.begin(), list.end(), [](const entry& a, const entry& b) { return a.begin < b.begin; });
-  for (std::size_t i = 1; i < list.size(); ++i)
-    GRCNN_CHECK(list[i].begin >= list[i - 1].end, io_error, "safetensors: '", where, "': tensors '", list[i - 1].name,
-                "' and '", list[i].name, "' overlap");
+  // As the reference implementation: the tensors tile the data section, with no overlap, gap or tail
+  // (bytes outside every tensor could hide anything, and a reader could not tell a truncated table).
+  std::uint64_t covered = 0;
+  for (const auto& e : list) {
+    if (e.begin == e.end) continue;  // an empty tensor occupies no bytes
+    GRCNN_CHECK(e.begin >= covered, io_error, "safetensors: '", where, "': tensor '", e.name,
+                "' overlaps the tensor before it (data_offsets [", e.begin, ", ", e.end, "])");
+    GRCNN_CHECK(e.begin == covered, io_error, "safetensors: '", where, "': bytes [", covered, ", ", e.begin,
+                ") of the data section belong to no tensor (before '", e.name, "')");
+    covered = e.end;
+  }
+  GRCNN_CHECK(covered == data_size, io_error, "safetensors: '", where, "': bytes [", covered, ", ", data_size,
+              ") at the end of the data section belong to no tensor");
   for (const auto& e : list) {
     tensor t = tensor::empty(e.dims, e.type);
     in.seekg(static_cast<std::streamoff>(8 + header_len + e.begin));
     in.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(e.end - e.begin));
-    GRCNN_CHECK(in.good(), io_error, "safetensors: '", where, "': read of tensor '", e.name, "' failed");
+    GRCNN_CHECK(in.good() && static_cast<std::uint64_t>(in.gcount()) == e.end - e.begin, io_error, "safetensors: '", where, "': read of tensor '", e.name, "' failed");
     out.add(e.name, std::move(t));
   }
   return out;
 }
 
-// Writes atomically: a temporary file in the same folder, flushed to disk, then renamed over `path`.
+// Writes through io::output_file: atomically (temporary file, fsync, rename) for regular files, through
+// symbolic links and into devices; every write checked.
 // Tensors are written plain (opaque and nhwc tensors are converted to logical order).
 inline void save_safetensors(const std::filesystem::path& path, const std::vector<std::pair<std::string, tensor>>& tensors,
                              const std::map<std::string, std::string>& metadata = {}) {
@@ -176,27 +190,14 @@ inline void save_safetensors(const std::filesystem::path& path, const std::vecto
   }
   std::string header = j.dump();
   header.append((8 - header.size() % 8) % 8, ' ');  // data starts 8-byte aligned
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    GRCNN_CHECK(out.good(), io_error, "safetensors: cannot write '", tmp.string(), "'");
-    unsigned char len[8];
-    std::uint64_t n = header.size();
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
-    out.write(reinterpret_cast<const char*>(len), 8);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    for (const auto& t : plain) out.write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.bytes()));
-    out.flush();
-    GRCNN_CHECK(out.good(), io_error, "safetensors: writing '", tmp.string(), "' failed");
-  }
-  const int fd = ::open(tmp.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  GRCNN_CHECK(!ec, io_error, "safetensors: cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
+  output_file out(path, "safetensors");
+  unsigned char len[8];
+  const std::uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
+  out.write(len, 8);
+  out.write(header);
+  for (const auto& t : plain) out.write(t.raw(), t.bytes());
+  out.commit();
 }
 inline void save_safetensors(const std::filesystem::path& path, const tensor_dict& d) {
   save_safetensors(path, d.entries(), d.metadata);

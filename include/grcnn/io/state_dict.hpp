@@ -1,8 +1,11 @@
 #pragma once
 // A network's state as a name -> tensor dictionary (PyTorch's state_dict), and loading one back with
-// every name, shape and dtype checked; all problems are reported in one error.
+// every name, shape and dtype checked, and every floating value finite; all problems are reported in
+// one error.
+#include <cmath>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "grcnn/io/safetensors.hpp"
@@ -20,6 +23,39 @@ inline tensor_dict state_dict(const nn::state_list& state) {
   return d;
 }
 
+namespace detail {
+// The first NaN or infinity of a host tensor in logical order: its index, its value and how many there are.
+struct nonfinite_report {
+  std::int64_t first = -1;
+  double value = 0;
+  std::int64_t count = 0;
+};
+inline std::optional<nonfinite_report> find_nonfinite(const tensor& t) {
+  if (t.type() == dtype::i64 || t.numel() == 0) return std::nullopt;
+  const tensor h = t.memory_layout() == layout::plain && t.on_host() ? t : t.to_device(cpu_device).to_layout(layout::plain);
+  nonfinite_report r;
+  grcnn::detail::visit_dtype(h.type(), [&]<class S>() {
+    if constexpr (!std::is_same_v<S, std::int64_t>) {
+      const auto n = static_cast<std::size_t>(h.numel());
+      for (std::size_t i = 0; i < n; ++i) {
+        const double v = grcnn::detail::load_as_double<S>(h.raw(), i);
+        if (std::isfinite(v)) continue;
+        if (r.count++ == 0) r.first = static_cast<std::int64_t>(i), r.value = v;
+      }
+    }
+  });
+  if (r.count == 0) return std::nullopt;
+  return r;
+}
+inline std::string nonfinite_problem(const std::string& name, const tensor& t, const nonfinite_report& r) {
+  std::ostringstream os;
+  os << "tensor '" << name << "' holds " << (std::isnan(r.value) ? "NaN" : r.value > 0 ? "+Inf" : "-Inf")
+     << " at element " << r.first << " (of " << t.numel() << ", shape " << t.dims().str() << "; " << r.count
+     << " non-finite value" << (r.count == 1 ? "" : "s") << " in all)";
+  return os.str();
+}
+}  // namespace detail
+
 struct load_options {
   bool strict = true;  // unexpected names in the file are errors (missing ones always are)
   // Module prefixes left as they are: entries of the network under them are not loaded and the file's
@@ -28,7 +64,9 @@ struct load_options {
 };
 
 // Loads `d` into the entries of `state`, all or nothing. Entries that share a tensor (weight-sharing variants list a
-// shared conv under every iteration's name) must agree in the file and are tied to one value.
+// shared conv under every iteration's name) must agree in the file and are tied to one value. A NaN or an
+// infinity in a floating tensor (parameter or buffer, BN running statistics included) is refused, naming
+// the tensor and its first non-finite element (a network trained into NaN must not be loaded as weights).
 inline void load_state_dict(const nn::state_list& state, const tensor_dict& d, const load_options& opt = {}) {
   std::vector<std::string> problems;
   std::map<std::string, bool> used;
@@ -59,7 +97,18 @@ inline void load_state_dict(const nn::state_list& state, const tensor_dict& d, c
                          std::string(counter ? "i64" : "a floating type"));
       continue;
     }
+    if (!counter)
+      if (const auto bad = detail::find_nonfinite(src)) {
+        problems.push_back(detail::nonfinite_problem(e.name, src, *bad));
+        continue;
+      }
     tensor value = src.to_dtype(dst.type());
+    if (!counter)
+      if (const auto bad = detail::find_nonfinite(value)) {  // a finite f64 beyond the network's dtype
+        problems.push_back("tensor '" + e.name + "' overflows " + std::string(name_of(dst.type())) + " at element " +
+                           std::to_string(bad->first));
+        continue;
+      }
     const void* key = e.parameter ? static_cast<const void*>(e.parameter->cell().get()) : static_cast<const void*>(e.buffer);
     auto [it, first] = tied.emplace(key, std::make_pair(e.name, value));
     if (!first) {

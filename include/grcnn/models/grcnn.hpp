@@ -49,9 +49,10 @@ using grcnn110_sk_topology = cifar_topology<6, 9, 18, 192, 320, 448, true, false
 using grcnn110_sk_share_topology = cifar_topology<6, 9, 18, 192, 320, 448, true, true>;
 
 // A small CIFAR-style GRCNN (194,026 parameters with 10 classes) for quick runs on 28-32 px images
-// such as Fashion-MNIST: a 32-channel stem with stride 2 (28 -> 14: the GRCLs run at 14, 7 and 4
-// pixels), three GRCLs (p = 16, 32, 48; T = 1, 2, 2) and a global-average readout, so it takes any
-// input size.
+// such as Fashion-MNIST (padded to 32): a 32-channel stem with stride 2 (32 -> 16: the GRCLs run at 16,
+// 8 and 4 pixels), three GRCLs (p = 16, 32, 48; T = 1, 2, 2) and a global-average readout. Its two
+// downsampling GRCLs need even sizes, so it takes sides 7-8, 15-16, 23-24, 31-32, ... (min_input_size()
+// and accepts_side() say which; 28 itself is refused with the nearest accepted sizes).
 using grcnn_small_topology =
     nn::topology<nn::cifar_stem<32, 2>, nn::grcl<"stage_1", cifar_grcl(32, 16, 1, true)>,
                  nn::grcl<"stage_2", cifar_grcl(64, 32, 2, true)>, nn::grcl<"stage_3", cifar_grcl(128, 48, 2, false)>,

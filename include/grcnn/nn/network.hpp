@@ -22,26 +22,37 @@ template <int Out>
 struct module_for<imagenet_stem<Out>> {
   using type = stem_module;
   static type make(int, initializer& rng) { return stem_module(true, Out, imagenet_stem<Out>::bn_momentum, rng); }
+  // conv1 (7x7, stride 2, pad 3), maxpool (3, 2, 1), conv2 (3x3, pad 1): each (in - 1) / 2 + 1 or the same.
+  static constexpr std::int64_t extent(std::int64_t in) { return in < 1 ? 0 : ((in - 1) / 2) / 2 + 1; }
 };
 template <int Out, int Stride>
 struct module_for<cifar_stem<Out, Stride>> {
   using type = stem_module;
   static type make(int, initializer& rng) { return stem_module(false, Out, 0.1, rng, Stride); }
+  static constexpr std::int64_t extent(std::int64_t in) { return in < 1 ? 0 : (in - 1) / Stride + 1; }  // 3x3, pad 1
 };
 template <vone_options O>
 struct module_for<vone_stem<O>> {
   using type = vone_module;
   static type make(int, initializer& rng) { return vone_module(O, rng); }
+  static constexpr std::int64_t extent(std::int64_t in) { return in < 1 ? 0 : (in - 1) / O.stride + 1; }  // odd k, pad k/2
 };
 template <fixed_string Name, grcl_options O>
 struct module_for<grcl<Name, O>> {
   using type = grcl_module;
   static type make(int, initializer& rng) { return grcl_module(O, rng); }
+  // The transition's two branches must agree: avgpool(2) gives in / 2, the stride-2 3x3 (in - 1) / 2 + 1,
+  // equal for even sizes only.
+  static constexpr std::int64_t extent(std::int64_t in) {
+    if (!O.downsample) return in;
+    return in >= 2 && in % 2 == 0 ? in / 2 : 0;
+  }
 };
 template <int In, int Pool, double Momentum>
 struct module_for<classifier_head<In, Pool, Momentum>> {
   using type = head_module;
   static type make(int classes, initializer& rng) { return head_module(In, Pool, classes, Momentum, rng); }
+  static constexpr std::int64_t extent(std::int64_t in) { return Pool == 0 ? (in >= 1 ? 1 : 0) : (in == Pool ? 1 : 0); }
 };
 }  // namespace detail
 
@@ -61,6 +72,8 @@ class network<topology<Layers...>, Backend> {
   variable forward(const variable& x, const tap_registry* taps = nullptr) {
     GRCNN_CHECK(x.value().rank() == 4 && x.dims()[1] == 3, shape_error, "network: input must be [N, 3, H, W], got ",
                 x.value().describe());
+    check_input_side("height", x.dims()[2]);
+    check_input_side("width", x.dims()[3]);
     forward_context ctx{mode_ == mode::train, taps};
     const bool mixed = precision_ != precision::fp32;
     variable h = x;
@@ -85,6 +98,21 @@ class network<topology<Layers...>, Backend> {
   // network can switch at any time and its checkpoints are the same either way.
   void set_precision(precision p) { precision_ = p; }
   precision current_precision() const { return precision_; }
+
+  // Input sides (height or width) the topology turns into a valid final map: every stride and
+  // transition fits and the readout gets the window it needs. The same arithmetic as the ops'.
+  static constexpr bool accepts_side(std::int64_t side) {
+    std::int64_t e = side;
+    ((e = e >= 1 ? detail::module_for<Layers>::extent(e) : 0), ...);
+    return e >= 1;
+  }
+  static constexpr std::int64_t max_checked_side = 1 << 16;
+  // The smallest accepted side (0 if none up to 65536).
+  static constexpr std::int64_t min_input_size() {
+    for (std::int64_t s = 1; s <= max_checked_side; ++s)
+      if (accepts_side(s)) return s;
+    return 0;
+  }
 
   // The top-level layer names in order (stem, layer1, ..., head).
   static std::vector<std::string> layer_names() { return {std::string(Layers::name)...}; }
@@ -168,8 +196,30 @@ class network<topology<Layers...>, Backend> {
   }
 
  private:
+  // An input side the layers cannot take is refused up front, naming the minimum and the nearest
+  // accepted sides, instead of failing deep inside some layer's op.
+  static void check_input_side(const char* which, std::int64_t side) {
+    if (side <= max_checked_side && accepts_side(side)) return;
+    const std::int64_t min = min_input_size();
+    GRCNN_CHECK(min >= 1, shape_error, "network: this architecture accepts no input side up to ", max_checked_side);
+    GRCNN_CHECK(side >= min, shape_error, "network: input ", which, " ", side, " is below this architecture's minimum of ", min);
+    std::int64_t below = std::min(side, max_checked_side), above = below;
+    while (below >= min && !accepts_side(below)) --below;
+    while (above <= max_checked_side && !accepts_side(above)) ++above;
+    std::string nearest = std::to_string(below);
+    if (above <= max_checked_side) nearest += " and " + std::to_string(above);
+    throw shape_error(::grcnn::detail::concat("network: input ", which, " ", side,
+                                              " gives no valid final feature map in this architecture (its downsampling "
+                                              "layers need even sizes, a fixed readout window one final size); the nearest "
+                                              "accepted sizes are ", nearest));
+  }
   // Braces: the layers are built (and draw from the seeded stream) in order, on every compiler.
-  network(int num_classes, initializer rng) : modules_{detail::module_for<Layers>::make(num_classes, rng)...} {}
+  network(int num_classes, initializer rng)
+      : modules_{detail::module_for<Layers>::make(check_classes(num_classes), rng)...} {}
+  static int check_classes(int classes) {
+    GRCNN_CHECK(classes >= 1, shape_error, "network: the classifier needs at least one class, got ", classes);
+    return classes;
+  }
 
   std::vector<variable*> parameter_list(bool trainable_only) {
     std::vector<variable*> out;

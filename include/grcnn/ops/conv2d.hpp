@@ -19,10 +19,9 @@ inline conv2d_problem make_conv2d_problem(const tensor& x, const tensor& w, cons
               " not divisible by groups ", p.groups);
   GRCNN_CHECK(w.dim(1) == C / p.groups, shape_error, op, ": weight expected [", O, ", ", C / p.groups, ", kh, kw] for input ",
               x.describe(), " and groups ", p.groups, ", got ", w.describe());
-  const auto OH = (x.dim(2) + 2 * p.pad_h - p.dilation_h * (w.dim(2) - 1) - 1) / p.stride_h + 1;
-  const auto OW = (x.dim(3) + 2 * p.pad_w - p.dilation_w * (w.dim(3) - 1) - 1) / p.stride_w + 1;
-  GRCNN_CHECK(OH >= 1 && OW >= 1, shape_error, op, ": kernel ", w.dim(2), "x", w.dim(3), " does not fit input ",
-              x.describe());
+  GRCNN_CHECK(w.dim(2) >= 1 && w.dim(3) >= 1, shape_error, op, ": weight ", w.describe(), " has an empty kernel");
+  const auto OH = detail::window_extent(op, x, x.dim(2), w.dim(2), p.stride_h, p.pad_h, p.dilation_h);
+  const auto OW = detail::window_extent(op, x, x.dim(3), w.dim(3), p.stride_w, p.pad_w, p.dilation_w);
   if (b) {
     detail::expect_dims(op, "bias", *b, grcnn::shape{O});
     detail::expect_dtype(op, "bias", *b, x.type());

@@ -42,6 +42,21 @@ inline void expect_same(std::string_view op, std::string_view what, const tensor
               name_of(ref.memory_layout()), ", got ", t.describe());
 }
 // Gradients handed to kernels come in the layout of the value they belong to.
+// The output extent of a sliding window (convolution, pooling) along one axis, in checked 64-bit arithmetic:
+// (in + 2 pad - dilation (kernel - 1) - 1) / stride + 1, refused when the window does not fit (C++ division
+// truncates toward zero, so a negative numerator must be caught before it divides) or a term overflows.
+inline std::int64_t window_extent(std::string_view op, const tensor& x, std::int64_t in, std::int64_t kernel, std::int64_t stride,
+                                  std::int64_t pad, std::int64_t dilation = 1) {
+  std::int64_t span = 0, padded = 0, room = 0;
+  const bool overflow = __builtin_mul_overflow(dilation, kernel - 1, &span) || __builtin_mul_overflow(pad, 2, &padded) ||
+                        __builtin_add_overflow(in, padded, &room) || __builtin_sub_overflow(room, span + 1, &room);
+  GRCNN_CHECK(!overflow, shape_error, op, ": the window (kernel ", kernel, ", dilation ", dilation, ", padding ", pad,
+              ") over an extent of ", in, " overflows 64-bit arithmetic (input ", x.describe(), ")");
+  GRCNN_CHECK(room >= 0, shape_error, op, ": kernel ", kernel, " (dilation ", dilation, ", padding ", pad,
+              ") does not fit an extent of ", in, " of input ", x.describe());
+  return room / stride + 1;
+}
+
 inline tensor as_layout(const tensor& g, layout l) {
   return g.memory_layout() == l || l == layout::opaque ? g : g.to_layout(l);
 }

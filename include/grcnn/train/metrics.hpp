@@ -1,10 +1,15 @@
 #pragma once
 // Classification metrics and the metrics log: top-k hits of a batch, running means, and one JSON
 // object per line appended to a file (a resumed run keeps appending to the same log).
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
+
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "grcnn/core/tensor.hpp"
@@ -43,20 +48,36 @@ struct running_mean {
 
 class metrics_log {
  public:
+  // Appends (O_APPEND: a resumed run continues the log; links and devices are written through).
   explicit metrics_log(std::filesystem::path path) : path_(std::move(path)) {
-    out_.open(path_, std::ios::app);
-    GRCNN_CHECK(out_, io_error, "metrics log: cannot open '", path_.string(), "' for appending");
+    std::error_code ec;
+    GRCNN_CHECK(!std::filesystem::is_directory(path_, ec), io_error, "metrics log: '", path_.string(), "' is a directory");
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    GRCNN_CHECK(fd_ >= 0, io_error, "metrics log: cannot open '", path_.string(), "' for appending: ", std::strerror(errno));
   }
+  metrics_log(const metrics_log&) = delete;
+  metrics_log& operator=(const metrics_log&) = delete;
+  ~metrics_log() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // One record per line, written whole and checked (a full disk is an error with errno's text).
   void write(const nlohmann::json& record) {
-    out_ << record.dump() << '\n';
-    out_.flush();
-    GRCNN_CHECK(out_, io_error, "metrics log: writing '", path_.string(), "' failed");
+    const std::string line = record.dump() + "\n";
+    const char* p = line.data();
+    std::size_t n = line.size();
+    while (n > 0) {
+      const ::ssize_t w = ::write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      GRCNN_CHECK(w > 0, io_error, "metrics log: writing '", path_.string(), "' failed: ", std::strerror(w < 0 ? errno : EIO));
+      p += w;
+      n -= static_cast<std::size_t>(w);
+    }
   }
   const std::filesystem::path& path() const { return path_; }
 
  private:
   std::filesystem::path path_;
-  std::ofstream out_;
+  int fd_ = -1;
 };
 
 }  // namespace grcnn::train

@@ -51,8 +51,7 @@ inline long parse_index(const std::string& s, const std::filesystem::path& p, in
 // be listed 0, 1, 2, ...; superclass indices must be 0..S-1, each with one name, each used.
 inline superclass_map read_superclass_csv(const std::filesystem::path& p) {
   using namespace superclass_detail;
-  std::ifstream in(p);
-  GRCNN_CHECK(in.good(), io_error, "superclasses: cannot open '", p.string(), "'");
+  std::istringstream in = io::open_text_file(p, "superclasses");
   std::string line;
   GRCNN_CHECK(static_cast<bool>(std::getline(in, line)), io_error, "superclasses: '", p.string(), "' is empty");
   const auto header = data::split_csv_line(line);
@@ -86,8 +85,7 @@ inline superclass_map read_superclass_csv(const std::filesystem::path& p) {
 // header after its first field; counts or probabilities). Names and order must match `m`; each row is
 // normalised to sum 1. Returns the S x S matrix row-major.
 inline std::vector<double> read_confusion_csv(const std::filesystem::path& p, const superclass_map& m) {
-  std::ifstream in(p);
-  GRCNN_CHECK(in.good(), io_error, "superclass confusion: cannot open '", p.string(), "'");
+  std::istringstream in = io::open_text_file(p, "superclass confusion");
   std::string line;
   GRCNN_CHECK(static_cast<bool>(std::getline(in, line)), io_error, "superclass confusion: '", p.string(), "' is empty");
   const auto header = data::split_csv_line(line);

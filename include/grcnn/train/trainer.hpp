@@ -8,6 +8,7 @@
 #include <chrono>
 #include <csignal>
 #include <cmath>
+#include <fstream>
 #include <optional>
 #include <sstream>
 
@@ -56,6 +57,7 @@ struct trainer_options {
 struct eval_result {
   double loss = 0, top1 = 0, top5 = 0, images_per_s = 0, seconds = 0;
   std::size_t images = 0;
+  std::size_t skipped = 0;  // unreadable images left out (the loader's skip_corrupt), each named on stderr
 };
 
 enum class fit_outcome { finished, interrupted, stopped };
@@ -119,6 +121,8 @@ std::optional<eval_result> evaluate_network(Net& net, data::loader& l, Loss&& lo
   std::size_t hits1 = 0, hits5 = 0;
   while (auto b = l.next()) {
     if (interruptible && trainer_detail::pending_signal().load() != 0) return std::nullopt;
+    for (const auto& s : b->skipped) std::fprintf(stderr, "warning: evaluation skipped %s\n", s.c_str());
+    e.skipped += b->skipped.size();
     if (b->size() == 0) continue;
     const variable logits = net.forward(variable(backends::to_backend<typename Net::backend>(b->images)));
     loss_m.add(loss(logits, b->labels).value().item(), static_cast<double>(b->size()));
@@ -126,6 +130,9 @@ std::optional<eval_result> evaluate_network(Net& net, data::loader& l, Loss&& lo
     hits5 += topk_hits(logits.value(), b->labels, std::min<int>(5, static_cast<int>(logits.dims()[1])));
     e.images += b->size();
   }
+  // No accuracy exists without images: 0% would look like a result (and could even become the "best").
+  GRCNN_CHECK(e.images > 0, error, "evaluation: no readable image among the ", l.data().size(), " sample(s) of ", l.data().describe(),
+              e.skipped ? " (" + std::to_string(e.skipped) + " unreadable, named above)" : std::string());
   e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   e.loss = loss_m.mean();
   e.top1 = e.images ? static_cast<double>(hits1) / static_cast<double>(e.images) : 0.0;
@@ -333,7 +340,8 @@ class trainer {
     r.last_eval = *e;
     pending_eval_ = false;
     log.write({{"type", "eval"}, {"epoch", pos_.epoch}, {"global_step", pos_.global_step}, {"loss", e->loss},
-               {"top1", e->top1}, {"top5", e->top5}, {"images", e->images}, {"images_per_s", e->images_per_s}});
+               {"top1", e->top1}, {"top5", e->top5}, {"images", e->images}, {"skipped_images", e->skipped},
+               {"images_per_s", e->images_per_s}});
     if (!o_.quiet)
       std::printf("epoch %ld/%ld: eval loss %.4f top1 %.2f%% top5 %.2f%% (%zu images, %.1f s)\n", pos_.epoch, o_.epochs, e->loss,
                   100 * e->top1, 100 * e->top5, e->images, e->seconds);
@@ -458,9 +466,16 @@ class trainer {
     return path;
   }
   static void copy_atomically(const std::filesystem::path& from, const std::filesystem::path& to) {
-    const auto tmp = to.string() + ".tmp";
-    std::filesystem::copy_file(from, tmp, std::filesystem::copy_options::overwrite_existing);
-    std::filesystem::rename(tmp, to);
+    std::ifstream in(from, std::ios::binary);
+    GRCNN_CHECK(in.good(), io_error, "checkpoint: cannot open '", from.string(), "' to copy it to '", to.string(), "'");
+    io::output_file out(to, "checkpoint");
+    std::vector<char> buf(1 << 20);
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      out.write(buf.data(), static_cast<std::size_t>(in.gcount()));
+    }
+    GRCNN_CHECK(in.eof(), io_error, "checkpoint: reading '", from.string(), "' failed");
+    out.commit();
   }
   void finish(fit_result& r, std::size_t images) {
     r.train_seconds = train_seconds_;
