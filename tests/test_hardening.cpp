@@ -191,6 +191,12 @@ TEST_CASE("window arithmetic is checked: no overflow, no kernel that does not fi
   CHECK(pr.y.dims[2] == 2 + 2 * std::int64_t{2147483647});
 }
 
+TEST_CASE("tensor sizes: negative extents and byte counts beyond 64 bits are refused before allocation", "[hardening][core]") {
+  CHECK_THROWS_WITH(tensor::empty({2, -3}, dtype::f32), Catch::Contains("negative extent"));
+  CHECK_THROWS_WITH(tensor::empty({std::int64_t{1} << 31, std::int64_t{1} << 31}, dtype::f64), Catch::Contains("overflows"));
+  CHECK_THROWS_WITH(tensor::empty({std::int64_t{1} << 40, std::int64_t{1} << 40}, dtype::f32), Catch::Contains("overflows"));
+}
+
 namespace {
 // A tiny ImageNet-style topology (7x7 stem, maxpool, downsampling GRCL, fixed 2x2 readout).
 using tiny_imagenet = nn::topology<nn::imagenet_stem<32>, nn::grcl<"layer1", nn::imagenet_grcl(32, 8, 1, true)>,

@@ -95,8 +95,18 @@ class tensor {
     r.dtype_ = t;
     r.layout_ = l;
     r.device_ = d;
-    r.storage_ = std::make_shared<storage>(static_cast<std::size_t>(s.numel()) * size_of(t), d);
+    r.storage_ = std::make_shared<storage>(storage_bytes(s, t), d);
     return r;
+  }
+  // The bytes a tensor of this shape and dtype holds: negative extents and products beyond 64 bits (a
+  // corrupt file's header, an overflowing computed size) are refused before anything is allocated.
+  static std::size_t storage_bytes(const shape& s, dtype t) {
+    for (const auto d : s)
+      GRCNN_CHECK(d >= 0, shape_error, "tensor: shape ", s, " has a negative extent");
+    std::size_t bytes = 0;
+    GRCNN_CHECK(!__builtin_mul_overflow(static_cast<std::size_t>(s.numel()), size_of(t), &bytes), shape_error,
+                "tensor: the byte size of shape ", s, " overflows");
+    return bytes;
   }
   // A host tensor in page-locked memory of `for_device`'s runtime (a plain host tensor when that is
   // the CPU): to_device(for_device) then returns before the copy is done, so do not write into the
@@ -109,7 +119,7 @@ class tensor {
     r.shape_ = s;
     r.dtype_ = t;
     r.layout_ = l;
-    r.storage_ = std::make_shared<storage>(static_cast<std::size_t>(s.numel()) * size_of(t), cpu_device, for_device);
+    r.storage_ = std::make_shared<storage>(storage_bytes(s, t), cpu_device, for_device);
     return r;
   }
   bool pinned() const { return storage_ && storage_->pinned(); }

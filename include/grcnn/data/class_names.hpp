@@ -1,6 +1,7 @@
 #pragma once
 // ImageNet class names from data/imagenet/superclasses.csv (class_index, wnid, class_name,
 // superclass_index, superclass_name; quoted fields may hold commas).
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -52,7 +53,11 @@ inline std::vector<imagenet_class> read_imagenet_classes(const std::filesystem::
                 " fields, expected 5");
     GRCNN_CHECK(f[0] == std::to_string(out.size()), io_error, "class names: '", csv.string(), "' line ", row,
                 " has class index ", f[0], ", expected ", out.size());
-    out.push_back({f[1], f[2], std::stoi(f[3]), f[4]});
+    int superclass = -1;
+    const auto r = std::from_chars(f[3].data(), f[3].data() + f[3].size(), superclass);
+    GRCNN_CHECK(r.ec == std::errc() && r.ptr == f[3].data() + f[3].size() && superclass >= 0, io_error, "class names: '",
+                csv.string(), "' line ", row, ": superclass_index '", f[3], "' is not a non-negative integer");
+    out.push_back({f[1], f[2], superclass, f[4]});
   }
   return out;
 }
