@@ -11,7 +11,7 @@ using namespace grcnn::testing;
 TEST_CASE("every op's gradient matches central finite differences", "[gradcheck]") {
   unsigned seed = 1000;
   for (const op_case& c : op_cases()) {
-    if (!c.finite_differences) continue;
+    if (!c.finite_differences || !c.specials.empty()) continue;  // NaN/Inf cases have no finite differences
     DYNAMIC_SECTION(c.name) {
       const case_data d = make_case_data(c, ++seed);
       std::mt19937 rng(seed * 7);

@@ -6,6 +6,7 @@
 
 #include "support/random.hpp"
 #include <grcnn/io/safetensors.hpp>
+#include <grcnn/io/state_dict.hpp>
 
 using namespace grcnn;
 
@@ -95,7 +96,7 @@ TEST_CASE("malformed safetensors files raise errors that say what is wrong", "[i
   write_raw(p, good.size() + 100, good, data);
   CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("truncated"));
   write_raw(p, 10, "{\"x\": [1,", data);
-  CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("malformed JSON"));
+  CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("not valid JSON"));
   const std::string out_of_range = R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}})";
   write_raw(p, out_of_range.size(), out_of_range, data);
   CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("outside the 8-byte data section"));
@@ -117,4 +118,52 @@ TEST_CASE("malformed safetensors files raise errors that say what is wrong", "[i
   CHECK_THROWS_WITH(io::load_safetensors(p), Catch::Contains("needs dtype, shape and data_offsets"));
   write_raw(p, good.size(), good, data);
   CHECK(io::load_safetensors(p).at("x").numel() == 2);
+}
+
+// Weights trained into NaN (or a corrupted file) must not load silently: every floating parameter and
+// buffer is checked, and the error names the file, the tensor and its first non-finite element.
+TEST_CASE("load_state_dict refuses NaN and Inf in parameters and buffers, naming the tensor", "[io]") {
+  std::mt19937 rng(21);
+  autograd::variable w(testing::uniform({4, 5}, rng, -1, 1, dtype::f32), true);
+  tensor running_var = tensor::full({5}, 1.0), tracked = tensor::scalar(3, dtype::i64);
+  const nn::state_list state{{"layer1.conv.weight", &w, nullptr},
+                             {"layer1.bn.running_var", nullptr, &running_var},
+                             {"layer1.bn.num_batches_tracked", nullptr, &tracked}};
+  const std::vector<double> w_before = w.value().values<double>();
+  const auto path = temp_file("nonfinite_state.safetensors");
+  // The file: the network's state with `value` at element `index` of `name`, held in dtype t.
+  auto load_with = [&](const std::string& name, std::int64_t index, double value, dtype t) {
+    std::vector<std::pair<std::string, tensor>> entries;
+    for (const auto& e : state) {
+      tensor v = e.value().clone();
+      if (v.type() != dtype::i64) v = v.to_dtype(t);
+      if (e.name == name) {
+        auto vals = v.values<double>();
+        vals.at(static_cast<std::size_t>(index)) = value;
+        v.assign(vals);
+      }
+      entries.emplace_back(e.name, v);
+    }
+    io::save_safetensors(path, entries);
+    io::load_state_dict(state, io::load_safetensors(path));
+  };
+  for (dtype t : {dtype::f32, dtype::bf16, dtype::f64}) {
+    INFO("file dtype " << name_of(t));
+    CHECK_THROWS_WITH(load_with("layer1.conv.weight", 17, std::nan(""), t),
+                      Catch::Contains("load_state_dict from '" + path.string() + "'") &&
+                          Catch::Contains("tensor 'layer1.conv.weight' holds NaN at element 17"));
+    CHECK_THROWS_WITH(load_with("layer1.conv.weight", 3, INFINITY, t),
+                      Catch::Contains("tensor 'layer1.conv.weight' holds +Inf at element 3"));
+    CHECK_THROWS_WITH(load_with("layer1.bn.running_var", 4, -INFINITY, t),
+                      Catch::Contains("tensor 'layer1.bn.running_var' holds -Inf at element 4"));
+    CHECK(w.value().values<double>() == w_before);  // all or nothing: nothing was loaded
+    CHECK(running_var.values<double>() == std::vector<double>(5, 1.0));
+  }
+  // A finite f64 beyond f32's range becomes +Inf in the network's dtype: refused too.
+  CHECK_THROWS_WITH(load_with("layer1.conv.weight", 0, 1e300, dtype::f64),
+                    Catch::Contains("tensor 'layer1.conv.weight' overflows f32 at element 0"));
+  // Finite values load.
+  load_with("layer1.conv.weight", 17, 0.25, dtype::f32);
+  CHECK(w.value().values<double>()[17] == 0.25);
+  std::filesystem::remove(path);
 }

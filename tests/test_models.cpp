@@ -121,7 +121,11 @@ TEST_CASE("an input of the wrong size gets a clear error", "[models]") {
   net.eval();
   autograd::no_grad_guard ng;
   const autograd::variable small(tensor::zeros({1, 3, 96, 96}, dtype::f32, layout::nhwc));
-  CHECK_THROWS_WITH(net.forward(small), Catch::Contains("AvgPool2d(7)") && Catch::Contains("3x3"));
+  CHECK_THROWS_WITH(net.forward(small), Catch::Contains("input height 96 is below this architecture's minimum of 221"));
+  // Above the minimum, a size whose final map is not AvgPool2d(7)'s 7x7 names the nearest that is.
+  const autograd::variable large(tensor::zeros({1, 3, 256, 256}, dtype::f32, layout::nhwc));
+  CHECK_THROWS_WITH(net.forward(large), Catch::Contains("input height 256 gives no valid final feature map") &&
+                                            Catch::Contains("the nearest accepted size is 224"));
   const autograd::variable gray(tensor::zeros({1, 1, 224, 224}, dtype::f32, layout::nhwc));
   CHECK_THROWS_WITH(net.forward(gray), Catch::Contains("[N, 3, H, W]"));
 }

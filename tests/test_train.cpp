@@ -134,6 +134,24 @@ TEST_CASE("optimizer state round-trips through a checkpoint dictionary", "[train
     step(a, *oa);
     io::tensor_dict saved = io::state_dict(a.state());
     oa->save_state(saved, "optimizer");
+    {  // a NaN in a momentum buffer or Adam moment is refused by name before any state changes
+      io::tensor_dict poisoned;
+      poisoned.metadata = saved.metadata;
+      std::string victim;
+      for (const auto& [name, t] : saved.entries()) {
+        tensor c = t.clone();
+        if (victim.empty() && name.rfind("optimizer.", 0) == 0 && t.type() != dtype::i64 && t.numel() > 1) {
+          victim = name;
+          auto v = c.values<double>();
+          v[1] = std::nan("");
+          c.assign(v);
+        }
+        poisoned.add(name, c);
+      }
+      REQUIRE(!victim.empty());
+      CHECK_THROWS_WITH(ob->load_state(poisoned, "optimizer"),
+                        Catch::Contains("tensor '" + victim + "' holds NaN at element 1"));
+    }
     io::load_state_dict(b.state(), io::state_dict(a.state()));
     ob->load_state(saved, "optimizer");
     step(a, *oa);

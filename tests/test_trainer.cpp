@@ -58,6 +58,7 @@ struct run_config {
   int keep = 2;
   int raise_at = -1;
   bool poison_classifier = false;  // a NaN classifier bias: every loss is NaN
+  std::string poison_weight;       // a parameter whose first element is set NaN in memory before training
 };
 
 struct run_output {
@@ -75,6 +76,15 @@ run_output run(const run_config& c) {
   if (c.poison_classifier)
     for (auto& e : net.state())
       if (e.name == "classifier.bias") e.value().fill(std::nan(""));
+  for (auto& e : net.state())
+    if (e.name == c.poison_weight) {  // in the weight's own format (oneDNN may hold it blocked)
+      tensor& w = e.value();
+      tensor p = w.to_layout(layout::plain);
+      auto v = p.values<double>();
+      v[0] = std::nan("");
+      p.assign(v);
+      w = w.memory_layout() == layout::opaque ? p.to_format(w.format()) : p.to_layout(w.memory_layout());
+    }
   train::sgd opt(net.parameters(), train::param_group{.lr = c.lr, .weight_decay = 1e-4, .momentum = 0.9, .nesterov = true});
   const train::lr_schedule schedule({.kind = train::schedule_kind::cosine, .per_iteration = true, .warmup_iterations = 3}, 3,
                                     static_cast<long>(train_loader.batches_per_epoch()));
@@ -208,4 +218,20 @@ TEST_CASE("checkpoints: plain weights are refused for resume, with the file name
   CHECK_THROWS_WITH(train::sgd(std::vector<train::param_group>{{.name = "a", .params = net.parameters()},
                                                                {.name = "b", .params = {net.parameters().front()}}}),
                     Catch::Contains("appears twice"));
+}
+
+// Issue 21: a NaN conv weight ahead of batch norm + ReLU used to vanish in the fused ReLU (NaN -> 0), so
+// training ran to the end with a finite loss. The NaN now reaches the loss and the guard stops the run
+// at its first step (or every step is skipped with the flag).
+TEST_CASE("a NaN conv weight behind batch norm and ReLU stops the run", "[trainer]") {
+  fs::remove_all("trainer_nan_weight");
+  try {
+    run({.out = "trainer_nan_weight/stop", .poison_weight = "conv_3x3.weight"});
+    FAIL("a run from a NaN weight did not stop");
+  } catch (const numeric_error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("training stopped: the loss is") && Catch::Contains("nan") && Catch::Contains("(step 1)"));
+  }
+  const run_output all_skipped =
+      run({.out = "trainer_nan_weight/all", .skip_nonfinite = true, .poison_weight = "conv_3x3.weight"});
+  CHECK(all_skipped.result.skipped_steps == 24);
 }

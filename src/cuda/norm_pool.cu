@@ -41,12 +41,14 @@ inline bool small_index(const view4& v) { return v.numel() < (std::int64_t(1) <<
 // kernels (so both give the same bits).
 // Explicit roundings (the _rn intrinsics are never contracted): ptxas may not fuse them differently in
 // different kernels.
+// The ReLU keeps NaN (NaN < 0 is false), as PyTorch's.
 __device__ __forceinline__ float bn_out(float x, float mean, float invstd, float gamma, float beta, bool relu) {
   const float r = __fmaf_rn(__fmul_rn(__fsub_rn(x, mean), invstd), gamma, beta);
   return relu && r < 0.f ? 0.f : r;
 }
 
-// The fused ReLU's mask in backward: dy passes where the forward stored a positive output. Recomputing
+// The fused ReLU's mask in backward: dy passes where the forward stored a positive output or NaN
+// (PyTorch's threshold_backward: y <= 0 ? 0 : dy). Recomputing
 // the forward's pre-activation from x (bn_out's arithmetic, the same statistics and affine parameters)
 // and rounding it to T as the forward's store did gives that mask bit for bit without reading y: a
 // fifth of the backward's traffic.
@@ -54,7 +56,7 @@ template <class T>
 __device__ __forceinline__ bool relu_passes(float x, float mean, float invstd, float gamma, float beta) {
   T stored;
   st(stored, bn_out(x, mean, invstd, gamma, beta, false));
-  return ld(stored) > 0.f;
+  return !(ld(stored) <= 0.f);
 }
 
 

@@ -54,7 +54,9 @@ __global__ void k_ce_rows(const float* logits, const std::int64_t* labels, const
     const float t = labels ? uniform + (j == label ? 1.f - eps : 0.f) : soft[o + j] * (1.f - eps) + uniform;
     q[o + j] = t;
     prob[o + j] = expf(logp);
-    loss -= t * logp;
+    // A hard label's zero weights are no terms (PyTorch's nll_loss): a -Inf log-probability there keeps
+    // the loss finite; a soft target's are (0 * -Inf = NaN, as in PyTorch).
+    if (!labels || t != 0.f) loss -= t * logp;
   }
   loss = block_sum(loss);
   if (threadIdx.x == 0) row_loss[blockIdx.x] = loss;
@@ -76,11 +78,13 @@ __global__ void k_ce_bwd(const float* dloss, const float* prob, const float* q, 
   for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) d[o + j] = g * (prob[o + j] * qs - q[o + j]);
 }
 
+// PyTorch's pointwise KL: xlogy(t, t) - t * x (NaN and 0 * -Inf give NaN), and its derivative in t,
+// log t + t / t - x (NaN where t is 0, NaN or infinite).
+__device__ inline float kl_pointwise(float x, float t) { return (t == 0.f ? 0.f : t * logf(t)) - t * x; }
+__device__ inline float kl_target_slope(float x, float t) { return (t == 0.f ? 0.f : logf(t)) + t / t - x; }
 __global__ void k_kl_partials(const float* x, const float* t, std::int64_t n, float* partials) {
   float s = 0.f;
-  GRCNN_GRID_STRIDE(i, n) {
-    if (t[i] > 0.f) s += t[i] * (logf(t[i]) - x[i]);
-  }
+  GRCNN_GRID_STRIDE(i, n) { s += kl_pointwise(x[i], t[i]); }
   s = block_sum(s);
   if (threadIdx.x == 0) partials[blockIdx.x] = s;
 }
@@ -89,7 +93,7 @@ __global__ void k_kl_bwd(const float* dloss, const float* x, const float* t, flo
   const float g = dloss[0] * inv_rows;
   GRCNN_GRID_STRIDE(i, n) {
     if (dx) dx[i] = -g * t[i];
-    if (dt) dt[i] = t[i] > 0.f ? g * (logf(t[i]) + 1.f - x[i]) : 0.f;
+    if (dt) dt[i] = g * kl_target_slope(x[i], t[i]);
   }
 }
 
@@ -108,8 +112,9 @@ __global__ void k_js_log_softmax(const float* x, double* logp, std::int64_t k) {
   const double lse = mx + log(s);
   for (std::int64_t j = threadIdx.x; j < k; j += blockDim.x) logp[blockIdx.x * k + j] = static_cast<double>(row[j]) - lse;
 }
-// One block per row n of a view: g = d loss / d p without the 1/(V N) (p log p counts 0 where p = 0;
-// the clamp passes the mixture's gradient only inside [1e-7, 1]) and the row's sum of KLs.
+// One block per row n of a view: g = d loss / d p without the 1/(V N) (p log p counts 0 where p = 0,
+// where g is NaN as PyTorch's xlogy derivative (0 / 0); the clamp passes the mixture's gradient only
+// inside [1e-7, 1]) and the row's sum of KLs (PyTorch's xlogy(p, p) - p log m: NaN stays NaN).
 __global__ void k_js_rows(const double* logp, std::int64_t n_rows, int views, std::int64_t k, double* g,
                           double* row_loss) {
   const std::int64_t n = blockIdx.x;
@@ -123,12 +128,8 @@ __global__ void k_js_rows(const double* logp, std::int64_t n_rows, int views, st
     for (int v = 0; v < views; ++v) {
       const std::int64_t i = (v * n_rows + n) * k + j;
       const double p = exp(logp[i]);
-      if (p > 0.0) {
-        loss += p * (logp[i] - logm);
-        g[i] = logp[i] + 1.0 - logm - through;
-      } else {
-        g[i] = -through;
-      }
+      loss += (p == 0.0 ? 0.0 : p * logp[i]) - p * logm;
+      g[i] = (p == 0.0 ? 0.0 : logp[i]) + p / p - logm - through;
     }
   }
   loss = block_sum(loss);
@@ -157,6 +158,9 @@ __global__ void k_group_lse(const float* x, const std::int64_t* group, std::int6
     float mx = -INFINITY;
     for (std::int64_t j = 0; j < k; ++j)
       if (group[j] == s) mx = fmaxf(mx, row[j]);
+    // PyTorch's logsumexp shifts by 0 where the maximum is infinite: +Inf in a group gives +Inf, a group
+    // all -Inf gives -Inf (not exp(Inf - Inf) = NaN).
+    if (isinf(mx)) mx = 0.f;
     float sum = 0.f;
     for (std::int64_t j = 0; j < k; ++j)
       if (group[j] == s) sum += expf(row[j] - mx);

@@ -309,11 +309,13 @@ void runtime_impl::permute_4d(std::size_t elem_size, const void* src, void* dst,
 
 // ---- elementwise kernels (T: float or __nv_bfloat16 storage, f32 math) ----
 // Their arithmetic per element (f32 between loads and stores); launch_map packs the memory accesses.
+// PyTorch's ReLU: NaN stays NaN (fmaxf(x, 0) would give 0), and the gradient passes where y is NaN
+// (threshold_backward: y <= 0 ? 0 : dy).
 struct relu_op {
-  __device__ void operator()(const float (&x)[1], float (&y)[1]) const { y[0] = fmaxf(x[0], 0.f); }
+  __device__ void operator()(const float (&x)[1], float (&y)[1]) const { y[0] = x[0] <= 0.f ? 0.f : x[0]; }
 };
 struct relu_bwd_op {  // x: dy, y
-  __device__ void operator()(const float (&x)[2], float (&y)[1]) const { y[0] = x[1] > 0.f ? x[0] : 0.f; }
+  __device__ void operator()(const float (&x)[2], float (&y)[1]) const { y[0] = x[1] <= 0.f ? 0.f : x[0]; }
 };
 struct sigmoid_op {
   __device__ void operator()(const float (&x)[1], float (&y)[1]) const { y[0] = 1.f / (1.f + expf(-x[0])); }

@@ -60,7 +60,13 @@ CASES = []
 
 
 def case(name, inputs, buffers, fn):
-    CASES.append((name, inputs, buffers, fn))
+    CASES.append((name, inputs, buffers, fn, []))
+
+
+def specials(values):
+    """Marks the last case as a NaN/Inf case (op_cases.hpp's special_value): (slot, flat index, value[,
+    buffer]) written over its drawn inputs (buffers) after the draw."""
+    CASES[-1][4].extend(values)
 
 
 def conv(name, x, w, bias, stride, pad, dilation=1, groups=1):
@@ -192,12 +198,103 @@ unary("max_pool3x3_s2_p1_c16", (2, 16, 9, 8), lambda x: F.max_pool2d(x, 3, 2, 1)
 unary("avg_pool3x3_s2_p1_c16", (2, 16, 7, 7), lambda x: F.avg_pool2d(x, 3, 2, 1))
 bn("bn_train_relu_c48", (2, 48, 3, 5), relu=True)
 
+# NaN and +-Inf (op_cases.hpp's *_nonfinite cases, same elements and values).
+nan, inf = math.nan, math.inf
+unary_specials = [(0, 7, nan), (0, 20, inf), (0, 33, -inf), (0, 90, nan), (0, 91, 0.0)]
+unary("relu_nonfinite", (2, 3, 4, 5), F.relu)
+specials(unary_specials)
+unary("sigmoid_nonfinite", (2, 3, 4, 5), torch.sigmoid)
+specials(unary_specials)
+bn_train_specials = [(0, 4, nan), (0, 54, inf), (2, 3, nan)]
+bn("bn_train_nonfinite", (2, 4, 3, 3))
+specials(bn_train_specials)
+bn("bn_train_relu_nonfinite", (2, 4, 3, 3), relu=True)
+specials(bn_train_specials)
+bn_eval_specials = [(0, 4, nan), (0, 54, inf), (0, 30, -inf), (1, 1, nan), (1, 2, inf, True)]
+bn("bn_eval_nonfinite", (2, 4, 3, 3), training=False)
+specials(bn_eval_specials)
+bn("bn_eval_relu_nonfinite", (2, 4, 3, 3), training=False, relu=True)
+specials(bn_eval_specials)
+bn("bn_train_relu_c16_nonfinite", (2, 16, 3, 4), relu=True)
+specials([(0, 41, nan), (0, 300, -inf), (1, 12, nan)])
+bn("bn_eval_relu_c16_nonfinite", (2, 16, 4, 4), training=False, relu=True)
+specials([(0, 53, nan), (0, 407, inf), (0, 160, -inf), (1, 12, nan)])
+unary("max_pool3x3_s2_p1_nonfinite", (1, 2, 7, 7), lambda x: F.max_pool2d(x, 3, 2, 1))
+specials([(0, 0, nan), (0, 8, nan), (0, 24, nan), (0, 40, inf), (0, 49, -inf), (0, 50, -inf), (0, 56, -inf),
+          (0, 57, -inf), (0, 97, -inf)])
+unary("max_pool3x3_s2_p1_c16_nonfinite", (2, 16, 9, 8), lambda x: F.max_pool2d(x, 3, 2, 1))
+specials([(0, 387, nan), (0, 1908, inf), (0, 1899, nan), (0, 100, -inf)])
+unary("avg_pool3x3_s3_nonfinite", (1, 2, 7, 10), lambda x: F.avg_pool2d(x, 3, 3))
+specials([(0, 11, nan), (0, 14, inf), (0, 25, -inf), (0, 117, inf)])
+unary("avg_pool3x3_s2_p1_c16_nonfinite", (2, 16, 7, 7), lambda x: F.avg_pool2d(x, 3, 2, 1))
+specials([(0, 106, nan), (0, 1151, inf)])
+unary("global_avg_pool_nonfinite", (2, 5, 4, 3), lambda x: x.mean((2, 3)))
+specials([(0, 5, nan), (0, 13, inf), (0, 14, -inf), (0, 87, inf)])
+case("add_nonfinite", [((2, 3, 4, 5), "activation")] * 2, [], lambda v, b: v[0] + v[1])
+specials([(0, 3, nan), (0, 10, inf), (1, 10, -inf), (1, 20, inf)])
+case("mul_nonfinite", [((2, 3, 4, 5), "activation")] * 2, [], lambda v, b: v[0] * v[1])
+specials([(0, 3, nan), (0, 10, 0.0), (1, 10, inf), (1, 20, -inf)])
+gate_specials = [(1, 1, inf), (1, 2, -inf), (1, 3, inf), (2, 3, -inf), (1, 4, nan), (1, 5, -inf), (3, 5, inf),
+                 (0, 6, nan), (3, 7, nan), (0, 8, inf), (1, 9, inf), (3, 9, inf)]
+case("gated_update_nonfinite", [((2, 8, 3, 3), "activation")] * 4, [],
+     lambda v, b: v[0] + torch.sigmoid(v[1] + v[2]) * v[3])
+specials(gate_specials)
+case("gated_update_long_nonfinite", [((1, 3, 41, 37), "activation")] * 4, [],
+     lambda v, b: v[0] + torch.sigmoid(v[1] + v[2]) * v[3])
+specials(gate_specials + [(s, i + 4096 + 17, x) for s, i, x in gate_specials] + [(1, 4550, -inf), (3, 4550, inf)])
+conv("conv3x3_bias_nonfinite", (2, 3, 7, 6), (4, 3, 3, 3), True, 1, 1)
+specials([(0, 62, nan), (0, 126, inf), (1, 31, nan), (2, 2, inf)])
+case("linear_nonfinite", [((3, 10), "activation"), ((4, 10), "weight"), ((4,), "weight")], [],
+     lambda v, b: F.linear(v[0], v[1], v[2]))
+specials([(0, 5, nan), (1, 12, inf), (2, 3, nan)])
+row_specials = [(0, 2, nan), (0, 10, inf), (0, 18, -inf)] + [(0, k, -inf) for k in range(28, 35)]
+unary("softmax_nonfinite", (5, 7), lambda x: F.softmax(x, 1))
+specials(row_specials)
+unary("log_softmax_nonfinite", (5, 7), lambda x: F.log_softmax(x, 1))
+specials(row_specials)
+labels = [(0, 0, 1, True), (0, 1, 2, True), (0, 2, 0, True), (0, 3, 4, True)]
+ce("cross_entropy_neginf", False, 0.0)
+specials([(0, 3, -inf), (0, 11, -inf)] + labels)
+ce("cross_entropy_smoothing_neginf", False, 0.1)
+specials([(0, 3, -inf), (0, 11, -inf)] + labels)
+ce("cross_entropy_nonfinite", False, 0.0)
+specials([(0, 5, nan), (0, 12, inf)] + labels)
+ce("cross_entropy_soft_neginf", True, 0.0)
+specials([(0, 3, -inf), (0, 3, 0.0, True)])
+case("kl_div_nonfinite", [((4, 6), "log_probs"), ((4, 6), "probs")], [],
+     lambda v, b: F.kl_div(v[0], v[1], reduction="batchmean"))
+specials([(0, 2, nan), (1, 13, nan), (0, 20, -inf), (1, 20, 0.0)])
+case("kl_div_neginf", [((4, 6), "log_probs"), ((4, 6), "probs")], [],
+     lambda v, b: F.kl_div(v[0], v[1], reduction="batchmean"))
+specials([(0, 9, -inf)])
+case("jensen_shannon_nonfinite", [((6, 5), "activation")], [], lambda v, b: jensen_shannon(v[0], 3))
+specials([(0, 7, nan)])
+case("jensen_shannon_neginf", [((6, 5), "activation")], [], lambda v, b: jensen_shannon(v[0], 3))
+specials([(0, 11, -inf)])
+case("group_logsumexp_nonfinite", [((3, 7), "activation")], [((7,), "groups", 3)],
+     lambda v, b: group_logsumexp(v[0], b[0], 3))
+specials([(0, 1, inf), (0, 7, -inf), (0, 10, -inf), (0, 16, nan), (0, 20, nan)])
+sk("sk_select_m2_nonfinite", (2, 6, 3, 4), 2)
+specials([(0, 17, nan), (1, 120, inf), (2, 2, nan), (2, 18, inf), (2, 9, -inf), (1, 36, inf)])
+vone_specials = [(0, 1, nan), (0, 14, -inf), (0, 27, inf), (0, 40, nan), (1, 53, inf)]
+vone("vone_response_nonfinite", (2, 6, 3, 4), 3, None, 25.0)
+specials(vone_specials)
+vone("vone_response_neuronal_nonfinite", (2, 6, 3, 4), 3, "neuronal", 25.0)
+specials(vone_specials + [(0, 100, nan, True)])
+vone("vone_response_gaussian_nonfinite", (2, 5, 2, 3), 2, "gaussian", 2.0)
+specials([(0, 1, nan), (0, 7, inf), (1, 20, nan), (0, 40, -inf, True)])
+unary("cast_bf16_roundtrip_nonfinite", (2, 3, 4, 5), lambda x: x.to(torch.bfloat16).to(x.dtype))
+specials([(0, 3, nan), (0, 4, inf), (0, 5, -inf), (0, 6, 3.4e38), (0, 7, -3.39e38)])
+
 
 def main():
     out = []
-    for name, inputs, buffers, fn in CASES:
+    for name, inputs, buffers, fn, special in CASES:
         ins = [make_input(s, k) for s, k in inputs]
         bufs = [make_buffer(*spec) for spec in buffers]
+        for slot, index, value, *buffer in special:
+            t = bufs[slot] if buffer and buffer[0] else ins[slot]
+            t.view(-1)[index] = value
         for i, t in enumerate(ins):
             out.append((f"{name}.in{i}", t.clone()))
         for i, t in enumerate(bufs):

@@ -206,12 +206,13 @@ class network<topology<Layers...>, Backend> {
     std::int64_t below = std::min(side, max_checked_side), above = below;
     while (below >= min && !accepts_side(below)) --below;
     while (above <= max_checked_side && !accepts_side(above)) ++above;
-    std::string nearest = std::to_string(below);
-    if (above <= max_checked_side) nearest += " and " + std::to_string(above);
+    const std::string nearest = above <= max_checked_side
+                                    ? "sizes are " + std::to_string(below) + " and " + std::to_string(above)
+                                    : "size is " + std::to_string(below);
     throw shape_error(::grcnn::detail::concat("network: input ", which, " ", side,
                                               " gives no valid final feature map in this architecture (its downsampling "
                                               "layers need even sizes, a fixed readout window one final size); the nearest "
-                                              "accepted sizes are ", nearest));
+                                              "accepted ", nearest));
   }
   // Braces: the layers are built (and draw from the seeded stream) in order, on every compiler.
   network(int num_classes, initializer rng)

@@ -8,6 +8,8 @@
 //   gaussian:  y = relu(r + eps * scale)
 // (Dapello et al. 2020, vonenet/modules.py; their 10e-5 is 1e-4). The backward treats eps as a constant
 // and gives the complex channel a zero gradient where a = b = 0 (PyTorch's sqrt yields NaN there).
+// NaN and +-Inf propagate as in PyTorch: relu keeps NaN (x <= 0 ? 0 : x) and its gradient passes where
+// its output is NaN (threshold_backward: y <= 0 ? 0 : dy).
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -48,7 +50,7 @@ GRCNN_HD_INLINE T sqrt_(T v) {
 // The response before noise: g (without k_exc).
 template <class T>
 GRCNN_HD_INLINE T energy(bool simple, T a, T b) {
-  return simple ? (a > T(0) ? a : T(0)) : sqrt_(a * a + b * b) * T(inv_sqrt2);
+  return simple ? (a <= T(0) ? T(0) : a) : sqrt_(a * a + b * b) * T(inv_sqrt2);
 }
 
 template <class T>
@@ -56,12 +58,12 @@ GRCNN_HD_INLINE T forward(const coefficients& k, bool simple, T a, T b, T eps) {
   const T r = T(k.k_exc) * energy(simple, a, b);
   if (k.mode == noise_neuronal) {
     const T t = r * T(k.scale) + T(k.level);
-    const T m = (t + eps * sqrt_((t > T(0) ? t : T(0)) + T(neuronal_floor)) - T(k.level)) / T(k.scale);
-    return m > T(0) ? m : T(0);
+    const T m = (t + eps * sqrt_((t <= T(0) ? T(0) : t) + T(neuronal_floor)) - T(k.level)) / T(k.scale);
+    return m <= T(0) ? T(0) : m;
   }
   if (k.mode == noise_gaussian) {
     const T m = r + eps * T(k.scale);
-    return m > T(0) ? m : T(0);
+    return m <= T(0) ? T(0) : m;
   }
   return r;
 }
@@ -71,12 +73,12 @@ template <class T>
 GRCNN_HD_INLINE T noise_slope(const coefficients& k, T r, T eps) {
   if (k.mode == noise_neuronal) {
     const T t = r * T(k.scale) + T(k.level);
-    const T root = sqrt_((t > T(0) ? t : T(0)) + T(neuronal_floor));
+    const T root = sqrt_((t <= T(0) ? T(0) : t) + T(neuronal_floor));
     const T m = (t + eps * root - T(k.level)) / T(k.scale);
-    if (!(m > T(0))) return T(0);
-    return T(1) + (t > T(0) ? eps / (T(2) * root) : T(0));
+    if (m <= T(0)) return T(0);
+    return T(1) + (t <= T(0) ? T(0) : eps / (T(2) * root));
   }
-  if (k.mode == noise_gaussian) return r + eps * T(k.scale) > T(0) ? T(1) : T(0);
+  if (k.mode == noise_gaussian) return r + eps * T(k.scale) <= T(0) ? T(0) : T(1);
   return T(1);
 }
 
@@ -87,12 +89,12 @@ GRCNN_HD_INLINE void backward(const coefficients& k, bool simple, T a, T b, T ep
   const T dr = dy * noise_slope(k, T(k.k_exc) * g, eps);
   const T dg = dr * T(k.k_exc);
   if (simple) {
-    da = a > T(0) ? dg : T(0);
+    da = a <= T(0) ? T(0) : dg;
     db = T(0);
     return;
   }
   const T rho = sqrt_(a * a + b * b);
-  if (!(rho > T(0))) {
+  if (rho == T(0)) {
     da = db = T(0);
     return;
   }

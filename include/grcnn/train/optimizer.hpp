@@ -13,6 +13,7 @@
 
 #include "grcnn/autograd/variable.hpp"
 #include "grcnn/io/safetensors.hpp"
+#include "grcnn/io/state_dict.hpp"
 
 namespace grcnn::train {
 
@@ -117,6 +118,13 @@ class optimizer {
                   "optimizer state: group ", g, " (", groups_[g].name, ") has ", groups_[g].params.size(),
                   " parameters here but ", it == d.metadata.end() ? std::string("none") : it->second, " in the checkpoint");
     }
+    // Non-finite momentum or Adam moments would turn the first step's update into NaN weights: refused,
+    // like non-finite weights, before any state changes.
+    for (const auto& [name, t] : d.entries())
+      if (name.rfind(prefix + ".", 0) == 0)
+        if (const auto bad = io::detail::find_nonfinite(t))
+          throw io_error("optimizer state" + (d.origin_.empty() ? std::string() : " from '" + d.origin_ + "'") + ": " +
+                         io::detail::nonfinite_problem(name, t, *bad));
     for (std::size_t g = 0; g < groups_.size(); ++g)
       for (std::size_t i = 0; i < groups_[g].params.size(); ++i) load_slots(d, key(prefix, g, i), g, i);
     load_scalars(d, prefix);

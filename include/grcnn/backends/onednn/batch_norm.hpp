@@ -1,7 +1,15 @@
 #pragma once
 // Batch normalisation through oneDNN, with ReLU fused by fuse_norm_relu. oneDNN returns the biased batch
 // variance; the running statistics are updated here with PyTorch's unbiased correction.
+//
+// NaN: oneDNN's fused ReLU maps NaN to 0 and masks its gradient there; PyTorch's ReLU keeps NaN and
+// passes the gradient where its output is NaN. So a fused ReLU in evaluation runs as our own pass
+// (relu(x * scale + shift) per channel, one read and one write like oneDNN's; its backward masks dy the
+// PyTorch way and runs oneDNN's unfused backward), and in training, where a NaN can reach the ReLU only
+// through non-finite batch statistics or parameters (checked per channel, O(C)), such a call runs on the
+// reference backend in double: rare, and exact.
 #include "grcnn/backends/onednn/context.hpp"
+#include "grcnn/backends/onednn/vector_math.hpp"
 
 namespace grcnn::backends {
 
@@ -13,12 +21,16 @@ struct bn_plan : plan_base {
   dnnl::batch_normalization_backward bwd;
   dnnl::normalization_flags flags;
 };
+struct bn_payload : plan_payload<bn_plan> {
+  std::unique_ptr<autograd::payload> reference;  // the reference backend's state when it ran the call
+};
 }  // namespace onednn_detail
 
 template <>
 struct kernel<onednn, ops::batch_norm_op> {
   using P = ops::batch_norm_problem;
-  using payload = onednn_detail::plan_payload<onednn_detail::bn_plan>;
+  using payload = onednn_detail::bn_payload;
+  using Ref = kernel<reference<double>, ops::batch_norm_op>;
 
   static status can_implement(const P& pr) {
     if (pr.param_type != dtype::f32) return status::no("oneDNN batch norm keeps its parameters in f32");
@@ -41,11 +53,20 @@ struct kernel<onednn, ops::batch_norm_op> {
       return p;
     });
   }
+  // The problem without the fused ReLU (evaluation runs its ReLU itself).
+  static P unfused(const P& pr) {
+    P q = pr;
+    q.fuse_relu = false;
+    return q;
+  }
+  // Our evaluation pass applies the ReLU; oneDNN's fused one would drop NaN.
+  static bool own_eval_relu(const P& pr) { return pr.fuse_relu && !pr.training; }
 
   static tensor forward(const P& pr, const tensor& x, const tensor& gamma, const tensor& beta, tensor& running_mean,
                         tensor& running_var, std::unique_ptr<autograd::payload>& state) {
     onednn_detail::host_only("batch_norm", {&x, &gamma, &beta, &running_mean, &running_var});
     using namespace onednn_detail;
+    if (own_eval_relu(pr)) return eval_relu_forward(pr, x, gamma, beta, running_mean, running_var, state);
     bn_plan& p = plan(pr);
     const auto C = pr.x.dims[1];
     tensor y = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
@@ -65,6 +86,13 @@ struct kernel<onednn, ops::batch_norm_op> {
     }
     execute(p.fwd, args);
     if (pr.training) {
+      // A NaN or infinity anywhere in a channel makes its batch statistics non-finite; with those or
+      // non-finite parameters the fused ReLU may meet NaN: the reference computes this call instead.
+      if (pr.fuse_relu && (has_nonfinite(mean) || has_nonfinite(var) || has_nonfinite(gamma) || has_nonfinite(beta))) {
+        y = Ref::forward(pr, x, gamma, beta, running_mean, running_var, s->reference);
+        state = std::move(s);
+        return y;
+      }
       const float m = static_cast<float>(pr.momentum);
       const double M = static_cast<double>(x.numel() / C);
       const float unbias = static_cast<float>(M > 1 ? M / (M - 1) : 1.0);
@@ -80,10 +108,92 @@ struct kernel<onednn, ops::batch_norm_op> {
     return y;
   }
 
-  static void backward(const P& pr, autograd::payload* state, const tensor& dy, const tensor& x, const tensor&,
+  // Evaluation with the ReLU: y = relu(x * scale + shift) with scale = gamma / sqrt(var + eps) and shift =
+  // beta - mean * scale per channel (PyTorch's inference arithmetic), NaN kept.
+  static tensor eval_relu_forward(const P& pr, const tensor& x, const tensor& gamma, const tensor& beta,
+                                  const tensor& running_mean, const tensor& running_var,
+                                  std::unique_ptr<autograd::payload>& state) {
+    using namespace onednn_detail;
+    const auto C = pr.x.dims[1];
+    std::vector<float> scale(static_cast<std::size_t>(C)), shift(static_cast<std::size_t>(C));
+    const float *g = gamma.data<float>(), *b = beta.data<float>(), *rm = running_mean.data<float>(),
+                *rv = running_var.data<float>();
+    for (std::int64_t c = 0; c < C; ++c) {
+      const float k = g[c] / std::sqrt(rv[c] + static_cast<float>(pr.eps));
+      scale[static_cast<std::size_t>(c)] = k;
+      shift[static_cast<std::size_t>(c)] = b[c] - rm[c] * k;
+    }
+    tensor y = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
+    if (pr.x.type == dtype::f32) affine_relu<float>(pr, x, scale, shift, y);
+    else affine_relu<bf16>(pr, x, scale, shift, y);
+    auto s = std::make_unique<payload>();
+    s->plan = &plan(unfused(pr));  // the backward is oneDNN's unfused one on the masked gradient
+    s->buffers = {running_mean.clone(), running_var.clone(), tensor(), beta};
+    state = std::move(s);
+    return y;
+  }
+  template <class T>
+  static void affine_relu(const P& pr, const tensor& x, const std::vector<float>& scale, const std::vector<float>& shift,
+                          tensor& y) {
+    using namespace onednn_detail;
+    const auto C = pr.x.dims[1], HW = pr.x.dims.rank() == 4 ? pr.x.dims[2] * pr.x.dims[3] : 1;
+    const T* __restrict xv = static_cast<const T*>(x.raw());
+    T* __restrict yv = static_cast<T*>(y.raw());
+    const float* __restrict k = scale.data();
+    const float* __restrict h = shift.data();
+    const bool channels_last = pr.x.memory_layout == layout::nhwc || HW == 1;
+    // Rows of C channels (channels-last or [N, C]), or planes of HW pixels of one channel (NCHW).
+    const std::int64_t rows = channels_last ? x.numel() / C : x.numel() / HW, len = channels_last ? C : HW;
+    const std::int64_t per_chunk = std::max<std::int64_t>(1, (1 << 14) / std::max<std::int64_t>(len, 1));
+    vectorised_chunks(rows, per_chunk, 0, [&](std::int64_t lo, std::int64_t hi) GRCNN_VECTOR_BODY {
+      for (std::int64_t r = lo; r < hi; ++r) {
+        const T* xr = xv + r * len;
+        T* yr = yv + r * len;
+        if (channels_last) {
+          for (std::int64_t c = 0; c < len; ++c) {
+            const float v = to_f32(xr[c]) * k[c] + h[c];
+            yr[c] = from_f32<T>(select(v <= 0.f, 0.f, v));
+          }
+        } else {
+          const float kc = k[r % C], hc = h[r % C];
+          for (std::int64_t i = 0; i < len; ++i) {
+            const float v = to_f32(xr[i]) * kc + hc;
+            yr[i] = from_f32<T>(select(v <= 0.f, 0.f, v));
+          }
+        }
+      }
+    });
+  }
+
+  static void backward(const P& pr, autograd::payload* state, const tensor& dy, const tensor& x, const tensor& y,
                        const tensor& gamma, tensor* dx, tensor* dgamma, tensor* dbeta) {
     using namespace onednn_detail;
     auto& s = *static_cast<payload*>(state);
+    if (s.reference) return Ref::backward(pr, s.reference.get(), dy, x, y, gamma, dx, dgamma, dbeta);
+    if (own_eval_relu(pr)) return run_backward(unfused(pr), s, relu_masked(pr, dy, y), x, gamma, dx, dgamma, dbeta);
+    run_backward(pr, s, dy, x, gamma, dx, dgamma, dbeta);
+  }
+  // PyTorch's ReLU gradient: dy where y > 0 or y is NaN, else 0.
+  static tensor relu_masked(const P& pr, const tensor& dy, const tensor& y) {
+    using namespace onednn_detail;
+    tensor g = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
+    const std::int64_t n = g.numel();
+    auto run = [&]<class T>() {
+      const T* __restrict d = static_cast<const T*>(dy.raw());
+      const T* __restrict yv = static_cast<const T*>(y.raw());
+      T* __restrict o = static_cast<T*>(g.raw());
+      vectorised_chunks(n, 1 << 14, 0, [&](std::int64_t lo, std::int64_t hi) GRCNN_VECTOR_BODY {
+        for (std::int64_t i = lo; i < hi; ++i) o[i] = from_f32<T>(select(to_f32(yv[i]) <= 0.f, 0.f, to_f32(d[i])));
+      });
+    };
+    if (pr.x.type == dtype::f32) run.template operator()<float>();
+    else run.template operator()<bf16>();
+    return g;
+  }
+
+  static void run_backward(const P& pr, payload& s, const tensor& dy, const tensor& x, const tensor& gamma, tensor* dx,
+                           tensor* dgamma, tensor* dbeta) {
+    using namespace onednn_detail;
     bn_plan& p = *s.plan;
     if (!p.bwd_pd) {
       p.bwd_pd = std::make_unique<dnnl::batch_normalization_backward::primitive_desc>(

@@ -4,6 +4,7 @@
 // primitive creation.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -12,6 +13,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "grcnn/backends/backend.hpp"
+#include "grcnn/core/cpu_dispatch.hpp"
 
 namespace grcnn::backends::onednn_detail {
 
@@ -130,6 +132,38 @@ inline tensor as_format(const tensor& t, const dnnl::memory::desc& have, const d
   dnnl::reorder(a, b).execute(stream(), a, b);
   stream().wait();
   return r;
+}
+
+// f32 arithmetic on f32 or bf16 storage (bf16 rounded to nearest even on the way back).
+inline float to_f32(float v) { return v; }
+inline float to_f32(bf16 v) { return static_cast<float>(v); }
+template <class T>
+T from_f32(float v) {
+  if constexpr (std::is_same_v<T, bf16>) return bf16(v);
+  else return v;
+}
+
+// Whether a host tensor holds a NaN or an infinity: one vectorised read of its exponent bits (f32, bf16;
+// other dtypes through their values). Plain and channels-last tensors are read in memory order.
+inline bool has_nonfinite(const tensor& t) {
+  if (!t.defined() || t.numel() == 0) return false;
+  std::atomic<bool> found{false};
+  const std::int64_t n = t.numel();
+  auto scan = [&]<class U>(const U* p, U mask) {
+    vectorised_chunks(n, 1 << 14, 1 << 16, [&](std::int64_t lo, std::int64_t hi) GRCNN_VECTOR_BODY {
+      U bad = 0;
+      for (std::int64_t i = lo; i < hi; ++i) bad |= static_cast<U>((p[i] & mask) == mask);
+      if (bad) found.store(true, std::memory_order_relaxed);
+    });
+  };
+  if (t.type() == dtype::f32 && t.memory_layout() != layout::opaque)
+    scan(static_cast<const std::uint32_t*>(t.raw()), std::uint32_t(0x7f800000u));
+  else if (t.type() == dtype::bf16 && t.memory_layout() != layout::opaque)
+    scan(static_cast<const std::uint16_t*>(t.raw()), std::uint16_t(0x7f80u));
+  else
+    for (const double v : t.values<double>())
+      if (!std::isfinite(v)) return true;
+  return found.load(std::memory_order_relaxed);
 }
 
 // Primitives are created with a user-managed scratchpad, which execute() takes from the caching

@@ -1,6 +1,7 @@
 #pragma once
-// ReLU and sigmoid (eltwise primitives, differentiated through their output), add and mul (binary
-// primitive), and the GRCL gate x + sigmoid(a + b) * y as one binary primitive with post-ops
+// ReLU (our own vectorised pass: oneDNN's maps NaN to 0 and masks its gradient there, PyTorch keeps NaN
+// and passes the gradient), sigmoid (eltwise primitive, differentiated through its output), add and mul
+// (binary primitive), and the GRCL gate x + sigmoid(a + b) * y as one binary primitive with post-ops
 // (logistic, mul y, add x). The gate's backward is our own single pass over memory that recomputes the
 // sigmoid (vector_math.hpp). Casts between f32 and bf16 are reorders.
 #include "grcnn/backends/onednn/context.hpp"
@@ -28,13 +29,6 @@ void parallel_for(std::int64_t n, F&& f) {
 #pragma omp parallel for schedule(static)
   for (std::int64_t i = 0; i < n; ++i) f(i);
 }
-inline float to_f32(float v) { return v; }
-inline float to_f32(bf16 v) { return static_cast<float>(v); }
-template <class T>
-T from_f32(float v) {
-  if constexpr (std::is_same_v<T, bf16>) return bf16(v);
-  else return v;
-}
 }  // namespace onednn_detail
 
 template <>
@@ -60,16 +54,47 @@ struct kernel<onednn, ops::eltwise_op> {
   static tensor forward(const P& pr, const tensor& x) {
     using namespace onednn_detail;
     tensor y = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
+    if (pr.kind == ops::eltwise_kind::relu) {
+      host_only("relu", {&x});
+      relu_map(pr, {&x}, y);
+      return y;
+    }
     execute(plan(pr).fwd, {{DNNL_ARG_SRC, mem(md(pr.x), x)}, {DNNL_ARG_DST, mem(md(pr.x), y)}});
     return y;
   }
   static tensor backward(const P& pr, const tensor& dy, const tensor& y) {
     using namespace onednn_detail;
     tensor dx = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
+    if (pr.kind == ops::eltwise_kind::relu) {
+      host_only("relu backward", {&dy, &y});
+      relu_map(pr, {&dy, &y}, dx);
+      return dx;
+    }
     execute(plan(pr).bwd, {{DNNL_ARG_DST, mem(md(pr.x), y)},
                            {DNNL_ARG_DIFF_DST, mem(md(pr.x), dy)},
                            {DNNL_ARG_DIFF_SRC, mem(md(pr.x), dx)}});
     return dx;
+  }
+  // PyTorch's ReLU over memory order: forward (one input x) y = x <= 0 ? 0 : x, NaN kept; backward (dy, y)
+  // dx = y <= 0 ? 0 : dy, so the gradient passes where y is NaN.
+  static void relu_map(const P& pr, std::initializer_list<const tensor*> in, tensor& out) {
+    using namespace onednn_detail;
+    const std::int64_t n = out.numel();
+    const bool fwd = in.size() == 1;
+    auto run = [&]<class T>() {
+      const T* __restrict a = static_cast<const T*>((*in.begin())->raw());
+      const T* __restrict yv = fwd ? a : static_cast<const T*>((*(in.begin() + 1))->raw());
+      T* __restrict o = static_cast<T*>(out.raw());
+      vectorised_chunks(n, 1 << 14, 0, [&](std::int64_t lo, std::int64_t hi) GRCNN_VECTOR_BODY {
+        if (fwd)
+          for (std::int64_t i = lo; i < hi; ++i) o[i] = from_f32<T>(select(to_f32(a[i]) <= 0.f, 0.f, to_f32(a[i])));
+        else
+          for (std::int64_t i = lo; i < hi; ++i) o[i] = from_f32<T>(select(to_f32(yv[i]) <= 0.f, 0.f, to_f32(a[i])));
+      });
+    };
+    if (pr.x.type == dtype::f32) run.template operator()<float>();
+    else if (pr.x.type == dtype::bf16) run.template operator()<bf16>();
+    else throw backend_error("onednn relu: unsupported dtype " + std::string(name_of(pr.x.type)));
   }
 };
 

@@ -1,6 +1,10 @@
 #pragma once
 // Max pooling (with its workspace carried in the payload) and average pooling, including padding in
 // the divisor as PyTorch's count_include_pad=True does.
+//
+// NaN: oneDNN's max pooling skips NaN (PyTorch's wins its window, and the gradient goes to it) and starts
+// its windows at the lowest finite float (a window of -Inf gives -3.4e38). A max pooling whose input
+// holds a NaN or an infinity (one vectorised read of x decides) runs on the reference backend in double.
 #include "grcnn/backends/onednn/context.hpp"
 
 namespace grcnn::backends {
@@ -12,12 +16,16 @@ struct pool_plan : plan_base {
   std::unique_ptr<dnnl::pooling_v2_backward::primitive_desc> bwd_pd;
   dnnl::pooling_v2_backward bwd;
 };
+struct pool_payload : plan_payload<pool_plan> {
+  std::unique_ptr<autograd::payload> reference;  // the reference backend's state when it ran the call
+};
 }  // namespace onednn_detail
 
 template <>
 struct kernel<onednn, ops::pool2d_op> {
   using P = ops::pool2d_problem;
-  using payload = onednn_detail::plan_payload<onednn_detail::pool_plan>;
+  using payload = onednn_detail::pool_payload;
+  using Ref = kernel<reference<double>, ops::pool2d_op>;
   static status can_implement(const P& pr) { return onednn_detail::check_dtype(pr.x.type); }
 
   static dnnl::algorithm algo(const P& pr) {
@@ -35,6 +43,12 @@ struct kernel<onednn, ops::pool2d_op> {
 
   static tensor forward(const P& pr, const tensor& x, std::unique_ptr<autograd::payload>& state) {
     using namespace onednn_detail;
+    if (pr.kind == ops::pool_kind::max && has_nonfinite(x)) {
+      auto s = std::make_unique<payload>();
+      tensor y = Ref::forward(pr, x, s->reference);
+      state = std::move(s);
+      return y;
+    }
     pool_plan& p = cached_plan<pool_plan>(pr.str(), [&] {
       const auto g = geom(pr);
       pool_plan q;
@@ -63,6 +77,7 @@ struct kernel<onednn, ops::pool2d_op> {
   static tensor backward(const P& pr, autograd::payload* state, const tensor& dy) {
     using namespace onednn_detail;
     auto& s = *static_cast<payload*>(state);
+    if (s.reference) return Ref::backward(pr, s.reference.get(), dy);
     pool_plan& p = *s.plan;
     if (!p.bwd_pd) {
       const auto g = geom(pr);

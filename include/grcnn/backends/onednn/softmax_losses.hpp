@@ -2,6 +2,10 @@
 // Softmax / log-softmax through oneDNN's softmax_v2; cross-entropy and KL divergence as one pass over
 // the log-softmax in f32 (these are [N, K] with small K: memory-bound loops, not worth a primitive).
 // The Jensen-Shannon loss and the grouped log-sum-exp are the reference loops, computed in double.
+//
+// NaN: oneDNN's softmax keeps a row's NaN or +Inf to its own element (PyTorch's whole row is NaN), so a
+// softmax whose input (forward) or output (backward) holds a NaN or an infinity runs on the reference
+// backend in double; so does the cross-entropy's log-softmax.
 #include "grcnn/backends/onednn/elementwise.hpp"
 
 namespace grcnn::backends {
@@ -39,10 +43,17 @@ inline status check_f32_loss(const ops::tensor_desc& d) {
 template <>
 struct kernel<onednn, ops::softmax_op> {
   using P = ops::softmax_problem;
+  using Ref = kernel<reference<double>, ops::softmax_op>;
   static status can_implement(const P& pr) { return onednn_detail::check_dtype(pr.x.type); }
-  static tensor forward(const P& pr, const tensor& x) { return onednn_detail::run_softmax(pr.x, pr.log, x); }
+  static tensor forward(const P& pr, const tensor& x) {
+    onednn_detail::host_only("softmax", {&x});
+    if (onednn_detail::has_nonfinite(x)) return Ref::forward(pr, x);
+    return onednn_detail::run_softmax(pr.x, pr.log, x);
+  }
   static tensor backward(const P& pr, const tensor& dy, const tensor& y) {
     using namespace onednn_detail;
+    host_only("softmax backward", {&dy, &y});
+    if (has_nonfinite(y)) return Ref::backward(pr, dy, y);
     tensor dx = tensor::empty(pr.x.dims, pr.x.type);
     execute(softmax_plan_for(pr.x, pr.log).bwd, {{DNNL_ARG_DST, mem(y)}, {DNNL_ARG_DIFF_DST, mem(dy)}, {DNNL_ARG_DIFF_SRC, mem(dx)}});
     return dx;
@@ -61,7 +72,9 @@ struct kernel<onednn, ops::cross_entropy_op> {
                         std::unique_ptr<autograd::payload>& state) {
     onednn_detail::host_only("cross_entropy", {&logits, &target});
     const auto N = pr.logits.dims[0], K = pr.logits.dims[1];
-    const tensor logp = onednn_detail::run_softmax(pr.logits, true, logits);
+    const tensor logp = onednn_detail::has_nonfinite(logits)
+                            ? kernel<reference<double>, ops::softmax_op>::forward({pr.logits, true}, logits)
+                            : onednn_detail::run_softmax(pr.logits, true, logits);
     const float* lp = logp.data<float>();
     const float eps = static_cast<float>(pr.label_smoothing), uniform = eps / static_cast<float>(K);
     auto s = std::make_unique<saved>();
@@ -76,7 +89,8 @@ struct kernel<onednn, ops::cross_entropy_op> {
       for (std::int64_t k = 0; k < K; ++k) {
         const auto i = n * K + k;
         const float q = labels ? (k == labels[n] ? 1.f - eps + uniform : uniform) : soft[i] * (1.f - eps) + uniform;
-        row -= static_cast<double>(q) * lp[i];
+        // A hard label's zero weights are no terms (PyTorch's nll_loss): -Inf there keeps the loss finite.
+        if (!labels || q != 0.f) row -= static_cast<double>(q) * lp[i];
         qsum += q;
         g[i] = -q;
       }
@@ -109,9 +123,8 @@ struct kernel<onednn, ops::kl_div_op> {
   static tensor forward(const P& pr, const tensor& input, const tensor& target) {
     onednn_detail::host_only("kl_div", {&input, &target});
     const float *x = input.data<float>(), *t = target.data<float>();
-    double loss = 0;
-    for (std::int64_t i = 0; i < input.numel(); ++i)
-      if (t[i] > 0.f) loss += static_cast<double>(t[i]) * (std::log(static_cast<double>(t[i])) - x[i]);
+    double loss = 0;  // PyTorch's xlogy(t, t) - t * x: NaN and 0 * -Inf make it NaN
+    for (std::int64_t i = 0; i < input.numel(); ++i) loss += ref_detail::kl_pointwise<double>(x[i], t[i]);
     return tensor::scalar(loss / static_cast<double>(pr.input.dims[0]));
   }
   static void backward(const P& pr, const tensor& dloss, const tensor& input, const tensor& target, tensor* dinput,
@@ -122,7 +135,7 @@ struct kernel<onednn, ops::kl_div_op> {
     float* dt = dtarget ? (*dtarget = tensor::empty(pr.input.dims)).data<float>() : nullptr;
     for (std::int64_t i = 0; i < input.numel(); ++i) {
       if (dx) dx[i] = -g * t[i];
-      if (dt) dt[i] = t[i] > 0.f ? g * (std::log(t[i]) + 1.f - x[i]) : 0.f;
+      if (dt) dt[i] = g * ref_detail::kl_target_slope(x[i], t[i]);  // NaN where t is 0, as in PyTorch
     }
   }
 };

@@ -36,8 +36,10 @@ inline float vexp(float x) {
   return select(x == x, p * scale, x);
 }
 
-// 1 / (1 + e^-z): saturates to 1 above 87 and to 1.6e-38 below -87 (the exact value there is smaller
-// still, so the absolute error is below 2e-38); NaN stays NaN.
-inline float vsigmoid(float z) { return 1.f / (1.f + vexp(-z)); }
+// 1 / (1 + e^-z): saturates to 1 above 87 and to 1.6e-38 on [-88.72, -87] (the exact value there is
+// smaller still, so the absolute error is below 2e-38); 0 below -88.72, where e^-z overflows f32 and
+// PyTorch's f32 sigmoid is 0 too (sigmoid(-Inf) = 0, so 0 * Inf = NaN downstream as in PyTorch); NaN
+// stays NaN.
+inline float vsigmoid(float z) { return select(z < -88.72283935546875f, 0.f, 1.f / (1.f + vexp(-z))); }
 
 }  // namespace grcnn::backends::onednn_detail

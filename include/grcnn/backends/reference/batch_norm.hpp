@@ -57,7 +57,7 @@ struct kernel<reference<T>, ops::batch_norm_op> {
         const auto cc = static_cast<std::size_t>(c);
         for (std::int64_t i = 0; i < HW; ++i) {
           T v = (xv[at(n, c, i)] - s->mean[cc]) * s->invstd[cc] * gv[cc] + bv[cc];
-          y[at(n, c, i)] = pr.fuse_relu && v < T(0) ? T(0) : v;
+          y[at(n, c, i)] = pr.fuse_relu ? ref_detail::relu(v) : v;
         }
       }
     state = std::move(s);
@@ -72,8 +72,7 @@ struct kernel<reference<T>, ops::batch_norm_op> {
     const auto xv = x.values<T>(), gv = gamma.values<T>();
     if (pr.fuse_relu) {
       const auto yv = y.values<T>();
-      for (std::size_t i = 0; i < g.size(); ++i)
-        if (!(yv[i] > T(0))) g[i] = T(0);
+      for (std::size_t i = 0; i < g.size(); ++i) g[i] = ref_detail::relu_grad(g[i], yv[i]);
     }
     auto at = [&](std::int64_t n, std::int64_t c, std::int64_t i) { return static_cast<std::size_t>((n * C + c) * HW + i); };
     std::vector<T> dgv(static_cast<std::size_t>(C)), dbv(static_cast<std::size_t>(C)), dxv(dx ? xv.size() : 0);

@@ -10,15 +10,16 @@ struct kernel<reference<T>, ops::eltwise_op> {
   static status can_implement(const P&) { return status::yes(); }
   static tensor forward(const P& pr, const tensor& x) {
     auto v = x.values<T>();
-    for (auto& e : v) e = pr.kind == ops::eltwise_kind::relu ? (e > T(0) ? e : T(0)) : ref_detail::sigmoid(e);
+    for (auto& e : v) e = pr.kind == ops::eltwise_kind::relu ? ref_detail::relu(e) : ref_detail::sigmoid(e);
     return ref_detail::make(pr.x, v);
   }
-  // Both ReLU and sigmoid differentiate through their output y.
+  // Both ReLU and sigmoid differentiate through their output y (ReLU as PyTorch's threshold_backward:
+  // the gradient passes where y is NaN).
   static tensor backward(const P& pr, const tensor& dy, const tensor& y) {
     auto g = dy.values<T>();
     const auto yv = y.values<T>();
     for (std::size_t i = 0; i < g.size(); ++i)
-      g[i] = pr.kind == ops::eltwise_kind::relu ? (yv[i] > T(0) ? g[i] : T(0)) : g[i] * yv[i] * (T(1) - yv[i]);
+      g[i] = pr.kind == ops::eltwise_kind::relu ? ref_detail::relu_grad(g[i], yv[i]) : g[i] * yv[i] * (T(1) - yv[i]);
     return ref_detail::make(pr.x, g);
   }
 };

@@ -44,9 +44,20 @@ tensor make(const grcnn::shape& s, dtype t, const std::vector<T>& v) {
   return make(ops::tensor_desc{s, t, layout::plain}, v);
 }
 
+// sigmoid(+Inf) = 1, sigmoid(-Inf) = 0, NaN stays NaN.
 template <class T>
 T sigmoid(T v) {
   return T(1) / (T(1) + std::exp(-v));
+}
+// PyTorch's ReLU (clamp_min(x, 0)): NaN stays NaN.
+template <class T>
+T relu(T v) {
+  return v <= T(0) ? T(0) : v;
+}
+// PyTorch's ReLU gradient (threshold_backward(g, y, 0) = y <= 0 ? 0 : g): it passes where y is NaN.
+template <class T>
+T relu_grad(T g, T y) {
+  return y <= T(0) ? T(0) : g;
 }
 
 }  // namespace ref_detail

@@ -21,6 +21,18 @@ std::vector<T> log_softmax_rows(const std::vector<T>& x, std::int64_t N, std::in
   }
   return out;
 }
+// KL divergence's pointwise loss as PyTorch writes it, xlogy(t, t) - t * x, where xlogy(t, y) is 0 for
+// t == 0 unless y is NaN: NaN in x or t gives NaN, and so does 0 * -Inf.
+template <class T>
+T kl_pointwise(T x, T t) {
+  return (t == T(0) ? T(0) : t * std::log(t)) - t * x;
+}
+// Its derivative in t as PyTorch's autograd forms it from xlogy's two: xlogy(t != 0, t) + t / t - x,
+// NaN where t is 0 (0 / 0), NaN or infinite.
+template <class T>
+T kl_target_slope(T x, T t) {
+  return (t == T(0) ? T(0) : std::log(t)) + t / t - x;
+}
 }  // namespace ref_detail
 
 template <class T>
@@ -76,8 +88,12 @@ struct kernel<reference<T>, ops::cross_entropy_op> {
       s->target = target.values<T>();
       for (auto& q : s->target) q = q * (T(1) - eps) + eps / static_cast<T>(K);
     }
+    // A hard label's zero target weights are not terms of the sum (PyTorch's nll_loss picks the label's
+    // log-probability): a -Inf log-probability there leaves the loss finite. A soft target's zeros are
+    // (0 * -Inf = NaN, as in PyTorch).
     T loss = 0;
-    for (std::size_t i = 0; i < logp.size(); ++i) loss -= s->target[i] * logp[i];
+    for (std::size_t i = 0; i < logp.size(); ++i)
+      if (pr.target == ops::target_kind::soft || s->target[i] != T(0)) loss -= s->target[i] * logp[i];
     s->prob.resize(logp.size());
     for (std::size_t i = 0; i < logp.size(); ++i) s->prob[i] = std::exp(logp[i]);
     state = std::move(s);
@@ -108,15 +124,17 @@ struct kernel<reference<T>, ops::kl_div_op> {
   using P = ops::kl_div_problem;
   static status can_implement(const P&) { return status::yes(); }
 
+  // PyTorch's pointwise loss xlogy(t, t) - t * x (xlogy(0, y) = 0 unless y is NaN): a NaN target or input
+  // makes the loss NaN, and so does 0 * -Inf.
   static tensor forward(const P& pr, const tensor& input, const tensor& target) {
     const auto x = input.values<T>(), t = target.values<T>();
     T loss = 0;
-    for (std::size_t i = 0; i < x.size(); ++i)
-      if (t[i] > T(0)) loss += t[i] * (std::log(t[i]) - x[i]);
+    for (std::size_t i = 0; i < x.size(); ++i) loss += ref_detail::kl_pointwise(x[i], t[i]);
     return ref_detail::make(grcnn::shape{}, input.type() == dtype::f64 ? dtype::f64 : dtype::f32,
                             std::vector<T>{loss / static_cast<T>(pr.input.dims[0])});
   }
-  // d/dx = -t / N; d/dt = (log t + 1 - x) / N where t > 0 (0 where t == 0).
+  // d/dx = -t / N; d/dt = (log t + t / t - x) / N, PyTorch's xlogy derivative: NaN where t is 0 (0 / 0),
+  // NaN or infinite.
   static void backward(const P& pr, const tensor& dloss, const tensor& input, const tensor& target, tensor* dinput,
                        tensor* dtarget) {
     const T g = static_cast<T>(dloss.item()) / static_cast<T>(pr.input.dims[0]);
@@ -124,7 +142,7 @@ struct kernel<reference<T>, ops::kl_div_op> {
     std::vector<T> dx(dinput ? x.size() : 0), dt(dtarget ? x.size() : 0);
     for (std::size_t i = 0; i < x.size(); ++i) {
       if (dinput) dx[i] = -g * t[i];
-      if (dtarget) dt[i] = t[i] > T(0) ? g * (std::log(t[i]) + T(1) - x[i]) : T(0);
+      if (dtarget) dt[i] = g * ref_detail::kl_target_slope(x[i], t[i]);
     }
     if (dinput) *dinput = ref_detail::make(pr.input, dx);
     if (dtarget) *dtarget = ref_detail::make(pr.input, dt);
@@ -140,7 +158,7 @@ struct kernel<reference<T>, ops::jensen_shannon_op> {
   };
 
   // With g_vk = (log p_vk + 1 - log m_k - [M_k in clamp range] M_k / m_k) / (V N) (d loss / d p_vk;
-  // p log p counts 0 where p = 0), d loss / d z_vj = p_vj (g_vj - sum_k p_vk g_vk).
+  // p log p counts 0 where p = 0, whose g is NaN as in PyTorch), d loss / d z_vj = p_vj (g_vj - sum_k p_vk g_vk).
   static tensor forward(const P& pr, const tensor& logits, std::unique_ptr<autograd::payload>& state) {
     const auto rows = pr.logits.dims[0], K = pr.logits.dims[1], V = static_cast<std::int64_t>(pr.views), N = rows / V;
     auto p = ref_detail::log_softmax_rows(logits.values<T>(), rows, K);
@@ -158,9 +176,10 @@ struct kernel<reference<T>, ops::jensen_shannon_op> {
         const T through_m = (M >= lo && M <= T(1)) ? M / m : T(0);
         for (std::int64_t v = 0; v < V; ++v) {
           const auto i = static_cast<std::size_t>((v * N + n) * K + k);
-          const T logp = p[i] > T(0) ? std::log(p[i]) : T(0);
-          if (p[i] > T(0)) loss += p[i] * (logp - logm);
-          g[i] = p[i] > T(0) ? scale * (logp + T(1) - logm - through_m) : scale * (T(0) - through_m);
+          // PyTorch's kl_div terms xlogy(p, p) - p log m and their derivative log p + p / p - log m: a
+          // probability of exactly 0 adds nothing to the loss and NaN to the gradient (0 / 0), NaN stays.
+          loss += ref_detail::kl_pointwise(logm, p[i]);
+          g[i] = scale * (ref_detail::kl_target_slope(logm, p[i]) - through_m);
         }
       }
     s->grad_unit.resize(p.size());
@@ -198,6 +217,10 @@ struct kernel<reference<T>, ops::group_logsumexp_op> {
       for (std::int64_t k = 0; k < K; ++k)
         if (const auto s = group[static_cast<std::size_t>(k)]; s >= 0)
           mx[static_cast<std::size_t>(s)] = std::max(mx[static_cast<std::size_t>(s)], xv[static_cast<std::size_t>(n * K + k)]);
+      // PyTorch's logsumexp shifts by 0 where the maximum is infinite: a group holding +Inf gives +Inf, a
+      // group all -Inf gives -Inf (not exp(Inf - Inf) = NaN).
+      for (auto& m : mx)
+        if (std::isinf(m)) m = T(0);
       for (std::int64_t k = 0; k < K; ++k)
         if (const auto s = group[static_cast<std::size_t>(k)]; s >= 0)
           sum[static_cast<std::size_t>(s)] += std::exp(xv[static_cast<std::size_t>(n * K + k)] - mx[static_cast<std::size_t>(s)]);
