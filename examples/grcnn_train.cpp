@@ -388,7 +388,7 @@ int run_tool(int argc, char** argv) {
   CLI::App app{"grcnn-train: train or evaluate a GRCNN with checkpoints, resume and metrics"};
   tools::settings s;
   tools::add_train_options(app, s);
-  if (const int rc = tools::parse_train_command_line(app, argc, argv); rc >= 0) return rc;
+  if (const int rc = tools::parse_train_command_line(app, s, argc, argv); rc >= 0) return rc;
   s.resume_given = app.count("--resume") > 0;
   data::set_default_image_limits(s.limits);
   if (s.resume_given && !s.resume.empty() && std::filesystem::is_directory(s.resume)) {

@@ -3,6 +3,7 @@
 // one list of options, so a recipe key is valid exactly when the flag of that name is.
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -145,6 +146,16 @@ inline void add_train_options(CLI::App& app, settings& s) {
   app.allow_config_extras(CLI::config_extras_mode::error);
 }
 
+// CLI11's range checks compare, and NaN passes every comparison: each real-valued setting must be finite.
+inline void check_finite(const settings& s) {
+  const std::pair<const char*, double> values[] = {
+      {"lr", s.lr}, {"momentum", s.momentum}, {"wd", s.wd}, {"warmup", s.warmup}, {"label-smoothing", s.label_smoothing},
+      {"mixup", s.mixup}, {"gamma", s.gamma}, {"cutmix-beta", s.cutmix_beta}, {"cutmix-prob", s.cutmix_prob},
+      {"augmix-alpha", s.augmix_alpha}, {"augmix-jsd-weight", s.jsd_weight}, {"superclass-weight", s.superclass_weight}};
+  for (const auto& [name, v] : values)
+    if (!std::isfinite(v)) throw CLI::ValidationError(std::string("--") + name, std::to_string(v) + " is not a finite number");
+}
+
 // CLI11's words for a recipe it refuses ("INI was not able to parse lrr", "... optimizer.++" for a
 // section) in the recipe's terms.
 inline std::string recipe_error_text(const std::string& what) {
@@ -160,9 +171,10 @@ inline std::string recipe_error_text(const std::string& what) {
 
 // Parses grcnn-train's command line (recipe included) into the app's settings; returns the exit code of
 // a refused command line or recipe (after printing why), or -1 to go on.
-inline int parse_train_command_line(CLI::App& app, int argc, char** argv) {
+inline int parse_train_command_line(CLI::App& app, const settings& s, int argc, char** argv) {
   try {
     app.parse(argc, argv);
+    check_finite(s);
   } catch (const CLI::ConfigError& e) {
     std::fprintf(stderr, "grcnn-train: --recipe: %s\n", recipe_error_text(e.what()).c_str());
     return e.get_exit_code();
@@ -180,6 +192,7 @@ inline settings parse_recipe(const std::filesystem::path& recipe) {
   add_train_options(app, s);
   std::vector<std::string> args{recipe.string(), "--recipe"};  // CLI11 parses a reversed argument vector
   app.parse(args);
+  check_finite(s);
   return s;
 }
 

@@ -8,6 +8,11 @@ packages=(
   dataset-fashion-mnist
   python3 python3-numpy python3-torch python3-torchvision python3-sklearn python3-pil python3-matplotlib
 )
+# scripts/fuzz.sh only (CI replays the fuzz corpora with GCC): clang with libFuzzer and the sanitizer runtimes,
+# libomp for OpenMP under clang, llvm for llvm-symbolizer (symbolized sanitizer reports).
+if [ "${GRCNN_INSTALL_FUZZ_DEPS:-0}" = 1 ]; then
+  packages+=(clang libfuzzer-14-dev libclang-rt-14-dev libomp-dev llvm)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

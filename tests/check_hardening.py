@@ -70,7 +70,8 @@ ckpt = sorted(run_dir.glob("checkpoint-*.safetensors"))[-1]
 # Recipes: unknown keys, sections and garbage are refused by name (CLI11 ignored them).
 for name, text, needle in [("typo", 'lr = 0.1\nlrr = 5.0\n', "unknown key 'lrr'"),
                            ("section", '[optimizer]\nlr = 0.1\n', "section [optimizer]"),
-                           ("garbage", 'epochs = 1\nthis is not a setting\n', "this is not a setting")]:
+                           ("garbage", 'epochs = 1\nthis is not a setting\n', "this is not a setting"),
+                           ("nan", 'lr = nan\n', "--lr")]:  # NaN passes CLI11's comparisons
     recipe = work / f"{name}.toml"
     recipe.write_text(text)
     refused(train_exe, ["--recipe", recipe, "--out", work / f"r_{name}"], "grcnn-train", needle)

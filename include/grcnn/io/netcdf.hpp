@@ -34,6 +34,9 @@ class netcdf_file {
  public:
   explicit netcdf_file(const std::filesystem::path& path) : path_(path.string()) {
     GRCNN_CHECK(std::filesystem::exists(path), io_error, "netcdf: no such file: ", path_);
+    std::error_code ec;
+    GRCNN_CHECK(!std::filesystem::is_directory(path, ec), io_error, "netcdf: ", path_, " is a directory");
+    file_bytes_ = std::filesystem::file_size(path, ec);
     const int rc = nc_open(path_.c_str(), NC_NOWRITE, &id_);
     GRCNN_CHECK(rc == NC_NOERR, io_error, "netcdf: cannot open ", path_, ": ", nc_strerror(rc));
   }
@@ -74,6 +77,16 @@ class netcdf_file {
       info.dims.emplace_back(dn);
       info.shape.push_back(len);
     }
+    // Declared sizes are checked against what the file can hold before anything is allocated: classic
+    // files store values raw, netCDF-4 (HDF5) at most deflate's 1032:1 expansion of the file's bytes.
+    std::size_t n = 1;
+    for (auto len : info.shape)
+      GRCNN_CHECK(!__builtin_mul_overflow(n, len, &n), io_error, "netcdf: ", path_, ": variable '", name,
+                  "' declares a value count that overflows");
+    // Reading allocates up to 8 bytes a value (double, int64, a string pointer).
+    const std::uintmax_t cap = std::max<std::uintmax_t>(file_bytes_, 64 << 10) * 1032 / 8;
+    GRCNN_CHECK(n <= cap, io_error, "netcdf: ", path_, ": variable '", name, "' declares ", n, " values, more than a file of ",
+                file_bytes_, " bytes can hold (at most ", cap, ")");
     return info;
   }
 
@@ -123,11 +136,14 @@ class netcdf_file {
     }
     GRCNN_CHECK(info.type == NC_CHAR && !info.shape.empty(), io_error, "netcdf: ", path_, ": variable '", name,
                 "' has type ", type_name(info.type), ", strings expected");
-    const std::size_t width = info.shape.back(), count = width ? info.size() / width : 0;
+    // Rows are every dimension but the last; a width of 0 makes each row an empty string.
+    const std::size_t width = info.shape.back();
+    std::size_t count = 1;
+    for (std::size_t d = 0; d + 1 < info.shape.size(); ++d) count *= info.shape[d];
     std::vector<char> raw(info.size());
     if (!raw.empty()) check(nc_get_var_text(id_, v, raw.data()), "reading variable '" + name + "'");
     for (std::size_t i = 0; i < count; ++i) {
-      std::string s(raw.data() + i * width, width);
+      std::string s = width ? std::string(raw.data() + i * width, width) : std::string();
       while (!s.empty() && (s.back() == '\0' || s.back() == ' ')) s.pop_back();
       out.push_back(std::move(s));
     }
@@ -191,6 +207,7 @@ class netcdf_file {
     if (nc_get_att_double(id_, v, attribute, vals.data()) != NC_NOERR) return std::nullopt;
     return vals[0];
   }
+  std::uintmax_t file_bytes_ = 0;
   int varid(const std::string& name) const {
     int v = -1;
     if (nc_inq_varid(id_, name.c_str(), &v) != NC_NOERR) {
