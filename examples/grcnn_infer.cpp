@@ -47,8 +47,10 @@ std::vector<std::string> split(const std::string& s) {
 // allocates it. An 8192 x 8192 input would otherwise run the machine out of memory part way.
 template <class Net>
 double estimated_forward_bytes(Net& net, std::int64_t n, std::int64_t h, std::int64_t w) {
+  // An accepted side of at least 64 when there is one (a fixed readout window may accept only a few sides).
   std::int64_t side = std::max<std::int64_t>(Net::min_input_size(), 64);
-  while (!Net::accepts_side(side)) ++side;
+  while (side <= Net::max_checked_side && !Net::accepts_side(side)) ++side;
+  if (side > Net::max_checked_side) side = Net::min_input_size();
   auto& a = host_allocator::instance();
   a.reset_peak();
   const std::size_t before = a.stats().bytes_in_use;
