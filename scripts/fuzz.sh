@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target for a while:  scripts/fuzz.sh TARGET SECONDS [extra libFuzzer args...]
-#   TARGET: safetensors image idx cifar assembly splits score_report recipe (tests/fuzz/fuzz_TARGET.cpp)
+#   TARGET: safetensors image idx cifar assembly assembly_gen splits score_report recipe (tests/fuzz/fuzz_TARGET.cpp)
 # Configures ./build-fuzz (or $GRCNN_FUZZ_BUILD_DIR) with clang++ -fsanitize=fuzzer,address,undefined -O1 -g
-# (GRCNN_BUILD_FUZZERS=ON), builds fuzz_TARGET, copies the checked-in seeds (tests/fuzz/corpus/TARGET, crash-*
+# (GRCNN_BUILD_FUZZERS=ON; a target clang cannot compile is built in ./build-fuzz-gcc with GCC and
+# libFuzzer's runtime, see below), builds fuzz_TARGET, copies the checked-in seeds (tests/fuzz/corpus/TARGET, crash-*
 # reproducers left out: the fuzz_replay_* tests cover those) into build-fuzz/corpus/TARGET, where new inputs
 # accumulate across runs, and fuzzes at nice 19 for SECONDS. Crashes go to build-fuzz/crashes/TARGET/, the
 # log to build-fuzz/logs/. Limits as in CI's replays: -rss_limit_mb=2048 -malloc_limit_mb=2048; a
@@ -34,16 +35,35 @@ if [ -z "$cxx" ] || [ ! -f "$("$cxx" -print-resource-dir)/lib/linux/libclang_rt.
 fi
 
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  "${lock[@]}" cmake -S "$root" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_CXX_FLAGS="$sanitize" \
-    -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" -DGRCNN_BUILD_FUZZERS=ON -DGRCNN_ENABLE_CUDA=OFF \
-    -DGRCNN_BUILD_TESTS=ON -DGRCNN_BUILD_EXAMPLES=OFF -DGRCNN_BUILD_BENCHMARKS=OFF >/dev/null
+# build_with DIR COMPILER: configures DIR once (GRCNN_BUILD_FUZZERS=ON) and builds fuzz_TARGET there.
+build_with() {
+  if [ ! -f "$1/CMakeCache.txt" ]; then
+    "${lock[@]}" cmake -S "$root" -B "$1" -G Ninja -DCMAKE_CXX_COMPILER="$2" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_CXX_FLAGS="$sanitize" \
+      -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" -DGRCNN_BUILD_FUZZERS=ON -DGRCNN_ENABLE_CUDA=OFF \
+      -DGRCNN_BUILD_TESTS=ON -DGRCNN_BUILD_EXAMPLES=OFF -DGRCNN_BUILD_BENCHMARKS=OFF >/dev/null || return 1
+  fi
+  "${lock[@]}" cmake --build "$1" --target "fuzz_$target" -j "${GRCNN_BUILD_JOBS:-$(nproc)}"
+}
+# clang first; a target clang cannot compile (grcnn's model headers need floating-point template
+# parameters, which clang 14 lacks: recipe) is built with GCC and libFuzzer's runtime in DIR-gcc
+# (tests/fuzz/CMakeLists.txt, gcc_sancov_bridge.cpp). GRCNN_FUZZ_COMPILER=gcc goes there directly.
+exe=""
+mkdir -p "$build/logs"
+clang_log="$build/logs/build-$target-clang.log"
+if [ "${GRCNN_FUZZ_COMPILER:-auto}" != gcc ] && build_with "$build" "$cxx" >"$clang_log" 2>&1; then
+  cat "$clang_log"
+  exe="$build/tests/fuzz/fuzz_$target"
+else
+  [ "${GRCNN_FUZZ_COMPILER:-auto}" = gcc ] ||
+    echo "fuzz.sh: clang cannot build fuzz_$target ($(grep -m1 'error:' "$clang_log" | cut -c1-160); $clang_log)"
+  echo "fuzz.sh: building fuzz_$target with GCC and libFuzzer's runtime in $build-gcc"
+  build_with "$build-gcc" "${GRCNN_ASAN_CXX:-g++}"
+  exe="$build-gcc/tests/fuzz/fuzz_$target"
 fi
-"${lock[@]}" cmake --build "$build" --target "fuzz_$target" -j "${GRCNN_BUILD_JOBS:-$(nproc)}"
 
 corpus="$build/corpus/$target" crashes="$build/crashes/$target"
-mkdir -p "$corpus" "$crashes" "$build/logs"
+mkdir -p "$corpus" "$crashes"
 for f in "$root/tests/fuzz/corpus/$target"/*; do
   [ -f "$f" ] || continue
   case "$(basename "$f")" in crash-*) continue ;; esac
@@ -60,7 +80,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppre
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 echo "fuzz.sh: fuzz_$target for ${seconds}s on $corpus ($(ls "$corpus" | wc -l) inputs); log $log"
 set +e
-nice -n 19 "$build/tests/fuzz/fuzz_$target" "${args[@]}" "$@" "$corpus" 2>&1 | tee "$log" | grep -E --line-buffered \
+nice -n 19 "$exe" "${args[@]}" "$@" "$corpus" 2>&1 | tee "$log" | grep -E --line-buffered \
   '^#[0-9]+[[:space:]]+(INITED|DONE)|^==[0-9]+==|^SUMMARY|FINDING|^stat::|Test unit written|^artifact_prefix|ERROR' 
 status=${PIPESTATUS[0]}
 set -e

@@ -5,7 +5,7 @@
 # C++ tests and the fuzz corpus replays, and runs them under ctest with leak detection on. Any
 # AddressSanitizer, LeakSanitizer or UBSan report fails the stage.
 #   scripts/sanitize.sh [extra ctest args]
-# The subset keeps the stage under 12 minutes on CI's 2 cores from a cold ccache (see the measurements in
+# The subset keeps the stage under 12 minutes on CI's 2 cores from a cold ccache (about 6 minutes measured,
 # tests/sanitizers/README.md); GRCNN_SANITIZE_TESTS="test_a test_b" overrides the C++ tests chosen.
 # Suppressions (one commented entry per known false positive): tests/sanitizers/{asan,lsan,ubsan}.supp.
 # GRCNN_BUILD_LOCK=FILE builds under `flock FILE` (shared build machines).
@@ -16,7 +16,7 @@ lock=()
 [ -n "${GRCNN_BUILD_LOCK:-}" ] && lock=(flock "$GRCNN_BUILD_LOCK")
 
 # The C++ tests (no Python fixtures) whose build and run fit the budget; the fuzz replays are added below.
-tests=(${GRCNN_SANITIZE_TESTS:-test_core test_random test_io test_gradcheck test_conformance test_models test_hardening})
+tests=(${GRCNN_SANITIZE_TESTS:-test_core test_random test_io test_gradcheck test_conformance test_models test_precision test_hardening})
 targets=("${tests[@]}" grcnn_fuzz_all)
 
 start=$(date +%s)

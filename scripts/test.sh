@@ -10,7 +10,7 @@ cd "${GRCNN_BUILD_DIR:-$root/build}"
 status=0
 ctest --output-on-failure --timeout 1200 "$@" || status=$?
 # The sanitizer stage (scripts/sanitize.sh: ASan+UBSan build of the C++ unit tests and the fuzz corpus
-# replays, ~8 minutes on 2 cores from a cold cache); runs whatever the main suite gave. GRCNN_SKIP_SANITIZE=1 skips it.
+# replays, ~6 minutes on 2 cores from a cold cache); runs whatever the main suite gave. GRCNN_SKIP_SANITIZE=1 skips it.
 if [ "${GRCNN_SKIP_SANITIZE:-0}" != 1 ]; then
   "$root/scripts/sanitize.sh" || status=$?
 fi

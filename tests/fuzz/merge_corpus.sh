@@ -8,6 +8,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 target="$1" max_kb="${2:-190}" max_files="${3:-40}"
 build="${GRCNN_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 fuzzer="$build/tests/fuzz/fuzz_$target"
+[ -x "$fuzzer" ] || fuzzer="$build-gcc/tests/fuzz/fuzz_$target"  # built with GCC (scripts/fuzz.sh)
 dest="$root/tests/fuzz/corpus/$target"
 [ -x "$fuzzer" ] || { echo "merge_corpus.sh: build $fuzzer first (scripts/fuzz.sh $target 1)" >&2; exit 2; }
 tmp="$(mktemp -d)"
