@@ -6,6 +6,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include <sys/resource.h>
@@ -16,6 +17,7 @@
 #include <grcnn/eval/neuroid_assembly.hpp>
 #include <grcnn/eval/splits.hpp>
 #include <grcnn/io/json.hpp>
+#include <grcnn/io/netcdf.hpp>
 #include <grcnn/io/output_file.hpp>
 #include <grcnn/io/safetensors.hpp>
 #include <grcnn/io/text_file.hpp>
@@ -275,4 +277,150 @@ TEST_CASE("an evaluation over zero readable images is an error, not 0% accuracy"
   };
   CHECK_THROWS_WITH(train::evaluate_network(net, l, loss),
                     Catch::Contains("no readable image among the 5 sample(s)") && Catch::Contains("5 unreadable"));
+}
+
+namespace {
+
+// A classic-format netCDF header built byte by byte (big-endian, the format's grammar), for mutations.
+struct cdf_bytes {
+  int version = 1;
+  std::string b;
+  void u32(std::uint64_t v) {
+    for (int i = 3; i >= 0; --i) b.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  void u64(std::uint64_t v) {
+    for (int i = 7; i >= 0; --i) b.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  void size(std::uint64_t v) { version == 5 ? u64(v) : u32(v); }
+  void name(const std::string& s) {
+    size(s.size());
+    b += s;
+    b.append((4 - s.size() % 4) % 4, '\0');
+  }
+};
+// dims: x (3), rec (unlimited); global attribute title = "ab"; variable v(rec, x) float with attribute
+// units = "m", data after the header. Offsets of some fields are recorded for the mutations.
+struct cdf_sample {
+  cdf_bytes h;
+  std::size_t dim_count_at = 0, first_name_at = 0, dimid_at = 0, var_type_at = 0, var_count_at = 0, att_type_at = 0;
+  explicit cdf_sample(int version) {
+    h.version = version;
+    h.b = std::string("CDF") + static_cast<char>(version);
+    h.size(1);                              // numrecs
+    h.u32(0x0A), dim_count_at = h.b.size(), h.size(2);
+    first_name_at = h.b.size(), h.name("x"), h.size(3);
+    h.name("rec"), h.size(0);
+    h.u32(0x0C), h.size(1), h.name("title"), att_type_at = h.b.size(), h.u32(2), h.size(2), h.b += std::string("ab\0\0", 4);
+    h.u32(0x0B), var_count_at = h.b.size(), h.size(1), h.name("v"), h.size(2), h.size(1), dimid_at = h.b.size(), h.size(0);
+    h.u32(0x0C), h.size(1), h.name("units"), h.u32(2), h.size(1), h.b += std::string("m\0\0\0", 4);
+    var_type_at = h.b.size(), h.u32(5), h.size(12);
+    const std::size_t begin = h.b.size() + (version == 1 ? 4 : 8);
+    version == 1 ? h.u32(begin) : h.u64(begin);
+    h.b.append(12, '\0');                    // one record of 3 floats
+  }
+  void set32(std::size_t at, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) h.b[at + i] = static_cast<char>(v >> (8 * (3 - i)));
+  }
+  void set_size(std::size_t at, std::uint64_t v) {
+    const int w = h.version == 5 ? 8 : 4;
+    for (int i = 0; i < w; ++i) h.b[at + i] = static_cast<char>(v >> (8 * (w - 1 - i)));
+  }
+};
+std::string netcdf_open_error(const fs::path& p, const std::string& bytes) {
+  {
+    std::ofstream o(p, std::ios::binary);
+    o << bytes;
+  }
+  try {
+    io::netcdf_file f(p);
+    return {};
+  } catch (const io_error& e) {
+    return e.what();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("netCDF classic headers that crash libnetcdf are refused before nc_open, naming the byte", "[hardening][io]") {
+  const auto dir = scratch("netcdf");
+  const auto p = dir / "a.nc";
+  for (int version : {1, 2, 5}) {
+    INFO("CDF-" << version);
+    const cdf_sample good(version);
+    REQUIRE(netcdf_open_error(p, good.h.b).empty());
+    {
+      io::netcdf_file f(p);
+      const auto v = f.variable("v");
+      CHECK(v.shape == std::vector<std::size_t>{1, 3});
+      CHECK(f.text_attribute("", "title") == "ab");
+      CHECK(f.text_attribute("v", "units") == "m");
+    }
+    auto mutated = [&](auto&& change) {
+      cdf_sample s(version);
+      change(s);
+      return netcdf_open_error(p, s.h.b);
+    };
+    // The classes of header fault behind libnetcdf 4.9.0's crashes (tests/fuzz/thirdparty/assembly).
+    CHECK_THAT(mutated([](cdf_sample& s) { s.set_size(s.first_name_at, ~std::uint64_t{0}); }),
+               Catch::Contains("name length") && Catch::Contains("of dimension 0") && Catch::Contains("at byte"));
+    CHECK_THAT(mutated([](cdf_sample& s) { s.set_size(s.dim_count_at, 0xfffffffu); }),
+               Catch::Contains("dimensions declared, more than the"));
+    CHECK_THAT(mutated([](cdf_sample& s) { s.set_size(s.var_count_at, 0xb000008u); }),
+               Catch::Contains("variables declared"));
+    CHECK_THAT(mutated([](cdf_sample& s) { s.set_size(s.dimid_at, 7); }),
+               Catch::Contains("dimension id 7 of variable 0 'v': the file has 2 dimensions"));
+    CHECK_THAT(mutated([](cdf_sample& s) { s.set_size(s.dimid_at, 1); }),
+               Catch::Contains("uses the unlimited dimension at position 1"));
+    CHECK_THAT(mutated([](cdf_sample& s) { s.set32(s.var_type_at, 99); }), Catch::Contains("type 99 of variable 0 'v'"));
+    CHECK_THAT(mutated([](cdf_sample& s) { s.set_size(s.att_type_at + 4, ~std::uint64_t{0} >> 1); }),
+               Catch::Contains("values of global attribute 0 do not fit"));
+    if (version != 5)
+      CHECK_THAT(mutated([](cdf_sample& s) { s.set32(s.att_type_at, 10); }),
+                 Catch::Contains("type 10 of global attribute 0 is not a CDF-"));
+    CHECK_THAT(mutated([](cdf_sample& s) { s.h.b[3] = 3; }), Catch::Contains("format version 3"));
+
+    // Every truncation and every byte of the header set to 0xff or 0x80: an io_error or a good open,
+    // never a crash (the test process would die).
+    std::size_t refused = 0;
+    for (std::size_t n = 0; n < good.h.b.size(); ++n) refused += !netcdf_open_error(p, good.h.b.substr(0, n)).empty();
+    CHECK(refused >= good.h.b.size() - 12);  // only the data record may be cut without harm
+    for (std::size_t i = 4; i + 12 < good.h.b.size(); ++i)
+      for (unsigned char byte : {0xffu, 0x80u}) {
+        auto s = good.h.b;
+        s[i] = static_cast<char>(byte);
+        INFO("byte " << i << " set to " << static_cast<int>(byte));
+        netcdf_open_error(p, s);
+      }
+    // And random rewrites of 1 to 4 header bytes.
+    std::mt19937 rng(20261205u + static_cast<unsigned>(version));
+    for (int trial = 0; trial < 300; ++trial) {
+      auto s = good.h.b;
+      const int k = 1 + static_cast<int>(rng() % 4);
+      for (int j = 0; j < k; ++j) s[4 + rng() % (s.size() - 16)] = static_cast<char>(rng());
+      INFO("random trial " << trial);
+      netcdf_open_error(p, s);
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("netCDF-4 files that crash libhdf5 are refused through the child-process probe", "[hardening][io]") {
+  // Reproducers found by fuzz_assembly (tests/fuzz/README.md): Debian 12's libhdf5 1.10.8 segfaults on
+  // the second inside nc_open. Whatever the library does with them, this process survives and the
+  // error names the file.
+  const fs::path corpus = fs::path(GRCNN_SOURCE_DIR) / "tests/fuzz/corpus/assembly";
+  for (const char* name : {"crash-hdf5-segv-H5HG_read-memcpy-overlap.nc", "crash-hdf5-invalid-free-H5G__link_release_table.nc"}) {
+    INFO(name);
+    try {
+      io::netcdf_file f(corpus / name);
+      FAIL("opened");
+    } catch (const io_error& e) {
+      CHECK_THAT(e.what(), Catch::Contains(name));
+    }
+  }
+  // The probe reads what the parent reads and leaves well-formed files to it.
+  io::netcdf_file good(corpus / "hvm-cut-netcdf4.nc");
+  CHECK(!good.variable_names().empty());
+  io::netcdf_file unisolated(corpus / "hvm-cut-netcdf4.nc", io::netcdf_open_options{.isolate = false});
+  CHECK(unisolated.variable_names() == good.variable_names());
 }

@@ -17,12 +17,11 @@
 #include "assembly_pipeline.hpp"
 #include "fuzz_support.hpp"
 
-// libnetcdf's classic-format header parser callocs as many entries as a header count declares before
-// reading them (v1h_get_NC_dimarray & co.: 4 bytes "0xffffffff" ask for 32 GiB) and handles a NULL
-// from calloc as NC_ENOMEM, which grcnn reports as io_error. That is a third-party finding (reported;
-// reproducer corpus/assembly/regress-netcdf-calloc-huge-count.nc); to fuzz past it, failed C allocations return
-// NULL here instead of aborting. Failed C++ allocations still abort (operator new reports OOM), and an
-// allocation that succeeds above -malloc_limit_mb is still reported by libFuzzer.
+// Classic-format headers are validated by grcnn before libnetcdf sees them (io/netcdf_classic_header.hpp;
+// libnetcdf 4.9.0 crashed on the corpus/assembly/crash-netcdf-* inputs). netCDF-4 files go to libhdf5
+// unchecked, and libhdf5 callocs header-declared sizes and handles a NULL as an error: to fuzz past that,
+// failed C allocations return NULL here instead of aborting. Failed C++ allocations still abort (operator
+// new reports OOM), and an allocation that succeeds above -malloc_limit_mb is still reported by libFuzzer.
 #if defined(__SANITIZE_ADDRESS__)
 #define GRCNN_FUZZ_ASAN 1
 #elif defined(__has_feature)

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "grcnn/core/error.hpp"
+#include "grcnn/io/netcdf_classic_header.hpp"
+#include "grcnn/io/netcdf_probe.hpp"
 
 namespace grcnn::io {
 
@@ -32,11 +34,17 @@ struct netcdf_variable {
 
 class netcdf_file {
  public:
-  explicit netcdf_file(const std::filesystem::path& path) : path_(path.string()) {
+  explicit netcdf_file(const std::filesystem::path& path, const netcdf_open_options& options = {})
+      : path_(path.string()) {
     GRCNN_CHECK(std::filesystem::exists(path), io_error, "netcdf: no such file: ", path_);
     std::error_code ec;
     GRCNN_CHECK(!std::filesystem::is_directory(path, ec), io_error, "netcdf: ", path_, " is a directory");
     file_bytes_ = std::filesystem::file_size(path, ec);
+    GRCNN_CHECK(!ec, io_error, "netcdf: cannot read the size of ", path_, ": ", ec.message());
+    // libnetcdf crashes on some malformed classic headers; ours are checked first (netcdf_classic_header.hpp).
+    if (is_classic_netcdf(path)) check_classic_netcdf_header(path, file_bytes_);
+    // ... and libhdf5 on some malformed netCDF-4 files: everything is read once in a child process first.
+    probe_netcdf_in_child(path_, value_cap(), options);
     const int rc = nc_open(path_.c_str(), NC_NOWRITE, &id_);
     GRCNN_CHECK(rc == NC_NOERR, io_error, "netcdf: cannot open ", path_, ": ", nc_strerror(rc));
   }
@@ -83,8 +91,7 @@ class netcdf_file {
     for (auto len : info.shape)
       GRCNN_CHECK(!__builtin_mul_overflow(n, len, &n), io_error, "netcdf: ", path_, ": variable '", name,
                   "' declares a value count that overflows");
-    // Reading allocates up to 8 bytes a value (double, int64, a string pointer).
-    const std::uintmax_t cap = std::max<std::uintmax_t>(file_bytes_, 64 << 10) * 1032 / 8;
+    const std::uintmax_t cap = value_cap();
     GRCNN_CHECK(n <= cap, io_error, "netcdf: ", path_, ": variable '", name, "' declares ", n, " values, more than a file of ",
                 file_bytes_, " bytes can hold (at most ", cap, ")");
     return info;
@@ -207,13 +214,16 @@ class netcdf_file {
     if (nc_get_att_double(id_, v, attribute, vals.data()) != NC_NOERR) return std::nullopt;
     return vals[0];
   }
+  // The most values a variable may declare: reading allocates up to 8 bytes a value (double, int64, a
+  // string pointer), and a file holds at most its size in values (deflate's 1032:1 for netCDF-4).
+  std::uintmax_t value_cap() const { return std::max<std::uintmax_t>(file_bytes_, 64 << 10) * 1032 / 8; }
   std::uintmax_t file_bytes_ = 0;
   int varid(const std::string& name) const {
     int v = -1;
     if (nc_inq_varid(id_, name.c_str(), &v) != NC_NOERR) {
       std::string names;
       for (const auto& n : variable_names()) names += (names.empty() ? "" : ", ") + n;
-      throw io_error(detail::concat("netcdf: ", path_, ": no variable '", name, "' (the file has: ", names, ")"));
+      throw io_error(::grcnn::detail::concat("netcdf: ", path_, ": no variable '", name, "' (the file has: ", names, ")"));
     }
     return v;
   }
