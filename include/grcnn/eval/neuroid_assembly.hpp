@@ -73,10 +73,12 @@ inline std::string find_data_variable(const io::netcdf_file& f, const std::strin
 }
 }  // namespace assembly_detail
 
-// Loads the assembly. variable: the data variable ("" = the only one over presentation and neuroid).
-inline neuroid_assembly read_neuroid_assembly(const std::filesystem::path& path, const std::string& variable = "") {
+// Loads the assembly. variable: the data variable ("" = the only one over presentation and neuroid);
+// open: how libnetcdf is trusted (io/netcdf_probe.hpp: by default the file is read in a child first).
+inline neuroid_assembly read_neuroid_assembly(const std::filesystem::path& path, const std::string& variable = "",
+                                              const io::netcdf_open_options& open = {}) {
   using namespace assembly_detail;
-  io::netcdf_file f(path);
+  io::netcdf_file f(path, open);
   neuroid_assembly a;
   a.source = path.string();
   a.name = find_data_variable(f, variable);
