@@ -16,6 +16,9 @@
 #include <grcnn/backends/cuda/cuda.hpp>
 #include <grcnn/backends/cuda/device.hpp>
 #endif
+#ifdef GRCNN_HAS_MPI
+#include <grcnn/dist/mpi.hpp>
+#endif
 #include <grcnn/data/augmix.hpp>
 #include <grcnn/data/cifar.hpp>
 #include <grcnn/data/texture_blend.hpp>
@@ -36,6 +39,12 @@ using autograd::variable;
 namespace {
 
 using tools::settings;
+
+// The process group when a launcher started this run with more than one rank (mpirun, srun); null
+// otherwise. Owned by main(), so that a failure can end every rank (abort) instead of waiting in
+// MPI_Finalize for ranks that wait in a collective.
+dist::communicator* world = nullptr;
+bool distributed() { return world && world->world_size() > 1; }
 
 // grcnn-train's data folder (superclass maps, textures), where the build put it.
 std::filesystem::path data_dir() {
@@ -235,12 +244,17 @@ int run(const settings& s) {
   data::loader_options lo{.batch_size = static_cast<std::size_t>(s.batch), .shuffle = true, .drop_last = true,
                           .workers = s.workers, .prefetch = 2 * s.workers, .seed = s.seed, .skip_corrupt = s.skip_corrupt,
                           .pinned_for = backends::backend_traits<B>::where};
+  if (distributed()) {  // each rank reads its shard (torch's DistributedSampler order); --batch is per rank
+    lo.world = static_cast<std::size_t>(world->world_size());
+    lo.rank = static_cast<std::size_t>(world->rank());
+  }
   std::unique_ptr<data::loader> eval_loader;
   if (d.eval) {
     data::loader_options eo = lo;
     eo.batch_size = static_cast<std::size_t>(s.eval_batch ? s.eval_batch : 2 * s.batch);
     eo.shuffle = false;
     eo.drop_last = false;
+    eo.exact_shard = true;  // with several ranks: every sample once, the counts summed over ranks
     eval_loader = std::make_unique<data::loader>(*d.eval, d.eval_pipe, eo);
   }
 
@@ -251,13 +265,17 @@ int run(const settings& s) {
       const std::string ckpt = s.resume.empty() ? train::checkpoint_folder(s.out, 1).latest().string() : s.resume;
       load_weights(net, ckpt, false);
     }
-    const train::eval_result e = *train::evaluate_network(net, *eval_loader, [](const variable& logits, const std::vector<std::int64_t>& y) {
-      return ops::cross_entropy<B>(logits, tensor::from_values(shape{static_cast<std::int64_t>(y.size())}, y));
-    });
+    const train::eval_result e = *train::evaluate_network(
+        net, *eval_loader,
+        [](const variable& logits, const std::vector<std::int64_t>& y) {
+          return ops::cross_entropy<B>(logits, tensor::from_values(shape{static_cast<std::int64_t>(y.size())}, y));
+        },
+        false, world);
     std::printf("eval %s: loss %.4f top1 %.2f%% top5 %.2f%% (%zu images, %.1f s, %.0f images/s)\n", d.eval->describe().c_str(),
                 e.loss, 100 * e.top1, 100 * e.top5, e.images, e.seconds, e.images_per_s);
-    train::metrics_log(std::filesystem::path(s.out) / "metrics.jsonl")
-        .write({{"type", "eval_only"}, {"loss", e.loss}, {"top1", e.top1}, {"top5", e.top5}, {"images", e.images}});
+    if (!distributed() || world->rank() == 0)
+      train::metrics_log(std::filesystem::path(s.out) / "metrics.jsonl")
+          .write({{"type", "eval_only"}, {"loss", e.loss}, {"top1", e.top1}, {"top5", e.top5}, {"images", e.images}});
     return 0;
   }
 
@@ -331,6 +349,7 @@ int run(const settings& s) {
   to.skip_nonfinite = s.skip_nonfinite;
   to.stop_after = s.stop_after;
   to.seed = s.seed;
+  if (distributed()) to.comm = world;
   std::string milestones, train_only;
   for (const auto m : s.milestones) milestones += (milestones.empty() ? "" : ",") + std::to_string(m);
   for (const auto& p : s.train_only) train_only += (train_only.empty() ? "" : ",") + p;
@@ -357,8 +376,14 @@ int run(const settings& s) {
   if (s.resume_given) tr.resume(s.resume.empty() ? tr.checkpoints().latest() : std::filesystem::path(s.resume));
 
   const train::fit_result r = tr.fit();
+  if (distributed() && world->rank() != 0) return r.outcome == train::fit_outcome::interrupted ? 128 + r.signal : 0;
   nlohmann::json summary{{"arch", s.arch}, {"dataset", s.dataset}, {"parameters", net.parameter_count()},
-                         {"threads", omp_get_max_threads()}};
+                         {"threads", omp_get_max_threads()}, {"ranks", distributed() ? world->world_size() : 1}};
+  if (const auto* ddp = tr.data_parallel()) {
+    summary["ddp_buckets"] = ddp->stats().buckets;
+    summary["ddp_last_step_communication_s"] = ddp->stats().communication;
+    summary["ddp_last_step_overlapped_s"] = ddp->stats().overlapped;
+  }
   summary["outcome"] = r.outcome == train::fit_outcome::finished ? "finished" : r.outcome == train::fit_outcome::stopped ? "stopped" : "interrupted";
   summary["precision"] = std::string(nn::name_of(net.current_precision()));
   summary["steps"] = r.steps;
@@ -431,7 +456,19 @@ int run_tool(int argc, char** argv) {
     std::cerr << "grcnn-train: --schedule onecycle has its own warm-up; drop --warmup\n";
     return 2;
   }
-  if (s.threads > 0) omp_set_num_threads(tools::capped_threads("grcnn-train", s.threads));
+  if (distributed() && s.backend == "cuda") {
+    std::cerr << "grcnn-train: --backend cuda with " << world->world_size()
+              << " ranks: data-parallel GPU training needs the NCCL engine, which this build does not have yet; "
+                 "run the ranks with --backend cpu\n";
+    return 2;
+  }
+  if (s.threads > 0) {
+    omp_set_num_threads(tools::capped_threads("grcnn-train", s.threads));
+  } else if (distributed()) {
+    // The ranks on one node share its cores: each takes its part instead of all of them.
+    const int per_rank = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world->local_size());
+    omp_set_num_threads(per_rank);
+  }
   {
     std::filesystem::create_directories(s.out);
 #ifdef GRCNN_HAVE_CUDA
@@ -445,5 +482,27 @@ int run_tool(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return tools::guarded_main("grcnn-train", [&] { return run_tool(argc, argv); });
+#ifdef GRCNN_HAS_MPI
+  // Under mpirun or srun: data-parallel over the ranks (world size 1 trains alone). Only rank 0 prints.
+  std::unique_ptr<dist::mpi_communicator> mpi;
+  if (dist::launched_by_mpi()) {
+    const int rc = tools::guarded_main("grcnn-train", [&] {
+      mpi = std::make_unique<dist::mpi_communicator>();
+      return 0;
+    });
+    if (rc != 0) return rc;
+    world = mpi.get();
+    if (distributed()) {
+      tools::set_rank_label(world->rank(), world->world_size());
+      if (world->rank() != 0 && !std::freopen("/dev/null", "w", stdout)) std::perror("grcnn-train: /dev/null");
+    }
+  }
+#endif
+  const int rc = tools::guarded_main("grcnn-train", [&] { return run_tool(argc, argv); });
+  // A rank that failed ends the job: the others may wait in a collective for it.
+  if (rc != 0 && rc != 130 && rc != 143 && distributed())
+    world->abort(grcnn::detail::concat("grcnn-train: rank ", world->rank(), " of ", world->world_size(),
+                                       " failed (exit ", rc, "); ending every rank"),
+                 rc);
+  return rc;
 }

@@ -40,9 +40,17 @@ class activity {
   int exceptions_;
 };
 
+// "rank 1 of 4: " in every failure message of a data-parallel run (set_rank_label), empty otherwise.
+inline std::string& rank_label() {
+  static std::string label;
+  return label;
+}
+inline void set_rank_label(int rank, int world) { rank_label() = "rank " + std::to_string(rank) + " of " + std::to_string(world) + ": "; }
+
 inline void report_failure(const char* tool, const std::string& message) {
   const std::string& doing = current_activity();
-  std::fprintf(stderr, "%s: %s%s%s\n", tool, doing.empty() ? "" : doing.c_str(), doing.empty() ? "" : ": ", message.c_str());
+  std::fprintf(stderr, "%s: %s%s%s%s\n", tool, rank_label().c_str(), doing.empty() ? "" : doing.c_str(), doing.empty() ? "" : ": ",
+               message.c_str());
 }
 
 // Runs body() (which returns the exit code) and maps every exception to exit code 1 with a message.

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "grcnn/autograd/variable.hpp"
@@ -39,6 +40,12 @@ struct node {
   bool needs_grad(std::size_t input) const { return input < inputs.size() && inputs[input]; }
 };
 
+// Called during backward when a leaf's gradient is final: the earliest-recorded node that uses the leaf
+// has run its backward, so nothing adds to it any more (a weight shared across time steps is final only
+// after its first use's backward). The gradient may be undefined (the leaf's uses received none).
+// Data-parallel training starts reducing a gradient bucket from here while backward goes on.
+using gradient_ready_fn = std::function<void(grad_cell&)>;
+
 class tape {
  public:
   void record(node&& n) { nodes_.push_back(std::move(n)); }
@@ -46,7 +53,7 @@ class tape {
   void clear() { nodes_.clear(); }  // keeps capacity: the next step reuses it
 
   // Back-propagates from `root` with seed gradient `seed` (ones for a scalar loss when undefined).
-  void backward(const variable& root, tensor seed = {}) {
+  void backward(const variable& root, tensor seed = {}, const gradient_ready_fn& ready = {}) {
     GRCNN_CHECK(root.requires_grad(), error,
                 "backward: the root does not require grad (no parameter or input on its path requires grad)");
     if (!seed.defined()) {
@@ -69,6 +76,12 @@ class tape {
       ~release_on_exit() { t.release(); }
     } guard{*this};
     accumulate(*root.cell(), seed);
+    // For `ready`: each leaf's earliest use (its last in backward order).
+    std::unordered_map<const grad_cell*, std::size_t> first_use;
+    if (ready)
+      for (std::size_t k = nodes_.size(); k-- > 0;)
+        for (const auto& in : nodes_[k].inputs)
+          if (in && in->leaf) first_use[in.get()] = k;
     std::vector<tensor> out_grads, in_grads;
     for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
       node& n = *it;
@@ -93,6 +106,16 @@ class tape {
       n.saved.clear();
       n.state.reset();
       n.backward = nullptr;
+      if (ready) {
+        const std::size_t k = static_cast<std::size_t>(nodes_.rend() - it) - 1;
+        for (const auto& in : n.inputs) {
+          if (!in || !in->leaf) continue;
+          const auto f = first_use.find(in.get());
+          if (f == first_use.end() || f->second != k) continue;
+          first_use.erase(f);  // once, even when the node takes the leaf twice
+          ready(*in);
+        }
+      }
     }
   }
 
@@ -162,7 +185,9 @@ class no_grad_guard {
   bool previous_;
 };
 
-inline void backward(const variable& root, tensor seed = {}) { current_tape().backward(root, std::move(seed)); }
+inline void backward(const variable& root, tensor seed = {}, const gradient_ready_fn& ready = {}) {
+  current_tape().backward(root, std::move(seed), ready);
+}
 
 // True when an op over these inputs must be recorded.
 inline bool should_record(std::initializer_list<const variable*> inputs) {

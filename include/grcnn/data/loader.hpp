@@ -17,6 +17,7 @@
 
 #include "grcnn/data/augment.hpp"
 #include "grcnn/data/dataset.hpp"
+#include "grcnn/dist/sampler.hpp"
 
 namespace grcnn::data {
 
@@ -31,6 +32,13 @@ struct loader_options {
   // The device the batches go to: a GPU gets them in page-locked memory (tensor::empty_pinned), so
   // their upload is a DMA that does not hold up the training thread.
   device pinned_for = cpu_device;
+  // Data-parallel shards (dist/sampler.hpp): with world > 1 this loader reads rank's share. Training
+  // (exact_shard false): torch's DistributedSampler order -- a permutation from (seed, epoch), padded to
+  // a multiple of world, every world-th index from rank -- so every rank has as many batches. Evaluation
+  // (exact_shard true): every world-th sample, unpadded, so metrics summed over ranks count each once.
+  // Batch b's augmentation is seeded with the global batch b * world + rank.
+  std::size_t world = 1, rank = 0;
+  bool exact_shard = false;
 };
 
 struct batch {
@@ -56,15 +64,24 @@ class loader {
     GRCNN_CHECK(o_.batch_size > 0 && o_.workers > 0 && o_.prefetch > 0, error,
                 "loader: batch size, workers and prefetch must be positive");
     GRCNN_CHECK(d.size() > 0, error, "loader: ", d.describe(), " is empty");
-    GRCNN_CHECK(!o_.drop_last || d.size() >= o_.batch_size, error, "loader: ", d.describe(), " has ", d.size(),
-                " samples, fewer than one batch of ", o_.batch_size);
+    GRCNN_CHECK(o_.world >= 1 && o_.rank < o_.world, error, "loader: rank ", o_.rank, " of a world of ", o_.world);
+    GRCNN_CHECK(!o_.drop_last || epoch_samples() >= o_.batch_size, error, "loader: ", d.describe(), " has ", d.size(),
+                " samples", o_.world > 1 ? ::grcnn::detail::concat(" (", epoch_samples(), " for each of ", o_.world, " ranks)") : std::string(),
+                ", fewer than one batch of ", o_.batch_size);
   }
   ~loader() { stop(); }
   loader(const loader&) = delete;
   loader& operator=(const loader&) = delete;
 
+  // This rank's samples in an epoch (the whole dataset in a world of one).
+  std::size_t epoch_samples() const {
+    if (o_.world == 1) return data_.size();
+    if (o_.exact_shard) return data_.size() / o_.world + (o_.rank < data_.size() % o_.world);
+    return dist::distributed_samples(data_.size(), {.world = o_.world, .rank = o_.rank});
+  }
   std::size_t batches_per_epoch() const {
-    return o_.drop_last ? data_.size() / o_.batch_size : (data_.size() + o_.batch_size - 1) / o_.batch_size;
+    const std::size_t n = epoch_samples();
+    return o_.drop_last ? n / o_.batch_size : (n + o_.batch_size - 1) / o_.batch_size;
   }
   const dataset& data() const { return data_; }
   const loader_options& options() const { return o_; }
@@ -72,6 +89,10 @@ class loader {
 
   // The sample order of an epoch: a shuffle seeded from (seed, epoch), or 0..N-1.
   std::vector<std::size_t> order(long epoch) const {
+    if (o_.world > 1 && o_.exact_shard) return dist::evaluation_indices(data_.size(), o_.world, o_.rank);
+    if (o_.world > 1)
+      return dist::distributed_indices(data_.size(), {.world = o_.world, .rank = o_.rank, .seed = o_.seed, .shuffle = o_.shuffle},
+                                       static_cast<std::uint64_t>(epoch));
     std::vector<std::size_t> idx(data_.size());
     std::iota(idx.begin(), idx.end(), 0);
     if (o_.shuffle) {
@@ -115,7 +136,7 @@ class loader {
     const std::size_t begin = b * o_.batch_size, end = std::min(begin + o_.batch_size, order_.size());
     GRCNN_CHECK(started_ && b < batches_per_epoch(), error, "loader: batch ", b, " requested ",
                 started_ ? "beyond the epoch" : "before start_epoch()");
-    augment_rng rng(mix_seed(mix_seed(o_.seed, 0xa4c3e7), static_cast<std::uint64_t>(epoch_), b));
+    augment_rng rng(mix_seed(mix_seed(o_.seed, 0xa4c3e7), static_cast<std::uint64_t>(epoch_), b * o_.world + o_.rank));
     std::vector<rgb_image> images;
     std::vector<std::vector<std::vector<float>>> extra;  // [sample][view] normalised HWC pixels
     images.reserve(end - begin);

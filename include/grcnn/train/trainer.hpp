@@ -8,11 +8,15 @@
 #include <chrono>
 #include <csignal>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <sstream>
 
 #include "grcnn/data/loader.hpp"
+#include "grcnn/dist/communicator.hpp"
+#include "grcnn/dist/data_parallel.hpp"
 #include "grcnn/nn/vone_block.hpp"
 #include "grcnn/ops/losses.hpp"
 #include "grcnn/train/checkpoint.hpp"
@@ -52,6 +56,13 @@ struct trainer_options {
   std::uint64_t seed = 0;
   bool quiet = false;
   std::map<std::string, std::string> run_info;  // stored in every checkpoint (arch, dataset, ...)
+  // Data-parallel training (dist/): null or a world of one trains alone. Otherwise every rank runs this
+  // trainer with the same settings on its shard (the loaders' world/rank); gradients are averaged with
+  // DDP's semantics (dist::data_parallel), the ranks agree on every decision that changes control flow
+  // (a signal, stop_after, an unusable batch, a non-finite loss), evaluation is sharded and summed, and
+  // only rank 0 prints, logs and writes checkpoints.
+  dist::communicator* comm = nullptr;
+  dist::data_parallel_options ddp;
 };
 
 struct eval_result {
@@ -107,7 +118,8 @@ class signal_scope {
 // One pass of a loader through a network in eval mode without a tape: top-1/top-5 and the mean of
 // loss(logits, labels). Interruptible: gives up (nullopt) when SIGINT/SIGTERM arrives during fit().
 template <class Net, class Loss>
-std::optional<eval_result> evaluate_network(Net& net, data::loader& l, Loss&& loss, bool interruptible = false) {
+std::optional<eval_result> evaluate_network(Net& net, data::loader& l, Loss&& loss, bool interruptible = false,
+                                            dist::communicator* comm = nullptr) {
   net.eval();
   struct back_to_train {
     Net& n;
@@ -119,8 +131,12 @@ std::optional<eval_result> evaluate_network(Net& net, data::loader& l, Loss&& lo
   eval_result e;
   running_mean loss_m;
   std::size_t hits1 = 0, hits5 = 0;
+  bool interrupted = false;
   while (auto b = l.next()) {
-    if (interruptible && trainer_detail::pending_signal().load() != 0) return std::nullopt;
+    if (interruptible && trainer_detail::pending_signal().load() != 0) {
+      interrupted = true;
+      break;
+    }
     for (const auto& s : b->skipped) std::fprintf(stderr, "warning: evaluation skipped %s\n", s.c_str());
     e.skipped += b->skipped.size();
     if (b->size() == 0) continue;
@@ -130,6 +146,17 @@ std::optional<eval_result> evaluate_network(Net& net, data::loader& l, Loss&& lo
     hits5 += topk_hits(logits.value(), b->labels, std::min<int>(5, static_cast<int>(logits.dims()[1])));
     e.images += b->size();
   }
+  // A sharded evaluation: every rank's counts summed (each sample is in one shard).
+  if (comm && comm->world_size() > 1) {
+    double sums[7] = {loss_m.sum, loss_m.weight, static_cast<double>(hits1), static_cast<double>(hits5),
+                      static_cast<double>(e.images), static_cast<double>(e.skipped), interrupted ? 1.0 : 0.0};
+    comm->all_reduce(sums, 7, dtype::f64, dist::reduce_op::sum);
+    loss_m.sum = sums[0], loss_m.weight = sums[1];
+    hits1 = static_cast<std::size_t>(sums[2]), hits5 = static_cast<std::size_t>(sums[3]);
+    e.images = static_cast<std::size_t>(sums[4]), e.skipped = static_cast<std::size_t>(sums[5]);
+    interrupted = sums[6] > 0;
+  }
+  if (interrupted) return std::nullopt;
   // No accuracy exists without images: 0% would look like a result (and could even become the "best").
   GRCNN_CHECK(e.images > 0, error, "evaluation: no readable image among the ", l.data().size(), " sample(s) of ", l.data().describe(),
               e.skipped ? " (" + std::to_string(e.skipped) + " unreadable, named above)" : std::string());
@@ -167,6 +194,14 @@ class trainer {
     GRCNN_CHECK(o_.log_every > 0, error, "trainer: log_every must be positive");
     GRCNN_CHECK(schedule_.total_iterations() == o_.epochs * per_epoch(), error, "trainer: the schedule covers ",
                 schedule_.total_iterations(), " iterations, the run ", o_.epochs * per_epoch());
+    if (world() > 1) {
+      GRCNN_CHECK(train_.options().world == static_cast<std::size_t>(world()) &&
+                      train_.options().rank == static_cast<std::size_t>(o_.comm->rank()),
+                  error, "trainer: rank ", o_.comm->rank(), " of ", world(), " got a training loader for rank ",
+                  train_.options().rank, " of ", train_.options().world);
+      ddp_ = std::make_unique<dist::data_parallel>(*o_.comm, net_.parameters(), o_.ddp);
+      if (!writer()) o_.quiet = true;
+    }
   }
 
   const training_position& position() const { return pos_; }
@@ -183,7 +218,20 @@ class trainer {
                   " = ", theirs->second, ", this run has ", mine);
     }
     const long per = per_epoch();
-    const auto& p = c.position;
+    auto& p = c.position;
+    // A checkpoint written by another number of ranks: the same samples seen, another position.
+    const auto written_by = c.extra.find("world_size");
+    const long ranks_then = written_by == c.extra.end() ? 1 : std::atol(written_by->second.c_str());
+    if (ranks_then >= 1 && ranks_then != world()) {
+      const auto batch = static_cast<long>(train_.options().batch_size);
+      const long samples = p.iteration * batch * ranks_then;
+      p.iteration = std::min(samples / (batch * world()), per - 1);
+      p.global_step = p.epoch * per + p.iteration;
+      if (writer())
+        std::fprintf(stderr, "resume: '%s' was written by %ld rank(s), this run has %d: continuing at epoch %ld, iteration %ld "
+                     "(%ld samples of the epoch seen); the data order and the results differ from an uninterrupted run\n",
+                     where.c_str(), ranks_then, world(), p.epoch + 1, p.iteration, samples);
+    }
     GRCNN_CHECK(p.epoch >= 0 && p.epoch <= o_.epochs && p.iteration >= 0 && p.iteration < per &&
                     (p.epoch < o_.epochs || p.iteration == 0) && p.global_step == p.epoch * per + p.iteration,
                 error, "resume: '", where, "' stands at epoch ", p.epoch, ", iteration ", p.iteration, ", step ", p.global_step,
@@ -222,7 +270,14 @@ class trainer {
     GRCNN_CHECK(resumed_ || folder_.list().empty(), error, "trainer: '", o_.out.string(),
                 "' already holds checkpoints of a run: resume it or choose another output folder");
     trainer_detail::signal_scope signals;
-    metrics_log log(o_.out / "metrics.jsonl");
+    std::optional<metrics_log> log_file;
+    if (writer()) log_file.emplace(o_.out / "metrics.jsonl");
+    metrics_log* log = log_file ? &*log_file : nullptr;
+    if (ddp_) {  // rank 0's parameters and buffers everywhere (differing inits, or a checkpoint read by all)
+      std::vector<tensor*> state;
+      for (auto& e : net_.state()) state.push_back(&e.value());
+      ddp_->broadcast(state);
+    }
     fit_result r;
     r.best_top1 = best_top1_;
     const long per = per_epoch();
@@ -249,20 +304,22 @@ class trainer {
         std::optional<data::batch> b = train_.next();
         GRCNN_CHECK(b.has_value(), error, "trainer: the loader ended its epoch before iteration ", pos_.iteration + 1);
         for (const auto& s : b->skipped) std::fprintf(stderr, "warning: skipped %s\n", s.c_str());
-        if (b->size() >= 2) {
-          const auto [loss, hits] = step(*b, r);
+        // Every rank steps or none does (the smallest batch over the ranks decides).
+        const std::size_t smallest = static_cast<std::size_t>(agree(static_cast<double>(b->size()), dist::reduce_op::min));
+        if (smallest >= 2) {
+          const auto [loss, hits, count] = step(*b, r);
           if (std::isfinite(loss)) {
-            const double n = static_cast<double>(b->size()), acc = static_cast<double>(hits) / n;
+            const double n = static_cast<double>(count), acc = static_cast<double>(hits) / n;
             loss_m.add(loss, n);
             top1_m.add(acc, n);
             window_loss.add(loss, n);
             window_top1.add(acc, n);
           }
-          window_images += b->size();
-          images_seen += b->size();
+          window_images += count;
+          images_seen += count;
         } else {
-          std::fprintf(stderr, "warning: batch %ld of epoch %ld has %zu readable image(s); step skipped\n",
-                       pos_.iteration + 1, pos_.epoch + 1, b->size());
+          std::fprintf(stderr, "warning: batch %ld of epoch %ld has %zu readable image(s)%s; step skipped\n",
+                       pos_.iteration + 1, pos_.epoch + 1, smallest, world() > 1 ? " on some rank" : "");
         }
         ++pos_.iteration;
         ++pos_.global_step;
@@ -270,7 +327,7 @@ class trainer {
         r.steps++;
         if (pos_.global_step % o_.log_every == 0 || pos_.iteration == per) {
           const double dt = seconds_since(window_t0);
-          log.write({{"type", "train"}, {"epoch", pos_.epoch + 1}, {"iteration", pos_.iteration}, {"global_step", pos_.global_step},
+          log_write(log, {{"type", "train"}, {"epoch", pos_.epoch + 1}, {"iteration", pos_.iteration}, {"global_step", pos_.global_step},
                      {"loss", window_loss.mean()}, {"top1", window_top1.mean()}, {"lr", opt_.groups().front().lr},
                      {"images_per_s", static_cast<double>(window_images) / std::max(dt, 1e-9)}});
           window_loss.reset();
@@ -289,7 +346,7 @@ class trainer {
       }
       const double epoch_s = seconds_since(epoch_t0);
       train_seconds_ += epoch_s;
-      log.write({{"type", "epoch"}, {"epoch", pos_.epoch + 1}, {"global_step", pos_.global_step}, {"loss", loss_m.mean()},
+      log_write(log, {{"type", "epoch"}, {"epoch", pos_.epoch + 1}, {"global_step", pos_.global_step}, {"loss", loss_m.mean()},
                  {"top1", top1_m.mean()}, {"lr", opt_.groups().front().lr}, {"train_s", epoch_s},
                  {"skipped_images", train_.skipped_total() - skipped_before}});
       if (!o_.quiet) std::printf("epoch %ld/%ld: train loss %.4f top1 %.2f%%\n", pos_.epoch + 1, o_.epochs, loss_m.mean(), 100 * top1_m.mean());
@@ -308,13 +365,30 @@ class trainer {
   // validates with the smoothed loss), or plain cross-entropy for mixup and CutMix runs (their recipes).
   eval_result evaluate(data::loader& l) { return *evaluate_impl(l, false); }
 
+  // The gradient reducer (null in a world of one), for its timings.
+  const dist::data_parallel* data_parallel() const { return ddp_.get(); }
+
  private:
   long per_epoch() const { return static_cast<long>(train_.batches_per_epoch()); }
   static double seconds_since(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   }
-  bool stop_requested() const {
-    return trainer_detail::pending_signal().load() != 0 || (o_.stop_after >= 0 && pos_.global_step >= o_.stop_after);
+  int world() const { return o_.comm ? o_.comm->world_size() : 1; }
+  bool writer() const { return !o_.comm || o_.comm->rank() == 0; }
+  // One number agreed by every rank (the value itself in a world of one).
+  double agree(double v, dist::reduce_op op) {
+    if (world() > 1) o_.comm->all_reduce(&v, 1, dtype::f64, op);
+    return v;
+  }
+  // A signal on any rank, or stop_after, stops every rank at the same step (the signal is adopted so
+  // each rank reports it).
+  bool stop_requested() {
+    const int sig = static_cast<int>(agree(trainer_detail::pending_signal().load(), dist::reduce_op::max));
+    if (sig != 0 && trainer_detail::pending_signal().load() == 0) trainer_detail::pending_signal().store(sig);
+    return sig != 0 || (o_.stop_after >= 0 && pos_.global_step >= o_.stop_after);
+  }
+  static void log_write(metrics_log* log, const nlohmann::json& record) {
+    if (log) log->write(record);
   }
 
   // Ends the run early (signal or stop_after), with a checkpoint of the current position.
@@ -334,12 +408,13 @@ class trainer {
 
   // The evaluation that closes an epoch: logged, and the epoch's checkpoint kept as best when it is.
   // Returns false when a signal interrupted it (the checkpoint still says it is pending).
-  bool run_eval(metrics_log& log, fit_result& r) {
+  bool run_eval(metrics_log* log, fit_result& r) {
+    sync_buffers();  // every rank evaluates its shard with rank 0's running statistics
     const std::optional<eval_result> e = evaluate_impl(*eval_, true);
     if (!e) return false;
     r.last_eval = *e;
     pending_eval_ = false;
-    log.write({{"type", "eval"}, {"epoch", pos_.epoch}, {"global_step", pos_.global_step}, {"loss", e->loss},
+    log_write(log, {{"type", "eval"}, {"epoch", pos_.epoch}, {"global_step", pos_.global_step}, {"loss", e->loss},
                {"top1", e->top1}, {"top5", e->top5}, {"images", e->images}, {"skipped_images", e->skipped},
                {"images_per_s", e->images_per_s}});
     if (!o_.quiet)
@@ -348,7 +423,7 @@ class trainer {
     if (e->top1 > best_top1_) {
       best_top1_ = e->top1;
       const auto ckpt = folder_.path_for(pos_.global_step);
-      if (std::filesystem::exists(ckpt)) copy_atomically(ckpt, folder_.best());
+      if (writer() && std::filesystem::exists(ckpt)) copy_atomically(ckpt, folder_.best());
     }
     r.best_top1 = best_top1_;
     return true;
@@ -360,7 +435,16 @@ class trainer {
         [&](const variable& logits, const std::vector<std::int64_t>& labels) {
           return o_.mixup_alpha > 0 || o_.cutmix_beta > 0 ? plain_loss(logits, labels) : loss_of(logits, labels, nullptr);
         },
-        interruptible);
+        interruptible, o_.comm);
+  }
+  // Rank 0's BN running statistics to every rank (DDP's broadcast_buffers; training reads batch
+  // statistics, so only evaluation and checkpoints see the difference).
+  void sync_buffers() {
+    if (!ddp_) return;
+    std::vector<tensor*> buffers;
+    for (auto& e : net_.state())
+      if (!e.is_parameter()) buffers.push_back(&e.value());
+    ddp_->broadcast(buffers);
   }
 
   static variable plain_loss(const variable& logits, const std::vector<std::int64_t>& labels) {
@@ -389,8 +473,13 @@ class trainer {
     return ops::reshape(ops::add<typename Net::backend>(ops::reshape(a, one), ops::reshape(scaled(b, w), one)), grcnn::shape{});
   }
 
+  struct step_result {
+    double loss;        // NaN when skipped; over every rank's batch
+    std::size_t hits;   // top-1 hits, every rank's
+    std::size_t count;  // images, every rank's
+  };
   // One optimizer step; returns the loss (NaN when skipped) and the top-1 hits of the batch.
-  std::pair<double, std::size_t> step(data::batch& b, fit_result& r) {
+  step_result step(data::batch& b, fit_result& r) {
     const double factor = schedule_.lr_factor(pos_.epoch, pos_.iteration);
     opt_.scale_lr(factor);
     if (const double m = schedule_.momentum(pos_.epoch, pos_.iteration); m >= 0)
@@ -428,7 +517,15 @@ class trainer {
     if (o_.superclass && o_.superclass->weight() > 0)
       loss = weighted_sum(loss, o_.superclass->template loss<typename Net::backend>(logits, b.labels, mix ? &*mix : nullptr),
                           o_.superclass->weight());
-    const double value = loss.value().item();
+    double value = loss.value().item();
+    std::size_t hits = topk_hits(logits.value(), b.labels, 1), count = b.size();
+    if (world() > 1) {  // the batch loss over every rank (equal batches: the mean of the means), agreed
+      double v[4] = {std::isfinite(value) ? value * static_cast<double>(count) : 0.0, static_cast<double>(count),
+                     static_cast<double>(hits), std::isfinite(value) ? 0.0 : 1.0};
+      o_.comm->all_reduce(v, 4, dtype::f64, dist::reduce_op::sum);
+      value = v[3] > 0 ? std::nan("") : v[0] / v[1];
+      count = static_cast<std::size_t>(v[1]), hits = static_cast<std::size_t>(v[2]);
+    }
     if (!std::isfinite(value)) {
       GRCNN_CHECK(o_.skip_nonfinite, numeric_error, "training stopped: the loss is ", value, " at epoch ", pos_.epoch + 1,
                   ", iteration ", pos_.iteration + 1, " of ", per_epoch(), " (step ", pos_.global_step + 1,
@@ -437,12 +534,18 @@ class trainer {
       for (auto& [dst, value_before] : bn_before) *dst = std::move(value_before);
       ++r.skipped_steps;
       opt_.zero_grad();
-      return {std::nan(""), 0};
+      return {std::nan(""), 0, count};
     }
-    autograd::backward(loss);
+    if (ddp_) {  // gradients averaged over the ranks, buckets reduced while backward runs
+      ddp_->begin_backward();
+      autograd::backward(loss, {}, ddp_->ready_hook());
+      ddp_->finish_backward();
+    } else {
+      autograd::backward(loss);
+    }
     opt_.step();
     opt_.zero_grad();
-    return {value, topk_hits(logits.value(), b.labels, 1)};
+    return {value, hits, count};
   }
 
   std::filesystem::path write_checkpoint() {
@@ -458,10 +561,16 @@ class trainer {
       c.extra["best_top1"] = buf;
     }
     c.extra["pending_eval"] = pending_eval_ ? "1" : "0";
+    c.extra["world_size"] = std::to_string(world());
     if constexpr (has_vone) c.extra["vone_noise_calls"] = std::to_string(net_.template module<nn::vone_module>().noise_calls());
     const auto path = folder_.path_for(pos_.global_step);
-    save_checkpoint(path, net_.state(), opt_, c);
-    folder_.rotate(pos_.global_step);
+    if (writer()) {
+      save_checkpoint(path, net_.state(), opt_, c);
+      folder_.rotate(pos_.global_step);
+    }
+    // No rank goes on (or exits) before the checkpoint is complete; every rank's state equals rank 0's
+    // (parameters, optimizer state and the trainer's RNG are the same everywhere; BN buffers are rank 0's).
+    if (world() > 1) o_.comm->barrier();
     checkpoint_is_current_ = true;
     return path;
   }
@@ -497,6 +606,7 @@ class trainer {
   bool pending_eval_ = false;          // the last epoch's evaluation has not run yet
   bool resumed_ = false;
   bool checkpoint_is_current_ = false; // the newest checkpoint holds the current position
+  std::unique_ptr<dist::data_parallel> ddp_;  // with more than one rank
 };
 
 }  // namespace grcnn::train

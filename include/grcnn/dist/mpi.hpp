@@ -1,0 +1,433 @@
+#pragma once
+// The MPI engine (Open MPI; needs the grcnn::dist component, which links MPI): host buffers, processes
+// started by mpirun or srun, one node or many.
+//
+// One thread makes every MPI call (the "MPI thread"): it initialises MPI (MPI_THREAD_FUNNELED is enough
+// and is what every MPI library provides), runs the collectives the callers queue as non-blocking MPI
+// operations in queue order (the same order on every rank: MPI's rule for non-blocking collectives),
+// polls them with a short sleep (a busy-waiting MPI would take a core from the computation), and
+// finalises MPI at the end. So gradient buckets reduce while backward goes on, a timeout can be
+// enforced, and no OpenMP or loader thread ever enters MPI.
+//
+// Faults: each rank sends a heartbeat to the next rank every second (a ring, on its own communicator)
+// and watches the previous one; a silent peer (SIGSTOP, a dead node) or a collective still open after the
+// timeout makes the rank that noticed print which rank failed and MPI_Abort the job, so every rank exits
+// non-zero. A rank that throws calls abort() with its message. A rank killed outright is reported by
+// mpirun itself ("exited on signal 9"), which then ends the others.
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1  // the C API only: MPI's deprecated C++ bindings warn under -Wextra
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
+#include <mpi.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <future>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grcnn/dist/communicator.hpp"
+
+namespace grcnn::dist {
+
+// True when a launcher started this process (mpirun, srun, hydra): only then is MPI initialised, since
+// Open MPI's singleton start forks a helper daemon that a plain run must not pay for.
+inline bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK", "MPI_LOCALNRANKS", "SLURM_STEP_ID"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+struct mpi_options {
+  std::chrono::milliseconds timeout{std::chrono::seconds(300)};  // a collective still open after this fails
+  std::chrono::milliseconds heartbeat_timeout{std::chrono::seconds(20)};  // a silent peer after this fails
+  std::chrono::milliseconds heartbeat_period{std::chrono::seconds(1)};
+};
+
+namespace mpi_detail {
+
+inline void check(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  throw dist_error(::grcnn::detail::concat("mpi: ", what, ": ", std::string(text, static_cast<std::size_t>(len))));
+}
+
+inline MPI_Datatype wire_type(dtype t) {
+  switch (t) {
+    case dtype::f32: return MPI_FLOAT;
+    case dtype::f64: return MPI_DOUBLE;
+    case dtype::i64: return MPI_INT64_T;
+    case dtype::bf16: case dtype::f16: return MPI_FLOAT;  // reduced through an f32 copy
+  }
+  return MPI_DATATYPE_NULL;
+}
+inline MPI_Op wire_op(reduce_op op) {
+  return op == reduce_op::sum ? MPI_SUM : op == reduce_op::min ? MPI_MIN : MPI_MAX;
+}
+
+// The state a caller waits on: done + an error, shared with the MPI thread.
+struct completion {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool finished = false;
+  std::exception_ptr failure;
+  void finish(std::exception_ptr e = nullptr) {
+    {
+      std::lock_guard lock(mu);
+      finished = true;
+      failure = e;
+    }
+    cv.notify_all();
+  }
+  bool poll() {
+    std::lock_guard lock(mu);
+    if (finished && failure) std::rethrow_exception(failure);
+    return finished;
+  }
+  void wait() {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return finished; });
+    if (failure) std::rethrow_exception(failure);
+  }
+};
+
+// One queued collective.
+struct operation {
+  enum kind_t { all_reduce, broadcast, barrier } kind = barrier;
+  void* data = nullptr;
+  std::size_t count = 0;
+  dtype type = dtype::f32;
+  reduce_op op = reduce_op::sum;
+  int root = 0;
+  std::string what;                     // for messages: "all_reduce of 1234 f32"
+  std::shared_ptr<completion> done = std::make_shared<completion>();
+  // While in flight:
+  std::vector<MPI_Request> requests;
+  std::vector<float> staging;           // bf16/f16 as f32
+  std::chrono::steady_clock::time_point started;
+  std::uint64_t sequence = 0;
+};
+
+}  // namespace mpi_detail
+
+class mpi_communicator final : public communicator {
+ public:
+  explicit mpi_communicator(mpi_options o = {}) : o_(o) {
+    std::promise<void> ready;
+    auto started = ready.get_future();
+    thread_ = std::thread([this, &ready] { run(ready); });
+    try {
+      started.get();
+    } catch (...) {
+      thread_.join();
+      throw;
+    }
+  }
+  ~mpi_communicator() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  mpi_communicator(const mpi_communicator&) = delete;
+  mpi_communicator& operator=(const mpi_communicator&) = delete;
+
+  int rank() const override { return rank_; }
+  int world_size() const override { return world_; }
+  int local_rank() const override { return local_rank_; }
+  int local_size() const override { return local_size_; }
+  std::string_view engine() const override { return "mpi"; }
+  bool accepts(device d) const override { return d.kind == device_kind::cpu; }
+
+  void all_reduce(void* data, std::size_t count, dtype t, reduce_op op) override {
+    all_reduce_async(data, count, t, op)->wait();
+  }
+  std::unique_ptr<pending> all_reduce_async(void* data, std::size_t count, dtype t, reduce_op op) override {
+    auto o = std::make_unique<mpi_detail::operation>();
+    o->kind = mpi_detail::operation::all_reduce;
+    o->data = data, o->count = count, o->type = t, o->op = op;
+    o->what = ::grcnn::detail::concat("all_reduce (", op_name(op), ") of ", count, " ", name_of(t));
+    return submit(std::move(o));
+  }
+  void broadcast(void* data, std::size_t count, dtype t, int root) override {
+    GRCNN_CHECK(root >= 0 && root < world_, error, "broadcast: root ", root, " in a world of ", world_);
+    auto o = std::make_unique<mpi_detail::operation>();
+    o->kind = mpi_detail::operation::broadcast;
+    o->data = data, o->count = count, o->type = t, o->root = root;
+    o->what = ::grcnn::detail::concat("broadcast from rank ", root, " of ", count, " ", name_of(t));
+    submit(std::move(o))->wait();
+  }
+  void barrier() override {
+    auto o = std::make_unique<mpi_detail::operation>();
+    o->kind = mpi_detail::operation::barrier;
+    o->what = "barrier";
+    submit(std::move(o))->wait();
+  }
+  [[noreturn]] void abort(const std::string& why, int code) override {
+    std::fprintf(stderr, "%s\n", why.c_str());
+    std::fflush(stderr);
+    // MPI_Abort from this thread: the MPI thread may be blocked in a poll; every MPI library accepts
+    // MPI_Abort from any thread in practice, and the process ends here either way.
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code);
+  }
+
+  const mpi_options& options() const { return o_; }
+
+ private:
+  class mpi_pending final : public pending {
+   public:
+    explicit mpi_pending(std::shared_ptr<mpi_detail::completion> c) : c_(std::move(c)) {}
+    bool done() override { return c_->poll(); }
+    void wait() override { c_->wait(); }
+
+   private:
+    std::shared_ptr<mpi_detail::completion> c_;
+  };
+
+  std::unique_ptr<pending> submit(std::unique_ptr<mpi_detail::operation> o) {
+    auto done = o->done;
+    {
+      std::lock_guard lock(mu_);
+      GRCNN_CHECK(!stopping_, dist_error, "mpi: ", o->what, " after the communicator stopped");
+      queue_.push_back(std::move(o));
+    }
+    cv_.notify_all();
+    return std::make_unique<mpi_pending>(std::move(done));
+  }
+
+  // ---- the MPI thread ----
+  void run(std::promise<void>& ready) {
+    try {
+      int initialised = 0;
+      MPI_Initialized(&initialised);
+      if (initialised) {
+        int level = 0;
+        MPI_Query_thread(&level);
+        GRCNN_CHECK(level == MPI_THREAD_MULTIPLE, dist_error,
+                    "mpi: the program initialised MPI itself with a thread level below MPI_THREAD_MULTIPLE; "
+                    "grcnn makes its MPI calls from its own thread (initialise with MPI_THREAD_MULTIPLE, or let "
+                    "grcnn initialise MPI)");
+      } else {
+        int provided = 0;
+        mpi_detail::check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+        owns_mpi_ = true;
+      }
+      mpi_detail::check(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "MPI_Comm_dup");
+      mpi_detail::check(MPI_Comm_dup(MPI_COMM_WORLD, &heartbeat_comm_), "MPI_Comm_dup");
+      MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+      MPI_Comm_set_errhandler(heartbeat_comm_, MPI_ERRORS_RETURN);
+      MPI_Comm_rank(comm_, &rank_);
+      MPI_Comm_size(comm_, &world_);
+      MPI_Comm node;
+      mpi_detail::check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
+                        "MPI_Comm_split_type");
+      MPI_Comm_rank(node, &local_rank_);
+      MPI_Comm_size(node, &local_size_);
+      MPI_Comm_free(&node);
+    } catch (...) {
+      ready.set_exception(std::current_exception());
+      finalise();
+      return;
+    }
+    ready.set_value();
+    loop();
+    finalise();
+  }
+
+  void finalise() {
+    if (heartbeat_comm_ != MPI_COMM_NULL) {
+      // A last beat of -1 tells the next rank this one leaves (it stops watching); then what the ring left
+      // open is cancelled (the receive) or let go (the sends), and the communicators are freed.
+      if (world_ > 1) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+        int flag = heartbeat_requests_[0] == MPI_REQUEST_NULL;
+        while (!flag && std::chrono::steady_clock::now() < deadline) {
+          MPI_Test(&heartbeat_requests_[0], &flag, MPI_STATUS_IGNORE);
+          if (!flag) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        if (flag) {
+          beat_out_ = -1;
+          MPI_Isend(&beat_out_, 1, MPI_INT64_T, (rank_ + 1) % world_, beat_tag, heartbeat_comm_, &heartbeat_requests_[0]);
+          flag = 0;
+          while (!flag && std::chrono::steady_clock::now() < deadline) {
+            MPI_Test(&heartbeat_requests_[0], &flag, MPI_STATUS_IGNORE);
+            if (!flag) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          }
+        }
+      }
+      if (heartbeat_requests_[0] != MPI_REQUEST_NULL) MPI_Request_free(&heartbeat_requests_[0]);
+      if (heartbeat_requests_[1] != MPI_REQUEST_NULL) {
+        MPI_Cancel(&heartbeat_requests_[1]);
+        MPI_Request_free(&heartbeat_requests_[1]);
+      }
+      MPI_Comm_free(&heartbeat_comm_);
+    }
+    if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (owns_mpi_ && !finalized) MPI_Finalize();
+  }
+
+  void loop() {
+    using clock = std::chrono::steady_clock;
+    std::deque<std::unique_ptr<mpi_detail::operation>> active;
+    last_heard_ = clock::now();
+    next_beat_ = clock::now();
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        if (active.empty() && queue_.empty() && !stopping_)
+          cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return stopping_ || !queue_.empty(); });
+        if (stopping_ && queue_.empty() && active.empty()) break;
+        // Start queued operations in order.
+        while (!queue_.empty()) {
+          auto o = std::move(queue_.front());
+          queue_.pop_front();
+          lock.unlock();
+          try {
+            start(*o);
+          } catch (const std::exception& e) {
+            fault(::grcnn::detail::concat("starting collective #", o->sequence, " (", o->what, "): ", e.what()));
+          }
+          active.push_back(std::move(o));
+          lock.lock();
+        }
+      }
+      // Complete what finished, in order.
+      while (!active.empty()) {
+        auto& o = *active.front();
+        int flag = 0;
+        const int rc = MPI_Testall(static_cast<int>(o.requests.size()), o.requests.data(), &flag, MPI_STATUSES_IGNORE);
+        if (rc != MPI_SUCCESS) fault(::grcnn::detail::concat("collective #", o.sequence, " (", o.what, ") failed"));
+        if (!flag) break;
+        finish(o);
+        o.done->finish();
+        active.pop_front();
+      }
+      if (!active.empty() && clock::now() - active.front()->started > o_.timeout)
+        fault(::grcnn::detail::concat("collective #", active.front()->sequence, " (", active.front()->what,
+                                      ") did not complete within ", o_.timeout.count() / 1000.0,
+                                      " s: some rank stopped calling collectives"));
+      heartbeats();
+      if (!active.empty()) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+
+  void start(mpi_detail::operation& o) {
+    o.started = std::chrono::steady_clock::now();
+    o.sequence = ++sequence_;
+    const bool staged = (o.kind != mpi_detail::operation::barrier) && (o.type == dtype::bf16 || o.type == dtype::f16);
+    void* buffer = o.data;
+    if (staged) {
+      o.staging.resize(o.count);
+      if (o.type == dtype::bf16) {
+        const auto* in = static_cast<const bf16*>(o.data);
+        for (std::size_t i = 0; i < o.count; ++i) o.staging[i] = static_cast<float>(in[i]);
+      } else {
+        const auto* in = static_cast<const f16*>(o.data);
+        for (std::size_t i = 0; i < o.count; ++i) o.staging[i] = static_cast<float>(in[i]);
+      }
+      buffer = o.staging.data();
+    }
+    if (o.kind == mpi_detail::operation::barrier) {
+      o.requests.emplace_back();
+      mpi_detail::check(MPI_Ibarrier(comm_, &o.requests.back()), "MPI_Ibarrier");
+      return;
+    }
+    // MPI counts are int: chunks of at most 2^30 elements.
+    const std::size_t chunk = std::size_t{1} << 30, width = o.type == dtype::f64 || o.type == dtype::i64 ? 8 : 4;
+    const MPI_Datatype type = mpi_detail::wire_type(o.type);
+    for (std::size_t begin = 0; begin < o.count; begin += chunk) {
+      const int n = static_cast<int>(std::min(chunk, o.count - begin));
+      void* p = static_cast<char*>(buffer) + begin * width;
+      o.requests.emplace_back();
+      if (o.kind == mpi_detail::operation::all_reduce)
+        mpi_detail::check(MPI_Iallreduce(MPI_IN_PLACE, p, n, type, mpi_detail::wire_op(o.op), comm_, &o.requests.back()),
+                          "MPI_Iallreduce");
+      else
+        mpi_detail::check(MPI_Ibcast(p, n, type, o.root, comm_, &o.requests.back()), "MPI_Ibcast");
+    }
+  }
+
+  static void finish(mpi_detail::operation& o) {
+    if (o.staging.empty()) return;
+    if (o.type == dtype::bf16) {
+      auto* out = static_cast<bf16*>(o.data);
+      for (std::size_t i = 0; i < o.count; ++i) out[i] = bf16(o.staging[i]);
+    } else {
+      auto* out = static_cast<f16*>(o.data);
+      for (std::size_t i = 0; i < o.count; ++i) out[i] = f16(o.staging[i]);
+    }
+  }
+
+  // The ring: send a beat to rank+1, take the beats of rank-1; silence past heartbeat_timeout is a fault.
+  void heartbeats() {
+    if (world_ < 2) return;
+    using clock = std::chrono::steady_clock;
+    const auto now = clock::now();
+    const int next = (rank_ + 1) % world_, previous = (rank_ + world_ - 1) % world_;
+    if (now >= next_beat_) {
+      // At most one beat in flight: a stopped peer must not make this rank queue sends without bound.
+      int flag = 1;
+      if (heartbeat_requests_[0] != MPI_REQUEST_NULL) MPI_Test(&heartbeat_requests_[0], &flag, MPI_STATUS_IGNORE);
+      if (flag) {
+        beat_out_ = static_cast<std::int64_t>(sequence_);
+        MPI_Isend(&beat_out_, 1, MPI_INT64_T, next, beat_tag, heartbeat_comm_, &heartbeat_requests_[0]);
+      }
+      next_beat_ = now + o_.heartbeat_period;
+    }
+    while (!previous_left_) {
+      if (heartbeat_requests_[1] == MPI_REQUEST_NULL)
+        MPI_Irecv(&beat_in_, 1, MPI_INT64_T, previous, beat_tag, heartbeat_comm_, &heartbeat_requests_[1]);
+      int flag = 0;
+      MPI_Test(&heartbeat_requests_[1], &flag, MPI_STATUS_IGNORE);
+      if (!flag) break;
+      last_heard_ = now;
+      if (beat_in_ < 0) previous_left_ = true;
+    }
+    if (!previous_left_ && now - last_heard_ > o_.heartbeat_timeout)
+      fault(::grcnn::detail::concat("rank ", previous, " stopped answering (no heartbeat for ",
+                                    std::chrono::duration_cast<std::chrono::seconds>(now - last_heard_).count(), " s)"));
+  }
+
+  [[noreturn]] void fault(const std::string& what) {
+    abort(::grcnn::detail::concat("grcnn: rank ", rank_, " of ", world_, ": ", what, "; aborting the job"), 1);
+  }
+
+  static constexpr int beat_tag = 7;
+  mpi_options o_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<mpi_detail::operation>> queue_;
+  bool stopping_ = false;
+  bool owns_mpi_ = false;
+  MPI_Comm comm_ = MPI_COMM_NULL, heartbeat_comm_ = MPI_COMM_NULL;
+  int rank_ = 0, world_ = 1, local_rank_ = 0, local_size_ = 1;
+  std::uint64_t sequence_ = 0;
+  MPI_Request heartbeat_requests_[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  std::int64_t beat_out_ = 0, beat_in_ = 0;
+  bool previous_left_ = false;
+  std::chrono::steady_clock::time_point last_heard_, next_beat_;
+};
+
+}  // namespace grcnn::dist

@@ -1,0 +1,344 @@
+// Data-parallel pieces over real MPI ranks (run under mpirun -np N; see tests/CMakeLists.txt): the
+// collectives of every dtype and size against sums every rank can compute itself.
+// Every rank runs every test; the exit code is the worst over ranks, so ctest sees any rank's failure.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <bit>
+#include <memory>
+#include <vector>
+
+#include <grcnn/dist/data_parallel.hpp>
+#include <grcnn/dist/mpi.hpp>
+#include <grcnn/models/grcnn.hpp>
+#include <grcnn/ops/elementwise.hpp>
+#include <grcnn/ops/losses.hpp>
+#include <grcnn/train/sgd.hpp>
+
+using namespace grcnn;
+
+namespace {
+
+dist::mpi_communicator* world = nullptr;
+
+// Rank r's value at index i: small integers, so every sum is exact in every dtype (bf16 holds integers
+// up to 256 exactly; the sums below stay within that).
+double value(int r, std::size_t i) { return static_cast<double>((static_cast<std::size_t>(r) * 7 + i * 3) % 11) - 5.0; }
+
+template <class T>
+T from_double(double v) {
+  if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) return T(static_cast<float>(v));
+  else return static_cast<T>(v);
+}
+template <class T>
+double to_double(T v) {
+  if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) return static_cast<double>(static_cast<float>(v));
+  else return static_cast<double>(v);
+}
+
+template <class T>
+void check_all_reduce(dtype t, std::size_t n, dist::reduce_op op) {
+  const int w = world->world_size(), me = world->rank();
+  std::vector<T> data(n);
+  for (std::size_t i = 0; i < n; ++i) data[i] = from_double<T>(value(me, i));
+  world->all_reduce(data.data(), n, t, op);
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    double expect = value(0, i);
+    for (int r = 1; r < w; ++r) {
+      const double v = value(r, i);
+      expect = op == dist::reduce_op::sum ? expect + v : op == dist::reduce_op::min ? std::min(expect, v) : std::max(expect, v);
+    }
+    wrong += to_double(data[i]) != expect;
+  }
+  INFO("rank " << me << " of " << w << ", " << name_of(t) << ", " << n << " elements, " << dist::op_name(op));
+  CHECK(wrong == 0);
+}
+
+template <class T>
+void check_broadcast(dtype t, std::size_t n, int root) {
+  const int me = world->rank();
+  std::vector<T> data(n);
+  for (std::size_t i = 0; i < n; ++i) data[i] = from_double<T>(value(me, i));
+  world->broadcast(data.data(), n, t, root);
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < n; ++i) wrong += to_double(data[i]) != value(root, i);
+  INFO("rank " << me << ", " << name_of(t) << ", " << n << " elements from rank " << root);
+  CHECK(wrong == 0);
+}
+
+}  // namespace
+
+TEST_CASE("all-reduce of every dtype and size equals the sum, min and max every rank computes", "[dist][comm]") {
+  REQUIRE(world->world_size() >= 2);
+  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{1023}, std::size_t{3 * 65536 + 5}})
+    for (auto op : {dist::reduce_op::sum, dist::reduce_op::min, dist::reduce_op::max}) {
+      check_all_reduce<float>(dtype::f32, n, op);
+      check_all_reduce<double>(dtype::f64, n, op);
+      check_all_reduce<std::int64_t>(dtype::i64, n, op);
+      check_all_reduce<bf16>(dtype::bf16, n, op);
+      check_all_reduce<f16>(dtype::f16, n, op);
+    }
+}
+
+TEST_CASE("bf16 is accumulated in f32 and rounded once", "[dist][comm]") {
+  // Rank 0 gives 256, the others 1 each. bf16 steps by 2 at 256, so summing in bf16 hop by hop rounds
+  // every 256 + 1 back to 256 (ties to even); in f32 the sum is exact until the one final rounding.
+  const int w = world->world_size();
+  std::vector<bf16> x(3, bf16(world->rank() == 0 ? 256.0f : 1.0f));
+  world->all_reduce(x.data(), x.size(), dtype::bf16, dist::reduce_op::sum);
+  const float once = static_cast<float>(bf16(256.0f + static_cast<float>(w - 1)));
+  for (auto v : x) CHECK(static_cast<float>(v) == once);
+  if (w >= 3) CHECK(once != 256.0f);
+}
+
+TEST_CASE("broadcast of every dtype from every root", "[dist][comm]") {
+  for (int root = 0; root < world->world_size(); ++root)
+    for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{1023}, std::size_t{70001}}) {
+      check_broadcast<float>(dtype::f32, n, root);
+      check_broadcast<double>(dtype::f64, n, root);
+      check_broadcast<std::int64_t>(dtype::i64, n, root);
+      check_broadcast<bf16>(dtype::bf16, n, root);
+    }
+  std::vector<float> x(4);
+  CHECK_THROWS_WITH(world->broadcast(x.data(), x.size(), dtype::f32, world->world_size()),
+                    Catch::Contains("root") && Catch::Contains("world of"));
+}
+
+TEST_CASE("asynchronous all-reduces complete in order, several in flight, with identical bits on every rank", "[dist][comm]") {
+  const int me = world->rank(), w = world->world_size();
+  // Random floats: the sum's rounding depends on the reduction order, which must be the same everywhere.
+  std::vector<std::vector<float>> buckets;
+  std::uint64_t state = 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(me + 1);
+  for (std::size_t b = 0; b < 6; ++b) {
+    buckets.emplace_back(1000 + 977 * b);
+    for (auto& x : buckets.back()) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      x = static_cast<float>(static_cast<std::int64_t>(state >> 11) % 2000001 - 1000000) * 1e-6f;
+    }
+  }
+  auto reference = buckets;
+  std::vector<std::unique_ptr<dist::pending>> inflight;
+  for (auto& b : buckets) inflight.push_back(world->all_reduce_async(b.data(), b.size(), dtype::f32, dist::reduce_op::sum));
+  for (std::size_t i = inflight.size(); i-- > 0;) inflight[i]->wait();  // waited out of order
+  for (auto& p : inflight) CHECK(p->done());
+  // Reference: rank-ordered sums in f64, from every rank's data (regenerated), within f32 rounding.
+  double worst = 0;
+  for (std::size_t b = 0; b < buckets.size(); ++b)
+    for (std::size_t i = 0; i < buckets[b].size(); ++i) worst = std::max(worst, std::abs(double(buckets[b][i])));
+  CHECK(worst > 0);
+  // Identical bits on every rank: min and max of a hash agree.
+  std::int64_t hash = 1469598103934665603ll;
+  for (auto& b : buckets)
+    for (float x : b) {
+      std::uint32_t u;
+      std::memcpy(&u, &x, 4);
+      hash = static_cast<std::int64_t>((static_cast<std::uint64_t>(hash) ^ u) * 1099511628211ull);
+    }
+  std::int64_t lo = hash, hi = hash;
+  world->all_reduce(&lo, 1, dtype::i64, dist::reduce_op::min);
+  world->all_reduce(&hi, 1, dtype::i64, dist::reduce_op::max);
+  CHECK(lo == hi);
+  // And close to the exact sum: regenerate every rank's numbers.
+  for (std::size_t b = 0; b < buckets.size(); ++b) {
+    std::vector<double> exact(buckets[b].size(), 0.0);
+    for (int r = 0; r < w; ++r) {
+      std::uint64_t s = 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(r + 1);
+      for (std::size_t bb = 0; bb <= b; ++bb)
+        for (std::size_t i = 0; i < 1000 + 977 * bb; ++i) {
+          s = s * 6364136223846793005ull + 1442695040888963407ull;
+          if (bb == b) exact[i] += double(static_cast<float>(static_cast<std::int64_t>(s >> 11) % 2000001 - 1000000) * 1e-6f);
+        }
+    }
+    double err = 0;
+    for (std::size_t i = 0; i < exact.size(); ++i) err = std::max(err, std::abs(exact[i] - double(buckets[b][i])));
+    CHECK(err <= 4e-7 * w);
+  }
+  (void)reference;
+}
+
+TEST_CASE("whole-tensor collectives: a blocked weight's whole storage", "[dist][comm]") {
+  auto t = tensor::full(shape{3, 5}, static_cast<double>(world->rank() + 1), dtype::f32, layout::plain, cpu_device);
+  dist::all_reduce(*world, t);
+  const double expect = world->world_size() * (world->world_size() + 1) / 2.0;
+  for (float v : t.values<float>()) CHECK(v == expect);
+  auto b = tensor::full(shape{2}, static_cast<double>(world->rank()), dtype::f64, layout::plain, cpu_device);
+  dist::broadcast(*world, b, world->world_size() - 1);
+  for (double v : b.values<double>()) CHECK(v == world->world_size() - 1);
+  world->barrier();
+}
+
+namespace {
+
+const std::int64_t side = 16;
+// Step s's global batch: `rows` images of 3x16x16 in [-1, 1] and labels in [0, 4), the same on every rank.
+struct global_batch {
+  std::vector<double> pixels;
+  std::vector<std::int64_t> labels;
+};
+global_batch batch_of(int s, std::int64_t rows) {
+  global_batch b;
+  std::uint64_t x = 0x2545f4914f6cdd1dull + static_cast<std::uint64_t>(s) * 0x9e3779b97f4a7c15ull;
+  b.pixels.resize(static_cast<std::size_t>(rows * 3 * side * side));
+  for (auto& v : b.pixels) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    v = static_cast<double>(x >> 11) / 9007199254740992.0 * 2 - 1;
+  }
+  for (std::int64_t i = 0; i < rows; ++i) b.labels.push_back((i * 3 + s) % 4);
+  return b;
+}
+// Rows [begin, end) of the batch as a backend tensor of type t.
+template <class B>
+autograd::variable images(const global_batch& b, std::int64_t begin, std::int64_t end, dtype t) {
+  const std::size_t per = 3 * side * side;
+  std::vector<double> v(b.pixels.begin() + begin * per, b.pixels.begin() + end * per);
+  return autograd::variable(backends::to_backend<B>(tensor::from_values(shape{end - begin, 3, side, side}, v, t)));
+}
+tensor labels(const global_batch& b, std::int64_t begin, std::int64_t end) {
+  return tensor::from_values(shape{end - begin}, std::vector<std::int64_t>(b.labels.begin() + begin, b.labels.begin() + end));
+}
+
+// The plain state (parameters and buffers) by name.
+template <class Net>
+std::vector<std::pair<std::string, tensor>> snapshot(Net& net) {
+  std::vector<std::pair<std::string, tensor>> out;
+  for (auto& e : net.state()) out.emplace_back(e.name, e.value().to_layout(layout::plain).clone());
+  return out;
+}
+
+// 10 SGD steps (momentum, weight decay) of grcnn_small, per-rank batch 4: DDP over the ranks against one
+// process that computes each rank's half itself and averages the losses, with BN running statistics
+// following rank 0's half (DDP's broadcast_buffers lineage). Returns the worst relative error.
+template <class B>
+double ddp_against_one_process(dtype t, bool overlap) {
+  using net_t = models::grcnn_small<B>;
+  const int w = world->world_size(), me = world->rank();
+  const std::int64_t per = 4;
+  net_t net(4, 5 + static_cast<std::uint64_t>(me));  // differing starts: the broadcast must fix them
+  net_t ref(4, 5);
+  if (t == dtype::f64) net.to_dtype(t), ref.to_dtype(t);
+  net.train();
+  ref.train();
+  const train::param_group hyper{.lr = 0.05, .weight_decay = 5e-4, .momentum = 0.9};
+  train::sgd opt(net.parameters(), hyper), ref_opt(ref.parameters(), hyper);
+  dist::data_parallel ddp(*world, net.parameters(), {.bucket_bytes = 64 << 10, .first_bucket_bytes = 16 << 10, .overlap = overlap});
+  std::vector<tensor*> state;
+  for (auto& e : net.state()) state.push_back(&e.value());
+  ddp.broadcast(state);
+  std::vector<std::vector<std::vector<double>>> grads_by_rank(static_cast<std::size_t>(w));
+  const int steps = 10;
+  for (int s = 0; s < steps; ++s) {
+    const auto b = batch_of(s, per * w);
+    {  // DDP: this rank's rows
+      const auto logits = net.forward(images<B>(b, me * per, (me + 1) * per, t));
+      const auto loss = ops::cross_entropy<B>(logits, labels(b, me * per, (me + 1) * per));
+      ddp.begin_backward();
+      autograd::backward(loss, {}, ddp.ready_hook());
+      ddp.finish_backward();
+      opt.step();
+      opt.zero_grad();
+    }
+    {  // One process: each rank's rows through forward and backward in turn (BN buffers kept from rank
+       // 0's rows only); the gradients averaged as DDP does: g_r * (1/world), summed in rank order.
+      const auto refs = ref.parameters();
+      for (int r = w - 1; r >= 0; --r) {
+        std::vector<tensor> keep;
+        if (r != 0)
+          for (auto& e : ref.state())
+            if (!e.is_parameter()) keep.push_back(e.value().clone());
+        const auto logits = ref.forward(images<B>(b, r * per, (r + 1) * per, t));
+        autograd::backward(ops::cross_entropy<B>(logits, labels(b, r * per, (r + 1) * per)));
+        if (r != 0) {
+          std::size_t k = 0;
+          for (auto& e : ref.state())
+            if (!e.is_parameter()) e.value() = keep[k++];
+        }
+        auto& mine = grads_by_rank[static_cast<std::size_t>(r)];
+        mine.assign(refs.size(), {});
+        for (std::size_t i = 0; i < refs.size(); ++i) {
+          if (refs[i]->grad().defined()) mine[i] = refs[i]->grad().to_layout(layout::plain).template values<double>();
+          refs[i]->zero_grad();
+        }
+      }
+      for (std::size_t i = 0; i < refs.size(); ++i) {
+        if (grads_by_rank[0][i].empty()) continue;  // no gradient: DDP keeps none either
+        std::vector<double> sum(grads_by_rank[0][i].size());
+        for (std::size_t j = 0; j < sum.size(); ++j) {
+          if (t == dtype::f32) {
+            const float inv = static_cast<float>(1.0 / w);
+            float acc = static_cast<float>(grads_by_rank[0][i][j]) * inv;
+            for (int r = 1; r < w; ++r) acc += static_cast<float>(grads_by_rank[static_cast<std::size_t>(r)][i][j]) * inv;
+            sum[j] = acc;
+          } else {
+            double acc = grads_by_rank[0][i][j] * (1.0 / w);
+            for (int r = 1; r < w; ++r) acc += grads_by_rank[static_cast<std::size_t>(r)][i][j] * (1.0 / w);
+            sum[j] = acc;
+          }
+        }
+        refs[i]->set_grad(tensor::from_values(refs[i]->dims(), sum, t));
+      }
+      ref_opt.step();
+      ref_opt.zero_grad();
+    }
+  }
+  // Rank 0's BN buffers everywhere (DDP's broadcast_buffers; training reads batch statistics, so once at
+  // the end equals torch's broadcast before every forward).
+  std::vector<tensor*> buffers;
+  for (auto& e : net.state())
+    if (!e.is_parameter()) buffers.push_back(&e.value());
+  ddp.broadcast(buffers);
+  double worst = 0;
+  const auto a = snapshot(net), e = snapshot(ref);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].second.type() == dtype::i64) {
+      CHECK(a[i].second.template values<std::int64_t>() == e[i].second.template values<std::int64_t>());
+      continue;
+    }
+    const double err = relative_error(a[i].second, e[i].second);
+    if (err > 0) UNSCOPED_INFO(a[i].first << ": relative error " << err);
+    worst = std::max(worst, err);
+  }
+  // Every rank holds the same bits.
+  std::int64_t hash = 0;
+  for (auto& [name, v] : a)
+    for (double x : v.template values<double>()) hash = hash * 1000003 + static_cast<std::int64_t>(std::bit_cast<std::uint64_t>(x) >> 1);
+  std::int64_t lo = hash, hi = hash;
+  world->all_reduce(&lo, 1, dtype::i64, dist::reduce_op::min);
+  world->all_reduce(&hi, 1, dtype::i64, dist::reduce_op::max);
+  CHECK(lo == hi);
+  CHECK(ddp.bucket_count() >= 2);
+  return worst;
+}
+
+}  // namespace
+
+// With two ranks the sum of two halves is one addition (the same in any order), so DDP equals the
+// one-process reference bit for bit; with more ranks MPI's summation order may differ from rank order.
+TEST_CASE("DDP without sync BN equals one process averaging each rank's gradient (f32, oneDNN)", "[dist][ddp]") {
+  const double err = ddp_against_one_process<backends::default_backend>(dtype::f32, true);
+  CHECK(err <= (world->world_size() == 2 ? 0.0 : 1e-6));
+}
+TEST_CASE("DDP without sync BN equals one process averaging each rank's gradient (reference<double>, no overlap)", "[dist][ddp]") {
+  const double err = ddp_against_one_process<backends::reference<double>>(dtype::f64, false);
+  CHECK(err <= (world->world_size() == 2 ? 0.0 : 1e-12));
+}
+
+int main(int argc, char** argv) {
+  std::unique_ptr<dist::mpi_communicator> comm;
+  try {
+    comm = std::make_unique<dist::mpi_communicator>();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "test_dist: %s\n", e.what());
+    return 2;
+  }
+  world = comm.get();
+  Catch::Session session;
+  if (const int rc = session.applyCommandLine(argc, argv)) return rc;
+  std::int64_t failed = session.run();
+  comm->all_reduce(&failed, 1, dtype::i64, dist::reduce_op::max);
+  comm.reset();
+  return static_cast<int>(std::min<std::int64_t>(failed, 255));
+}
