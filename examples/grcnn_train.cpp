@@ -317,6 +317,7 @@ int run(const settings& s) {
   to.out = s.out;
   to.keep_checkpoints = s.keep;
   to.checkpoint_every = s.checkpoint_every;
+  to.log_every = s.log_every;
   to.label_smoothing = s.label_smoothing;
   to.smoothing = s.smoothing_style == "pytorch" ? train::smoothing_style::pytorch : train::smoothing_style::grcnn;
   to.mixup_alpha = s.mixup;
@@ -487,7 +488,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<dist::mpi_communicator> mpi;
   if (dist::launched_by_mpi()) {
     const int rc = tools::guarded_main("grcnn-train", [&] {
-      mpi = std::make_unique<dist::mpi_communicator>();
+      mpi = std::make_unique<dist::mpi_communicator>(dist::mpi_options::from_environment());
       return 0;
     });
     if (rc != 0) return rc;

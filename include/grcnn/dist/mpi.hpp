@@ -56,6 +56,24 @@ struct mpi_options {
   std::chrono::milliseconds timeout{std::chrono::seconds(300)};  // a collective still open after this fails
   std::chrono::milliseconds heartbeat_timeout{std::chrono::seconds(20)};  // a silent peer after this fails
   std::chrono::milliseconds heartbeat_period{std::chrono::seconds(1)};
+
+  // The defaults, with GRCNN_DIST_TIMEOUT and GRCNN_DIST_HEARTBEAT_TIMEOUT (seconds) from the environment
+  // where set (a launcher passes the same environment to every rank).
+  static mpi_options from_environment() {
+    mpi_options o;
+    auto seconds = [](const char* name, std::chrono::milliseconds& into) {
+      const char* v = std::getenv(name);
+      if (!v || !*v) return;
+      char* end = nullptr;
+      const double s = std::strtod(v, &end);
+      GRCNN_CHECK(end && *end == '\0' && s > 0 && s < 1e6, error, name, "='", v, "': a number of seconds expected");
+      into = std::chrono::milliseconds(static_cast<long long>(s * 1000));
+    };
+    seconds("GRCNN_DIST_TIMEOUT", o.timeout);
+    seconds("GRCNN_DIST_HEARTBEAT_TIMEOUT", o.heartbeat_timeout);
+    if (o.heartbeat_period * 2 > o.heartbeat_timeout) o.heartbeat_period = o.heartbeat_timeout / 4;
+    return o;
+  }
 };
 
 namespace mpi_detail {

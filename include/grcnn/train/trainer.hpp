@@ -411,7 +411,10 @@ class trainer {
   bool run_eval(metrics_log* log, fit_result& r) {
     sync_buffers();  // every rank evaluates its shard with rank 0's running statistics
     const std::optional<eval_result> e = evaluate_impl(*eval_, true);
-    if (!e) return false;
+    if (!e) {
+      stop_requested();  // every rank adopts the signal that interrupted some rank's shard
+      return false;
+    }
     r.last_eval = *e;
     pending_eval_ = false;
     log_write(log, {{"type", "eval"}, {"epoch", pos_.epoch}, {"global_step", pos_.global_step}, {"loss", e->loss},
