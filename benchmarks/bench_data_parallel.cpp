@@ -46,7 +46,7 @@ int run(dist::mpi_communicator& comm, int batch, int side, int steps, int warmup
   for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<double>((i * 7919 + comm.rank() * 31) % 255) / 127.5 - 1;
   std::vector<std::int64_t> labels(static_cast<std::size_t>(batch));
   for (int i = 0; i < batch; ++i) labels[static_cast<std::size_t>(i)] = (i * 37 + comm.rank()) % 1000;
-  const auto x = backends::to_backend<B>(tensor::from_values(shape{batch, 3, side, side}, pixels));
+  const auto x = backends::to_backend<B>(tensor::from_values(shape{batch, 3, side, side}, pixels, dtype::f32));
   const auto y = tensor::from_values(shape{batch}, labels);
   std::vector<double> step_s, backward_s, comm_s, overlapped_s, tail_s;
   for (int s = 0; s < warmup + steps; ++s) {
@@ -95,5 +95,9 @@ int main(int argc, char** argv) {
   app.add_flag("--no-overlap", no_overlap, "reduce every bucket after backward");
   CLI11_PARSE(app, argc, argv);
   dist::mpi_communicator comm;
-  return models::with_variant(arch, [&]<class Topology>() { return run<Topology>(comm, batch, side, steps, warmup, !no_overlap); });
+  try {
+    return models::with_variant(arch, [&]<class Topology>() { return run<Topology>(comm, batch, side, steps, warmup, !no_overlap); });
+  } catch (const std::exception& e) {
+    comm.abort(std::string("bench_data_parallel: ") + e.what(), 1);
+  }
 }

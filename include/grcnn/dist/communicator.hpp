@@ -12,6 +12,7 @@
 // identical on every rank; bf16 data is accumulated in f32 and rounded once (to nearest even); a
 // collective that cannot complete (a rank died or stopped answering) fails within the engine's timeout
 // with the ranks named, never hangs.
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstddef>
@@ -49,6 +50,8 @@ class pending {
   virtual ~pending() = default;
   virtual bool done() = 0;
   virtual void wait() = 0;
+  // When the engine saw the collective complete (for timings); now where it does not know.
+  virtual std::chrono::steady_clock::time_point completed_at() { return std::chrono::steady_clock::now(); }
 };
 
 class communicator {

@@ -98,7 +98,7 @@ class data_parallel {
     launch_ready_buckets(true);
     for (auto& b : buckets_) {
       b.request->wait();
-      b.done = clock::now();
+      b.done = b.request->completed_at();
     }
     const auto end = clock::now();
     for (auto& b : buckets_) {

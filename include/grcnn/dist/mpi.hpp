@@ -105,11 +105,13 @@ struct completion {
   std::condition_variable cv;
   bool finished = false;
   std::exception_ptr failure;
+  std::chrono::steady_clock::time_point at;
   void finish(std::exception_ptr e = nullptr) {
     {
       std::lock_guard lock(mu);
       finished = true;
       failure = e;
+      at = std::chrono::steady_clock::now();
     }
     cv.notify_all();
   }
@@ -216,6 +218,11 @@ class mpi_communicator final : public communicator {
     explicit mpi_pending(std::shared_ptr<mpi_detail::completion> c) : c_(std::move(c)) {}
     bool done() override { return c_->poll(); }
     void wait() override { c_->wait(); }
+    std::chrono::steady_clock::time_point completed_at() override {
+      c_->wait();
+      std::lock_guard lock(c_->mu);
+      return c_->at;
+    }
 
    private:
     std::shared_ptr<mpi_detail::completion> c_;
