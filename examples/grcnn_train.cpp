@@ -493,6 +493,15 @@ int main(int argc, char** argv) {
     });
     if (rc != 0) return rc;
     world = mpi.get();
+    // Started as one of several tasks, but MPI sees a world of one (an MPI library without the launcher's
+    // process-management support): N independent runs would race on one output folder.
+    for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"})
+      if (const char* n = std::getenv(v); n && std::atol(n) > 1 && world->world_size() == 1) {
+        std::fprintf(stderr, "grcnn-train: started as one of %s tasks (%s) but MPI sees a world of 1: this MPI library does "
+                     "not work with the launcher (under Slurm try srun --mpi=pmix, or mpirun); refusing to start %s "
+                     "independent runs\n", n, v, n);
+        return 2;
+      }
     if (distributed()) {
       tools::set_rank_label(world->rank(), world->world_size());
       if (world->rank() != 0 && !std::freopen("/dev/null", "w", stdout)) std::perror("grcnn-train: /dev/null");

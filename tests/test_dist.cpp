@@ -326,6 +326,50 @@ TEST_CASE("DDP without sync BN equals one process averaging each rank's gradient
   CHECK(err <= (world->world_size() == 2 ? 0.0 : 1e-12));
 }
 
+TEST_CASE("a parameter only some ranks use gets the averaged gradient on every rank", "[dist][ddp]") {
+  using B = backends::reference<double>;
+  const int w = world->world_size(), me = world->rank();
+  const std::int64_t k = 5;
+  // Rank r's logits: x_r * w1 (+ x_r * w2 on rank 0 only); the loss: cross-entropy against class 0.
+  auto logits_of = [&](int r, autograd::variable& w1, autograd::variable& w2) {
+    std::vector<double> xv;
+    for (std::int64_t i = 0; i < k; ++i) xv.push_back(0.25 * static_cast<double>(r + 1) + 0.1 * static_cast<double>(i));
+    const autograd::variable x(tensor::from_values(shape{k}, xv, dtype::f64));
+    autograd::variable z = ops::mul<B>(x, w1);
+    if (r == 0) z = ops::add<B>(z, ops::mul<B>(x, w2));
+    return ops::cross_entropy<B>(ops::reshape(z, shape{1, k}), tensor::from_values(shape{1}, std::vector<std::int64_t>{0}));
+  };
+  auto param = [&](double v, const char* name) {
+    return autograd::variable(tensor::full(shape{k}, v, dtype::f64), true, name);
+  };
+  autograd::variable w1 = param(0.5, "w1"), w2 = param(-0.3, "w2");
+  dist::data_parallel ddp(*world, {&w1, &w2});
+  for (int step = 0; step < 2; ++step) {  // the first step builds the buckets, the second overlaps
+    ddp.begin_backward();
+    autograd::backward(logits_of(me, w1, w2), {}, ddp.ready_hook());
+    ddp.finish_backward();
+    // Expected: the mean over ranks of each rank's gradient, rank 1.. contributing zeros to w2.
+    std::vector<double> e1(k, 0.0), e2(k, 0.0);
+    for (int r = 0; r < w; ++r) {
+      autograd::variable a = param(0.5, "a"), b = param(-0.3, "b");
+      autograd::backward(logits_of(r, a, b));
+      const auto g1 = a.grad().values<double>();
+      for (std::int64_t i = 0; i < k; ++i) e1[i] += g1[i] * (1.0 / w);
+      if (b.grad().defined()) {
+        const auto g2 = b.grad().values<double>();
+        for (std::int64_t i = 0; i < k; ++i) e2[i] += g2[i] * (1.0 / w);
+      }
+    }
+    REQUIRE(w2.grad().defined());  // also on the ranks that did not use it
+    const auto g1 = w1.grad().values<double>(), g2 = w2.grad().values<double>();
+    for (std::int64_t i = 0; i < k; ++i) {
+      CHECK(g1[i] == Approx(e1[i]).epsilon(1e-14));
+      CHECK(g2[i] == Approx(e2[i]).epsilon(1e-14));
+    }
+    w1.zero_grad(), w2.zero_grad();
+  }
+}
+
 int main(int argc, char** argv) {
   std::unique_ptr<dist::mpi_communicator> comm;
   try {

@@ -4,7 +4,7 @@
 // - broadcast(): rank 0's parameters and buffers to every rank (at the start and after a resume).
 // - Gradients are averaged over the ranks: each one is multiplied by 1/world while it is copied into its
 //   bucket (as DDP does), the buckets are summed with an all-reduce and copied back.
-// - Buckets: the first backward records the order in which gradients become final (the tape's
+// - Buckets: the first backward records the order in which gradients become final on rank 0 (the tape's
 //   gradient_ready hook: a weight shared across time steps is final after its first use's backward) and
 //   cuts that order into buckets of about 1 MiB first and then 25 MiB (DDP's bucket_cap_mb, and its rebuild
 //   from the observed order after the first iteration), per dtype and device. From the second backward a
@@ -13,8 +13,9 @@
 // - A weight kept in a backend's own format (oneDNN's blocked layouts) is reduced in that format: its
 //   whole storage is the bucket slot (padding is zero everywhere and stays zero). All ranks must hold the
 //   same formats (the same CPU kind); the bucket layout is compared across ranks when it is built.
-// - A parameter whose uses received no gradient in a step contributes zeros and keeps no gradient (every
-//   rank runs the same graph, so "unused here" is "unused everywhere", as find_unused_parameters=True).
+// - A parameter whose uses received no gradient on a rank contributes zeros there; it gets the averaged
+//   gradient wherever any rank had one, and keeps none where no rank had one (DDP with
+//   find_unused_parameters=True), so the ranks' weights never drift apart.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -57,6 +58,14 @@ class data_parallel {
   }
   data_parallel(const data_parallel&) = delete;
   data_parallel& operator=(const data_parallel&) = delete;
+  // A backward that threw may leave buckets in flight: they write into the buffers freed here.
+  ~data_parallel() {
+    for (auto& b : buckets_)
+      if (b.request) try {
+          b.request->wait();
+        } catch (...) {
+        }
+  }
 
   communicator& comm() { return comm_; }
   const data_parallel_stats& stats() const { return stats_; }
@@ -96,13 +105,17 @@ class data_parallel {
       if (!ready_[i]) mark_ready(i);
     if (buckets_.empty()) build_buckets();  // the first step: buckets from the order just observed
     launch_ready_buckets(true);
+    // Which parameters had a gradient on some rank (one small all-reduce, after the buckets' in order).
+    std::vector<std::int64_t> had(params_.size());
+    for (std::size_t i = 0; i < params_.size(); ++i) had[i] = params_[i]->grad().defined() ? 1 : 0;
+    comm_.all_reduce(had.data(), had.size(), dtype::i64, reduce_op::max);
     for (auto& b : buckets_) {
       b.request->wait();
       b.done = b.request->completed_at();
     }
     const auto end = clock::now();
     for (auto& b : buckets_) {
-      unpack(b);
+      unpack(b, had);
       stats_.communication += seconds(b.done - b.launch);
       stats_.overlapped += std::max(0.0, seconds(std::min(b.done, t_backward_end_) - b.launch));
       stats_.bytes += b.bytes;
@@ -155,6 +168,17 @@ class data_parallel {
   // the rest at bucket_bytes (DDP closes a bucket once it reaches its limit). Then checks that every rank
   // cut the same buckets (same formats, same order).
   void build_buckets() {
+    // Rank 0's order for everyone (as DDP's rebuild): a parameter that some rank did not use becomes
+    // final there only at the end, which must not change the buckets.
+    std::int64_t count = static_cast<std::int64_t>(order_.size());
+    std::int64_t counts[2] = {count, count};
+    comm_.all_reduce(&counts[0], 1, dtype::i64, reduce_op::min);
+    comm_.all_reduce(&counts[1], 1, dtype::i64, reduce_op::max);
+    GRCNN_CHECK(counts[0] == counts[1], dist_error, "data_parallel: rank ", comm_.rank(), " has ", count,
+                " trainable parameters, another rank ", counts[0] == count ? counts[1] : counts[0], " (a different model)");
+    std::vector<std::int64_t> order(order_.begin(), order_.end());
+    comm_.broadcast(order.data(), order.size(), dtype::i64, 0);
+    order_.assign(order.begin(), order.end());
     struct open_bucket {
       dtype type;
       device where;
@@ -185,17 +209,23 @@ class data_parallel {
       if (!o.b.members.empty()) closed.push_back(std::move(o.b));
     buckets_ = std::move(closed);
     bucket_of_.assign(params_.size(), 0);
-    std::int64_t signature[2] = {static_cast<std::int64_t>(buckets_.size()), 0};
+    // FNV-1a over every bucket's dtype, size and members (index and bytes): equal on every rank or refused.
+    std::uint64_t h = 1469598103934665603ull;
+    auto mix = [&h](std::uint64_t v) {
+      for (int i = 0; i < 8; ++i) h = (h ^ ((v >> (8 * i)) & 0xff)) * 1099511628211ull;
+    };
     for (std::size_t k = 0; k < buckets_.size(); ++k) {
       bucket& b = buckets_[k];
       const tensor& w0 = params_[b.members.front()]->value();
       b.buffer = tensor::full(shape{static_cast<std::int64_t>(b.bytes / size_of(w0.type()))}, 0.0, w0.type(), layout::plain, w0.where());
+      mix(static_cast<std::uint64_t>(w0.type())), mix(b.bytes);
       for (std::size_t m = 0; m < b.members.size(); ++m) {
         bucket_of_[b.members[m]] = k;
-        signature[1] = signature[1] * 1000003 + static_cast<std::int64_t>(b.members[m] * 7919 + b.offsets[m]);
+        mix(b.members[m]), mix(params_[b.members[m]]->value().bytes());
       }
       b.waiting = 0;  // this step's gradients are all final already
     }
+    std::int64_t signature[2] = {static_cast<std::int64_t>(buckets_.size()), static_cast<std::int64_t>(h >> 1)};
     std::int64_t lo[2] = {signature[0], signature[1]}, hi[2] = {signature[0], signature[1]};
     comm_.all_reduce(lo, 2, dtype::i64, reduce_op::min);
     comm_.all_reduce(hi, 2, dtype::i64, reduce_op::max);
@@ -268,14 +298,14 @@ class data_parallel {
 
   // The averaged gradients back: into the parameter's gradient buffer when nothing else holds it, else a
   // fresh tensor in the weight's format. A parameter that had no gradient keeps none.
-  void unpack(bucket& b) {
+  void unpack(bucket& b, const std::vector<std::int64_t>& had) {
     for (std::size_t m = 0; m < b.members.size(); ++m) {
       autograd::variable& p = *params_[b.members[m]];
-      if (!p.grad().defined()) continue;
+      if (!had[b.members[m]]) continue;
       const tensor& w = p.value();
       const char* slot = static_cast<const char*>(b.buffer.raw()) + b.offsets[m];
       tensor g = p.grad();
-      if (!(g.same_format(w) && g.where() == w.where() && g.use_count() == 2)) g = tensor::empty_like(w);
+      if (!(g.defined() && g.same_format(w) && g.where() == w.where() && g.use_count() == 2)) g = tensor::empty_like(w);
       if (w.where().kind == device_kind::cpu) std::memcpy(g.raw(), slot, w.bytes());
       else runtime_for(w.where()).copy(g.raw(), w.where(), slot, w.where(), w.bytes());
       p.set_grad(std::move(g));

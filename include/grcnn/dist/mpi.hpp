@@ -201,12 +201,18 @@ class mpi_communicator final : public communicator {
     o->what = "barrier";
     submit(std::move(o))->wait();
   }
+  // MPI is called from the MPI thread only (MPI_THREAD_FUNNELED): another thread hands the abort to it
+  // (it polls every 50 ms at most) and ends the process itself if that has not happened within 10 s.
   [[noreturn]] void abort(const std::string& why, int code) override {
     std::fprintf(stderr, "%s\n", why.c_str());
     std::fflush(stderr);
-    // MPI_Abort from this thread: the MPI thread may be blocked in a poll; every MPI library accepts
-    // MPI_Abort from any thread in practice, and the process ends here either way.
-    MPI_Abort(MPI_COMM_WORLD, code);
+    if (std::this_thread::get_id() == mpi_thread_id_) {
+      MPI_Abort(MPI_COMM_WORLD, code);
+      std::_Exit(code);
+    }
+    abort_code_.store(code);
+    cv_.notify_all();
+    std::this_thread::sleep_for(std::chrono::seconds(10));
     std::_Exit(code);
   }
 
@@ -241,6 +247,7 @@ class mpi_communicator final : public communicator {
 
   // ---- the MPI thread ----
   void run(std::promise<void>& ready) {
+    mpi_thread_id_ = std::this_thread::get_id();
     try {
       int initialised = 0;
       MPI_Initialized(&initialised);
@@ -255,6 +262,8 @@ class mpi_communicator final : public communicator {
         int provided = 0;
         mpi_detail::check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
         owns_mpi_ = true;
+        GRCNN_CHECK(provided >= MPI_THREAD_FUNNELED, dist_error, "mpi: the MPI library provides thread level ", provided,
+                    ", below MPI_THREAD_FUNNELED");
       }
       mpi_detail::check(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "MPI_Comm_dup");
       mpi_detail::check(MPI_Comm_dup(MPI_COMM_WORLD, &heartbeat_comm_), "MPI_Comm_dup");
@@ -268,9 +277,16 @@ class mpi_communicator final : public communicator {
       MPI_Comm_rank(node, &local_rank_);
       MPI_Comm_size(node, &local_size_);
       MPI_Comm_free(&node);
-    } catch (...) {
+    } catch (const std::exception& e) {
+      // Once MPI is up, a rank that cannot go on must end the job: the others would wait for it.
+      int up = 0;
+      MPI_Initialized(&up);
+      if (up && owns_mpi_) {
+        std::fprintf(stderr, "grcnn: setting up MPI failed: %s; aborting the job\n", e.what());
+        std::fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+      }
       ready.set_exception(std::current_exception());
-      finalise();
       return;
     }
     ready.set_value();
@@ -317,11 +333,27 @@ class mpi_communicator final : public communicator {
     std::deque<std::unique_ptr<mpi_detail::operation>> active;
     last_heard_ = clock::now();
     next_beat_ = clock::now();
+    auto last_pass = clock::now();
     for (;;) {
+      if (const int code = abort_code_.load(); code >= 0) {
+        MPI_Abort(MPI_COMM_WORLD, code);
+        std::_Exit(code);
+      }
+      // A gap far beyond the polling interval means this process itself was stopped (SIGSTOP, a suspended
+      // job): that time counts against no peer and no collective.
+      const auto now = clock::now();
+      if (now - last_pass > 2 * o_.heartbeat_period + std::chrono::milliseconds(200)) {
+        const auto gap = now - last_pass;
+        last_heard_ += gap;
+        next_beat_ = now;
+        for (auto& o : active) o->started += gap;
+      }
+      last_pass = now;
       {
         std::unique_lock lock(mu_);
         if (active.empty() && queue_.empty() && !stopping_)
-          cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return stopping_ || !queue_.empty(); });
+          cv_.wait_for(lock, std::chrono::milliseconds(50),
+                       [&] { return stopping_ || !queue_.empty() || abort_code_.load() >= 0; });
         if (stopping_ && queue_.empty() && active.empty()) break;
         // Start queued operations in order.
         while (!queue_.empty()) {
@@ -378,8 +410,8 @@ class mpi_communicator final : public communicator {
       mpi_detail::check(MPI_Ibarrier(comm_, &o.requests.back()), "MPI_Ibarrier");
       return;
     }
-    // MPI counts are int: chunks of at most 2^30 elements.
-    const std::size_t chunk = std::size_t{1} << 30, width = o.type == dtype::f64 || o.type == dtype::i64 ? 8 : 4;
+    // MPI counts are int, and some transports misbehave above 2 GiB a call: chunks of at most 1 GiB.
+    const std::size_t width = o.type == dtype::f64 || o.type == dtype::i64 ? 8 : 4, chunk = (std::size_t{1} << 30) / width;
     const MPI_Datatype type = mpi_detail::wire_type(o.type);
     for (std::size_t begin = 0; begin < o.count; begin += chunk) {
       const int n = static_cast<int>(std::min(chunk, o.count - begin));
@@ -452,6 +484,8 @@ class mpi_communicator final : public communicator {
   MPI_Request heartbeat_requests_[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
   std::int64_t beat_out_ = 0, beat_in_ = 0;
   bool previous_left_ = false;
+  std::thread::id mpi_thread_id_;
+  std::atomic<int> abort_code_{-1};
   std::chrono::steady_clock::time_point last_heard_, next_beat_;
 };
 

@@ -12,6 +12,7 @@
 // process, and grcnn calls libnetcdf from one thread, so no lock of its is held at the fork.
 #include <netcdf.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -91,9 +92,11 @@ inline void walk(const char* path, std::uint64_t cap) {
       std::vector<char> s(n);
       nc_get_var_text(id, v, s.data());
     } else if (type >= NC_BYTE && type <= NC_UINT64) {
-      std::vector<double> d(n);
-      nc_get_var_double(id, v, d.data());
-      if (type != NC_FLOAT && type != NC_DOUBLE) {
+      {
+        std::vector<double> d(n);
+        nc_get_var_double(id, v, d.data());
+      }
+      if (type != NC_FLOAT && type != NC_DOUBLE) {  // one copy at a time
         std::vector<long long> i(n);
         nc_get_var_longlong(id, v, i.data());
       }
@@ -111,7 +114,12 @@ inline void probe_netcdf_in_child(const std::string& path, std::uint64_t cap, co
   const pid_t child = ::fork();
   if (child < 0) return;
   if (child == 0) {
-    netcdf_probe_detail::walk(path.c_str(), cap);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the parent
+    // Running out of memory is no sign of a malformed file: the parent reads with its own limits.
+    try {
+      netcdf_probe_detail::walk(path.c_str(), cap);
+    } catch (...) {
+    }
     ::_exit(0);
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(std::max(options.timeout_s, 1));

@@ -103,6 +103,13 @@ class vone_module {
   // run continues the noise sequence where the interrupted one stood rather than repeating it.
   std::uint64_t noise_calls() const { return calls_; }
   void set_noise_calls(std::uint64_t calls) { calls_ = calls; }
+  // Data-parallel training: rank r of W draws call c from stream (c - 1) * W + r + 1, so the ranks'
+  // batches get different noise while the counter (and so a checkpoint) stays the same on every rank.
+  // A world of one keeps stream c.
+  void set_noise_rank(int rank, int world) {
+    GRCNN_CHECK(world >= 1 && rank >= 0 && rank < world, error, "vone: noise rank ", rank, " of a world of ", world);
+    rank_ = static_cast<std::uint64_t>(rank), world_ = static_cast<std::uint64_t>(world);
+  }
 
   // The parameters sampled at construction (banks loaded from a state dict may come from others).
   const gabor::v1_parameters& gabor_parameters() const { return parameters_; }
@@ -117,7 +124,7 @@ class vone_module {
   // seed, or stream `call` (from 1) of the network's noise seed, so a sample's map is a function of
   // (seed, call, sample) fresh and (seed, sample) fixed, drawn where q0 lives.
   tensor draw_noise(const tensor& q0) {
-    const normal_key key{.seed = fixed_ ? fixed_seed_ : noise_seed_, .stream = fixed_ ? 0 : ++calls_};
+    const normal_key key{.seed = fixed_ ? fixed_seed_ : noise_seed_, .stream = fixed_ ? 0 : (++calls_ - 1) * world_ + rank_ + 1};
     return standard_normal(q0.dims(), key, q0.type(), q0.memory_layout(), q0.where());
   }
 
@@ -126,7 +133,7 @@ class vone_module {
   gabor::v1_parameters parameters_;
   std::unique_ptr<conv2d_layer> bottleneck_;
   bool fixed_ = false, disabled_ = false;
-  std::uint64_t fixed_seed_ = 0, noise_seed_ = 0, calls_ = 0;
+  std::uint64_t fixed_seed_ = 0, noise_seed_ = 0, calls_ = 0, rank_ = 0, world_ = 1;
 };
 
 }  // namespace grcnn::nn

@@ -201,6 +201,8 @@ class trainer {
                   train_.options().rank, " of ", train_.options().world);
       ddp_ = std::make_unique<dist::data_parallel>(*o_.comm, net_.parameters(), o_.ddp);
       if (!writer()) o_.quiet = true;
+      // Each rank's fresh VOne noise from its own streams (the counter itself stays equal everywhere).
+      if constexpr (has_vone) net_.template module<nn::vone_module>().set_noise_rank(o_.comm->rank(), world());
     }
   }
 
@@ -227,6 +229,13 @@ class trainer {
       const long samples = p.iteration * batch * ranks_then;
       p.iteration = std::min(samples / (batch * world()), per - 1);
       p.global_step = p.epoch * per + p.iteration;
+      // More ranks number the same position with a smaller step: checkpoints of both numberings in one
+      // folder would be confused (--resume takes the highest step, rotation keeps later steps).
+      const auto existing = folder_.list();
+      GRCNN_CHECK(existing.empty() || existing.back().first <= p.global_step, error, "resume: '", where, "' was written by ",
+                  ranks_then, " rank(s); with ", world(), " this position is step ", p.global_step, ", below the step ",
+                  existing.back().first, " of a checkpoint already in '", o_.out.string(),
+                  "': resume into another folder (--out NEW --resume ", where, ")");
       if (writer())
         std::fprintf(stderr, "resume: '%s' was written by %ld rank(s), this run has %d: continuing at epoch %ld, iteration %ld "
                      "(%ld samples of the epoch seen); the data order and the results differ from an uninterrupted run\n",
