@@ -5,6 +5,7 @@
 // split_half_ceiling -- where grcnn::error is a clean rejection.
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -101,6 +102,30 @@ inline void exercise_assembly(const neuroid_assembly& a) {
       grcnn_fuzz::rejected(e);
     }
   }
+}
+
+// Reads `path` as read_neuroid_assembly does and exercises what it accepted. io_error is a clean
+// rejection; any other grcnn::error from the reader is undocumented. Under libFuzzer libnetcdf runs in
+// this process: a crash in the child probe (io/netcdf_probe.hpp) would be written out by libFuzzer's
+// handlers, which the forked child inherits, and the probe would hide from the fuzzer what the
+// classic-header checks miss. The corpus replays (CI) read as users do, through the probe.
+inline void read_and_exercise(const std::filesystem::path& path, const std::string& variable) {
+#ifdef GRCNN_FUZZ_LIBFUZZER
+  const grcnn::io::netcdf_open_options open{.isolate = false};
+#else
+  const grcnn::io::netcdf_open_options open{};
+#endif
+  neuroid_assembly a;
+  try {
+    a = grcnn::eval::read_neuroid_assembly(path, variable, open);
+  } catch (const grcnn::io_error& e) {
+    rejected(e);
+    return;
+  } catch (const grcnn::error& e) {
+    undocumented_error(e, "read_neuroid_assembly");
+    return;
+  }
+  exercise_assembly(a);
 }
 
 }  // namespace grcnn_fuzz

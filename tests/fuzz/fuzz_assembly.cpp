@@ -35,28 +35,7 @@ extern "C" const char* __asan_default_options() {
 }
 #endif
 
-// Under libFuzzer, libnetcdf runs in this process: a crash in the child probe (io/netcdf_probe.hpp) would
-// be written out by libFuzzer's handlers, which the forked child inherits, and the probe would hide from
-// the fuzzer what the classic-header checks miss. The corpus replays (CI) read as users do, through the
-// probe, so the crash-hdf5-* reproducers pass there as clean refusals.
-#ifdef GRCNN_FUZZ_LIBFUZZER
-static const grcnn::io::netcdf_open_options open_options{.isolate = false};
-#else
-static const grcnn::io::netcdf_open_options open_options{};
-#endif
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const auto path = grcnn_fuzz::write_input("assembly.nc", data, size);
-  grcnn::eval::neuroid_assembly a;
-  try {
-    a = grcnn::eval::read_neuroid_assembly(path, "", open_options);
-  } catch (const grcnn::io_error& e) {
-    grcnn_fuzz::rejected(e);
-    return 0;
-  } catch (const grcnn::error& e) {
-    grcnn_fuzz::undocumented_error(e, "read_neuroid_assembly");
-    return 0;
-  }
-  grcnn_fuzz::exercise_assembly(a);
+  grcnn_fuzz::read_and_exercise(grcnn_fuzz::write_input("assembly.nc", data, size), "");
   return 0;
 }

@@ -187,16 +187,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   bytes in(data, size);
   const auto path = grcnn_fuzz::scratch::get().dir() / "generated.nc";
   if (!build(in, path.c_str())) return 0;
-  grcnn::eval::neuroid_assembly a;
-  try {
-    a = grcnn::eval::read_neuroid_assembly(path, in.pick(4) ? "" : "dicarlo.Majaj2015");
-  } catch (const grcnn::io_error& e) {
-    grcnn_fuzz::rejected(e);
-    return 0;
-  } catch (const grcnn::error& e) {
-    grcnn_fuzz::undocumented_error(e, "read_neuroid_assembly");
-    return 0;
-  }
-  grcnn_fuzz::exercise_assembly(a);
+  grcnn_fuzz::read_and_exercise(path, in.pick(4) ? "" : "dicarlo.Majaj2015");
   return 0;
 }

@@ -89,7 +89,7 @@ class data_parallel {
     ready_.assign(params_.size(), false);
     order_.clear();
     next_launch_ = 0;
-    for (auto& b : buckets_) b.waiting = b.members.size(), b.request.reset(), b.launched = false;
+    for (auto& b : buckets_) b.waiting = b.members.size(), b.request.reset();
     stats_ = {};
     t_begin_ = clock::now();
     t_backward_end_ = {};
@@ -134,7 +134,6 @@ class data_parallel {
     std::vector<std::size_t> offsets;  // byte offsets of their slots
     tensor buffer;                     // 1-D, the members' storage back to back
     std::size_t bytes = 0, waiting = 0;
-    bool launched = false;
     std::unique_ptr<pending> request;
     clock::time_point launch, done;
   };
@@ -241,7 +240,6 @@ class data_parallel {
       pack(b);
       b.launch = clock::now();
       b.request = comm_.all_reduce_async(b.buffer.raw(), b.bytes / size_of(b.buffer.type()), b.buffer.type(), reduce_op::sum);
-      b.launched = true;
     }
   }
 

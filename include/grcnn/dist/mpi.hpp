@@ -31,7 +31,6 @@
 #include <cstring>
 #include <deque>
 #include <exception>
-#include <functional>
 #include <future>
 #include <limits>
 #include <memory>
