@@ -16,6 +16,37 @@ if(GRCNN_ENABLE_MPI)
   target_compile_definitions(grcnn_dist INTERFACE GRCNN_HAS_MPI=1)
   install(TARGETS grcnn_dist EXPORT grcnnTargets)
   message(STATUS "grcnn: MPI data-parallel component enabled (MPI ${MPI_CXX_VERSION}, ${MPIEXEC_EXECUTABLE})")
+  # The NCCL engine: with the CUDA component and nccl.h. libnccl itself is loaded at run time (dlopen),
+  # so neither the build nor a program that never makes an NCCL communicator needs the library.
+  if(TARGET grcnn_cuda)
+    set(_grcnn_nccl_python "")
+    find_program(_grcnn_nccl_py NAMES python3)
+    if(_grcnn_nccl_py)
+      execute_process(COMMAND ${_grcnn_nccl_py} -c "import nvidia.nccl as m; print(list(m.__path__)[0])"
+                      OUTPUT_VARIABLE _grcnn_nccl_python OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+    endif()
+    find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${NCCL_ROOT} $ENV{NCCL_ROOT} ${CUDAToolkit_INCLUDE_DIRS} ${_grcnn_nccl_python}
+              PATH_SUFFIXES include)
+    option(GRCNN_ENABLE_NCCL "Build the NCCL engine (dist/nccl.hpp) into grcnn::dist" ON)
+    if(GRCNN_ENABLE_NCCL AND NCCL_INCLUDE_DIR)
+      enable_language(CUDA)  # src/cuda enabled it in its own scope only
+      add_library(grcnn_nccl STATIC ${PROJECT_SOURCE_DIR}/src/cuda/nccl.cu)
+      set_target_properties(grcnn_nccl PROPERTIES EXPORT_NAME nccl CUDA_ARCHITECTURES "${GRCNN_CUDA_ARCHITECTURES}"
+                                                  POSITION_INDEPENDENT_CODE ON)
+      target_compile_options(grcnn_nccl PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20 --expt-relaxed-constexpr -Xcompiler=-Wall>)
+      target_include_directories(grcnn_nccl PRIVATE ${NCCL_INCLUDE_DIR} ${CUDNN_INCLUDE_DIR} ${PROJECT_SOURCE_DIR}/src/cuda)
+      target_link_libraries(grcnn_nccl PUBLIC grcnn_cuda MPI::MPI_CXX ${CMAKE_DL_LIBS})
+      target_compile_definitions(grcnn_nccl PUBLIC GRCNN_HAS_NCCL=1)
+      if(_grcnn_nccl_python AND EXISTS "${_grcnn_nccl_python}/lib/libnccl.so.2")
+        target_compile_definitions(grcnn_nccl PRIVATE GRCNN_NCCL_LIBRARY_HINT="${_grcnn_nccl_python}/lib/libnccl.so.2")
+      endif()
+      target_link_libraries(grcnn_dist INTERFACE grcnn_nccl)
+      install(TARGETS grcnn_nccl EXPORT grcnnTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+      message(STATUS "grcnn: NCCL engine enabled (${NCCL_INCLUDE_DIR}/nccl.h; libnccl.so.2 loaded at run time)")
+    else()
+      message(STATUS "grcnn: NCCL engine disabled (no nccl.h: set NCCL_ROOT, or GRCNN_ENABLE_NCCL=OFF)")
+    endif()
+  endif()
   # How tests launch ranks (FindMPI's mpiexec).
   set(GRCNN_MPIEXEC "${MPIEXEC_EXECUTABLE}")
 else()

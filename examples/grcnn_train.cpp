@@ -19,6 +19,9 @@
 #ifdef GRCNN_HAS_MPI
 #include <grcnn/dist/mpi.hpp>
 #endif
+#ifdef GRCNN_HAS_NCCL
+#include <grcnn/dist/nccl.hpp>
+#endif
 #include <grcnn/data/augmix.hpp>
 #include <grcnn/data/cifar.hpp>
 #include <grcnn/data/texture_blend.hpp>
@@ -43,7 +46,13 @@ using tools::settings;
 // The process group when a launcher started this run with more than one rank (mpirun, srun); null
 // otherwise. Owned by main(), so that a failure can end every rank (abort) instead of waiting in
 // MPI_Finalize for ranks that wait in a collective.
-dist::communicator* world = nullptr;
+dist::communicator* world = nullptr;  // the ranks' engine: MPI, or NCCL over MPI with --backend cuda
+#ifdef GRCNN_HAS_MPI
+dist::mpi_communicator* mpi_world = nullptr;
+#endif
+#ifdef GRCNN_HAS_NCCL
+std::unique_ptr<dist::nccl_communicator> gpu_world;  // released in main before MPI is
+#endif
 bool distributed() { return world && world->world_size() > 1; }
 
 // grcnn-train's data folder (superclass maps, textures), where the build put it.
@@ -351,6 +360,7 @@ int run(const settings& s) {
   to.stop_after = s.stop_after;
   to.seed = s.seed;
   if (distributed()) to.comm = world;
+  to.sync_batch_norm = s.sync_bn;
   std::string milestones, train_only;
   for (const auto m : s.milestones) milestones += (milestones.empty() ? "" : ",") + std::to_string(m);
   for (const auto& p : s.train_only) train_only += (train_only.empty() ? "" : ",") + p;
@@ -372,14 +382,16 @@ int run(const settings& s) {
                  {"augmix_alpha", exact(s.augmix_alpha)}, {"augmix_all_ops", s.augmix_all_ops ? "1" : "0"},
                  {"jsd_weight", exact(s.jsd_weight)}, {"ce_all_views", s.ce_all_views ? "1" : "0"},
                  {"superclass_weight", exact(s.superclass_weight)}, {"superclass_target", s.superclass_target},
-                 {"blend", blend}, {"noise_mode", s.noise_mode}};
+                 {"blend", blend}, {"noise_mode", s.noise_mode}, {"sync_bn", s.sync_bn ? "1" : "0"}};
   train::trainer<nn::network<Topology, B>> tr(net, *opt, schedule, train_loader, eval_loader.get(), to);
   if (s.resume_given) tr.resume(s.resume.empty() ? tr.checkpoints().latest() : std::filesystem::path(s.resume));
 
   const train::fit_result r = tr.fit();
   if (distributed() && world->rank() != 0) return r.outcome == train::fit_outcome::interrupted ? 128 + r.signal : 0;
   nlohmann::json summary{{"arch", s.arch}, {"dataset", s.dataset}, {"parameters", net.parameter_count()},
-                         {"threads", omp_get_max_threads()}, {"ranks", distributed() ? world->world_size() : 1}};
+                         {"threads", omp_get_max_threads()}, {"ranks", distributed() ? world->world_size() : 1},
+                         {"engine", distributed() ? std::string(world->engine()) : std::string("single")},
+                         {"sync_bn", s.sync_bn && distributed() && world->world_size() > 1}};
   if (const auto* ddp = tr.data_parallel()) {
     summary["ddp_buckets"] = ddp->stats().buckets;
     summary["ddp_last_step_communication_s"] = ddp->stats().communication;
@@ -458,10 +470,19 @@ int run_tool(int argc, char** argv) {
     return 2;
   }
   if (distributed() && s.backend == "cuda") {
+#ifdef GRCNN_HAS_NCCL
+    // One GPU per rank (its rank on the node), gradients over NCCL, host values (agreements, metrics)
+    // over MPI.
+    gpu_world = std::make_unique<dist::nccl_communicator>(*mpi_world);
+    world = gpu_world.get();
+    std::printf("data-parallel: %d ranks over NCCL %s (rank 0 on GPU %d)\n", world->world_size(),
+                gpu_world->nccl_version().c_str(), gpu_world->gpu());
+#else
     std::cerr << "grcnn-train: --backend cuda with " << world->world_size()
-              << " ranks: data-parallel GPU training needs the NCCL engine, which this build does not have yet; "
-                 "run the ranks with --backend cpu\n";
+              << " ranks: data-parallel GPU training needs the NCCL engine, which this build does not have (configure "
+                 "with the CUDA component and nccl.h: NCCL_ROOT); run the ranks with --backend cpu\n";
     return 2;
+#endif
   }
   if (s.threads > 0) {
     omp_set_num_threads(tools::capped_threads("grcnn-train", s.threads));
@@ -492,7 +513,7 @@ int main(int argc, char** argv) {
       return 0;
     });
     if (rc != 0) return rc;
-    world = mpi.get();
+    world = mpi_world = mpi.get();
     // Started as one of several tasks, but MPI sees a world of one (an MPI library without the launcher's
     // process-management support): N independent runs would race on one output folder.
     for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"})
@@ -514,5 +535,9 @@ int main(int argc, char** argv) {
     world->abort(grcnn::detail::concat("grcnn-train: rank ", world->rank(), " of ", world->world_size(),
                                        " failed (exit ", rc, "); ending every rank"),
                  rc);
+#ifdef GRCNN_HAS_NCCL
+  if (gpu_world) world = mpi_world;
+  gpu_world.reset();
+#endif
   return rc;
 }

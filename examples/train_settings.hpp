@@ -24,7 +24,7 @@ struct settings {
   std::string vone_noise = "fresh";  // VOneBlock noise: fresh | off | a seed that fixes it
   std::string optimizer = "sgd", schedule = "cosine", smoothing_style = "grcnn", init_weights, resume;
   bool resume_given = false, nesterov = false, eval_only = false, no_decay_bn_bias = false, skip_corrupt = false,
-       skip_nonfinite = false, per_iteration = true, reset_classifier = false;
+       skip_nonfinite = false, per_iteration = true, reset_classifier = false, sync_bn = false;
   int classes = 0, threads = 0, workers = 2, image_size = 0, keep = 2;
   long log_every = 50;  // a "train" record in metrics.jsonl every this many steps
   long epochs = 1, batch = 64, eval_batch = 0, step_size = 30, stop_after = -1, checkpoint_every = 0, limit_train = 0,
@@ -133,6 +133,9 @@ inline void add_train_options(CLI::App& app, settings& s) {
   app.add_option("--resume", s.resume, "continue a run: from this checkpoint, or (no value) the newest in --out")->expected(0, 1);
   app.add_option("--keep", s.keep, "checkpoints to keep (plus best.safetensors)")->check(CLI::Range(1, 1000))->capture_default_str();
   app.add_option("--checkpoint-every", s.checkpoint_every, "also checkpoint every N steps (0: at epoch ends only)")->check(CLI::NonNegativeNumber);
+  app.add_flag("--sync-bn", s.sync_bn,
+               "under mpirun/srun: batch-norm statistics over every rank's batch (PyTorch's SyncBatchNorm); "
+               "alone: the plain batch norm");
   app.add_option("--log-every", s.log_every, "a train record (window loss, top-1, lr, images/s) in metrics.jsonl every N steps")
       ->check(CLI::PositiveNumber);
   app.add_option("--stop-after", s.stop_after, "stop with a checkpoint after this many steps in all (resume later)")->check(CLI::PositiveNumber);

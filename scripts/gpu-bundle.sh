@@ -8,14 +8,21 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$here/build}
 cmake -S "$here" -B "$build" -DGRCNN_ENABLE_CUDA=ON >/dev/null
 cmake --build "$build" --target test_cuda_backend test_cuda_device bench_grcnn_cuda grcnn-train grcnn-infer
+# The NCCL engine's test and the data-parallel benchmark, where this build has them (MPI and nccl.h).
+dist=()
+if ninja -C "$build" -t targets all 2>/dev/null | grep -q '^test_dist_cuda:'; then
+  cmake --build "$build" --target test_dist_cuda bench_data_parallel
+  dist=("$build/tests/test_dist_cuda" "$build/benchmarks/bench_data_parallel")
+fi
 stage=$(mktemp -d)
 mkdir -p "$stage/tests" "$stage/benchmarks" "$stage/examples" "$stage/lib"
 cp "$build/tests/test_cuda_backend" "$build/tests/test_cuda_device" "$stage/tests/"
 cp "$build/benchmarks/bench_grcnn_cuda" "$stage/benchmarks/"
+if [ ${#dist[@]} -gt 0 ]; then cp "${dist[0]}" "$stage/tests/"; cp "${dist[1]}" "$stage/benchmarks/"; fi
 cp "$build/examples/grcnn-train" "$build/examples/grcnn-infer" "$stage/examples/"
 strip "$stage"/tests/* "$stage"/benchmarks/* "$stage"/examples/*
 # Everything the programs link that is not glibc, the C++ runtime or a CUDA library the GPU machine has.
-for lib in $(ldd "$build/tests/test_cuda_backend" "$build/examples/grcnn-train" | awk '/=>/ {print $3}' | sort -u); do
+for lib in $(ldd "$build/tests/test_cuda_backend" "$build/examples/grcnn-train" "${dist[@]}" | awk '/=>/ {print $3}' | sort -u); do
   case "$(basename "$lib")" in
     libc.so*|libm.so*|libstdc++*|libgcc_s*|libpthread*|libdl.so*|librt.so*|libcudnn*|libcublas*|libcudart*) ;;
     *) cp -L "$lib" "$stage/lib/$(basename "$lib")" ;;

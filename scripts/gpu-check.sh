@@ -2,13 +2,15 @@
 # The GPU check of the CUDA backend in one call on a machine with a GPU: build the CUDA programs (or
 # unpack the bundle scripts/gpu-bundle.sh made on a machine without a GPU), run the CUDA tests, then
 # grcnn's and PyTorch's GPU benchmarks in the same call. Results under $OUT (default ./gpu-results):
-#   gpu.txt, probe.txt, cuda-tests.log, bench-grcnn-cuda.jsonl, bench-profile.txt, bench-torch.jsonl,
+#   gpu.txt, probe.txt, cuda-tests.log, dist-cuda.log, bench-dist.jsonl, bench-grcnn-cuda.jsonl,
+#   bench-profile.txt, bench-torch.jsonl,
 #   summary.txt, stages.txt (what ran, its exit status and seconds; what the budget skipped)
 #
 # Device time is scarce, so the stages run most-wanted first under one budget (--budget SECONDS,
 # default 540: a device command may run 600 s), and a stage that no longer fits is skipped with a line
 # in stages.txt instead of being cut off half-way:
-#   1. quick CUDA tests (every op in f32, tf32, bf16; the grcnn_small steps; memory; optimizers)
+#   1. quick CUDA tests (every op in f32, tf32, bf16; the grcnn_small steps; memory; optimizers); the
+#      NCCL engine at world size 1 and the data-parallel wrapper's overhead
 #   2. bf16 benchmarks: grcnn (channels-last), then PyTorch eager, then torch.compile (with --compile)
 #   3. fp32 and tf32 benchmarks: grcnn, then PyTorch
 #   4. the full-size test (a grcnn55 step against oneDNN), compute-sanitizer (--sanitize), the tools
@@ -42,7 +44,7 @@ done
 start=$SECONDS
 status=0
 # A reused $OUT starts empty of this script's files: results are appended stage by stage.
-rm -f "$OUT"/{stages.txt,cuda-tests.log,cuda-tests-full.log,bench-grcnn-cuda.jsonl,bench-profile.txt} \
+rm -f "$OUT"/{stages.txt,cuda-tests.log,cuda-tests-full.log,bench-grcnn-cuda.jsonl,bench-profile.txt,dist-cuda.log,bench-dist.jsonl} \
   "$OUT"/{bench-torch.jsonl,bench-torch.log,summary.txt,sanitizer.log,tools.log}
 : >"$OUT/stages.txt"
 left() { echo $((budget - (SECONDS - start))); }
@@ -70,7 +72,8 @@ stage() {
 py=python3
 cudnn=$($py -c 'import nvidia.cudnn as m; print(m.__path__[0])' 2>/dev/null || true)
 cublas=$($py -c 'import nvidia.cublas as m; print(m.__path__[0])' 2>/dev/null || true)
-export LD_LIBRARY_PATH="${cudnn:+$cudnn/lib:}${cublas:+$cublas/lib:}/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+nccl=$($py -c 'import nvidia.nccl as m; print(m.__path__[0])' 2>/dev/null || true)
+export LD_LIBRARY_PATH="${cudnn:+$cudnn/lib:}${cublas:+$cublas/lib:}${nccl:+$nccl/lib:}/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 
 if [ -f "$here/.devcarry/bundle.tar.xz" ]; then
@@ -81,12 +84,17 @@ if [ -f "$here/.devcarry/bundle.tar.xz" ]; then
 else
   bin=$here/build-gpu
   cmake -S "$here" -B "$bin" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRCNN_ENABLE_CUDA=ON ${cudnn:+-DCUDNN_ROOT=$cudnn} \
-    >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
+    ${nccl:+-DNCCL_ROOT=$nccl} >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
   cmake --build "$bin" --target test_cuda_backend test_cuda_device bench_grcnn_cuda grcnn-train grcnn-infer >"$OUT/build.log" 2>&1 ||
     { tail -40 "$OUT/build.log"; exit 1; }
+  if ninja -C "$bin" -t targets all 2>/dev/null | grep -q '^test_dist_cuda:'; then
+    cmake --build "$bin" --target test_dist_cuda bench_data_parallel >>"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+  fi
 fi
 
 "$bin/tests/test_cuda_device" | tee "$OUT/probe.txt"
+# The benchmarks print one JSON line per mode on stdout: kept in JSONL as well as in the stage's log.
+tee_jsonl='set -o pipefail; "$@" | tee -a "$JSONL"'
 tests=("$bin/tests/test_cuda_backend" --use-colour no -d yes)
 
 # 1. Quick CUDA tests, the bf16 ones included.
@@ -97,8 +105,18 @@ stage "tests ($filter)" 30 300 "$OUT/cuda-tests.log" "${tests[@]}" $filter
 set +f
 grep -E "^[0-9.]+ s: |test cases|assertions" "$OUT/cuda-tests.log" | tail -40
 
-# The benchmarks print one JSON line per mode on stdout: kept in JSONL as well as in the stage's log.
-tee_jsonl='set -o pipefail; "$@" | tee -a "$JSONL"'
+# 1b. The NCCL engine at world size 1 (one GPU: no mpirun needed): device collectives, the data-parallel
+# wrapper against the plain step bit for bit, and the wrapper's overhead on the grcnn55 bf16 step.
+if [ -x "$bin/tests/test_dist_cuda" ]; then
+  stage "NCCL engine tests" 20 120 "$OUT/dist-cuda.log" "$bin/tests/test_dist_cuda" --use-colour no
+  grep -E "NCCL|test cases|assertions|FAILED" "$OUT/dist-cuda.log" | tail -8
+  [ "$bench" = 1 ] && JSONL="$OUT/bench-dist.jsonl" stage "NCCL wrapper overhead (grcnn55 bf16)" 60 150 "$OUT/dist-cuda.log" \
+    bash -c "$tee_jsonl" _ "$bin/benchmarks/bench_data_parallel" --backend cuda --arch grcnn55 --side 224 --batch 128 \
+    --precision bf16 --steps 20 --warmup 3 --compare-plain
+else
+  echo "NCCL engine: not in this build (no nccl.h at configure time)" | tee -a "$OUT/stages.txt"
+fi
+
 bench() {  # bench PRECISION LAYOUT [more options]: each convolution search's timings go to the log
   local p=$1 l=$2; shift 2
   GRCNN_CUDNN_API=auto GRCNN_CUDNN_LOG=1 JSONL="$OUT/bench-grcnn-cuda.jsonl" stage "grcnn bench $p $l${*:+ $*}" 40 150 "$OUT/bench-profile.txt" \

@@ -5,7 +5,7 @@
 
 1. 2 ranks x batch 32 on 6,400 Fashion-MNIST images: one checkpoint set, one metrics log without doubled
    records, a summary from rank 0 only; top-1 in one process's band at the same global batch (> 70%, as
-   check_train.py requires of one process at batch 64).
+   check_train.py requires of one process at batch 64); with --sync-bn too.
 2. SIGTERM to mpirun mid-run: rank 0 writes one checkpoint, every rank exits 143; --resume with 2 ranks
    ends on the uninterrupted run's weights and optimizer state, bit for bit; a resume with 1 process works
    and says the position was mapped.
@@ -72,6 +72,14 @@ check(text.count("summary:") == 1, "one summary printed (the other rank is quiet
 # The band: check_train.py's bar for one process at batch 64 over the same 100 steps (> 70%), met by both.
 check(s1["eval_top1"] > 0.70 and s2["eval_top1"] > 0.70,
       f"top-1 {100 * s2['eval_top1']:.2f}% with 2 ranks x 32, {100 * s1['eval_top1']:.2f}% in one process x 64 (both > 70%)")
+# --sync-bn: the same run with batch statistics over both ranks' 32 images: in the band, and not the
+# unsynchronised run (the statistics of 64 images differ from each rank's 32).
+sync = work / "sync"
+run(mpi2 + [exe] + common + ["--batch", "32", "--sync-bn", "--out", str(sync)])
+s3 = json.loads((sync / "summary.json").read_text())
+ok, _ = same_bits(sync / "checkpoint-100.safetensors", two / "checkpoint-100.safetensors")
+check(s3["sync_bn"] is True and s3["eval_top1"] > 0.70 and not ok and not s2["sync_bn"],
+      f"--sync-bn with 2 ranks x 32: top-1 {100 * s3['eval_top1']:.2f}%, weights differ from the unsynchronised run")
 
 # 2. SIGTERM to the launcher, then --resume (2 ranks: bitwise; 1 process: mapped). Open MPI 4.1's mpirun
 # answers a SIGTERM with SIGCONT to the ranks, their SIGTERM odls_base_sigkill_timeout seconds later and

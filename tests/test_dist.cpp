@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include <grcnn/dist/batch_norm_group.hpp>
 #include <grcnn/dist/data_parallel.hpp>
 #include <grcnn/dist/mpi.hpp>
 #include <grcnn/models/grcnn.hpp>
@@ -313,7 +314,153 @@ double ddp_against_one_process(dtype t, bool overlap) {
   return worst;
 }
 
+// A group of two in one process whose other rank has an empty batch: the synchronised batch norm's own
+// arithmetic over this process's batch alone (a rank with no values is left out of the merge).
+struct empty_peer_group final : ops::batch_norm_group {
+  int rank() const override { return 0; }
+  int world_size() const override { return 2; }
+  void sum(std::span<double>) override {}  // the peer adds zeros
+  void all_gather(std::span<const double> mine, std::span<double> all) override {
+    std::fill(all.begin(), all.end(), 0.0);
+    std::copy(mine.begin(), mine.end(), all.begin());
+  }
+};
+
+// The worst error over the plain state (parameters and BN buffers) of two networks, each tensor's
+// largest difference relative to its own magnitude, or to `floor` where that is larger; the counters
+// must be equal.
+double worst_state_error(const std::vector<std::pair<std::string, tensor>>& a,
+                         const std::vector<std::pair<std::string, tensor>>& e, double floor = 1e-30) {
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].second.type() == dtype::i64) {
+      CHECK(a[i].second.template values<std::int64_t>() == e[i].second.template values<std::int64_t>());
+      continue;
+    }
+    const double err = relative_error(a[i].second, e[i].second, floor);
+    if (err > 1e-7) UNSCOPED_INFO(a[i].first << ": relative error " << err);
+    worst = std::max(worst, err);
+  }
+  return worst;
+}
+// The largest magnitude in the state.
+double state_scale(const std::vector<std::pair<std::string, tensor>>& a) {
+  double m = 0;
+  for (const auto& [name, t] : a)
+    if (t.type() != dtype::i64)
+      for (double v : t.template values<double>()) m = std::max(m, std::abs(v));
+  return m;
+}
+
+// --sync-bn: 10 SGD steps (momentum, weight decay) of grcnn_small with per-rank batch 8 and every batch
+// norm synchronised, against one process that trains on the whole global batch (BN over all of it).
+// Parameters and BN buffers compared after every step; the worst relative error returned.
+//
+// f64 (reference<double>): the one process runs the plain batch norm, free-running for 10 steps: an
+// independent check of the merge, the running statistics and the backward, to 1e-12.
+// f32 (oneDNN): a free-running f32 comparison measures chaos, not the ranks: this network's training
+// trajectory in f32 amplifies any rounding difference through max-pool and ReLU near-ties (one process
+// against itself with the input scaled by 1 + 1e-7 ends 2.7e-2 apart after 10 steps at this rate), so
+// each step starts both from the one process's state, and the one process runs the synchronised kernels
+// over its whole batch (empty_peer_group): what remains is the ranks' split of the batch. Errors are
+// relative to the state's scale (its largest magnitude): the BN and conv biases hold one step's update,
+// the average of the ranks' gradient sums, which cancel; PyTorch's DDP averages them in f32 the same way.
+template <class B>
+double sync_bn_against_one_process(dtype t, bool overlap, bool nhwc) {
+  using net_t = models::grcnn_small<B>;
+  const int w = world->world_size(), me = world->rank();
+  const bool realign = t != dtype::f64;
+  const std::int64_t per = 8;
+  net_t net(4, 11 + static_cast<std::uint64_t>(me));
+  net_t ref(4, 11);
+  if (t == dtype::f64) net.to_dtype(t), ref.to_dtype(t);
+  net.train();
+  ref.train();
+  dist::communicator_batch_norm_group group(*world);
+  net.set_batch_norm_group(&group);
+  empty_peer_group alone;
+  if (realign) ref.set_batch_norm_group(&alone);
+  const train::param_group hyper{.lr = 0.05, .weight_decay = 5e-4, .momentum = 0.9};
+  train::sgd opt(net.parameters(), hyper), ref_opt(ref.parameters(), hyper);
+  dist::data_parallel ddp(*world, net.parameters(), {.bucket_bytes = 64 << 10, .first_bucket_bytes = 16 << 10, .overlap = overlap});
+  std::vector<tensor*> state;
+  for (auto& e : net.state()) state.push_back(&e.value());
+  ddp.broadcast(state);
+  auto input = [&](const global_batch& b, std::int64_t lo, std::int64_t hi) {
+    auto x = images<B>(b, lo, hi, t);
+    return nhwc ? autograd::variable(x.value().to_layout(layout::nhwc)) : x;
+  };
+  double worst = 0;
+  for (int s = 0; s < 10; ++s) {
+    const auto b = batch_of(100 + s, per * w);
+    const auto loss = ops::cross_entropy<B>(net.forward(input(b, me * per, (me + 1) * per)), labels(b, me * per, (me + 1) * per));
+    ddp.begin_backward();
+    autograd::backward(loss, {}, ddp.ready_hook());
+    ddp.finish_backward();
+    opt.step();
+    opt.zero_grad();
+    autograd::backward(ops::cross_entropy<B>(ref.forward(input(b, 0, per * w)), labels(b, 0, per * w)));
+    ref_opt.step();
+    ref_opt.zero_grad();
+    if (realign || s == 9) {
+      const auto e = snapshot(ref);
+      worst = std::max(worst, worst_state_error(snapshot(net), e, realign ? state_scale(e) : 1e-30));
+    }
+    if (realign) {
+      auto mine = net.state();
+      const auto theirs = ref.state();
+      for (std::size_t i = 0; i < mine.size(); ++i) mine[i].value() = theirs[i].value().clone();
+    }
+  }
+  // Every rank holds the same bits, the BN buffers too without a broadcast: each merged the same statistics.
+  std::int64_t hash = 0;
+  for (auto& [name, v] : snapshot(net))
+    for (double x : v.template values<double>()) hash = hash * 1000003 + static_cast<std::int64_t>(std::bit_cast<std::uint64_t>(x) >> 1);
+  std::int64_t lo = hash, hi = hash;
+  world->all_reduce(&lo, 1, dtype::i64, dist::reduce_op::min);
+  world->all_reduce(&hi, 1, dtype::i64, dist::reduce_op::max);
+  CHECK(lo == hi);
+  net.set_batch_norm_group(nullptr);
+  return worst;
+}
+
 }  // namespace
+
+TEST_CASE("sync BN: 2 ranks x batch 8 equal 1 process x batch 16 at each of 10 SGD steps (f32, oneDNN, channels-last)", "[dist][ddp][syncbn]") {
+  const double err = sync_bn_against_one_process<backends::default_backend>(dtype::f32, true, true);
+  INFO("worst relative error " << err);
+  CHECK(err <= 1e-6);
+  WARN("sync BN f32 worst relative error at " << world->world_size() << " ranks: " << err);
+}
+TEST_CASE("sync BN: the same with the input in NCHW (f32, oneDNN)", "[dist][ddp][syncbn]") {
+  const double err = sync_bn_against_one_process<backends::default_backend>(dtype::f32, true, false);
+  CHECK(err <= 1e-6);
+}
+TEST_CASE("sync BN: N ranks x batch 8 equal 1 process x batch 8N with plain BN after 10 free-running SGD steps (reference<double>)", "[dist][ddp][syncbn]") {
+  const double err = sync_bn_against_one_process<backends::reference<double>>(dtype::f64, true, false);
+  INFO("worst relative error " << err);
+  CHECK(err <= 1e-12);
+  WARN("sync BN f64 worst relative error at " << world->world_size() << " ranks: " << err);
+}
+TEST_CASE("sync BN: too few values over all ranks is refused on every rank, by name", "[dist][ddp][syncbn]") {
+  using B = backends::reference<double>;
+  dist::communicator_batch_norm_group group(*world);
+  autograd::variable gamma(tensor::full(shape{2}, 1.0, dtype::f64), true), beta(tensor::zeros(shape{2}, dtype::f64), true);
+  tensor rm = tensor::zeros(shape{2}, dtype::f64), rv = tensor::full(shape{2}, 1.0, dtype::f64);
+  // One value per channel on rank 0 only, none elsewhere: one value per channel in all.
+  const std::int64_t n = world->rank() == 0 ? 1 : 0;
+  autograd::variable x(tensor::full(shape{n, 2}, 0.5, dtype::f64), true);
+  CHECK_THROWS_WITH((ops::batch_norm<B>(x, gamma, beta, rm, rv, {.group = &group})),
+                    Catch::Contains("more than one value per channel over all"));
+  // Two ranks with one value each: normalised together (a plain batch norm would refuse each alone).
+  autograd::variable x1(tensor::full(shape{1, 2}, 0.25 * (world->rank() + 1), dtype::f64), true);
+  const auto y = ops::batch_norm<B>(x1, gamma, beta, rm, rv, {.group = &group});
+  const double mean = 0.25 * (world->world_size() + 1) / 2;
+  double var = 0;
+  for (int r = 0; r < world->world_size(); ++r) var += (0.25 * (r + 1) - mean) * (0.25 * (r + 1) - mean);
+  var /= world->world_size();
+  CHECK(y.value().values<double>()[0] == Approx((0.25 * (world->rank() + 1) - mean) / std::sqrt(var + 1e-5)).epsilon(1e-12));
+}
 
 // With two ranks the sum of two halves is one addition (the same in any order), so DDP equals the
 // one-process reference bit for bit; with more ranks MPI's summation order may differ from rank order.

@@ -37,27 +37,66 @@ double now_s() {
 }
 }  // namespace
 
+namespace {
+std::atomic<int>& chosen_device() {
+  static std::atomic<int> d{0};
+  return d;
+}
+std::atomic<bool>& context_made() {
+  static std::atomic<bool> made{false};
+  return made;
+}
+}  // namespace
+
 context& ctx() {
   static context* c = [] {
     auto* r = new context;
     int count = 0;
     GRCNN_CUDA_CHECK(cudaGetDeviceCount(&count));
     if (count == 0) throw backend_error("cuda: no CUDA device");
-    GRCNN_CUDA_CHECK(cudaSetDevice(0));
+    const int dev = chosen_device().load();
+    if (dev >= count)
+      throw backend_error(grcnn::detail::concat("cuda: GPU ", dev, " was selected, this process sees ", count));
+    GRCNN_CUDA_CHECK(cudaSetDevice(dev));
     GRCNN_CUDA_CHECK(cudaStreamCreateWithFlags(&r->stream, cudaStreamNonBlocking));
-    GRCNN_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&r->pool, 0));
+    GRCNN_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&r->pool, dev));
     // Keep freed blocks in the pool: after warm-up a training step allocates nothing from the driver.
     std::uint64_t keep = UINT64_MAX;
     GRCNN_CUDA_CHECK(cudaMemPoolSetAttribute(r->pool, cudaMemPoolAttrReleaseThreshold, &keep));
-    GRCNN_CUDA_CHECK(cudaDeviceGetAttribute(&r->sm_count, cudaDevAttrMultiProcessorCount, 0));
+    GRCNN_CUDA_CHECK(cudaDeviceGetAttribute(&r->sm_count, cudaDevAttrMultiProcessorCount, dev));
     GRCNN_CUBLAS_CHECK(cublasCreate(&r->blas));
     GRCNN_CUBLAS_CHECK(cublasSetStream(r->blas, r->stream));
     GRCNN_CUDNN_CHECK(cudnnCreate(&r->dnn));
     GRCNN_CUDNN_CHECK(cudnnSetStream(r->dnn, r->stream));
+    context_made().store(true);
     return r;
   }();
+  // Host threads other than the first (the data loader's pinned copies, a communicator's) start on
+  // device 0: every entry into the component puts them on ours.
+  thread_local int current = -1;
+  if (current != chosen_device().load()) {
+    GRCNN_CUDA_CHECK(cudaSetDevice(chosen_device().load()));
+    current = chosen_device().load();
+  }
   return *c;
 }
+
+}  // namespace detail
+
+void select_device(int ordinal) {
+  if (ordinal < 0) throw backend_error(grcnn::detail::concat("cuda: no GPU ", ordinal));
+  if (detail::context_made().load() && detail::chosen_device().load() != ordinal)
+    throw backend_error(grcnn::detail::concat("cuda: GPU ", ordinal, " selected after the component started on GPU ",
+                                              detail::chosen_device().load()));
+  detail::chosen_device().store(ordinal);
+}
+int selected_device() { return detail::chosen_device().load(); }
+int visible_device_count() {
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
+}
+
+namespace detail {
 
 }  // namespace detail
 

@@ -66,6 +66,7 @@ struct op_case {
   // through) gradient is 1; that gradient is checked against PyTorch and the reference instead. Also
   // false for large cases whose math a small case already checks by finite differences.
   bool finite_differences = true;
+  bool on_cuda = true;  // false: an op the CUDA backend refuses by design (named where the case is made)
 #ifdef GRCNN_TEST_CUDA
   run_fn cuda, cuda_tf32;  // the same case on the CUDA backend (f32, and tensor cores in tf32)
 #endif
@@ -95,6 +96,23 @@ op_case make_case(std::string name, std::vector<input_spec> in, std::vector<buff
 }
 
 #define GRCNN_BACKEND_OF(tag) typename std::remove_cvref_t<decltype(tag)>::type
+
+// A group of two ranks whose other rank holds exactly this rank's data (sync batch norm cases).
+struct twin_group final : ops::batch_norm_group {
+  static twin_group& instance() {
+    static twin_group g;
+    return g;
+  }
+  int rank() const override { return 0; }
+  int world_size() const override { return 2; }
+  void sum(std::span<double> v) override {
+    for (auto& e : v) e *= 2;
+  }
+  void all_gather(std::span<const double> mine, std::span<double> all) override {
+    std::copy(mine.begin(), mine.end(), all.begin());
+    std::copy(mine.begin(), mine.end(), all.begin() + static_cast<std::ptrdiff_t>(mine.size()));
+  }
+};
 
 inline std::vector<op_case> op_cases() {
   using A = input_kind;
@@ -136,6 +154,15 @@ inline std::vector<op_case> op_cases() {
   bn("bn_eval_relu_c16", {2, 16, 4, 4}, {.training = false, .fuse_relu = true});
   // 48 channels: 6 bf16 or 12 f32 packs, so the channels-last row kernels' second column block is part empty.
   bn("bn_train_relu_c48", {2, 48, 3, 5}, {.fuse_relu = true});
+  // The synchronised batch norm against a twin rank holding the same batch (twin_group): statistics and
+  // gradient sums over both, i.e. the plain batch norm of [x; x] read on its first half (PyTorch's fixture
+  // is exactly that). No CUDA kernels yet (the CUDA backend refuses it by name).
+  for (auto [name, x, relu] : {std::tuple<const char*, shape, bool>{"sync_bn_twin", {3, 4, 5, 5}, false},
+                               {"sync_bn_twin_relu", {2, 6, 3, 4}, true},
+                               {"sync_bn_twin_2d", {1, 5}, false}}) {
+    bn(name, x, {.fuse_relu = relu, .group = &twin_group::instance()});
+    cases.back().on_cuda = false;
+  }
 
   auto unary = [&](std::string name, shape x, auto fn) {
     cases.push_back(make_case(name, {{x, A::activation}}, {}, [fn](auto tag, std::vector<variable>& v, std::vector<tensor>&) {

@@ -198,6 +198,23 @@ unary("max_pool3x3_s2_p1_c16", (2, 16, 9, 8), lambda x: F.max_pool2d(x, 3, 2, 1)
 unary("avg_pool3x3_s2_p1_c16", (2, 16, 7, 7), lambda x: F.avg_pool2d(x, 3, 2, 1))
 bn("bn_train_relu_c48", (2, 48, 3, 5), relu=True)
 
+
+def sync_bn_twin(name, x, relu=False):
+    """The synchronised batch norm with a twin rank holding the same batch: torch's batch norm of [x; x]
+    (statistics over both, running variance with the doubled count) read on the first half; the
+    gradient flows into x through both copies, as the twin's sums carry it in the C++ op."""
+    c = (x[1],)
+    def fn(v, b):
+        y = F.batch_norm(torch.cat([v[0], v[0]]), b[0], b[1], v[1], v[2], training=True, momentum=0.1, eps=1e-5)
+        y = y[: v[0].shape[0]]
+        return F.relu(y) if relu else y
+    case(name, [(x, "activation"), (c, "param"), (c, "param")], [(c, "running_mean"), (c, "running_var")], fn)
+
+
+sync_bn_twin("sync_bn_twin", (3, 4, 5, 5))
+sync_bn_twin("sync_bn_twin_relu", (2, 6, 3, 4), relu=True)
+sync_bn_twin("sync_bn_twin_2d", (1, 5))
+
 # NaN and +-Inf (op_cases.hpp's *_nonfinite cases, same elements and values).
 nan, inf = math.nan, math.inf
 unary_specials = [(0, 7, nan), (0, 20, inf), (0, 33, -inf), (0, 90, nan), (0, 91, 0.0)]

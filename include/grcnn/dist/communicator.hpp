@@ -70,6 +70,40 @@ class communicator {
   virtual void barrier() = 0;
   // Ends the whole job (every rank) after printing `why`; for a rank that cannot go on.
   [[noreturn]] virtual void abort(const std::string& why, int code) = 0;
+  // dst[i] = src[i] * factor for n elements of type t (f32, f64, bf16) where the engine's buffers live
+  // (DDP's pre-division into a bucket: mul_out(bucket_view, grad, 1/world)), the factor in t's precision
+  // for f64 and in f32 otherwise. Host memory here; an engine with device buffers runs it on the device.
+  virtual void scale_into(void* dst, const void* src, std::size_t n, dtype t, double factor, device where) {
+    GRCNN_CHECK(where.kind == device_kind::cpu, error, "scale_into: the ", engine(), " communicator has no ",
+                where.str(), " buffers");
+    host_scale_into(dst, src, n, t, factor);
+  }
+  static void host_scale_into(void* dst, const void* src, std::size_t n, dtype t, double factor) {
+    switch (t) {
+      case dtype::f32: {
+        const float f = static_cast<float>(factor);
+        auto* d = static_cast<float*>(dst);
+        const auto* s = static_cast<const float*>(src);
+        for (std::size_t i = 0; i < n; ++i) d[i] = s[i] * f;
+        return;
+      }
+      case dtype::f64: {
+        auto* d = static_cast<double*>(dst);
+        const auto* s = static_cast<const double*>(src);
+        for (std::size_t i = 0; i < n; ++i) d[i] = s[i] * factor;
+        return;
+      }
+      case dtype::bf16: {
+        const float f = static_cast<float>(factor);
+        auto* d = static_cast<bf16*>(dst);
+        const auto* s = static_cast<const bf16*>(src);
+        for (std::size_t i = 0; i < n; ++i) d[i] = bf16(static_cast<float>(s[i]) * f);
+        return;
+      }
+      default:
+        throw dtype_error(::grcnn::detail::concat("scale_into: gradients of type ", name_of(t), " are not reduced"));
+    }
+  }
 
   bool is_root() const { return rank() == 0; }
 };

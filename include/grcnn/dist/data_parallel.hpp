@@ -260,37 +260,7 @@ class data_parallel {
       const tensor g = in_weight_format(p.grad(), w);
       GRCNN_CHECK(g.bytes() == w.bytes(), error, "data_parallel: gradient of ", p.name(), " holds ", g.bytes(),
                   " bytes in its weight's format, the weight ", w.bytes());
-      GRCNN_CHECK(w.where().kind == device_kind::cpu, error,
-                  "data_parallel: device buckets need the NCCL engine's scaling (not built in this step)");
-      scale_into(slot, g.raw(), w.bytes() / size_of(w.type()), w.type(), inv);
-    }
-  }
-
-  // slot = src * factor, as DDP's mul_out(bucket_view, grad, 1/world): the factor in the tensor's type.
-  static void scale_into(void* dst, const void* src, std::size_t n, dtype t, double factor) {
-    switch (t) {
-      case dtype::f32: {
-        const float f = static_cast<float>(factor);
-        auto* d = static_cast<float*>(dst);
-        const auto* s = static_cast<const float*>(src);
-        for (std::size_t i = 0; i < n; ++i) d[i] = s[i] * f;
-        return;
-      }
-      case dtype::f64: {
-        auto* d = static_cast<double*>(dst);
-        const auto* s = static_cast<const double*>(src);
-        for (std::size_t i = 0; i < n; ++i) d[i] = s[i] * factor;
-        return;
-      }
-      case dtype::bf16: {
-        const float f = static_cast<float>(factor);
-        auto* d = static_cast<bf16*>(dst);
-        const auto* s = static_cast<const bf16*>(src);
-        for (std::size_t i = 0; i < n; ++i) d[i] = bf16(static_cast<float>(s[i]) * f);
-        return;
-      }
-      default:
-        throw dtype_error(::grcnn::detail::concat("data_parallel: gradients of type ", name_of(t), " are not reduced"));
+      comm_.scale_into(slot, g.raw(), w.bytes() / size_of(w.type()), w.type(), inv, w.where());
     }
   }
 

@@ -85,7 +85,8 @@ class batch_norm_layer {
   variable forward(const variable& x, const forward_context& ctx, bool relu) {
     if (ctx.training) num_batches_tracked.data<std::int64_t>()[0] += 1;
     return ops::batch_norm<B>(x, gamma, beta, running_mean, running_var,
-                              {.training = ctx.training, .momentum = momentum_, .eps = eps_, .fuse_relu = relu});
+                              {.training = ctx.training, .momentum = momentum_, .eps = eps_, .fuse_relu = relu,
+                               .group = ctx.batch_norm_group});
   }
   void collect(const std::string& prefix, state_list& out) {
     out.push_back({join(prefix, "weight"), &gamma, nullptr});

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "grcnn/autograd/tape.hpp"
+#include "grcnn/ops/batch_norm_group.hpp"
 
 namespace grcnn::nn {
 
@@ -61,6 +62,8 @@ class tap_registry {
 struct forward_context {
   bool training = true;
   const tap_registry* taps = nullptr;
+  // Where set, training batch norms take their statistics over every rank of the group (--sync-bn).
+  ops::batch_norm_group* batch_norm_group = nullptr;
   bool tapping() const { return taps && !taps->empty(); }
   // Reports `v` under prefix.name when tapped; builds the name only while some tap is registered.
   void emit(const std::string& prefix, const char* name, const variable& v, int step = 0) const {

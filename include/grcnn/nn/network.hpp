@@ -74,7 +74,7 @@ class network<topology<Layers...>, Backend> {
                 x.value().describe());
     check_input_side("height", x.dims()[2]);
     check_input_side("width", x.dims()[3]);
-    forward_context ctx{mode_ == mode::train, taps};
+    forward_context ctx{mode_ == mode::train, taps, batch_norm_group_};
     const bool mixed = precision_ != precision::fp32;
     variable h = x;
     if (mixed) {
@@ -139,6 +139,10 @@ class network<topology<Layers...>, Backend> {
   }
   const std::set<std::string>& eval_layers() const { return eval_layers_; }
 
+  // Synchronised batch norm (PyTorch's SyncBatchNorm): in training, every batch norm's statistics over
+  // the batches of all ranks of `g` (not owned; nullptr: each rank's own batch, the default).
+  void set_batch_norm_group(ops::batch_norm_group* g) { batch_norm_group_ = g; }
+  ops::batch_norm_group* batch_norm_group() const { return batch_norm_group_; }
   void set_mode(mode m) { mode_ = m; }
   void train() { mode_ = mode::train; }
   void eval() { mode_ = mode::eval; }
@@ -256,6 +260,7 @@ class network<topology<Layers...>, Backend> {
 
   std::tuple<typename detail::module_for<Layers>::type...> modules_;
   mode mode_ = mode::train;
+  ops::batch_norm_group* batch_norm_group_ = nullptr;
   std::set<std::string> eval_layers_;
   precision precision_ = precision::fp32;
 };

@@ -1,4 +1,5 @@
 #pragma once
+#include "grcnn/ops/batch_norm_group.hpp"
 #include "grcnn/ops/detail.hpp"
 
 namespace grcnn::ops {
@@ -8,6 +9,10 @@ struct batch_norm_options {
   double momentum = 0.1;  // PyTorch's: running = (1 - momentum) * running + momentum * batch
   double eps = 1e-5;
   bool fuse_relu = false; // y = relu(bn(x)) in one kernel
+  // Training statistics over the batches of every rank of this group (PyTorch's SyncBatchNorm); a group
+  // of one, or evaluation, is the plain batch norm (as PyTorch's SyncBatchNorm does without peers).
+  batch_norm_group* group = nullptr;
+  bool synchronised() const { return training && group && group->world_size() > 1; }
 };
 
 inline batch_norm_problem make_batch_norm_problem(const tensor& x, const tensor& gamma, const tensor& beta,
@@ -24,7 +29,8 @@ inline batch_norm_problem make_batch_norm_problem(const tensor& x, const tensor&
     detail::expect_dims(op, what, *t, c);
     detail::expect_dtype(op, what, *t, pt);
   }
-  GRCNN_CHECK(!o.training || x.numel() / x.dim(1) > 1, shape_error, op,
+  // (Synchronised: the check is on the values of all ranks, after they are merged.)
+  GRCNN_CHECK(!o.training || o.synchronised() || x.numel() / x.dim(1) > 1, shape_error, op,
               ": training needs more than one value per channel, got ", x.describe());
   batch_norm_problem pr;
   pr.x = tensor_desc::of(x);
@@ -36,6 +42,79 @@ inline batch_norm_problem make_batch_norm_problem(const tensor& x, const tensor&
   return pr;
 }
 
+namespace detail {
+
+// The synchronised form, as PyTorch's SyncBatchNorm: this rank's statistics, merged over the group
+// (batch_norm_group.hpp); normalised with the merged ones; in backward the sums of dy and dy * (x - mean)
+// over every rank give dx, while the weight and bias gradients stay this rank's own (the data-parallel
+// wrapper averages them like every other parameter gradient).
+struct sync_batch_norm_state : autograd::payload {
+  std::vector<double> mean, invstd;
+  double count = 0;
+  batch_norm_group* group = nullptr;
+};
+
+template <class B>
+variable synchronised_batch_norm(const batch_norm_problem& pr, const variable& x, const variable& gamma,
+                                 const variable& beta, tensor& running_mean, tensor& running_var,
+                                 batch_norm_group& group) {
+  return backends::dispatch<B, sync_batch_norm_op>::run(pr, [&]<class K>(std::type_identity<K>) {
+    const std::int64_t C = pr.x.dims[1];
+    std::vector<double> mean, var;
+    K::batch_statistics(pr, x.value(), mean, var);
+    const merged_batch_statistics m =
+        merge_batch_statistics(group, mean, var, C > 0 ? x.value().numel() / C : 0);
+    auto s = std::make_unique<sync_batch_norm_state>();
+    s->mean = m.mean;
+    s->count = m.count;
+    s->group = &group;
+    s->invstd.resize(m.var.size());
+    for (std::size_t c = 0; c < m.var.size(); ++c) s->invstd[c] = 1.0 / std::sqrt(m.var[c] + pr.eps);
+    {  // running statistics: PyTorch's momentum, the unbiased variance over all ranks' values
+      const double mom = pr.momentum, unbias = m.count / (m.count - 1);
+      std::vector<double> rm = running_mean.values<double>(), rv = running_var.values<double>();
+      for (std::size_t c = 0; c < rm.size(); ++c) {
+        rm[c] = (1 - mom) * rm[c] + mom * m.mean[c];
+        rv[c] = (1 - mom) * rv[c] + mom * m.var[c] * unbias;
+      }
+      running_mean.assign(std::span<const double>(rm));
+      running_var.assign(std::span<const double>(rv));
+    }
+    const bool rec = autograd::should_record({&x, &gamma, &beta});
+    variable y = variable::result(K::normalize(pr, x.value(), gamma.value(), beta.value(), s->mean, s->invstd), rec);
+    if (rec) {
+      std::vector<tensor> saved{x.value(), pr.fuse_relu ? y.value() : tensor(), gamma.value()};
+      autograd::record_op(
+          sync_batch_norm_op::name, {&x, &gamma, &beta}, {&y}, std::move(saved), std::move(s),
+          [pr](autograd::node& n, grad_inputs og, grad_slots ig) {
+            const auto& st = *static_cast<const sync_batch_norm_state*>(n.state.get());
+            const tensor dy = as_layout(og[0], pr.x.memory_layout);
+            const std::size_t C = st.mean.size();
+            std::vector<double> sums(2 * C);  // sum_dy, then sum_dy_xmu
+            K::gradient_sums(pr, dy, n.saved[0], n.saved[1], st.mean, std::span<double>(sums).first(C),
+                             std::span<double>(sums).last(C));
+            const dtype pt = pr.param_type;
+            if (tensor* db = slot(n, ig, 2)) *db = tensor::from_values(grcnn::shape{pr.x.dims[1]}, std::vector<double>(sums.begin(), sums.begin() + static_cast<std::ptrdiff_t>(C)), pt);
+            if (tensor* dg = slot(n, ig, 1)) {
+              std::vector<double> v(C);
+              for (std::size_t c = 0; c < C; ++c) v[c] = sums[C + c] * st.invstd[c];
+              *dg = tensor::from_values(grcnn::shape{pr.x.dims[1]}, v, pt);
+            }
+            if (tensor* dx = slot(n, ig, 0)) {  // every rank reaches this point: the same graph everywhere
+              st.group->sum(sums);
+              std::vector<double> mean_dy(C), mean_dy_xmu(C);
+              for (std::size_t c = 0; c < C; ++c) mean_dy[c] = sums[c] / st.count, mean_dy_xmu[c] = sums[C + c] / st.count;
+              *dx = K::input_gradient(pr, dy, n.saved[0], n.saved[1], n.saved[2], st.mean, st.invstd, mean_dy,
+                                      mean_dy_xmu);
+            }
+          });
+    }
+    return y;
+  });
+}
+
+}  // namespace detail
+
 // Batch normalisation (optionally fused with ReLU). In training mode the running statistics are
 // updated in place; gamma/beta/statistics are f32 (f64 for f64 inputs), whatever the input dtype.
 template <class B = backends::default_backend>
@@ -43,6 +122,7 @@ variable batch_norm(const variable& x, const variable& gamma, const variable& be
                     tensor& running_var, const batch_norm_options& o = {}) {
   const batch_norm_problem pr =
       make_batch_norm_problem(x.value(), gamma.value(), beta.value(), running_mean, running_var, o);
+  if (o.synchronised()) return detail::synchronised_batch_norm<B>(pr, x, gamma, beta, running_mean, running_var, *o.group);
   return backends::dispatch<B, batch_norm_op>::run(pr, [&]<class K>(std::type_identity<K>) {
     std::unique_ptr<autograd::payload> state;
     const bool rec = autograd::should_record({&x, &gamma, &beta});

@@ -9,6 +9,9 @@ namespace grcnn::ops {
 
 struct conv2d_op { static constexpr std::string_view name = "conv2d"; using problem = conv2d_problem; };
 struct batch_norm_op { static constexpr std::string_view name = "batch_norm"; using problem = batch_norm_problem; };
+// Batch norm over the batches of several ranks (ops/batch_norm.hpp with a group): the per-rank passes
+// between which the statistics and gradient sums cross ranks.
+struct sync_batch_norm_op { static constexpr std::string_view name = "sync_batch_norm"; using problem = batch_norm_problem; };
 struct eltwise_op { static constexpr std::string_view name = "eltwise"; using problem = eltwise_problem; };
 struct binary_op { static constexpr std::string_view name = "binary"; using problem = binary_problem; };
 struct gated_update_op { static constexpr std::string_view name = "gated_update"; using problem = gated_update_problem; };
@@ -26,7 +29,7 @@ struct sk_select_op { static constexpr std::string_view name = "sk_select"; usin
 template <class... Ops>
 struct op_list {};
 
-using op_table = op_list<conv2d_op, batch_norm_op, eltwise_op, binary_op, gated_update_op, cast_op, pool2d_op, linear_op,
+using op_table = op_list<conv2d_op, batch_norm_op, sync_batch_norm_op, eltwise_op, binary_op, gated_update_op, cast_op, pool2d_op, linear_op,
                          softmax_op, cross_entropy_op, kl_div_op, jensen_shannon_op, group_logsumexp_op,
                          sk_select_op, vone_response_op>;
 

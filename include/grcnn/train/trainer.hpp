@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "grcnn/data/loader.hpp"
+#include "grcnn/dist/batch_norm_group.hpp"
 #include "grcnn/dist/communicator.hpp"
 #include "grcnn/dist/data_parallel.hpp"
 #include "grcnn/nn/vone_block.hpp"
@@ -63,6 +64,9 @@ struct trainer_options {
   // only rank 0 prints, logs and writes checkpoints.
   dist::communicator* comm = nullptr;
   dist::data_parallel_options ddp;
+  // With more than one rank: batch norm statistics over the global batch (PyTorch's SyncBatchNorm) for
+  // the run; alone, the plain batch norm, as PyTorch's SyncBatchNorm without peers.
+  bool sync_batch_norm = false;
 };
 
 struct eval_result {
@@ -203,8 +207,17 @@ class trainer {
       if (!writer()) o_.quiet = true;
       // Each rank's fresh VOne noise from its own streams (the counter itself stays equal everywhere).
       if constexpr (has_vone) net_.template module<nn::vone_module>().set_noise_rank(o_.comm->rank(), world());
+      if (o_.sync_batch_norm) {
+        bn_group_ = std::make_unique<dist::communicator_batch_norm_group>(*o_.comm);
+        net_.set_batch_norm_group(bn_group_.get());
+      }
     }
   }
+  ~trainer() {
+    if (bn_group_ && net_.batch_norm_group() == bn_group_.get()) net_.set_batch_norm_group(nullptr);  // the network outlives us
+  }
+  trainer(const trainer&) = delete;
+  trainer& operator=(const trainer&) = delete;
 
   const training_position& position() const { return pos_; }
   const checkpoint_folder& checkpoints() const { return folder_; }
@@ -619,6 +632,7 @@ class trainer {
   bool resumed_ = false;
   bool checkpoint_is_current_ = false; // the newest checkpoint holds the current position
   std::unique_ptr<dist::data_parallel> ddp_;  // with more than one rank
+  std::unique_ptr<dist::communicator_batch_norm_group> bn_group_;  // --sync-bn with more than one rank
 };
 
 }  // namespace grcnn::train

@@ -34,6 +34,12 @@ struct view4 {
 // Throws grcnn::backend_error naming the call when the last launch failed.
 void check_last_launch(const char* what);
 void synchronize();
+// The physical GPU this process's "cuda:0" is (default 0): data-parallel ranks on one node each take the
+// GPU of their rank on the node. Must come before the component's first use; choosing another GPU
+// afterwards throws. The number of GPUs this process sees (0 without a usable driver or device).
+void select_device(int ordinal);
+int selected_device();
+int visible_device_count();
 // Per-function device time (synchronising around each call: for finding where a step's time goes,
 // not for throughput figures). The report lists name, calls and milliseconds, largest first.
 void set_profiling(bool on);

@@ -26,6 +26,7 @@ struct onednn {
 #include "grcnn/backends/onednn/context.hpp"
 #include "grcnn/backends/onednn/conv2d.hpp"
 #include "grcnn/backends/onednn/batch_norm.hpp"
+#include "grcnn/backends/onednn/sync_batch_norm.hpp"
 #include "grcnn/backends/onednn/elementwise.hpp"
 #include "grcnn/backends/onednn/pool2d.hpp"
 #include "grcnn/backends/onednn/linear.hpp"

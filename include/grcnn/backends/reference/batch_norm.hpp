@@ -106,3 +106,81 @@ struct kernel<reference<T>, ops::batch_norm_op> {
 };
 
 }  // namespace grcnn::backends
+
+namespace grcnn::backends {
+
+// The per-rank passes of the synchronised batch norm (ops/batch_norm.hpp), in T over logical order;
+// statistics handed over in double.
+template <class T>
+struct kernel<reference<T>, ops::sync_batch_norm_op> {
+  using P = ops::batch_norm_problem;
+  static status can_implement(const P&) { return status::yes(); }
+  static std::int64_t spatial(const P& pr) { return pr.x.dims.rank() == 4 ? pr.x.dims[2] * pr.x.dims[3] : 1; }
+  // Calls f(index, channel) for every element in logical order.
+  template <class F>
+  static void each(const P& pr, F&& f) {
+    const auto N = pr.x.dims[0], C = pr.x.dims[1], HW = spatial(pr);
+    std::size_t k = 0;
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t c = 0; c < C; ++c)
+        for (std::int64_t i = 0; i < HW; ++i) f(k++, static_cast<std::size_t>(c));
+  }
+  static std::vector<T> masked(const P& pr, const tensor& dy, const tensor& y) {
+    auto g = dy.values<T>();
+    if (pr.fuse_relu) {
+      const auto yv = y.values<T>();
+      for (std::size_t i = 0; i < g.size(); ++i) g[i] = ref_detail::relu_grad(g[i], yv[i]);
+    }
+    return g;
+  }
+
+  static void batch_statistics(const P& pr, const tensor& x, std::vector<double>& mean, std::vector<double>& var) {
+    const auto C = static_cast<std::size_t>(pr.x.dims[1]);
+    const auto xv = x.values<T>();
+    const T M = static_cast<T>(C ? xv.size() / C : 0);
+    std::vector<T> sum(C, T(0)), sq(C, T(0));
+    each(pr, [&](std::size_t k, std::size_t c) { sum[c] += xv[k]; });
+    for (auto& s : sum) s = M > 0 ? s / M : T(0);
+    each(pr, [&](std::size_t k, std::size_t c) { sq[c] += (xv[k] - sum[c]) * (xv[k] - sum[c]); });
+    mean.assign(sum.begin(), sum.end());
+    var.resize(C);
+    for (std::size_t c = 0; c < C; ++c) var[c] = M > 0 ? static_cast<double>(sq[c] / M) : 0.0;
+  }
+  static tensor normalize(const P& pr, const tensor& x, const tensor& gamma, const tensor& beta,
+                          const std::vector<double>& mean, const std::vector<double>& invstd) {
+    const auto xv = x.values<T>(), gv = gamma.values<T>(), bv = beta.values<T>();
+    std::vector<T> y(xv.size());
+    each(pr, [&](std::size_t k, std::size_t c) {
+      const T v = (xv[k] - static_cast<T>(mean[c])) * static_cast<T>(invstd[c]) * gv[c] + bv[c];
+      y[k] = pr.fuse_relu ? ref_detail::relu(v) : v;
+    });
+    return ref_detail::make(pr.x, y);
+  }
+  static void gradient_sums(const P& pr, const tensor& dy, const tensor& x, const tensor& y,
+                            const std::vector<double>& mean, std::span<double> sum_dy, std::span<double> sum_dy_xmu) {
+    const auto g = masked(pr, dy, y);
+    const auto xv = x.values<T>();
+    std::vector<T> a(sum_dy.size(), T(0)), b(sum_dy.size(), T(0));
+    each(pr, [&](std::size_t k, std::size_t c) {
+      a[c] += g[k];
+      b[c] += g[k] * (xv[k] - static_cast<T>(mean[c]));
+    });
+    for (std::size_t c = 0; c < a.size(); ++c) sum_dy[c] = a[c], sum_dy_xmu[c] = b[c];
+  }
+  // dx = (g - mean_dy - (x - mean) invstd^2 mean_dy_xmu) gamma invstd, the means over every rank's values.
+  static tensor input_gradient(const P& pr, const tensor& dy, const tensor& x, const tensor& y, const tensor& gamma,
+                               const std::vector<double>& mean, const std::vector<double>& invstd,
+                               const std::vector<double>& mean_dy, const std::vector<double>& mean_dy_xmu) {
+    const auto g = masked(pr, dy, y);
+    const auto xv = x.values<T>(), gv = gamma.values<T>();
+    std::vector<T> dx(xv.size());
+    each(pr, [&](std::size_t k, std::size_t c) {
+      const T is = static_cast<T>(invstd[c]);
+      dx[k] = (g[k] - static_cast<T>(mean_dy[c]) - (xv[k] - static_cast<T>(mean[c])) * is * is * static_cast<T>(mean_dy_xmu[c])) *
+              gv[c] * is;
+    });
+    return ref_detail::like(x, dx);
+  }
+};
+
+}  // namespace grcnn::backends
