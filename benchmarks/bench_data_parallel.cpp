@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
   o.bf16 = precision == "bf16";
   // Under mpirun: MPI; alone (a world of one, e.g. a GPU machine without Open MPI): no MPI at all.
   std::unique_ptr<dist::communicator> host;
-  if (dist::launched_by_mpi()) host = std::make_unique<dist::mpi_communicator>();
+  if (dist::launched_by_mpi()) host = std::make_unique<dist::mpi_communicator>(dist::mpi_options::from_environment());
   else host = std::make_unique<dist::single_process>();
   dist::communicator& comm = *host;
   try {

@@ -469,6 +469,20 @@ int run_tool(int argc, char** argv) {
     std::cerr << "grcnn-train: --schedule onecycle has its own warm-up; drop --warmup\n";
     return 2;
   }
+  if (distributed()) {
+    // Every rank on one backend: `auto` resolved per rank could split a job whose nodes differ.
+    std::int64_t gpu = s.backend == "cuda" ? 1 : 0;
+    world->all_reduce(&gpu, 1, dtype::i64, dist::reduce_op::min);
+    if (!gpu && s.backend == "cuda") {
+      std::printf("backend: cpu (not every rank has a GPU)\n");
+      s.backend = "cpu";
+    }
+  }
+  if (distributed() && s.backend == "cuda" && s.sync_bn) {
+    std::cerr << "grcnn-train: --sync-bn with --backend cuda and " << world->world_size()
+              << " ranks: batch norm synchronised across GPUs has no CUDA kernels yet; drop --sync-bn or train on the CPU\n";
+    return 2;
+  }
   if (distributed() && s.backend == "cuda") {
 #ifdef GRCNN_HAS_NCCL
     // One GPU per rank (its rank on the node), gradients over NCCL, host values (agreements, metrics)

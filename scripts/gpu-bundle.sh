@@ -10,7 +10,7 @@ cmake -S "$here" -B "$build" -DGRCNN_ENABLE_CUDA=ON >/dev/null
 cmake --build "$build" --target test_cuda_backend test_cuda_device bench_grcnn_cuda grcnn-train grcnn-infer
 # The NCCL engine's test and the data-parallel benchmark, where this build has them (MPI and nccl.h).
 dist=()
-if ninja -C "$build" -t targets all 2>/dev/null | grep -q '^test_dist_cuda:'; then
+if cmake --build "$build" --target help 2>/dev/null | grep -q 'test_dist_cuda'; then
   cmake --build "$build" --target test_dist_cuda bench_data_parallel
   dist=("$build/tests/test_dist_cuda" "$build/benchmarks/bench_data_parallel")
 fi

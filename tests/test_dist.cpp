@@ -161,6 +161,27 @@ TEST_CASE("asynchronous all-reduces complete in order, several in flight, with i
   (void)reference;
 }
 
+TEST_CASE("the side channel's collectives complete while a main-channel one waits for a late rank", "[dist][comm]") {
+  // Rank 0 starts a main-channel all-reduce before a side-channel one; the other ranks start the
+  // side-channel one first and the main one only after it completed (a gradient bucket that starts late
+  // on some rank, around a synchronised batch norm's collective). One matching order would deadlock.
+  const int w = world->world_size(), me = world->rank();
+  double main_value = me + 1.0, side_value = 10.0 * (me + 1);
+  dist::communicator& side = world->side_channel();
+  REQUIRE(&side != static_cast<dist::communicator*>(world));
+  std::unique_ptr<dist::pending> main_op;
+  if (me == 0) main_op = world->all_reduce_async(&main_value, 1, dtype::f64, dist::reduce_op::sum);
+  side.all_reduce(&side_value, 1, dtype::f64, dist::reduce_op::sum);
+  if (me != 0) main_op = world->all_reduce_async(&main_value, 1, dtype::f64, dist::reduce_op::sum);
+  main_op->wait();
+  CHECK(side_value == 10.0 * w * (w + 1) / 2);
+  CHECK(main_value == w * (w + 1) / 2.0);
+  double b = me == 0 ? 42.0 : 0.0;
+  side.broadcast(&b, 1, dtype::f64, 0);
+  side.barrier();
+  CHECK(b == 42.0);
+}
+
 TEST_CASE("whole-tensor collectives: a blocked weight's whole storage", "[dist][comm]") {
   auto t = tensor::full(shape{3, 5}, static_cast<double>(world->rank() + 1), dtype::f32, layout::plain, cpu_device);
   dist::all_reduce(*world, t);
@@ -303,10 +324,10 @@ double ddp_against_one_process(dtype t, bool overlap) {
     worst = std::max(worst, err);
   }
   // Every rank holds the same bits.
-  std::int64_t hash = 0;
+  std::uint64_t hash = 0;
   for (auto& [name, v] : a)
-    for (double x : v.template values<double>()) hash = hash * 1000003 + static_cast<std::int64_t>(std::bit_cast<std::uint64_t>(x) >> 1);
-  std::int64_t lo = hash, hi = hash;
+    for (double x : v.template values<double>()) hash = hash * 1000003u + std::bit_cast<std::uint64_t>(x);
+  std::int64_t lo = static_cast<std::int64_t>(hash >> 1), hi = lo;
   world->all_reduce(&lo, 1, dtype::i64, dist::reduce_op::min);
   world->all_reduce(&hi, 1, dtype::i64, dist::reduce_op::max);
   CHECK(lo == hi);
@@ -413,10 +434,10 @@ double sync_bn_against_one_process(dtype t, bool overlap, bool nhwc) {
     }
   }
   // Every rank holds the same bits, the BN buffers too without a broadcast: each merged the same statistics.
-  std::int64_t hash = 0;
+  std::uint64_t hash = 0;
   for (auto& [name, v] : snapshot(net))
-    for (double x : v.template values<double>()) hash = hash * 1000003 + static_cast<std::int64_t>(std::bit_cast<std::uint64_t>(x) >> 1);
-  std::int64_t lo = hash, hi = hash;
+    for (double x : v.template values<double>()) hash = hash * 1000003u + std::bit_cast<std::uint64_t>(x);
+  std::int64_t lo = static_cast<std::int64_t>(hash >> 1), hi = lo;
   world->all_reduce(&lo, 1, dtype::i64, dist::reduce_op::min);
   world->all_reduce(&hi, 1, dtype::i64, dist::reduce_op::max);
   CHECK(lo == hi);

@@ -142,10 +142,12 @@ ncclDataType_t nccl_type(dtype t, bool reduce) {
 
 bool on_device(const void* p) {
   cudaPointerAttributes a{};
-  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
-    cudaGetLastError();  // an unregistered host pointer on older runtimes: not an error
+  const cudaError_t e = cudaPointerGetAttributes(&a, p);
+  if (e == cudaErrorInvalidValue) {  // an unregistered host pointer on older runtimes
+    cudaGetLastError();
     return false;
   }
+  if (e != cudaSuccess) throw dist_error(::grcnn::detail::concat("nccl: where is buffer ", p, "? ", cudaGetErrorString(e)));
   return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
 }
 
@@ -158,14 +160,53 @@ struct nccl_communicator::impl {
   ncclComm_t comm = nullptr;
   cudaStream_t stream = nullptr;
   bool failed = false;  // aborted after an error or a timeout: no further collective
+  // The f32 copy of 16-bit buffers, reused in stream order (grown when a larger one comes).
+  float* staging = nullptr;
+  std::size_t staging_count = 0;
 
-  void fail(const std::string& why) {
-    if (comm && !failed) api().abort(comm);
+  ~impl() {
+    if (comm) {
+      if (failed || !drained()) api().abort(comm);
+      else api().destroy(comm);
+    }
+    if (staging && stream) cudaFreeAsync(staging, stream);
+    if (stream) {
+      cudaStreamSynchronize(stream);
+      cudaStreamDestroy(stream);
+    }
+  }
+  // Waits for the engine's stream within the timeout, watching NCCL's error state (a collective a peer
+  // never matched would otherwise hold it, and the process, forever).
+  bool drained() {
+    const auto until = std::chrono::steady_clock::now() + o.timeout;
+    for (;;) {
+      const cudaError_t e = cudaStreamQuery(stream);
+      if (e == cudaSuccess) return true;
+      if (e != cudaErrorNotReady) return false;
+      ncclResult_t r = ncclSuccess;
+      if (api().async_error(comm, &r) != ncclSuccess || (r != ncclSuccess && r != ncclInProgress)) return false;
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+  // Aborts the NCCL communicator once (it is freed: no NCCL call may use it after) and throws.
+  [[noreturn]] void fail(const std::string& why) {
+    if (comm) api().abort(comm);
+    comm = nullptr;
     failed = true;
     throw dist_error(::grcnn::detail::concat("rank ", world->rank(), " of ", world->world_size(), ": ", why));
   }
-  void usable(const char* what) {
-    if (failed) fail(::grcnn::detail::concat(what, " after an earlier NCCL failure"));
+  void usable(const std::string& what) {
+    if (failed) fail(::grcnn::detail::concat(what, " after an earlier NCCL failure (the NCCL communicator was aborted)"));
+  }
+  float* staging_for(std::size_t n) {
+    if (n > staging_count) {
+      if (staging) GRCNN_CUDA_CHECK(cudaFreeAsync(staging, stream));
+      staging = nullptr;
+      GRCNN_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&staging), n * sizeof(float), stream));
+      staging_count = n;
+    }
+    return staging;
   }
 };
 
@@ -182,6 +223,7 @@ class nccl_pending final : public pending {
   ~nccl_pending() override { cudaEventDestroy(done_); }
   bool done() override {
     if (finished_) return true;
+    c_.usable(what_);  // an abort freed the communicator this collective ran on
     const cudaError_t e = cudaEventQuery(done_);
     if (e == cudaSuccess) return finish(), true;
     if (e != cudaErrorNotReady) c_.fail(::grcnn::detail::concat(what_, ": ", cudaGetErrorString(e)));
@@ -234,9 +276,11 @@ nccl_communicator::nccl_communicator(communicator& world, nccl_options o) : p_(s
   const int count = cuda::visible_device_count();
   if (count == 0)
     throw dist_error(::grcnn::detail::concat("rank ", world.rank(), ": the NCCL engine needs a GPU; this process sees none"));
-  p_->gpu = world.local_rank() % count;
-  if (world.local_size() > count && world.rank() == 0)
-    std::fprintf(stderr, "grcnn: %d ranks on a node with %d GPUs: ranks share GPUs\n", world.local_size(), count);
+  // NCCL refuses two ranks of one communicator on one GPU: say so in our words, on every rank.
+  if (world.local_size() > count)
+    throw dist_error(::grcnn::detail::concat("rank ", world.rank(), ": ", world.local_size(), " ranks on this node but ",
+                                             count, " GPU(s) visible: start at most one rank per GPU"));
+  p_->gpu = world.local_rank();
   cuda::select_device(p_->gpu);
   (void)cuda::detail::ctx();  // the component starts on that GPU
   const nccl_api& a = api();
@@ -249,15 +293,7 @@ nccl_communicator::nccl_communicator(communicator& world, nccl_options o) : p_(s
                    ::grcnn::detail::concat("ncclCommInitRank (rank ", world.rank(), " of ", world.world_size(), ", GPU ", p_->gpu, ")"));
 }
 
-nccl_communicator::~nccl_communicator() {
-  if (!p_) return;
-  if (p_->comm) {
-    if (p_->failed) api().abort(p_->comm);
-    else if (cudaStreamSynchronize(p_->stream) == cudaSuccess) api().destroy(p_->comm);
-    else api().abort(p_->comm);
-  }
-  if (p_->stream) cudaStreamDestroy(p_->stream);
-}
+nccl_communicator::~nccl_communicator() = default;  // impl: destroy when drained, else abort
 
 int nccl_communicator::rank() const { return p_->world->rank(); }
 int nccl_communicator::world_size() const { return p_->world->world_size(); }
@@ -267,6 +303,7 @@ int nccl_communicator::gpu() const { return p_->gpu; }
 std::string nccl_communicator::nccl_version() const {
   int v = 0;
   if (api().version(&v) != ncclSuccess) return "unknown";
+  if (v < 10000) return ::grcnn::detail::concat(v / 1000, ".", (v % 1000) / 100, ".", v % 100);  // before 2.9
   return ::grcnn::detail::concat(v / 10000, ".", (v % 10000) / 100, ".", v % 100);
 }
 
@@ -285,8 +322,7 @@ std::unique_ptr<pending> nccl_communicator::all_reduce_async(void* data, std::si
     GRCNN_NCCL_CHECK(api().all_reduce(data, data, count, nt, nccl_op(op), p_->comm, p_->stream), what);
   } else {
     // Accumulated in f32, rounded once: the 16-bit buffer through an f32 copy on the engine's stream.
-    float* f = nullptr;
-    GRCNN_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&f), count * sizeof(float), p_->stream));
+    float* f = p_->staging_for(count);
     if (t == dtype::bf16) k_to_f32<<<blocks_for(count), 256, 0, p_->stream>>>(static_cast<const __nv_bfloat16*>(data), f, count);
     else k_to_f32<<<blocks_for(count), 256, 0, p_->stream>>>(static_cast<const __half*>(data), f, count);
     cuda::check_last_launch("nccl staging to f32");
@@ -294,7 +330,6 @@ std::unique_ptr<pending> nccl_communicator::all_reduce_async(void* data, std::si
     if (t == dtype::bf16) k_f32_to_bf16<<<blocks_for(count), 256, 0, p_->stream>>>(f, static_cast<__nv_bfloat16*>(data), count);
     else k_f32_to_f16<<<blocks_for(count), 256, 0, p_->stream>>>(f, static_cast<__half*>(data), count);
     cuda::check_last_launch("nccl staging from f32");
-    GRCNN_CUDA_CHECK(cudaFreeAsync(f, p_->stream));
   }
   return std::make_unique<nccl_pending>(*p_, what);
 }
@@ -310,12 +345,12 @@ void nccl_communicator::broadcast(void* data, std::size_t count, dtype t, int ro
 }
 
 void nccl_communicator::barrier() { p_->world->barrier(); }
+communicator& nccl_communicator::side_channel() { return p_->world->side_channel(); }
 
 void nccl_communicator::abort(const std::string& why, int code) {
-  if (p_->comm && !p_->failed) {
-    p_->failed = true;
-    api().abort(p_->comm);
-  }
+  if (p_->comm) api().abort(p_->comm);
+  p_->comm = nullptr;
+  p_->failed = true;
   p_->world->abort(why, code);
   std::_Exit(code);  // not reached: the host engine's abort ends the process
 }

@@ -96,10 +96,6 @@ int visible_device_count() {
   return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
 }
 
-namespace detail {
-
-}  // namespace detail
-
 using namespace detail;
 
 void set_profiling(bool on) { profile().on = on; }

@@ -1,8 +1,9 @@
 #pragma once
 // The synchronised batch norm's group (ops/batch_norm_group.hpp) over a communicator: every rank of the
-// communicator normalises with the statistics of all of them (grcnn-train --sync-bn). The sums are
-// blocking all-reduces queued behind any gradient bucket in flight, so every rank issues them in the
-// same order (the same network runs everywhere).
+// communicator normalises with the statistics of all of them (grcnn-train --sync-bn). Its collectives
+// go over the communicator's side channel: every rank issues them in the same order (the same network
+// runs everywhere), but gradient buckets may start at other points between them on different ranks (a
+// parameter one rank did not use), so the two must not share one matching order.
 #include <algorithm>
 #include <span>
 
@@ -13,7 +14,7 @@ namespace grcnn::dist {
 
 class communicator_batch_norm_group final : public ops::batch_norm_group {
  public:
-  explicit communicator_batch_norm_group(communicator& c) : c_(c) {
+  explicit communicator_batch_norm_group(communicator& c) : c_(c.side_channel()) {
     GRCNN_CHECK(c.accepts(cpu_device), error, "sync batch norm: the ", c.engine(),
                 " communicator cannot reduce host statistics (no host staging for it yet)");
   }

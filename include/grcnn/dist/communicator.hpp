@@ -105,6 +105,12 @@ class communicator {
     }
   }
 
+  // The same ranks on a channel whose collectives are matched and completed independently of this
+  // one's: for collectives issued inside backward (a synchronised batch norm's), whose position relative
+  // to gradient buckets may differ between ranks (a bucket holding a parameter one rank did not use
+  // starts later there). An engine without such channels answers itself.
+  virtual communicator& side_channel() { return *this; }
+
   bool is_root() const { return rank() == 0; }
 };
 

@@ -22,6 +22,7 @@
 #endif
 #include <mpi.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -141,6 +142,7 @@ struct operation {
   std::vector<float> staging;           // bf16/f16 as f32
   std::chrono::steady_clock::time_point started;
   std::uint64_t sequence = 0;
+  int channel = 0;  // 0: the main MPI communicator; 1: the side channel's (side_channel())
 };
 
 }  // namespace mpi_detail
@@ -180,26 +182,15 @@ class mpi_communicator final : public communicator {
     all_reduce_async(data, count, t, op)->wait();
   }
   std::unique_ptr<pending> all_reduce_async(void* data, std::size_t count, dtype t, reduce_op op) override {
-    auto o = std::make_unique<mpi_detail::operation>();
-    o->kind = mpi_detail::operation::all_reduce;
-    o->data = data, o->count = count, o->type = t, o->op = op;
-    o->what = ::grcnn::detail::concat("all_reduce (", op_name(op), ") of ", count, " ", name_of(t));
-    return submit(std::move(o));
+    return all_reduce_on(0, data, count, t, op);
   }
-  void broadcast(void* data, std::size_t count, dtype t, int root) override {
-    GRCNN_CHECK(root >= 0 && root < world_, error, "broadcast: root ", root, " in a world of ", world_);
-    auto o = std::make_unique<mpi_detail::operation>();
-    o->kind = mpi_detail::operation::broadcast;
-    o->data = data, o->count = count, o->type = t, o->root = root;
-    o->what = ::grcnn::detail::concat("broadcast from rank ", root, " of ", count, " ", name_of(t));
-    submit(std::move(o))->wait();
-  }
-  void barrier() override {
-    auto o = std::make_unique<mpi_detail::operation>();
-    o->kind = mpi_detail::operation::barrier;
-    o->what = "barrier";
-    submit(std::move(o))->wait();
-  }
+  void broadcast(void* data, std::size_t count, dtype t, int root) override { broadcast_on(0, data, count, t, root); }
+  void barrier() override { barrier_on(0); }
+  // The side channel: the same ranks over a duplicated MPI communicator, on the same thread, its
+  // collectives matched and completed independently of the main channel's (for collectives inside
+  // backward, such as a synchronised batch norm's, while gradient buckets start at points that may
+  // differ between ranks).
+  communicator& side_channel() override { return side_; }
   // MPI is called from the MPI thread only (MPI_THREAD_FUNNELED): another thread hands the abort to it
   // (it polls every 50 ms at most) and ends the process itself if that has not happened within 10 s.
   [[noreturn]] void abort(const std::string& why, int code) override {
@@ -231,6 +222,54 @@ class mpi_communicator final : public communicator {
 
    private:
     std::shared_ptr<mpi_detail::completion> c_;
+  };
+
+  std::unique_ptr<pending> all_reduce_on(int channel, void* data, std::size_t count, dtype t, reduce_op op) {
+    auto o = std::make_unique<mpi_detail::operation>();
+    o->kind = mpi_detail::operation::all_reduce;
+    o->data = data, o->count = count, o->type = t, o->op = op, o->channel = channel;
+    o->what = ::grcnn::detail::concat(channel ? "side-channel " : "", "all_reduce (", op_name(op), ") of ", count, " ",
+                                      name_of(t));
+    return submit(std::move(o));
+  }
+  void broadcast_on(int channel, void* data, std::size_t count, dtype t, int root) {
+    GRCNN_CHECK(root >= 0 && root < world_, error, "broadcast: root ", root, " in a world of ", world_);
+    auto o = std::make_unique<mpi_detail::operation>();
+    o->kind = mpi_detail::operation::broadcast;
+    o->data = data, o->count = count, o->type = t, o->root = root, o->channel = channel;
+    o->what = ::grcnn::detail::concat(channel ? "side-channel " : "", "broadcast from rank ", root, " of ", count, " ",
+                                      name_of(t));
+    submit(std::move(o))->wait();
+  }
+  void barrier_on(int channel) {
+    auto o = std::make_unique<mpi_detail::operation>();
+    o->kind = mpi_detail::operation::barrier;
+    o->channel = channel;
+    o->what = channel ? "side-channel barrier" : "barrier";
+    submit(std::move(o))->wait();
+  }
+
+  class side final : public communicator {
+   public:
+    explicit side(mpi_communicator& m) : m_(m) {}
+    int rank() const override { return m_.rank(); }
+    int world_size() const override { return m_.world_size(); }
+    int local_rank() const override { return m_.local_rank(); }
+    int local_size() const override { return m_.local_size(); }
+    std::string_view engine() const override { return "mpi"; }
+    bool accepts(device d) const override { return m_.accepts(d); }
+    void all_reduce(void* data, std::size_t count, dtype t, reduce_op op) override {
+      all_reduce_async(data, count, t, op)->wait();
+    }
+    std::unique_ptr<pending> all_reduce_async(void* data, std::size_t count, dtype t, reduce_op op) override {
+      return m_.all_reduce_on(1, data, count, t, op);
+    }
+    void broadcast(void* data, std::size_t count, dtype t, int root) override { m_.broadcast_on(1, data, count, t, root); }
+    void barrier() override { m_.barrier_on(1); }
+    [[noreturn]] void abort(const std::string& why, int code) override { m_.abort(why, code); }
+
+   private:
+    mpi_communicator& m_;
   };
 
   std::unique_ptr<pending> submit(std::unique_ptr<mpi_detail::operation> o) {
@@ -266,6 +305,8 @@ class mpi_communicator final : public communicator {
       }
       mpi_detail::check(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "MPI_Comm_dup");
       mpi_detail::check(MPI_Comm_dup(MPI_COMM_WORLD, &heartbeat_comm_), "MPI_Comm_dup");
+      mpi_detail::check(MPI_Comm_dup(MPI_COMM_WORLD, &side_comm_), "MPI_Comm_dup");
+      MPI_Comm_set_errhandler(side_comm_, MPI_ERRORS_RETURN);
       MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
       MPI_Comm_set_errhandler(heartbeat_comm_, MPI_ERRORS_RETURN);
       MPI_Comm_rank(comm_, &rank_);
@@ -321,6 +362,7 @@ class mpi_communicator final : public communicator {
       }
       MPI_Comm_free(&heartbeat_comm_);
     }
+    if (side_comm_ != MPI_COMM_NULL) MPI_Comm_free(&side_comm_);
     if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
     int finalized = 0;
     MPI_Finalized(&finalized);
@@ -329,7 +371,9 @@ class mpi_communicator final : public communicator {
 
   void loop() {
     using clock = std::chrono::steady_clock;
-    std::deque<std::unique_ptr<mpi_detail::operation>> active;
+    // Started collectives per channel, completed in order within each.
+    std::array<std::deque<std::unique_ptr<mpi_detail::operation>>, 2> active;
+    auto idle = [&] { return active[0].empty() && active[1].empty(); };
     last_heard_ = clock::now();
     next_beat_ = clock::now();
     auto last_pass = clock::now();
@@ -345,15 +389,16 @@ class mpi_communicator final : public communicator {
         const auto gap = now - last_pass;
         last_heard_ += gap;
         next_beat_ = now;
-        for (auto& o : active) o->started += gap;
+        for (auto& channel : active)
+          for (auto& o : channel) o->started += gap;
       }
       last_pass = now;
       {
         std::unique_lock lock(mu_);
-        if (active.empty() && queue_.empty() && !stopping_)
+        if (idle() && queue_.empty() && !stopping_)
           cv_.wait_for(lock, std::chrono::milliseconds(50),
                        [&] { return stopping_ || !queue_.empty() || abort_code_.load() >= 0; });
-        if (stopping_ && queue_.empty() && active.empty()) break;
+        if (stopping_ && queue_.empty() && idle()) break;
         // Start queued operations in order.
         while (!queue_.empty()) {
           auto o = std::move(queue_.front());
@@ -364,27 +409,30 @@ class mpi_communicator final : public communicator {
           } catch (const std::exception& e) {
             fault(::grcnn::detail::concat("starting collective #", o->sequence, " (", o->what, "): ", e.what()));
           }
-          active.push_back(std::move(o));
+          const int channel = o->channel;
+          active[static_cast<std::size_t>(channel)].push_back(std::move(o));
           lock.lock();
         }
       }
-      // Complete what finished, in order.
-      while (!active.empty()) {
-        auto& o = *active.front();
-        int flag = 0;
-        const int rc = MPI_Testall(static_cast<int>(o.requests.size()), o.requests.data(), &flag, MPI_STATUSES_IGNORE);
-        if (rc != MPI_SUCCESS) fault(::grcnn::detail::concat("collective #", o.sequence, " (", o.what, ") failed"));
-        if (!flag) break;
-        finish(o);
-        o.done->finish();
-        active.pop_front();
+      // Complete what finished, in order within each channel.
+      for (auto& channel : active) {
+        while (!channel.empty()) {
+          auto& o = *channel.front();
+          int flag = 0;
+          const int rc = MPI_Testall(static_cast<int>(o.requests.size()), o.requests.data(), &flag, MPI_STATUSES_IGNORE);
+          if (rc != MPI_SUCCESS) fault(::grcnn::detail::concat("collective #", o.sequence, " (", o.what, ") failed"));
+          if (!flag) break;
+          finish(o);
+          o.done->finish();
+          channel.pop_front();
+        }
+        if (!channel.empty() && clock::now() - channel.front()->started > o_.timeout)
+          fault(::grcnn::detail::concat("collective #", channel.front()->sequence, " (", channel.front()->what,
+                                        ") did not complete within ", o_.timeout.count() / 1000.0,
+                                        " s: some rank stopped calling collectives"));
       }
-      if (!active.empty() && clock::now() - active.front()->started > o_.timeout)
-        fault(::grcnn::detail::concat("collective #", active.front()->sequence, " (", active.front()->what,
-                                      ") did not complete within ", o_.timeout.count() / 1000.0,
-                                      " s: some rank stopped calling collectives"));
       heartbeats();
-      if (!active.empty()) std::this_thread::sleep_for(std::chrono::microseconds(50));
+      if (!idle()) std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   }
 
@@ -406,7 +454,7 @@ class mpi_communicator final : public communicator {
     }
     if (o.kind == mpi_detail::operation::barrier) {
       o.requests.emplace_back();
-      mpi_detail::check(MPI_Ibarrier(comm_, &o.requests.back()), "MPI_Ibarrier");
+      mpi_detail::check(MPI_Ibarrier(o.channel ? side_comm_ : comm_, &o.requests.back()), "MPI_Ibarrier");
       return;
     }
     // MPI counts are int, and some transports misbehave above 2 GiB a call: chunks of at most 1 GiB.
@@ -417,10 +465,11 @@ class mpi_communicator final : public communicator {
       void* p = static_cast<char*>(buffer) + begin * width;
       o.requests.emplace_back();
       if (o.kind == mpi_detail::operation::all_reduce)
-        mpi_detail::check(MPI_Iallreduce(MPI_IN_PLACE, p, n, type, mpi_detail::wire_op(o.op), comm_, &o.requests.back()),
+        mpi_detail::check(MPI_Iallreduce(MPI_IN_PLACE, p, n, type, mpi_detail::wire_op(o.op), o.channel ? side_comm_ : comm_,
+                                         &o.requests.back()),
                           "MPI_Iallreduce");
       else
-        mpi_detail::check(MPI_Ibcast(p, n, type, o.root, comm_, &o.requests.back()), "MPI_Ibcast");
+        mpi_detail::check(MPI_Ibcast(p, n, type, o.root, o.channel ? side_comm_ : comm_, &o.requests.back()), "MPI_Ibcast");
     }
   }
 
@@ -477,7 +526,8 @@ class mpi_communicator final : public communicator {
   std::deque<std::unique_ptr<mpi_detail::operation>> queue_;
   bool stopping_ = false;
   bool owns_mpi_ = false;
-  MPI_Comm comm_ = MPI_COMM_NULL, heartbeat_comm_ = MPI_COMM_NULL;
+  MPI_Comm comm_ = MPI_COMM_NULL, heartbeat_comm_ = MPI_COMM_NULL, side_comm_ = MPI_COMM_NULL;
+  side side_{*this};
   int rank_ = 0, world_ = 1, local_rank_ = 0, local_size_ = 1;
   std::uint64_t sequence_ = 0;
   MPI_Request heartbeat_requests_[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};

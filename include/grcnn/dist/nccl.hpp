@@ -65,6 +65,7 @@ class nccl_communicator final : public communicator {
   void barrier() override;
   [[noreturn]] void abort(const std::string& why, int code) override;
   void scale_into(void* dst, const void* src, std::size_t n, dtype t, double factor, device where) override;
+  communicator& side_channel() override;  // the host engine's: host buffers only
 
   int gpu() const;                 // the physical GPU of this rank
   std::string nccl_version() const;  // of the library loaded, e.g. "2.28.9"

@@ -237,8 +237,9 @@ struct kernel<cuda_t<P>, ops::batch_norm_op> {
 };
 
 // The synchronised batch norm's per-rank passes have no CUDA kernels yet: refused with the reason
-// (a world of one runs the plain batch norm, as PyTorch's SyncBatchNorm does; grcnn-train refuses CUDA
-// with more than one rank). The members exist so the dispatcher's table is complete; none is reached.
+// (a world of one runs the plain batch norm, as PyTorch's SyncBatchNorm does; grcnn-train refuses
+// --sync-bn on GPUs with more than one rank). The members exist so the dispatcher's table is complete;
+// none is reached.
 template <class P>
 struct kernel<cuda_t<P>, ops::sync_batch_norm_op> {
   using Pr = ops::batch_norm_problem;
