@@ -12,6 +12,7 @@
 3. Faults, each ending every rank non-zero within 60 s with the failed rank named: a rank killed with
    SIGKILL; a rank that stops answering (SIGSTOP: the heartbeat ring); a rank that throws (an unreadable
    image in its shard), and no partial checkpoint is left.
+4. SIGTERM to one rank during the sharded evaluation: the ranks stop together within a few batches.
 """
 import json
 import os
@@ -178,3 +179,33 @@ rc, text, took, out = fault("throws", None, folder)
 named = [line for line in text.splitlines() if "zz-broken.png" in line and "rank " in line]
 check(rc != 0 and named, f"a rank that throws ends the job (exit {rc}) naming its rank and the file: {named[:1]}")
 check(not list(out.glob("*.tmp*")), "no partial checkpoint left behind")
+
+# A signal that reaches one rank during the sharded evaluation: the ranks agree on it within a few
+# batches and stop together (rank 0 writes the checkpoint) instead of the other rank evaluating its
+# whole shard on alone while the signalled one waits in the sums (past the collective timeout on a
+# large validation set). The full evaluation's time comes from an unsignalled run of the same job.
+evaluate = ["--arch", "grcnn_small", "--dataset", "fashion-mnist", "--limit-train", "640", "--epochs", "1",
+            "--batch", "32", "--eval-batch", "2", "--seed", "3", "--backend", "cpu", "--log-every", "1"]
+run(mpi2 + [exe] + evaluate + ["--out", str(work / "eval_full")])
+full = json.loads((work / "eval_full" / "summary.json").read_text())["eval_seconds"]
+sig = work / "eval_signal"
+proc = subprocess.Popen(mpi2 + [exe] + evaluate + ["--out", str(sig)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                        text=True, env=env)
+deadline = time.time() + 120
+while time.time() < deadline and proc.poll() is None:  # the last training step's record: evaluation begins
+    log = sig / "metrics.jsonl"
+    if log.exists() and '"global_step":10,' in log.read_text().replace(" ", "") and len(rank_pids(proc.pid)) == 2:
+        break
+    time.sleep(0.01)
+time.sleep(0.2)
+t0 = time.time()
+os.kill(rank_pids(proc.pid)[1], signal.SIGTERM)
+while proc.poll() is None and not (sig / "summary.json").exists():  # rank 0's last write, before MPI's teardown
+    time.sleep(0.005)
+took = time.time() - t0
+text, _ = proc.communicate(timeout=120)
+summary = json.loads((sig / "summary.json").read_text())
+check(summary["outcome"] == "interrupted" and Path(summary["checkpoint"]).exists() and took < 0.5 * full,
+      f"SIGTERM to one rank during evaluation: rank 0 is done {took:.2f} s later (the full evaluation takes "
+      f"{full:.2f} s), and wrote the checkpoint")
+

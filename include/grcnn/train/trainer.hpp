@@ -136,11 +136,32 @@ std::optional<eval_result> evaluate_network(Net& net, data::loader& l, Loss&& lo
   running_mean loss_m;
   std::size_t hits1 = 0, hits5 = 0;
   bool interrupted = false;
-  while (auto b = l.next()) {
-    if (interruptible && trainer_detail::pending_signal().load() != 0) {
+  // Sharded: a rank may not stop alone (its peers would evaluate on, for longer than a collective's
+  // timeout, before the sums below), so the ranks agree on a signal every `agree_every` batches, up to
+  // the batch count every rank has, and all stop at the same batch.
+  const bool sharded = comm && comm->world_size() > 1;
+  constexpr std::size_t agree_every = 8;
+  std::int64_t agreed_batches = 0;
+  if (sharded && interruptible) {
+    agreed_batches = static_cast<std::int64_t>(l.batches_per_epoch());
+    comm->all_reduce(&agreed_batches, 1, dtype::i64, dist::reduce_op::min);
+  }
+  for (std::size_t batch = 0;; ++batch) {
+    if (interruptible && !sharded && trainer_detail::pending_signal().load() != 0) {
       interrupted = true;
       break;
     }
+    if (interruptible && sharded && batch > 0 && batch % agree_every == 0 &&
+        static_cast<std::int64_t>(batch) <= agreed_batches) {
+      std::int64_t signalled = trainer_detail::pending_signal().load() != 0 ? 1 : 0;
+      comm->all_reduce(&signalled, 1, dtype::i64, dist::reduce_op::max);
+      if (signalled) {
+        interrupted = true;
+        break;
+      }
+    }
+    auto b = l.next();
+    if (!b) break;
     for (const auto& s : b->skipped) std::fprintf(stderr, "warning: evaluation skipped %s\n", s.c_str());
     e.skipped += b->skipped.size();
     if (b->size() == 0) continue;
@@ -150,6 +171,7 @@ std::optional<eval_result> evaluate_network(Net& net, data::loader& l, Loss&& lo
     hits5 += topk_hits(logits.value(), b->labels, std::min<int>(5, static_cast<int>(logits.dims()[1])));
     e.images += b->size();
   }
+  if (sharded && interruptible && trainer_detail::pending_signal().load() != 0) interrupted = true;  // in the sums
   // A sharded evaluation: every rank's counts summed (each sample is in one shard).
   if (comm && comm->world_size() > 1) {
     double sums[7] = {loss_m.sum, loss_m.weight, static_cast<double>(hits1), static_cast<double>(hits5),
