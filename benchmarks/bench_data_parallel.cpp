@@ -73,10 +73,7 @@ int run(dist::communicator& comm, const settings& o) {
     if (gpu) runtime_for(cuda_device).synchronize();
   };
   auto wrapped_step = [&] {
-    const auto loss = ops::cross_entropy<B>(net.forward(autograd::variable(x)), y);
-    ddp.begin_backward();
-    autograd::backward(loss, {}, ddp.ready_hook());
-    ddp.finish_backward();
+    ddp.backward(ops::cross_entropy<B>(net.forward(autograd::variable(x)), y));
     opt.step();
     opt.zero_grad();
   };

@@ -2,16 +2,22 @@
 # (a hint), then the CUDA toolkit prefix, then the Python nvidia-cudnn package's folder (where pip puts
 # cuDNN 9 next to PyTorch). A machine without nvcc configures and builds the CPU library unchanged.
 include(CheckLanguage)
+# The folder of a pip package of NVIDIA's libraries (nvidia.cudnn, nvidia.nccl) for the python3 on the
+# path, or "" without one: where pip puts them next to PyTorch.
+function(grcnn_python_package_dir out module)
+  set(dir "")
+  find_program(_grcnn_python NAMES python3)
+  if(_grcnn_python)
+    execute_process(COMMAND ${_grcnn_python} -c "import ${module} as m; print(list(m.__path__)[0])"
+                    OUTPUT_VARIABLE dir OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  endif()
+  set(${out} "${dir}" PARENT_SCOPE)
+endfunction()
 check_language(CUDA)
 set(_grcnn_cuda_default OFF)
 if(CMAKE_CUDA_COMPILER)
   find_package(CUDAToolkit QUIET)
-  set(_grcnn_cudnn_python "")
-  find_program(_grcnn_python NAMES python3)
-  if(_grcnn_python)
-    execute_process(COMMAND ${_grcnn_python} -c "import nvidia.cudnn as m; print(list(m.__path__)[0])"
-                    OUTPUT_VARIABLE _grcnn_cudnn_python OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-  endif()
+  grcnn_python_package_dir(_grcnn_cudnn_python nvidia.cudnn)
   find_path(CUDNN_INCLUDE_DIR cudnn.h HINTS ${CUDNN_ROOT} $ENV{CUDNN_ROOT} ${CUDAToolkit_INCLUDE_DIRS}
             ${_grcnn_cudnn_python} PATH_SUFFIXES include)
   find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${CUDNN_ROOT} $ENV{CUDNN_ROOT} ${CUDAToolkit_LIBRARY_DIR}

@@ -19,12 +19,7 @@ if(GRCNN_ENABLE_MPI)
   # The NCCL engine: with the CUDA component and nccl.h. libnccl itself is loaded at run time (dlopen),
   # so neither the build nor a program that never makes an NCCL communicator needs the library.
   if(TARGET grcnn_cuda)
-    set(_grcnn_nccl_python "")
-    find_program(_grcnn_nccl_py NAMES python3)
-    if(_grcnn_nccl_py)
-      execute_process(COMMAND ${_grcnn_nccl_py} -c "import nvidia.nccl as m; print(list(m.__path__)[0])"
-                      OUTPUT_VARIABLE _grcnn_nccl_python OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-    endif()
+    grcnn_python_package_dir(_grcnn_nccl_python nvidia.nccl)
     find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${NCCL_ROOT} $ENV{NCCL_ROOT} ${CUDAToolkit_INCLUDE_DIRS} ${_grcnn_nccl_python}
               PATH_SUFFIXES include)
     option(GRCNN_ENABLE_NCCL "Build the NCCL engine (dist/nccl.hpp) into grcnn::dist" ON)

@@ -231,6 +231,54 @@ std::vector<std::pair<std::string, tensor>> snapshot(Net& net) {
   return out;
 }
 
+// The worst error over the plain state (parameters and BN buffers) of two networks, each tensor's
+// largest difference relative to its own magnitude, or to `floor` where that is larger; the counters
+// must be equal.
+double worst_state_error(const std::vector<std::pair<std::string, tensor>>& a,
+                         const std::vector<std::pair<std::string, tensor>>& e, double floor = 1e-30) {
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].second.type() == dtype::i64) {
+      CHECK(a[i].second.template values<std::int64_t>() == e[i].second.template values<std::int64_t>());
+      continue;
+    }
+    const double err = relative_error(a[i].second, e[i].second, floor);
+    if (err > 0) UNSCOPED_INFO(a[i].first << ": relative error " << err);
+    worst = std::max(worst, err);
+  }
+  return worst;
+}
+// The largest magnitude in the state.
+double state_scale(const std::vector<std::pair<std::string, tensor>>& a) {
+  double m = 0;
+  for (const auto& [name, t] : a)
+    if (t.type() != dtype::i64)
+      for (double v : t.template values<double>()) m = std::max(m, std::abs(v));
+  return m;
+}
+
+// Every rank holds the same bits of the state: min and max over the ranks of a hash agree.
+bool same_bits_on_every_rank(const std::vector<std::pair<std::string, tensor>>& state) {
+  std::uint64_t hash = 0;
+  for (const auto& [name, v] : state)
+    for (double x : v.template values<double>()) hash = hash * 1000003u + std::bit_cast<std::uint64_t>(x);
+  std::int64_t lo = static_cast<std::int64_t>(hash >> 1), hi = lo;
+  world->all_reduce(&lo, 1, dtype::i64, dist::reduce_op::min);
+  world->all_reduce(&hi, 1, dtype::i64, dist::reduce_op::max);
+  return lo == hi;
+}
+// The reducer of the equivalence tests (small buckets, so grcnn_small gets several), with rank 0's
+// state broadcast (each rank starts from its own initialisation: the broadcast must fix them).
+template <class Net>
+std::unique_ptr<dist::data_parallel> reducer_for(Net& net, bool overlap) {
+  auto ddp = std::make_unique<dist::data_parallel>(
+      *world, net.parameters(), dist::data_parallel_options{.bucket_bytes = 64 << 10, .first_bucket_bytes = 16 << 10, .overlap = overlap});
+  std::vector<tensor*> state;
+  for (auto& e : net.state()) state.push_back(&e.value());
+  ddp->broadcast(state);
+  return ddp;
+}
+
 // 10 SGD steps (momentum, weight decay) of grcnn_small, per-rank batch 4: DDP over the ranks against one
 // process that computes each rank's half itself and averages the losses, with BN running statistics
 // following rank 0's half (DDP's broadcast_buffers lineage). Returns the worst relative error.
@@ -246,20 +294,14 @@ double ddp_against_one_process(dtype t, bool overlap) {
   ref.train();
   const train::param_group hyper{.lr = 0.05, .weight_decay = 5e-4, .momentum = 0.9};
   train::sgd opt(net.parameters(), hyper), ref_opt(ref.parameters(), hyper);
-  dist::data_parallel ddp(*world, net.parameters(), {.bucket_bytes = 64 << 10, .first_bucket_bytes = 16 << 10, .overlap = overlap});
-  std::vector<tensor*> state;
-  for (auto& e : net.state()) state.push_back(&e.value());
-  ddp.broadcast(state);
+  const auto reducer = reducer_for(net, overlap);
+  dist::data_parallel& ddp = *reducer;
   std::vector<std::vector<std::vector<double>>> grads_by_rank(static_cast<std::size_t>(w));
   const int steps = 10;
   for (int s = 0; s < steps; ++s) {
     const auto b = batch_of(s, per * w);
     {  // DDP: this rank's rows
-      const auto logits = net.forward(images<B>(b, me * per, (me + 1) * per, t));
-      const auto loss = ops::cross_entropy<B>(logits, labels(b, me * per, (me + 1) * per));
-      ddp.begin_backward();
-      autograd::backward(loss, {}, ddp.ready_hook());
-      ddp.finish_backward();
+      ddp.backward(ops::cross_entropy<B>(net.forward(images<B>(b, me * per, (me + 1) * per, t)), labels(b, me * per, (me + 1) * per)));
       opt.step();
       opt.zero_grad();
     }
@@ -312,25 +354,9 @@ double ddp_against_one_process(dtype t, bool overlap) {
   for (auto& e : net.state())
     if (!e.is_parameter()) buffers.push_back(&e.value());
   ddp.broadcast(buffers);
-  double worst = 0;
-  const auto a = snapshot(net), e = snapshot(ref);
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (a[i].second.type() == dtype::i64) {
-      CHECK(a[i].second.template values<std::int64_t>() == e[i].second.template values<std::int64_t>());
-      continue;
-    }
-    const double err = relative_error(a[i].second, e[i].second);
-    if (err > 0) UNSCOPED_INFO(a[i].first << ": relative error " << err);
-    worst = std::max(worst, err);
-  }
-  // Every rank holds the same bits.
-  std::uint64_t hash = 0;
-  for (auto& [name, v] : a)
-    for (double x : v.template values<double>()) hash = hash * 1000003u + std::bit_cast<std::uint64_t>(x);
-  std::int64_t lo = static_cast<std::int64_t>(hash >> 1), hi = lo;
-  world->all_reduce(&lo, 1, dtype::i64, dist::reduce_op::min);
-  world->all_reduce(&hi, 1, dtype::i64, dist::reduce_op::max);
-  CHECK(lo == hi);
+  const auto a = snapshot(net);
+  const double worst = worst_state_error(a, snapshot(ref));
+  CHECK(same_bits_on_every_rank(a));  // every rank holds the same bits
   CHECK(ddp.bucket_count() >= 2);
   return worst;
 }
@@ -346,32 +372,6 @@ struct empty_peer_group final : ops::batch_norm_group {
     std::copy(mine.begin(), mine.end(), all.begin());
   }
 };
-
-// The worst error over the plain state (parameters and BN buffers) of two networks, each tensor's
-// largest difference relative to its own magnitude, or to `floor` where that is larger; the counters
-// must be equal.
-double worst_state_error(const std::vector<std::pair<std::string, tensor>>& a,
-                         const std::vector<std::pair<std::string, tensor>>& e, double floor = 1e-30) {
-  double worst = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (a[i].second.type() == dtype::i64) {
-      CHECK(a[i].second.template values<std::int64_t>() == e[i].second.template values<std::int64_t>());
-      continue;
-    }
-    const double err = relative_error(a[i].second, e[i].second, floor);
-    if (err > 1e-7) UNSCOPED_INFO(a[i].first << ": relative error " << err);
-    worst = std::max(worst, err);
-  }
-  return worst;
-}
-// The largest magnitude in the state.
-double state_scale(const std::vector<std::pair<std::string, tensor>>& a) {
-  double m = 0;
-  for (const auto& [name, t] : a)
-    if (t.type() != dtype::i64)
-      for (double v : t.template values<double>()) m = std::max(m, std::abs(v));
-  return m;
-}
 
 // --sync-bn: 10 SGD steps (momentum, weight decay) of grcnn_small with per-rank batch 8 and every batch
 // norm synchronised, against one process that trains on the whole global batch (BN over all of it).
@@ -403,10 +403,8 @@ double sync_bn_against_one_process(dtype t, bool overlap, bool nhwc) {
   if (realign) ref.set_batch_norm_group(&alone);
   const train::param_group hyper{.lr = 0.05, .weight_decay = 5e-4, .momentum = 0.9};
   train::sgd opt(net.parameters(), hyper), ref_opt(ref.parameters(), hyper);
-  dist::data_parallel ddp(*world, net.parameters(), {.bucket_bytes = 64 << 10, .first_bucket_bytes = 16 << 10, .overlap = overlap});
-  std::vector<tensor*> state;
-  for (auto& e : net.state()) state.push_back(&e.value());
-  ddp.broadcast(state);
+  const auto reducer = reducer_for(net, overlap);
+  dist::data_parallel& ddp = *reducer;
   auto input = [&](const global_batch& b, std::int64_t lo, std::int64_t hi) {
     auto x = images<B>(b, lo, hi, t);
     return nhwc ? autograd::variable(x.value().to_layout(layout::nhwc)) : x;
@@ -414,10 +412,7 @@ double sync_bn_against_one_process(dtype t, bool overlap, bool nhwc) {
   double worst = 0;
   for (int s = 0; s < 10; ++s) {
     const auto b = batch_of(100 + s, per * w);
-    const auto loss = ops::cross_entropy<B>(net.forward(input(b, me * per, (me + 1) * per)), labels(b, me * per, (me + 1) * per));
-    ddp.begin_backward();
-    autograd::backward(loss, {}, ddp.ready_hook());
-    ddp.finish_backward();
+    ddp.backward(ops::cross_entropy<B>(net.forward(input(b, me * per, (me + 1) * per)), labels(b, me * per, (me + 1) * per)));
     opt.step();
     opt.zero_grad();
     autograd::backward(ops::cross_entropy<B>(ref.forward(input(b, 0, per * w)), labels(b, 0, per * w)));
@@ -434,13 +429,7 @@ double sync_bn_against_one_process(dtype t, bool overlap, bool nhwc) {
     }
   }
   // Every rank holds the same bits, the BN buffers too without a broadcast: each merged the same statistics.
-  std::uint64_t hash = 0;
-  for (auto& [name, v] : snapshot(net))
-    for (double x : v.template values<double>()) hash = hash * 1000003u + std::bit_cast<std::uint64_t>(x);
-  std::int64_t lo = static_cast<std::int64_t>(hash >> 1), hi = lo;
-  world->all_reduce(&lo, 1, dtype::i64, dist::reduce_op::min);
-  world->all_reduce(&hi, 1, dtype::i64, dist::reduce_op::max);
-  CHECK(lo == hi);
+  CHECK(same_bits_on_every_rank(snapshot(net)));
   net.set_batch_norm_group(nullptr);
   return worst;
 }
@@ -513,9 +502,7 @@ TEST_CASE("a parameter only some ranks use gets the averaged gradient on every r
   autograd::variable w1 = param(0.5, "w1"), w2 = param(-0.3, "w2");
   dist::data_parallel ddp(*world, {&w1, &w2});
   for (int step = 0; step < 2; ++step) {  // the first step builds the buckets, the second overlaps
-    ddp.begin_backward();
-    autograd::backward(logits_of(me, w1, w2), {}, ddp.ready_hook());
-    ddp.finish_backward();
+    ddp.backward(logits_of(me, w1, w2));
     // Expected: the mean over ranks of each rank's gradient, rank 1.. contributing zeros to w2.
     std::vector<double> e1(k, 0.0), e2(k, 0.0);
     for (int r = 0; r < w; ++r) {

@@ -113,10 +113,7 @@ TEST_CASE("the wrapper over NCCL at world size 1 leaves the training step unchan
     for (int i = 0; i < 8; ++i) lab[static_cast<std::size_t>(i)] = (i + s) % 4;
     const tensor x = tensor::from_values(shape{8, 3, 16, 16}, px).to_device(cuda_device);
     const tensor y = tensor::from_values(shape{8}, lab).to_device(cuda_device);
-    const auto loss = ops::cross_entropy<B>(net.forward(autograd::variable(x)), y);
-    ddp.begin_backward();
-    autograd::backward(loss, {}, ddp.ready_hook());
-    ddp.finish_backward();
+    ddp.backward(ops::cross_entropy<B>(net.forward(autograd::variable(x)), y));
     opt.step();
     opt.zero_grad();
     autograd::backward(ops::cross_entropy<B>(ref.forward(autograd::variable(x)), y));

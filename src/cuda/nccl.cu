@@ -87,6 +87,8 @@ std::string nccl_error(ncclResult_t r) {
     if (grcnn_n_ != ncclSuccess) throw dist_error(::grcnn::detail::concat("nccl: ", what, ": ", nccl_error(grcnn_n_))); \
   } while (0)
 
+// The staging conversions run on the engine's stream, so they are its own: the backend's casts
+// (cuda::cast_*) launch on the compute stream.
 template <class S>
 __global__ void k_to_f32(const S* x, float* y, std::size_t n) {
   for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;

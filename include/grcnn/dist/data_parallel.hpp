@@ -83,6 +83,15 @@ class data_parallel {
     return [this](autograd::grad_cell& cell) { on_ready(cell); };
   }
 
+  // One backward of `loss` with its gradients averaged over the ranks: begin_backward, autograd::backward
+  // with ready_hook(), finish_backward. The three calls stay public for a caller that drives backward
+  // itself.
+  void backward(const autograd::variable& loss) {
+    begin_backward();
+    autograd::backward(loss, {}, ready_hook());
+    finish_backward();
+  }
+
   void begin_backward() {
     GRCNN_CHECK(!in_backward_, error, "data_parallel: begin_backward twice without finish_backward");
     in_backward_ = true;

@@ -583,13 +583,8 @@ class trainer {
       opt_.zero_grad();
       return {std::nan(""), 0, count};
     }
-    if (ddp_) {  // gradients averaged over the ranks, buckets reduced while backward runs
-      ddp_->begin_backward();
-      autograd::backward(loss, {}, ddp_->ready_hook());
-      ddp_->finish_backward();
-    } else {
-      autograd::backward(loss);
-    }
+    if (ddp_) ddp_->backward(loss);  // gradients averaged over the ranks, buckets reduced while backward runs
+    else autograd::backward(loss);
     opt_.step();
     opt_.zero_grad();
     return {value, hits, count};
