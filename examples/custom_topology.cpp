@@ -33,7 +33,7 @@ int run_example() {
   nn::network<my_topology> net(/*classes=*/10, /*seed=*/7);
   std::cout << "custom GRCNN: " << net.parameter_count() << " parameters, " << net.state().size()
             << " state_dict entries; layers:";
-  net.visit_layers([](auto spec, auto&) {
+  net.visit_layers([](auto spec) {
     using S = typename decltype(spec)::type;
     std::cout << ' ' << S::name << '(' << S::in_channels << "->" << S::out_channels << ')';
   });

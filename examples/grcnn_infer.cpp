@@ -54,14 +54,10 @@ double estimated_forward_bytes(Net& net, std::int64_t n, std::int64_t h, std::in
   auto& a = host_allocator::instance();
   a.reset_peak();
   const std::size_t before = a.stats().bytes_in_use;
-  if constexpr (Net::template count_modules<nn::vone_module> == 1) {  // the probe must not advance the noise draws
-    auto& vone = net.template module<nn::vone_module>();
-    const auto calls = vone.noise_calls();
-    net.forward(autograd::variable(tensor::zeros({1, 3, side, side}, dtype::f32, layout::nhwc)));
-    vone.set_noise_calls(calls);
-  } else {
-    net.forward(autograd::variable(tensor::zeros({1, 3, side, side}, dtype::f32, layout::nhwc)));
-  }
+  nn::run_state counters;  // the probe must not advance the modules' counters (the VOneBlock's noise draws)
+  net.save_run_state(counters);
+  net.forward(autograd::variable(tensor::zeros({1, 3, side, side}, dtype::f32, layout::nhwc)));
+  net.load_run_state(counters, "the memory probe");
   const double probe = static_cast<double>(a.stats().peak_bytes_in_use - before);
   return probe * static_cast<double>(n) * static_cast<double>(h) * static_cast<double>(w) / static_cast<double>(side * side);
 }

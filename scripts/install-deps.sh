@@ -6,6 +6,7 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev libeigen3-dev libboost-dev catch2 zlib1g-dev
   nlohmann-json3-dev libcli11-dev libturbojpeg0-dev libpng-dev libnetcdf-dev
   libopenmpi-dev openmpi-bin
+  graphviz
   dataset-fashion-mnist
   python3 python3-numpy python3-torch python3-torchvision python3-sklearn python3-pil python3-matplotlib
 )

@@ -215,34 +215,6 @@ bool forward_works(Net& net, std::int64_t side) {
 }
 }  // namespace
 
-TEST_CASE("input sides: the topology's arithmetic agrees with the ops, the minimum is named", "[hardening][models]") {
-  autograd::no_grad_guard ng;
-  models::grcnn_small<> small(10);
-  small.eval();
-  CHECK(small.min_input_size() == 7);  // the stem's output must halve twice: (7 - 1) / 2 + 1 = 4
-  // The topology's own answer agrees with running the ops (the check is bypassed by comparing both ways).
-  for (std::int64_t side = 1; side <= 40; ++side) CHECK(small.accepts_side(side) == forward_works(small, side));
-  std::mt19937 rng(3);
-  CHECK_THROWS_WITH(small.forward(autograd::variable(testing::uniform({1, 3, 5, 5}, rng, -1, 1, dtype::f32, layout::nhwc))),
-                    Catch::Contains("below this architecture's minimum of 7"));
-  CHECK_THROWS_WITH(small.forward(autograd::variable(testing::uniform({1, 3, 28, 28}, rng, -1, 1, dtype::f32, layout::nhwc))),
-                    Catch::Contains("nearest accepted sizes are 24 and 31"));
-
-  nn::network<tiny_imagenet> tiny(4);
-  tiny.eval();
-  for (std::int64_t side = 1; side <= 40; ++side) CHECK(tiny.accepts_side(side) == forward_works(tiny, side));
-  CHECK(tiny.min_input_size() == 13);
-  // ImageNet models: 224 gives the 7x7 map of AvgPool2d(7).
-  static_assert(models::grcnn55<>::accepts_side(224));
-  static_assert(!models::grcnn55<>::accepts_side(256));
-  CHECK(models::grcnn55<>::min_input_size() == 221);  // stem to 56, three halvings to 7
-}
-
-TEST_CASE("a classifier with no class is refused at construction", "[hardening][models]") {
-  CHECK_THROWS_WITH(models::grcnn_small<>(0), Catch::Contains("at least one class"));
-  CHECK_THROWS_WITH(models::grcnn_small<>(-3), Catch::Contains("at least one class"));
-}
-
 TEST_CASE("text inputs: a UTF-8 byte-order mark is dropped, folders refused", "[hardening][io]") {
   const auto dir = scratch("bom");
   std::ofstream(dir / "sc.csv", std::ios::binary) << "\xEF\xBB\xBF" << "class_index,superclass_index,superclass_name\r\n"
@@ -423,4 +395,35 @@ TEST_CASE("netCDF-4 files that crash libhdf5 are refused through the child-proce
   CHECK(!good.variable_names().empty());
   io::netcdf_file unisolated(corpus / "hvm-cut-netcdf4.nc", io::netcdf_open_options{.isolate = false});
   CHECK(unisolated.variable_names() == good.variable_names());
+}
+
+// Last: these run networks, whose heap use changes the layout the netCDF probe tests above meet (libhdf5
+// 1.10.8's invalid free on crash-hdf5-invalid-free-H5G__link_release_table.nc crashes the probe child
+// in some layouts and not in others; see the closing note of issue 23).
+TEST_CASE("input sides: the topology's arithmetic agrees with the ops, the minimum is named", "[hardening][models]") {
+  autograd::no_grad_guard ng;
+  models::grcnn_small<> small(10);
+  small.eval();
+  CHECK(small.min_input_size() == 7);  // the stem's output must halve twice: (7 - 1) / 2 + 1 = 4
+  // The topology's own answer agrees with running the ops (the check is bypassed by comparing both ways).
+  for (std::int64_t side = 1; side <= 40; ++side) CHECK(small.accepts_side(side) == forward_works(small, side));
+  std::mt19937 rng(3);
+  CHECK_THROWS_WITH(small.forward(autograd::variable(testing::uniform({1, 3, 5, 5}, rng, -1, 1, dtype::f32, layout::nhwc))),
+                    Catch::Contains("below this architecture's minimum of 7"));
+  CHECK_THROWS_WITH(small.forward(autograd::variable(testing::uniform({1, 3, 28, 28}, rng, -1, 1, dtype::f32, layout::nhwc))),
+                    Catch::Contains("nearest accepted sizes are 24 and 31"));
+
+  nn::network<tiny_imagenet> tiny(4);
+  tiny.eval();
+  for (std::int64_t side = 1; side <= 40; ++side) CHECK(tiny.accepts_side(side) == forward_works(tiny, side));
+  CHECK(tiny.min_input_size() == 13);
+  // ImageNet models: 224 gives the 7x7 map of AvgPool2d(7).
+  static_assert(models::grcnn55<>::accepts_side(224));
+  static_assert(!models::grcnn55<>::accepts_side(256));
+  CHECK(models::grcnn55<>::min_input_size() == 221);  // stem to 56, three halvings to 7
+}
+
+TEST_CASE("a classifier with no class is refused at construction", "[hardening][models]") {
+  CHECK_THROWS_WITH(models::grcnn_small<>(0), Catch::Contains("at least one class"));
+  CHECK_THROWS_WITH(models::grcnn_small<>(-3), Catch::Contains("at least one class"));
 }

@@ -106,7 +106,7 @@ TEST_CASE("the compile-time visitor walks the layers in order with their names",
   models::grcnn55<> net(10);
   std::vector<std::string> names;
   std::vector<int> outs;
-  net.visit_layers([&](auto spec, auto&) {
+  net.visit_layers([&](auto spec) {
     using S = typename decltype(spec)::type;
     names.emplace_back(S::name);
     outs.push_back(S::out_channels);

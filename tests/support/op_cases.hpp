@@ -164,6 +164,24 @@ inline std::vector<op_case> op_cases() {
     cases.back().on_cuda = false;
   }
 
+  // Two batch norms of one input (a GRCL iteration's gate and bottleneck BNs): one set of statistics,
+  // both running statistics updated, both gradients into x (the result ya + yb * yb uses both outputs).
+  auto paired_bn = [&](std::string name, shape x, ops::batch_norm_options o) {
+    const shape c{x[1]};
+    cases.push_back(make_case(name, {{x, A::activation}, {c, A::param}, {c, A::param}, {c, A::param}, {c, A::param}},
+                              {{c, buffer_kind::running_mean}, {c, buffer_kind::running_var},
+                               {c, buffer_kind::running_mean}, {c, buffer_kind::running_var}},
+                              [o](auto tag, std::vector<variable>& v, std::vector<tensor>& b) {
+                                using B = GRCNN_BACKEND_OF(tag);
+                                auto [ya, yb] = ops::paired_batch_norm<B>(v[0], {v[1], v[2], b[0], b[1]}, {v[3], v[4], b[2], b[3]}, o);
+                                return ops::add<B>(ya, ops::mul<B>(yb, yb));
+                              }));
+  };
+  paired_bn("paired_bn_train", {3, 4, 5, 5}, {});
+  paired_bn("paired_bn_train_relu", {2, 6, 3, 4}, {.fuse_relu = true});
+  paired_bn("paired_bn_train_relu_c16", {2, 16, 3, 4}, {.fuse_relu = true});
+  paired_bn("paired_bn_eval_relu", {2, 4, 3, 3}, {.training = false, .fuse_relu = true});
+
   auto unary = [&](std::string name, shape x, auto fn) {
     cases.push_back(make_case(name, {{x, A::activation}}, {}, [fn](auto tag, std::vector<variable>& v, std::vector<tensor>&) {
       return fn(tag, v[0]);

@@ -1,163 +1,256 @@
 #pragma once
-// The run-time GRCL: one class for every GRCL description (its options are run-time copies of the
-// compile-time ones), so T iterations and all GRCLs of a network share one instantiation.
+// The run-time modules of a GRCL's graph nodes (nn/graph_nodes.hpp unrolls each GRCL into them):
 //
-//   x0 = conv_f(relu(bn_f(u)))          gf = conv_g_f(relu(bn_g_f(u)))
-//   x_t = x_{t-1} + sigmoid(conv_g_r(relu(bn_g_t(x_{t-1}))) + gf) * iter_t(x_{t-1}),   t = 1..T
-//   out = d_conv(avgpool2(relu(d_bn(x_T)))) + d_conv_1e(d_conv_3(relu(d_bn_3(d_conv_1(relu(d_bn_1(x_T)))))))
+//   feed-forward     x0 = conv_f(relu(bn_f(u)))
+//   gate input       gf = conv_g_f(relu(bn_g_f(u)))            (and the owner of conv_g_r)
+//   iteration t      x_t = x_{t-1} + sigmoid(conv_g_r(relu(bn_g_t(x_{t-1}))) + gf) * iter_t(x_{t-1})
+//   transition       out = d_conv(avgpool2(relu(d_bn(x_T)))) + d_conv_1e(d_conv_3(relu(d_bn_3(d_conv_1(relu(d_bn_1(x_T)))))))
 //
-// conv_g_r is one module shared by all iterations; iter_t is a 1x1-3x3-1x1 pre-activation bottleneck
-// (3x3 replaced by SKConv in SK variants), whose convs are shared too with weight sharing.
+// iter_t is a 1x1-3x3-1x1 pre-activation bottleneck (3x3 replaced by SKConv in SK variants: the
+// Middle template argument). conv_g_r, and with weight sharing the bottleneck's convolutions, are weight
+// slots one node owns and the others share (graph_builder). Every module's forward is templated only on
+// the backend: all iterations of all GRCLs of one kind share one instantiation, whatever the time step.
 #include <memory>
+#include <string>
+#include <tuple>
 
+#include "grcnn/nn/graph_builder.hpp"
 #include "grcnn/nn/sk_conv.hpp"
 
 namespace grcnn::nn {
 
-class grcl_module {
+// The two branches that read the GRCL's input: BN-ReLU-conv, named prefix.{bn, relu, conv}.
+class grcl_input_branch {
  public:
-  grcl_module(const grcl_options& o, initializer& rng) : o_(o) {
-    const int E = o.out_channels(), p = o.planes, g = o.groups;
-    const double mom = o.bn_momentum;
-    bn_f_ = std::make_unique<batch_norm_layer>(o.in_channels, mom);
-    conv_f_ = std::make_unique<conv2d_layer>(o.in_channels, E, 3, 1, 1, 1, g, false, conv_init::kaiming_normal, rng);
-    bn_g_f_ = std::make_unique<batch_norm_layer>(o.in_channels, mom);
-    conv_g_f_ = std::make_unique<conv2d_layer>(o.in_channels, E, 1, 1, 0, 1, g, true, conv_init::normal_001, rng);
-    conv_g_r_ = std::make_unique<conv2d_layer>(
-        E, E, 1, 1, 0, 1, g, false, o.style == code_style::cifar ? conv_init::normal_001 : conv_init::default_uniform, rng);
-    const bool sk = o.middle == middle_kind::selective_kernel;
+  grcl_input_branch(const grcl_options& o, bool gate, initializer& rng)
+      : bn_(o.in_channels, o.bn_momentum),
+        conv_(gate ? conv2d_layer(o.in_channels, o.out_channels(), 1, 1, 0, 1, o.groups, true, conv_init::normal_001, rng)
+                   : conv2d_layer(o.in_channels, o.out_channels(), 3, 1, 1, 1, o.groups, false, conv_init::kaiming_normal, rng)) {}
+  template <class B>
+  variable forward(const variable& u, const forward_context& ctx, const std::string& layer, const char* bn,
+                   const char* relu, const char* conv) {
+    const variable y = conv_.forward<B>(bn_relu<B>(bn_, u, ctx, layer, bn, relu));
+    ctx.emit(layer, conv, y);
+    return y;
+  }
+  void collect(const std::string& layer, const char* bn, const char* conv, state_list& out) {
+    bn_.collect(join(layer, bn), out);
+    conv_.collect(join(layer, conv), out);
+  }
+
+ private:
+  batch_norm_layer bn_;
+  conv2d_layer conv_;
+};
+
+// x0 = conv_f(relu(bn_f(u))): the state at time step 0 (also tapped as <layer>.state, step 0).
+class grcl_feedforward_module {
+ public:
+  grcl_feedforward_module(const grcl_options& o, std::string layer, graph_builder& b)
+      : layer_(std::move(layer)), branch_(o, false, b.rng()) {}
+  template <class B>
+  variable forward(const node_inputs& in, const forward_context& ctx) {
+    const variable x0 = branch_.forward<B>(in[0], ctx, layer_, "bn_f", "relu_f", "conv_f");
+    ctx.emit(layer_, "state", x0, 0);
+    return x0;
+  }
+  void collect(state_list& out) { branch_.collect(layer_, "bn_f", "conv_f", out); }
+
+ private:
+  std::string layer_;
+  grcl_input_branch branch_;
+};
+
+// gf = conv_g_f(relu(bn_g_f(u))); owns conv_g_r (registered after conv_g_f, as in PyTorch), which the
+// iterations share.
+class grcl_gate_module {
+ public:
+  grcl_gate_module(const grcl_options& o, std::string layer, const std::string& recurrent_key, bool owns_recurrent,
+                   graph_builder& b)
+      : layer_(std::move(layer)), branch_(o, true, b.rng()) {
+    const int E = o.out_channels();
+    const conv_init init = o.style == code_style::cifar ? conv_init::normal_001 : conv_init::default_uniform;
+    conv_g_r_ = b.slot<conv2d_layer>(owns_recurrent, recurrent_key, [&] {
+      return std::make_shared<conv2d_layer>(E, E, 1, 1, 0, 1, o.groups, false, init, b.rng());
+    });
+  }
+  template <class B>
+  variable forward(const node_inputs& in, const forward_context& ctx) {
+    return branch_.forward<B>(in[0], ctx, layer_, "bn_g_f", "relu_g_f", "conv_g_f");
+  }
+  void collect(state_list& out) {
+    branch_.collect(layer_, "bn_g_f", "conv_g_f", out);
+    conv_g_r_->collect(join(layer_, "conv_g_r"), out);
+  }
+
+ private:
+  std::string layer_;
+  grcl_input_branch branch_;
+  std::shared_ptr<conv2d_layer> conv_g_r_;
+};
+
+// Where an iteration's weights come from: the slot keys (the owner's PyTorch names) and whether this
+// iteration owns them.
+struct grcl_iteration_slots {
+  std::string recurrent;   // conv_g_r: "<layer>.conv_g_r" of the owning GRCL
+  std::string bottleneck;  // "<layer>.iter_<t>" of the owning iteration
+  bool owns_bottleneck = true;
+};
+
+// One time step: x_t = x_{t-1} + sigmoid(conv_g_r(relu(bn_g_t(x_{t-1}))) + gf) * iter_t(x_{t-1}).
+// Inputs: x_{t-1}, gf. Step is t (1-based; taps report t - 1 for conv_g_r and t for <layer>.state).
+// PairedNorms (from the graph: both BNs read x_{t-1}): bn_g_t and iter_t.0 share their batch statistics.
+template <middle_kind Middle, bool PairedNorms = true>
+class grcl_iteration_module {
+  static constexpr bool sk = Middle == middle_kind::selective_kernel;
+
+ public:
+  grcl_iteration_module(const grcl_options& o, std::string layer, int step, const grcl_iteration_slots& s, graph_builder& b)
+      : layer_(std::move(layer)),
+        body_(join(layer_, "iter_" + std::to_string(step))),
+        gate_(join(layer_, "iter_g_" + std::to_string(step))),
+        step_(step),
+        bn0_(o.out_channels(), o.bn_momentum),
+        bn3_(o.planes, o.bn_momentum),
+        gate_bn_(o.out_channels(), o.bn_momentum) {
+    const int E = o.out_channels(), p = o.planes;
+    auto& rng = b.rng();
+    conv_g_r_ = b.shared<conv2d_layer>(s.recurrent);
     // The original code leaves the non-shared 3x3 at PyTorch's default init; the shared one is kaiming.
-    const conv_init mid_init = o.weight_sharing ? conv_init::kaiming_normal : conv_init::default_uniform;
-    std::shared_ptr<conv2d_layer> conv_in, conv_mid, conv_out;
-    std::shared_ptr<sk_conv_module> sk_mid;
-    for (int t = 0; t < o.iterations; ++t) {
-      iteration it;
-      it.bn0 = std::make_unique<batch_norm_layer>(E, mom);
-      if (!o.weight_sharing || t == 0) {
-        conv_in = std::make_shared<conv2d_layer>(E, p, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
-        if (sk)
-          sk_mid = std::make_shared<sk_conv_module>(p, p, 1, g, o.style, mom, rng);
-        else
-          conv_mid = std::make_shared<conv2d_layer>(p, p, 3, 1, 1, 1, 1, false, mid_init, rng);
-        conv_out = std::make_shared<conv2d_layer>(p, E, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
-      }
-      it.conv2 = conv_in;
-      it.bn3 = std::make_unique<batch_norm_layer>(p, mom);
-      it.conv5 = conv_mid;
-      it.sk5 = sk_mid;
-      if (!sk) it.bn6 = std::make_unique<batch_norm_layer>(p, mom);
-      it.conv_last = conv_out;
-      it.gate_bn = std::make_unique<batch_norm_layer>(E, mom);
-      iterations_.push_back(std::move(it));
+    conv2_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(s.bottleneck, "2"), [&] {
+      return std::make_shared<conv2d_layer>(E, p, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
+    });
+    if constexpr (sk) {
+      mid_ = b.slot<sk_conv_module>(s.owns_bottleneck, join(s.bottleneck, "5"), [&] {
+        return std::make_shared<sk_conv_module>(p, p, 1, o.groups, o.style, o.bn_momentum, rng);
+      });
+    } else {
+      const conv_init mid_init = o.weight_sharing ? conv_init::kaiming_normal : conv_init::default_uniform;
+      mid_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(s.bottleneck, "5"), [&] {
+        return std::make_shared<conv2d_layer>(p, p, 3, 1, 1, 1, 1, false, mid_init, rng);
+      });
+      bn6_ = std::make_unique<batch_norm_layer>(p, o.bn_momentum);
     }
-    if (o.downsample) {
-      d_bn_ = std::make_unique<batch_norm_layer>(E, mom);
-      d_conv_ = std::make_unique<conv2d_layer>(E, E, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
-      d_bn_1_ = std::make_unique<batch_norm_layer>(E, mom);
-      d_conv_1_ = std::make_unique<conv2d_layer>(E, p, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
-      d_bn_3_ = std::make_unique<batch_norm_layer>(p, mom);
-      if (sk)
-        d_sk_3_ = std::make_unique<sk_conv_module>(p, p, 2, g, o.style, mom, rng);
-      else
-        d_conv_3_ = std::make_unique<conv2d_layer>(p, p, 3, 2, 1, 1, 1, false, conv_init::kaiming_normal, rng);
-      if (o.style == code_style::cifar && !sk) d_bn_1e_ = std::make_unique<batch_norm_layer>(p, mom);  // registered, unused
-      d_conv_1e_ = std::make_unique<conv2d_layer>(p, E, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
-    }
+    conv_last_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(s.bottleneck, sk ? "6" : "8"), [&] {
+      return std::make_shared<conv2d_layer>(p, E, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
+    });
   }
 
   template <class B>
-  variable forward(const variable& u, const forward_context& ctx, const std::string& name) {
-    const variable x0 = conv_f_->forward<B>(bn_relu<B>(*bn_f_, u, ctx, name, "bn_f", "relu_f"));
-    ctx.emit(name, "conv_f", x0);
-    const variable gf = conv_g_f_->forward<B>(bn_relu<B>(*bn_g_f_, u, ctx, name, "bn_g_f", "relu_g_f"));
-    ctx.emit(name, "conv_g_f", gf);
-    variable x = x0;
-    for (int t = 0; t < o_.iterations; ++t) {
-      iteration& it = iterations_[static_cast<std::size_t>(t)];
-      const std::string gate = ctx.tapping() ? join(name, "iter_g_" + std::to_string(t + 1)) : std::string();
-      const std::string body = ctx.tapping() ? join(name, "iter_" + std::to_string(t + 1)) : std::string();
-      const variable gr = conv_g_r_->forward<B>(bn_relu<B>(*it.gate_bn, x, ctx, gate, "0", "1"));
-      ctx.emit(name, "conv_g_r", gr, t);
-      variable h = it.conv2->forward<B>(bn_relu<B>(*it.bn0, x, ctx, body, "0", "1"));
-      ctx.emit(body, "2", h);
-      h = bn_relu<B>(*it.bn3, h, ctx, body, "3", "4");
-      if (it.sk5) {
-        h = it.sk5->forward<B>(h, ctx, join(body, "5"));
-        ctx.emit(body, "5", h);
-        h = it.conv_last->forward<B>(h);
-        ctx.emit(body, "6", h);
-      } else {
-        h = it.conv5->forward<B>(h);
-        ctx.emit(body, "5", h);
-        h = bn_relu<B>(*it.bn6, h, ctx, body, "6", "7");
-        h = it.conv_last->forward<B>(h);
-        ctx.emit(body, "8", h);
-      }
-      x = ops::gated_update<B>(x, gr, gf, h);
+  variable forward(const node_inputs& in, const forward_context& ctx) {
+    const variable& x = in[0];
+    variable g, h;
+    if constexpr (PairedNorms) {
+      std::tie(g, h) = paired_bn_relu<B>(gate_bn_, bn0_, x, ctx, gate_, body_);
+    } else {
+      g = bn_relu<B>(gate_bn_, x, ctx, gate_, "0", "1");
+      h = bn_relu<B>(bn0_, x, ctx, body_, "0", "1");
     }
-    if (!o_.downsample) return x;
-    const variable a = d_conv_->forward<B>(ops::avg_pool2d<B>(bn_relu<B>(*d_bn_, x, ctx, name, "d_bn", "d_relu"), 2, 2));
-    ctx.emit(name, "d_conv", a);
-    variable b = d_conv_1_->forward<B>(bn_relu<B>(*d_bn_1_, x, ctx, name, "d_bn_1", "d_relu_1"));
-    ctx.emit(name, "d_conv_1", b);
-    b = bn_relu<B>(*d_bn_3_, b, ctx, name, "d_bn_3", "d_relu_3");
-    b = d_sk_3_ ? d_sk_3_->forward<B>(b, ctx, join(name, "d_conv_3")) : d_conv_3_->forward<B>(b);
-    ctx.emit(name, "d_conv_3", b);
-    b = d_conv_1e_->forward<B>(b);
-    ctx.emit(name, "d_conv_1e", b);
-    return ops::add<B>(a, b);
+    const variable gr = conv_g_r_->forward<B>(g);
+    ctx.emit(layer_, "conv_g_r", gr, step_ - 1);
+    h = conv2_->forward<B>(h);
+    ctx.emit(body_, "2", h);
+    h = bn_relu<B>(bn3_, h, ctx, body_, "3", "4");
+    if constexpr (sk) {
+      h = mid_->template forward<B>(h, ctx, join(body_, "5"));
+      ctx.emit(body_, "5", h);
+      h = conv_last_->forward<B>(h);
+      ctx.emit(body_, "6", h);
+    } else {
+      h = mid_->template forward<B>(h);
+      ctx.emit(body_, "5", h);
+      h = bn_relu<B>(*bn6_, h, ctx, body_, "6", "7");
+      h = conv_last_->forward<B>(h);
+      ctx.emit(body_, "8", h);
+    }
+    const variable next = ops::gated_update<B>(x, gr, in[1], h);
+    ctx.emit(layer_, "state", next, step_);
+    return next;
   }
 
-  // PyTorch registration order; shared convs are listed under every iteration that uses them.
-  void collect(const std::string& name, state_list& out) {
-    bn_f_->collect(join(name, "bn_f"), out);
-    conv_f_->collect(join(name, "conv_f"), out);
-    bn_g_f_->collect(join(name, "bn_g_f"), out);
-    conv_g_f_->collect(join(name, "conv_g_f"), out);
-    conv_g_r_->collect(join(name, "conv_g_r"), out);
-    for (int t = 0; t < o_.iterations; ++t) {
-      iteration& it = iterations_[static_cast<std::size_t>(t)];
-      const std::string body = join(name, "iter_" + std::to_string(t + 1));
-      it.bn0->collect(join(body, "0"), out);
-      it.conv2->collect(join(body, "2"), out);
-      it.bn3->collect(join(body, "3"), out);
-      if (it.sk5) {
-        it.sk5->collect(join(body, "5"), out);
-        it.conv_last->collect(join(body, "6"), out);
-      } else {
-        it.conv5->collect(join(body, "5"), out);
-        it.bn6->collect(join(body, "6"), out);
-        it.conv_last->collect(join(body, "8"), out);
-      }
-      it.gate_bn->collect(join(name, "iter_g_" + std::to_string(t + 1) + ".0"), out);
+  // PyTorch's order: iter_t.* then iter_g_t.0; shared convolutions are listed under every iteration.
+  void collect(state_list& out) {
+    bn0_.collect(join(body_, "0"), out);
+    conv2_->collect(join(body_, "2"), out);
+    bn3_.collect(join(body_, "3"), out);
+    mid_->collect(join(body_, "5"), out);
+    if constexpr (sk) {
+      conv_last_->collect(join(body_, "6"), out);
+    } else {
+      bn6_->collect(join(body_, "6"), out);
+      conv_last_->collect(join(body_, "8"), out);
     }
-    if (!o_.downsample) return;
-    d_bn_->collect(join(name, "d_bn"), out);
-    d_conv_->collect(join(name, "d_conv"), out);
-    d_bn_1_->collect(join(name, "d_bn_1"), out);
-    d_conv_1_->collect(join(name, "d_conv_1"), out);
-    d_bn_3_->collect(join(name, "d_bn_3"), out);
-    if (d_sk_3_)
-      d_sk_3_->collect(join(name, "d_conv_3"), out);
-    else
-      d_conv_3_->collect(join(name, "d_conv_3"), out);
-    if (d_bn_1e_) d_bn_1e_->collect(join(name, "d_bn_1e"), out);
-    d_conv_1e_->collect(join(name, "d_conv_1e"), out);
+    gate_bn_.collect(join(gate_, "0"), out);
   }
-
-  const grcl_options& options() const { return o_; }
 
  private:
-  struct iteration {
-    std::unique_ptr<batch_norm_layer> bn0, bn3, bn6, gate_bn;
-    std::shared_ptr<conv2d_layer> conv2, conv5, conv_last;
-    std::shared_ptr<sk_conv_module> sk5;
-  };
-  grcl_options o_;
-  std::unique_ptr<batch_norm_layer> bn_f_, bn_g_f_, d_bn_, d_bn_1_, d_bn_3_, d_bn_1e_;
-  std::unique_ptr<conv2d_layer> conv_f_, conv_g_f_, conv_g_r_, d_conv_, d_conv_1_, d_conv_3_, d_conv_1e_;
-  std::unique_ptr<sk_conv_module> d_sk_3_;
-  std::vector<iteration> iterations_;
+  using middle_module = std::conditional_t<sk, sk_conv_module, conv2d_layer>;
+  std::string layer_, body_, gate_;
+  int step_;
+  batch_norm_layer bn0_, bn3_, gate_bn_;
+  std::unique_ptr<batch_norm_layer> bn6_;  // plain 3x3 only
+  std::shared_ptr<conv2d_layer> conv_g_r_, conv2_, conv_last_;
+  std::shared_ptr<middle_module> mid_;
+};
+
+// The transition that halves the resolution: an average-pool branch and a strided bottleneck branch.
+template <middle_kind Middle>
+class grcl_transition_module {
+  static constexpr bool sk = Middle == middle_kind::selective_kernel;
+
+ public:
+  grcl_transition_module(const grcl_options& o, std::string layer, graph_builder& b)
+      : layer_(std::move(layer)),
+        d_bn_(o.out_channels(), o.bn_momentum),
+        d_bn_1_(o.out_channels(), o.bn_momentum),
+        d_bn_3_(o.planes, o.bn_momentum) {
+    const int E = o.out_channels(), p = o.planes;
+    auto& rng = b.rng();
+    d_conv_ = std::make_unique<conv2d_layer>(E, E, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
+    d_conv_1_ = std::make_unique<conv2d_layer>(E, p, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
+    if constexpr (sk)
+      d_conv_3_ = std::make_unique<sk_conv_module>(p, p, 2, o.groups, o.style, o.bn_momentum, rng);
+    else
+      d_conv_3_ = std::make_unique<conv2d_layer>(p, p, 3, 2, 1, 1, 1, false, conv_init::kaiming_normal, rng);
+    if (o.style == code_style::cifar && !sk) d_bn_1e_ = std::make_unique<batch_norm_layer>(p, o.bn_momentum);  // registered, unused
+    d_conv_1e_ = std::make_unique<conv2d_layer>(p, E, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
+  }
+
+  template <class B>
+  variable forward(const node_inputs& in, const forward_context& ctx) {
+    const variable& x = in[0];
+    const variable a = d_conv_->forward<B>(ops::avg_pool2d<B>(bn_relu<B>(d_bn_, x, ctx, layer_, "d_bn", "d_relu"), 2, 2));
+    ctx.emit(layer_, "d_conv", a);
+    variable h = d_conv_1_->forward<B>(bn_relu<B>(d_bn_1_, x, ctx, layer_, "d_bn_1", "d_relu_1"));
+    ctx.emit(layer_, "d_conv_1", h);
+    h = bn_relu<B>(d_bn_3_, h, ctx, layer_, "d_bn_3", "d_relu_3");
+    if constexpr (sk)
+      h = d_conv_3_->template forward<B>(h, ctx, join(layer_, "d_conv_3"));
+    else
+      h = d_conv_3_->template forward<B>(h);
+    ctx.emit(layer_, "d_conv_3", h);
+    h = d_conv_1e_->forward<B>(h);
+    ctx.emit(layer_, "d_conv_1e", h);
+    return ops::add<B>(a, h);
+  }
+
+  void collect(state_list& out) {
+    d_bn_.collect(join(layer_, "d_bn"), out);
+    d_conv_->collect(join(layer_, "d_conv"), out);
+    d_bn_1_.collect(join(layer_, "d_bn_1"), out);
+    d_conv_1_->collect(join(layer_, "d_conv_1"), out);
+    d_bn_3_.collect(join(layer_, "d_bn_3"), out);
+    d_conv_3_->collect(join(layer_, "d_conv_3"), out);
+    if (d_bn_1e_) d_bn_1e_->collect(join(layer_, "d_bn_1e"), out);
+    d_conv_1e_->collect(join(layer_, "d_conv_1e"), out);
+  }
+
+ private:
+  std::string layer_;
+  batch_norm_layer d_bn_, d_bn_1_, d_bn_3_;
+  std::unique_ptr<batch_norm_layer> d_bn_1e_;
+  std::unique_ptr<conv2d_layer> d_conv_, d_conv_1_, d_conv_1e_;
+  std::unique_ptr<std::conditional_t<sk, sk_conv_module, conv2d_layer>> d_conv_3_;
 };
 
 }  // namespace grcnn::nn

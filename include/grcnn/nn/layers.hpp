@@ -83,10 +83,23 @@ class batch_norm_layer {
 
   template <class B>
   variable forward(const variable& x, const forward_context& ctx, bool relu) {
-    if (ctx.training) num_batches_tracked.data<std::int64_t>()[0] += 1;
+    if (ctx.training) count_batch();
     return ops::batch_norm<B>(x, gamma, beta, running_mean, running_var,
                               {.training = ctx.training, .momentum = momentum_, .eps = eps_, .fuse_relu = relu,
                                .group = ctx.batch_norm_group});
+  }
+  // Both ReLU(BN(x)) of two batch norms of the same x, their training statistics computed once
+  // (ops::paired_batch_norm; two plain calls where that does not apply).
+  template <class B>
+  friend std::pair<variable, variable> paired_forward(batch_norm_layer& a, batch_norm_layer& b, const variable& x,
+                                                       const forward_context& ctx) {
+    if (a.momentum_ != b.momentum_ || a.eps_ != b.eps_)
+      return {a.forward<B>(x, ctx, true), b.forward<B>(x, ctx, true)};
+    if (ctx.training) a.count_batch(), b.count_batch();
+    return ops::paired_batch_norm<B>(x, {a.gamma, a.beta, a.running_mean, a.running_var},
+                                     {b.gamma, b.beta, b.running_mean, b.running_var},
+                                     {.training = ctx.training, .momentum = a.momentum_, .eps = a.eps_, .fuse_relu = true,
+                                      .group = ctx.batch_norm_group});
   }
   void collect(const std::string& prefix, state_list& out) {
     out.push_back({join(prefix, "weight"), &gamma, nullptr});
@@ -100,6 +113,7 @@ class batch_norm_layer {
   tensor running_mean, running_var, num_batches_tracked;
 
  private:
+  void count_batch() { num_batches_tracked.data<std::int64_t>()[0] += 1; }
   double momentum_, eps_;
 };
 
@@ -134,6 +148,23 @@ variable bn_relu(batch_norm_layer& bn, const variable& x, const forward_context&
   const variable r = bn.forward<B>(x, ctx, true);
   ctx.emit(prefix, relu_name, r);
   return r;
+}
+
+// ReLU(BN_a(x)) and ReLU(BN_b(x)) for two batch norms of the same x (a GRCL iteration's gate and
+// bottleneck), named prefix_a.0/1 and prefix_b.0/1: their statistics computed once, unless a tap asks
+// for a BN output itself (then each runs on its own, unfused, as bn_relu does).
+template <class B>
+std::pair<variable, variable> paired_bn_relu(batch_norm_layer& a, batch_norm_layer& b, const variable& x,
+                                             const forward_context& ctx, const std::string& prefix_a,
+                                             const std::string& prefix_b) {
+  if (ctx.wants(prefix_a, "0") || ctx.wants(prefix_b, "0")) {
+    variable ya = bn_relu<B>(a, x, ctx, prefix_a, "0", "1");
+    return {std::move(ya), bn_relu<B>(b, x, ctx, prefix_b, "0", "1")};
+  }
+  auto y = paired_forward<B>(a, b, x, ctx);
+  ctx.emit(prefix_a, "1", y.first);
+  ctx.emit(prefix_b, "1", y.second);
+  return y;
 }
 
 }  // namespace grcnn::nn

@@ -1,10 +1,13 @@
 #pragma once
 // What every run-time module shares: its state entries (PyTorch names, in registration order), the
-// forward context (train/eval mode and the optional activation taps), and the initialisers the
-// original code uses.
+// forward context (train/eval mode and the optional activation taps), the initialisers the original
+// code uses, and the contract every graph node's module keeps (graph_module below).
+#include <array>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <random>
@@ -41,14 +44,21 @@ inline std::string join(const std::string& prefix, const std::string& name) {
 class tap_registry {
  public:
   using callback = std::function<void(const std::string& name, int step, const tensor& value)>;
-  void on(const std::string& name, callback f) { taps_[name].push_back(std::move(f)); }
+  // A tap that gets the variable itself (its gradient can be asked for: d(unit)/d(input) for receptive
+  // fields, feature visualisation).
+  using variable_callback = std::function<void(const std::string& name, int step, const variable& value)>;
+  void on(const std::string& name, callback f) {
+    taps_[name].push_back([f = std::move(f)](const std::string& n, int step, const variable& v) { f(n, step, v.value()); });
+  }
+  void on_variable(const std::string& name, variable_callback f) { taps_[name].push_back(std::move(f)); }
   bool wants(const std::string& name) const { return taps_.count(name) != 0; }
   bool empty() const { return taps_.empty(); }
-  void emit(const std::string& name, int step, const tensor& value) const {
+  void emit(const std::string& name, int step, const variable& value) const {
     auto it = taps_.find(name);
     if (it == taps_.end()) return;
     for (const auto& f : it->second) f(name, step, value);
   }
+  void clear() { taps_.clear(); }
   std::vector<std::string> names() const {
     std::vector<std::string> r;
     for (const auto& [k, v] : taps_) r.push_back(k);
@@ -56,7 +66,7 @@ class tap_registry {
   }
 
  private:
-  std::map<std::string, std::vector<callback>> taps_;
+  std::map<std::string, std::vector<variable_callback>> taps_;
 };
 
 struct forward_context {
@@ -64,12 +74,55 @@ struct forward_context {
   const tap_registry* taps = nullptr;
   // Where set, training batch norms take their statistics over every rank of the group (--sync-bn).
   ops::batch_norm_group* batch_norm_group = nullptr;
-  bool tapping() const { return taps && !taps->empty(); }
+  // The network's own taps (network::tap), consulted beside `taps`.
+  const tap_registry* own_taps = nullptr;
+  bool tapping() const { return (taps && !taps->empty()) || (own_taps && !own_taps->empty()); }
   // Reports `v` under prefix.name when tapped; builds the name only while some tap is registered.
   void emit(const std::string& prefix, const char* name, const variable& v, int step = 0) const {
-    if (tapping()) taps->emit(join(prefix, name), step, v.value());
+    if (tapping()) emit_as(join(prefix, name), v, step);
   }
-  bool wants(const std::string& prefix, const char* name) const { return tapping() && taps->wants(join(prefix, name)); }
+  void emit_as(const std::string& full_name, const variable& v, int step = 0) const {
+    if (taps) taps->emit(full_name, step, v);
+    if (own_taps) own_taps->emit(full_name, step, v);
+  }
+  bool wants(const std::string& prefix, const char* name) const {
+    if (!tapping()) return false;
+    const std::string n = join(prefix, name);
+    return (taps && taps->wants(n)) || (own_taps && own_taps->wants(n));
+  }
+};
+
+// A graph node's inputs (nn/graph.hpp gives each node the outputs of the nodes its edges name). One
+// variable converts implicitly: a single-input module is called with its input as it is.
+class node_inputs {
+ public:
+  node_inputs(const variable& x) : values_{&x}, size_(1) {}  // NOLINT: implicit by design
+  node_inputs(std::initializer_list<const variable*> values) {
+    for (const variable* v : values) values_[static_cast<std::size_t>(size_++)] = v;
+  }
+  const variable& operator[](int i) const { return *values_[static_cast<std::size_t>(i)]; }
+  int size() const { return size_; }
+
+ private:
+  std::array<const variable*, 4> values_{};
+  int size_ = 0;
+};
+
+// The run-time state a checkpoint keeps beside the tensors (key -> value): a module's counters, such as
+// the VOneBlock's noise draws.
+using run_state = std::map<std::string, std::string>;
+
+// The contract of every graph node's module (stems, the GRCL's feed-forward, gate, iteration and
+// transition nodes, the head): it holds its tensors, names them (collect: PyTorch's state_dict names in
+// registration order, the names fixed when the graph built it), and computes its output from its
+// inputs on a backend. Optional capabilities, found by the network where a module has them:
+//   save_run_state(run_state&) const / load_run_state(const run_state&, const std::string& where)
+//   set_replica(int rank, int world)   (data-parallel training: per-rank random streams)
+template <class M>
+concept graph_module = requires(M& m, state_list& out) { m.collect(out); };
+template <class M, class B>
+concept graph_module_on = graph_module<M> && requires(M& m, const node_inputs& in, const forward_context& ctx) {
+  { m.template forward<B>(in, ctx) } -> std::same_as<variable>;
 };
 
 // Initialisers of the original code (distributions as PyTorch's; the random streams are our own).

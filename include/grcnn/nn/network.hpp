@@ -1,59 +1,84 @@
 #pragma once
-// A network built from a topology (a flat list of layer descriptions). One type serves training and
-// evaluation: BN uses batch statistics in train mode and running statistics in eval mode. Parameters
-// carry PyTorch's state_dict names in PyTorch's order.
+// A network built from a topology (a flat list of layer descriptions), run as its unrolled graph
+// (nn/graph.hpp): one module per graph node, the forward a fold over the flat node list along the
+// compile-time edges. One type serves training and evaluation: BN uses batch statistics in train mode and
+// running statistics in eval mode. Parameters carry PyTorch's state_dict names in PyTorch's order.
 #include <set>
 #include <tuple>
 #include <type_traits>
 
-#include "grcnn/nn/grcl.hpp"
-#include "grcnn/nn/stem_head.hpp"
-#include "grcnn/nn/topology.hpp"
-#include "grcnn/nn/vone_block.hpp"
+#include "grcnn/nn/graph.hpp"
 
 namespace grcnn::nn {
 
 enum class mode { train, eval };
 
 namespace detail {
-template <class Spec>
-struct module_for;
-template <int Out>
-struct module_for<imagenet_stem<Out>> {
-  using type = stem_module;
-  static type make(int, initializer& rng) { return stem_module(true, Out, imagenet_stem<Out>::bn_momentum, rng); }
-  // conv1 (7x7, stride 2, pad 3), maxpool (3, 2, 1), conv2 (3x3, pad 1): each (in - 1) / 2 + 1 or the same.
-  static constexpr std::int64_t extent(std::int64_t in) { return in < 1 ? 0 : ((in - 1) / 2) / 2 + 1; }
+template <class Nodes>
+struct graph_modules;
+template <class... N>
+struct graph_modules<node_list<N...>> {
+  using tuple = std::tuple<typename N::module...>;
+  template <std::size_t I>
+  using node = std::tuple_element_t<I, std::tuple<N...>>;
+  // Braces: the nodes are built (and draw from the seeded stream) in graph order, on every compiler.
+  static tuple make(graph_builder& b) { return tuple{N::make(b)...}; }
+  template <class M>
+  static constexpr int count = (0 + ... + int(std::is_same_v<typename N::module, M>));
+  template <class B>
+  static constexpr bool modules_keep_contract = (graph_module_on<typename N::module, B> && ...);
 };
-template <int Out, int Stride>
-struct module_for<cifar_stem<Out, Stride>> {
-  using type = stem_module;
-  static type make(int, initializer& rng) { return stem_module(false, Out, 0.1, rng, Stride); }
-  static constexpr std::int64_t extent(std::int64_t in) { return in < 1 ? 0 : (in - 1) / Stride + 1; }  // 3x3, pad 1
-};
-template <vone_options O>
-struct module_for<vone_stem<O>> {
-  using type = vone_module;
-  static type make(int, initializer& rng) { return vone_module(O, rng); }
-  static constexpr std::int64_t extent(std::int64_t in) { return in < 1 ? 0 : (in - 1) / O.stride + 1; }  // odd k, pad k/2
-};
-template <fixed_string Name, grcl_options O>
-struct module_for<grcl<Name, O>> {
-  using type = grcl_module;
-  static type make(int, initializer& rng) { return grcl_module(O, rng); }
-  // The transition's two branches must agree: avgpool(2) gives in / 2, the stride-2 3x3 (in - 1) / 2 + 1,
-  // equal for even sizes only.
-  static constexpr std::int64_t extent(std::int64_t in) {
-    if (!O.downsample) return in;
-    return in >= 2 && in % 2 == 0 ? in / 2 : 0;
+
+// Input sides a graph turns into a valid final map (the side arithmetic of node_program's evaluate, on
+// one axis and nothing else: cheap enough to search for the nearest accepted sizes).
+template <class Facts>
+constexpr bool graph_accepts_side(std::int64_t side) {
+  std::array<std::int64_t, static_cast<std::size_t>(Facts::size)> out{};
+  for (int i = 0; i < Facts::size; ++i) {
+    const node_program& p = *Facts::programs[static_cast<std::size_t>(i)];
+    std::array<std::int64_t, node_program::max_prims> v{};
+    for (int j = 0; j < p.size(); ++j) {
+      const prim& q = p[j];
+      const auto operand = [&](int k) { return v[static_cast<std::size_t>(q.operands[static_cast<std::size_t>(k)])]; };
+      std::int64_t s = 0;
+      switch (q.op) {
+        case prim_op::input: {
+          const int e = Facts::edges[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)];
+          s = e < 0 ? side : out[static_cast<std::size_t>(e)];
+          break;
+        }
+        case prim_op::conv:
+        case prim_op::max_pool:
+        case prim_op::avg_pool:
+          if (q.exact_window && operand(0) != q.kernel) return false;
+          s = window_side(operand(0), q.kernel, q.stride, q.pad, q.dilation);
+          break;
+        case prim_op::global_avg_pool: s = 1; break;
+        case prim_op::linear:
+          if (operand(0) != 1) return false;
+          s = 1;
+          break;
+        case prim_op::weights_only: s = 1; break;
+        case prim_op::add:
+        case prim_op::gated_update:
+        case prim_op::vone_response:
+          s = operand(0);
+          for (int k = 1; k < 4 && q.operands[static_cast<std::size_t>(k)] >= 0; ++k)
+            if (operand(k) != s) return false;
+          break;
+        case prim_op::sk_select:
+          s = operand(0);
+          if (operand(1) != s || operand(2) != 1) return false;
+          break;
+        default: s = operand(0); break;
+      }
+      if (s < 1) return false;
+      v[static_cast<std::size_t>(j)] = s;
+    }
+    out[static_cast<std::size_t>(i)] = v[static_cast<std::size_t>(p.output())];
   }
-};
-template <int In, int Pool, double Momentum>
-struct module_for<classifier_head<In, Pool, Momentum>> {
-  using type = head_module;
-  static type make(int classes, initializer& rng) { return head_module(In, Pool, classes, Momentum, rng); }
-  static constexpr std::int64_t extent(std::int64_t in) { return Pool == 0 ? (in >= 1 ? 1 : 0) : (in == Pool ? 1 : 0); }
-};
+  return true;
+}
 }  // namespace detail
 
 template <class Topology, class Backend = backends::default_backend>
@@ -66,7 +91,20 @@ class network<topology<Layers...>, Backend> {
  public:
   using topology_type = topology<Layers...>;
   using backend = Backend;
+  // The unrolled graph: node_list<node types...> and the model facts folded over it (nn/graph.hpp).
+  using nodes = graph_nodes<topology_type>;
+  using facts = model_facts<topology_type>;
 
+ private:
+  using modules_type = detail::graph_modules<nodes>;
+  static_assert(check_node_channels<facts>());
+  static_assert(check_shared_weights<facts>());
+  static_assert(modules_type::template modules_keep_contract<Backend>,
+                "grcnn network: a node's module does not keep the graph_module contract on this backend "
+                "(forward<B>(node_inputs, forward_context) -> variable, collect(state_list&); see nn/module.hpp)");
+  static constexpr std::size_t node_count = static_cast<std::size_t>(facts::size);
+
+ public:
   explicit network(int num_classes = 1000, std::uint64_t seed = 0) : network(num_classes, initializer(seed)) {}
 
   variable forward(const variable& x, const tap_registry* taps = nullptr) {
@@ -74,7 +112,7 @@ class network<topology<Layers...>, Backend> {
                 x.value().describe());
     check_input_side("height", x.dims()[2]);
     check_input_side("width", x.dims()[3]);
-    forward_context ctx{mode_ == mode::train, taps, batch_norm_group_};
+    forward_context ctx{mode_ == mode::train, taps, batch_norm_group_, own_taps_.empty() ? nullptr : &own_taps_};
     const bool mixed = precision_ != precision::fp32;
     variable h = x;
     if (mixed) {
@@ -84,13 +122,14 @@ class network<topology<Layers...>, Backend> {
       if (!x.requires_grad() && x.value().memory_layout() != want) h = variable(x.value().to_layout(want));
       h = ops::cast<Backend>(h, activation_dtype(precision_));
     }
-    auto run = [&]<class Spec>(boost::hana::basic_type<Spec>, auto& m) {
-      forward_context c = ctx;
-      c.training = ctx.training && !eval_layers_.count(std::string(Spec::name));
-      h = run_module<Spec>(m, h, c);
-    };
-    std::apply([&](auto&... m) { (run(boost::hana::type_c<Layers>, m), ...); }, modules_);
-    return mixed ? ops::cast<Backend>(h, dtype::f32) : h;  // losses and their reductions stay in f32
+    // The fold over the flat node list: node I reads the outputs its compile-time edges name; a value is
+    // dropped after its last reader (the tape keeps what backward needs).
+    std::array<variable, node_count> values;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (run_node<I>(h, values, ctx), ...);
+    }(std::make_index_sequence<node_count>{});
+    variable y = std::move(values[node_count - 1]);
+    return mixed ? ops::cast<Backend>(y, dtype::f32) : y;  // losses and their reductions stay in f32
   }
 
   // fp32 (the default) or bf16_mixed: bf16 activations, convolutions and linear layers on f32 master
@@ -101,11 +140,7 @@ class network<topology<Layers...>, Backend> {
 
   // Input sides (height or width) the topology turns into a valid final map: every stride and
   // transition fits and the readout gets the window it needs. The same arithmetic as the ops'.
-  static constexpr bool accepts_side(std::int64_t side) {
-    std::int64_t e = side;
-    ((e = e >= 1 ? detail::module_for<Layers>::extent(e) : 0), ...);
-    return e >= 1;
-  }
+  static constexpr bool accepts_side(std::int64_t side) { return side >= 1 && detail::graph_accepts_side<facts>(side); }
   static constexpr std::int64_t max_checked_side = 1 << 16;
   // The smallest accepted side (0 if none up to 65536).
   static constexpr std::int64_t min_input_size() {
@@ -119,14 +154,14 @@ class network<topology<Layers...>, Backend> {
   // Each top-level layer with the state_dict names it owns (a stem owns conv1, bn1, ...; a GRCL layer1.*).
   std::vector<std::pair<std::string, std::vector<std::string>>> layer_states() {
     std::vector<std::pair<std::string, std::vector<std::string>>> out;
-    auto one = [&]<class Spec>(boost::hana::basic_type<Spec>, auto& m) {
+    for (const auto& n : layer_names()) out.emplace_back(n, std::vector<std::string>{});
+    visit_nodes([&]<class Node>(boost::hana::basic_type<Node>, auto& m) {
       state_list l;
-      collect_module<Spec>(m, l);
-      std::vector<std::string> names;
-      for (const auto& e : l) names.push_back(e.name);
-      out.emplace_back(std::string(Spec::name), std::move(names));
-    };
-    std::apply([&](auto&... m) { (one(boost::hana::type_c<Layers>, m), ...); }, modules_);
+      m.collect(l);
+      for (auto& e : out)
+        if (e.first == Node::layer.view())
+          for (const auto& s : l) e.second.push_back(s.name);
+    });
     return out;
   }
   // Layers that stay in evaluation mode (BN uses and keeps its running statistics) while the network
@@ -136,6 +171,7 @@ class network<topology<Layers...>, Backend> {
     for (const auto& n : names)
       GRCNN_CHECK(std::find(all.begin(), all.end(), n) != all.end(), error, "network: no top-level layer '", n, "'");
     eval_layers_ = names;
+    for (std::size_t i = 0; i < node_count; ++i) eval_nodes_[i] = names.count(facts::layers[i].str()) != 0;
   }
   const std::set<std::string>& eval_layers() const { return eval_layers_; }
 
@@ -151,7 +187,7 @@ class network<topology<Layers...>, Backend> {
   // Every state_dict entry in PyTorch's order (shared tensors appear under each of their names).
   state_list state() {
     state_list out;
-    std::apply([&](auto&... m) { (collect_module<Layers>(m, out), ...); }, modules_);
+    std::apply([&](auto&... m) { (m.collect(out), ...); }, modules_);
     return out;
   }
   // The learnable parameters, each once (shared weights are not repeated; fixed ones left out): what
@@ -183,23 +219,98 @@ class network<topology<Layers...>, Backend> {
     for (auto* p : parameter_list(false)) p->zero_grad();
   }
 
-  // The top-level module of type M where exactly one layer has it, e.g. net.module<nn::vone_module>()
-  // to fix the VOneBlock's noise (a type held by several layers does not compile).
+  // The run-time state a checkpoint keeps beside the tensors (the modules that have some, such as the
+  // VOneBlock's noise counter), and its restoration; `where` names the checkpoint in errors.
+  void save_run_state(run_state& s) const {
+    std::apply([&](const auto&... m) { (save_state_of(m, s), ...); }, modules_);
+  }
+  void load_run_state(const run_state& s, const std::string& where) {
+    std::apply([&](auto&... m) { (load_state_of(m, s, where), ...); }, modules_);
+  }
+  // Data-parallel training: this network is replica `rank` of `world` (modules with per-replica random
+  // streams draw from their own).
+  void set_replica(int rank, int world) {
+    std::apply([&](auto&... m) { (replica_of(m, rank, world), ...); }, modules_);
+  }
+
+  // The module of type M where exactly one node has it, e.g. net.module<nn::vone_module>() to fix the
+  // VOneBlock's noise (a type held by several nodes does not compile).
   template <class M>
   M& module() {
+    static_assert(count_modules<M> == 1, "grcnn network: module<M>() needs exactly one node with a module of type M");
     return std::get<M>(modules_);
   }
-  // How many top-level layers run a module of type M.
+  // How many graph nodes run a module of type M.
   template <class M>
-  static constexpr int count_modules = (0 + ... + int(std::is_same_v<typename detail::module_for<Layers>::type, M>));
+  static constexpr int count_modules = modules_type::template count<M>;
 
-  // Compile-time visitor: f(boost::hana::type<Spec>, module&) for each layer, in order.
+  // Compile-time visitors: f(boost::hana::type<Spec>) for each top-level layer description, in order;
+  // f(boost::hana::type<Node>, module&) for each node of the unrolled graph.
   template <class F>
-  void visit_layers(F&& f) {
-    std::apply([&](auto&... m) { (f(boost::hana::type_c<Layers>, m), ...); }, modules_);
+  static void visit_layers(F&& f) {
+    (f(boost::hana::type_c<Layers>), ...);
+  }
+  template <class F>
+  void visit_nodes(F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (f(boost::hana::type_c<typename modules_type::template node<I>>, std::get<I>(modules_)), ...);
+    }(std::make_index_sequence<node_count>{});
   }
 
+  // A tap checked against the graph at compile time: net.tap<"layer2.iter_3.8">(f), or one call of a
+  // per-iteration module, net.tap<"layer2.conv_g_r", 2>(f) (call index t - 1). A name the graph does not
+  // have fails to compile naming the nearest valid names. f takes (const variable&, int step),
+  // (const tensor&, int step) or (const tensor&); it is called in every forward until clear_taps().
+  // Run-time names (a tap_registry passed to forward) keep working for the tools.
+  template <static_name Name, int Step = -1, class F>
+  void tap(F&& f) {
+    static_assert(check_tap_name<facts, Name>());
+    static_assert(Step < 0 || facts::has_tap(Name.view(), Step),
+                  "grcnn tap: the tap exists, but not at this call index (only per-iteration modules such as conv_g_r "
+                  "and <layer>.state have one per time step)");
+    own_taps_.on_variable(Name.str(), [g = std::forward<F>(f)](const std::string&, int step, const variable& v) mutable {
+      if (Step >= 0 && step != Step) return;
+      if constexpr (std::is_invocable_v<decltype(g)&, const variable&, int>)
+        g(v, step);
+      else if constexpr (std::is_invocable_v<decltype(g)&, const tensor&, int>)
+        g(v.value(), step);
+      else
+        g(v.value());
+    });
+  }
+  void clear_taps() { own_taps_.clear(); }
+
  private:
+  template <std::size_t I>
+  void run_node(const variable& image, std::array<variable, node_count>& values, const forward_context& ctx) {
+    using node = typename modules_type::template node<I>;
+    constexpr std::array<int, 4> e = facts::edges[I];
+    const auto input = [&](int k) -> const variable& { return e[static_cast<std::size_t>(k)] < 0 ? image : values[static_cast<std::size_t>(e[static_cast<std::size_t>(k)])]; };
+    forward_context c = ctx;
+    c.training = ctx.training && !eval_nodes_[I];
+    if constexpr (node::inputs.size() == 1)
+      values[I] = std::get<I>(modules_).template forward<Backend>(node_inputs(input(0)), c);
+    else
+      values[I] = std::get<I>(modules_).template forward<Backend>(node_inputs{&input(0), &input(1)}, c);
+    if constexpr (node::emits_layer)
+      if (c.tapping()) c.emit_as(std::string(node::layer.view()), values[I]);
+    for (std::size_t j = 0; j < I; ++j)
+      if (facts::last_use[j] == static_cast<int>(I)) values[j] = variable();
+  }
+
+  template <class M>
+  static void save_state_of(const M& m, run_state& s) {
+    if constexpr (requires { m.save_run_state(s); }) m.save_run_state(s);
+  }
+  template <class M>
+  static void load_state_of(M& m, const run_state& s, const std::string& where) {
+    if constexpr (requires { m.load_run_state(s, where); }) m.load_run_state(s, where);
+  }
+  template <class M>
+  static void replica_of(M& m, int rank, int world) {
+    if constexpr (requires { m.set_replica(rank, world); }) m.set_replica(rank, world);
+  }
+
   // An input side the layers cannot take is refused up front, naming the minimum and the nearest
   // accepted sides, instead of failing deep inside some layer's op.
   static void check_input_side(const char* which, std::int64_t side) {
@@ -218,9 +329,11 @@ class network<topology<Layers...>, Backend> {
                                               "layers need even sizes, a fixed readout window one final size); the nearest "
                                               "accepted ", nearest));
   }
-  // Braces: the layers are built (and draw from the seeded stream) in order, on every compiler.
-  network(int num_classes, initializer rng)
-      : modules_{detail::module_for<Layers>::make(check_classes(num_classes), rng)...} {}
+  network(int num_classes, initializer rng) : modules_(make_modules(check_classes(num_classes), rng)) {}
+  static typename modules_type::tuple make_modules(int classes, initializer& rng) {
+    graph_builder b(rng, classes);
+    return modules_type::make(b);
+  }
   static int check_classes(int classes) {
     GRCNN_CHECK(classes >= 1, shape_error, "network: the classifier needs at least one class, got ", classes);
     return classes;
@@ -240,28 +353,12 @@ class network<topology<Layers...>, Backend> {
     return n;
   }
 
-  template <class Spec, class M>
-  static variable run_module(M& m, const variable& h, const forward_context& ctx) {
-    if constexpr (std::is_same_v<M, grcl_module>) {
-      const variable y = m.template forward<Backend>(h, ctx, std::string(Spec::name));
-      if (ctx.tapping()) ctx.taps->emit(std::string(Spec::name), 0, y.value());
-      return y;
-    } else {
-      return m.template forward<Backend>(h, ctx);
-    }
-  }
-  template <class Spec, class M>
-  static void collect_module(M& m, state_list& out) {
-    if constexpr (std::is_same_v<M, grcl_module>)
-      m.collect(std::string(Spec::name), out);
-    else
-      m.collect(out);
-  }
-
-  std::tuple<typename detail::module_for<Layers>::type...> modules_;
+  typename modules_type::tuple modules_;
   mode mode_ = mode::train;
   ops::batch_norm_group* batch_norm_group_ = nullptr;
   std::set<std::string> eval_layers_;
+  std::array<bool, node_count> eval_nodes_{};
+  tap_registry own_taps_;
   precision precision_ = precision::fp32;
 };
 

@@ -40,11 +40,15 @@ constexpr grcl_options cifar_grcl(int in, int planes, int iterations, bool downs
           sk ? middle_kind::selective_kernel : middle_kind::conv3x3, share, code_style::cifar, 0.05};
 }
 
-// A gated recurrent convolutional layer named Name (its PyTorch module name, e.g. "layer1").
-template <fixed_string Name, grcl_options O>
+// A gated recurrent convolutional layer named Name (its PyTorch module name, e.g. "layer1"). SharesWith
+// names an earlier GRCL whose recurrent weights this one reuses (cross-layer sharing): its conv_g_r and
+// its bottleneck convolutions (iteration t's, or with weight sharing its one bottleneck); batch norms stay
+// this layer's own. The shapes must agree, which the graph checks at compile time.
+template <fixed_string Name, grcl_options O, fixed_string SharesWith = "">
 struct grcl {
   static constexpr fixed_string name_string = Name;
   static constexpr std::string_view name = Name.view();
+  static constexpr fixed_string shares_with = SharesWith;
   static constexpr grcl_options options = O;
   static constexpr int in_channels = O.in_channels;
   static constexpr int out_channels = O.out_channels();

@@ -5,47 +5,50 @@
 
 namespace grcnn::nn {
 
-// conv1 -> bn1 -> relu -> maxpool -> conv2 (ImageNet) or conv_3x3 (CIFAR).
-class stem_module {
+// conv1 -> bn1 -> relu -> maxpool -> conv2 (the ImageNet stem).
+class imagenet_stem_module {
  public:
-  stem_module(bool imagenet, int out, double momentum, initializer& rng, int cifar_stride = 1) : imagenet_(imagenet) {
-    if (imagenet) {
-      conv1_ = std::make_unique<conv2d_layer>(3, out, 7, 2, 3, 1, 1, false, conv_init::kaiming_normal, rng);
-      bn1_ = std::make_unique<batch_norm_layer>(out, momentum);
-      conv2_ = std::make_unique<conv2d_layer>(out, out, 3, 1, 1, 1, 1, false, conv_init::kaiming_normal, rng);
-    } else {
-      conv1_ = std::make_unique<conv2d_layer>(3, out, 3, cifar_stride, 1, 1, 1, false, conv_init::kaiming_normal, rng);
-    }
-  }
+  imagenet_stem_module(int out, double momentum, initializer& rng)
+      : conv1_(3, out, 7, 2, 3, 1, 1, false, conv_init::kaiming_normal, rng),
+        bn1_(out, momentum),
+        conv2_(out, out, 3, 1, 1, 1, 1, false, conv_init::kaiming_normal, rng) {}
   template <class B>
-  variable forward(const variable& x, const forward_context& ctx) {
-    if (!imagenet_) {
-      const variable y = conv1_->forward<B>(x);
-      ctx.emit("", "conv_3x3", y);
-      return y;
-    }
-    const variable c1 = conv1_->forward<B>(x);
+  variable forward(const node_inputs& in, const forward_context& ctx) {
+    const variable c1 = conv1_.forward<B>(in[0]);
     ctx.emit("", "conv1", c1);
-    const variable m = ops::max_pool2d<B>(bn_relu<B>(*bn1_, c1, ctx, "", "bn1", "relu"), 3, 2, 1);
+    const variable m = ops::max_pool2d<B>(bn_relu<B>(bn1_, c1, ctx, "", "bn1", "relu"), 3, 2, 1);
     ctx.emit("", "maxpool", m);
-    const variable c2 = conv2_->forward<B>(m);
+    const variable c2 = conv2_.forward<B>(m);
     ctx.emit("", "conv2", c2);
     return c2;
   }
   void collect(state_list& out) {
-    if (!imagenet_) {
-      conv1_->collect("conv_3x3", out);
-      return;
-    }
-    conv1_->collect("conv1", out);
-    bn1_->collect("bn1", out);
-    conv2_->collect("conv2", out);
+    conv1_.collect("conv1", out);
+    bn1_.collect("bn1", out);
+    conv2_.collect("conv2", out);
   }
 
  private:
-  bool imagenet_;
-  std::unique_ptr<conv2d_layer> conv1_, conv2_;
-  std::unique_ptr<batch_norm_layer> bn1_;
+  conv2d_layer conv1_;
+  batch_norm_layer bn1_;
+  conv2d_layer conv2_;
+};
+
+// conv_3x3 alone (the CIFAR stem).
+class cifar_stem_module {
+ public:
+  cifar_stem_module(int out, int stride, initializer& rng)
+      : conv_(3, out, 3, stride, 1, 1, 1, false, conv_init::kaiming_normal, rng) {}
+  template <class B>
+  variable forward(const node_inputs& in, const forward_context& ctx) {
+    const variable y = conv_.forward<B>(in[0]);
+    ctx.emit("", "conv_3x3", y);
+    return y;
+  }
+  void collect(state_list& out) { conv_.collect("conv_3x3", out); }
+
+ private:
+  conv2d_layer conv_;
 };
 
 // lastact (BN + ReLU) -> avgpool (fixed window) -> flatten -> classifier.
@@ -54,7 +57,8 @@ class head_module {
   head_module(int in, int pool, int classes, double momentum, initializer& rng)
       : pool_(pool), bn_(in, momentum), classifier_(in, classes, rng) {}
   template <class B>
-  variable forward(const variable& x, const forward_context& ctx) {
+  variable forward(const node_inputs& in, const forward_context& ctx) {
+    const variable& x = in[0];
     const auto& d = x.dims();
     GRCNN_CHECK(pool_ == 0 || (d[2] == pool_ && d[3] == pool_), shape_error, "classifier head: the AvgPool2d(", pool_,
                 ") readout of the original model needs a ", pool_, "x", pool_, " final feature map, got ", d[2], "x",

@@ -4,6 +4,7 @@
 // trainable). Forward: q0 = conv(x, bank0), q1 = conv(x, bank1 of the complex channels), the
 // response op (ops/vone.hpp), then the bottleneck.
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
 
@@ -60,7 +61,8 @@ class vone_module {
   }
 
   template <class B>
-  variable forward(const variable& x, const forward_context& ctx) {
+  variable forward(const node_inputs& in, const forward_context& ctx) {
+    const variable& x = in[0];
     const auto conv = ops::conv2d_params::square(o_.stride, o_.kernel_size / 2);
     // Under mixed precision the fixed Gabor banks are cast to the activations' dtype like any weight.
     const dtype t = x.value().type();
@@ -109,6 +111,22 @@ class vone_module {
   void set_noise_rank(int rank, int world) {
     GRCNN_CHECK(world >= 1 && rank >= 0 && rank < world, error, "vone: noise rank ", rank, " of a world of ", world);
     rank_ = static_cast<std::uint64_t>(rank), world_ = static_cast<std::uint64_t>(world);
+  }
+
+  // The graph module's optional capabilities (nn/module.hpp): the noise counter travels with training
+  // checkpoints, and each data-parallel replica draws from its own streams.
+  void set_replica(int rank, int world) { set_noise_rank(rank, world); }
+  static constexpr const char* run_state_key = "vone_noise_calls";
+  void save_run_state(run_state& s) const { s[run_state_key] = std::to_string(calls_); }
+  // Checkpoints from before the noise counter was kept (no key) restart the fresh-noise sequence.
+  void load_run_state(const run_state& s, const std::string& where) {
+    const auto it = s.find(run_state_key);
+    if (it == s.end()) return;
+    std::uint64_t calls = 0;
+    const auto r = std::from_chars(it->second.data(), it->second.data() + it->second.size(), calls);
+    GRCNN_CHECK(r.ec == std::errc() && r.ptr == it->second.data() + it->second.size(), io_error, "resume: '", where,
+                "' has a malformed '", run_state_key, "': '", it->second, "'");
+    calls_ = calls;
   }
 
   // The parameters sampled at construction (banks loaded from a state dict may come from others).

@@ -142,4 +142,50 @@ variable batch_norm(const variable& x, const variable& gamma, const variable& be
   });
 }
 
+// One batch norm's parameters and running statistics.
+struct batch_norm_parameters {
+  const variable& gamma;
+  const variable& beta;
+  tensor& running_mean;
+  tensor& running_var;
+};
+
+// Two batch norms of the same input x (a GRCL iteration's gate BN iter_g_t.0 and bottleneck BN iter_t.0,
+// paired by the graph): in training the batch statistics are computed once and both running statistics
+// updated with them, each output gets its own affine map (and fused ReLU); the backward gives x one
+// gradient, from both, in the backend's fewest passes (the reference folds the two into one pass over x;
+// oneDNN runs its two backward primitives and adds). Equal to two batch_norm calls (tested: f64 to the
+// last bits on the reference, f32/bf16 within rounding on the CPU), which is what runs in evaluation
+// (separate running statistics), synchronised across ranks, or on a backend without the kernel.
+template <class B = backends::default_backend>
+std::pair<variable, variable> paired_batch_norm(const variable& x, const batch_norm_parameters& a,
+                                                const batch_norm_parameters& b, const batch_norm_options& o = {}) {
+  const batch_norm_problem pr =
+      make_batch_norm_problem(x.value(), a.gamma.value(), a.beta.value(), a.running_mean, a.running_var, o);
+  make_batch_norm_problem(x.value(), b.gamma.value(), b.beta.value(), b.running_mean, b.running_var, o);  // checks b
+  using K = backends::kernel<B, paired_batch_norm_op>;
+  if (!o.training || o.synchronised() || !K::can_implement(pr)) {
+    variable ya = batch_norm<B>(x, a.gamma, a.beta, a.running_mean, a.running_var, o);
+    return {std::move(ya), batch_norm<B>(x, b.gamma, b.beta, b.running_mean, b.running_var, o)};
+  }
+  std::unique_ptr<autograd::payload> state;
+  auto y = K::forward(pr, x.value(), a.gamma.value(), a.beta.value(), b.gamma.value(), b.beta.value(), a.running_mean,
+                      a.running_var, b.running_mean, b.running_var, state);
+  const bool rec = autograd::should_record({&x, &a.gamma, &a.beta, &b.gamma, &b.beta});
+  variable ya = variable::result(std::move(y[0]), rec), yb = variable::result(std::move(y[1]), rec);
+  if (rec) {
+    std::vector<tensor> saved{x.value(), pr.fuse_relu ? ya.value() : tensor(), pr.fuse_relu ? yb.value() : tensor(),
+                              a.gamma.value(), b.gamma.value()};
+    autograd::record_op(paired_batch_norm_op::name, {&x, &a.gamma, &a.beta, &b.gamma, &b.beta}, {&ya, &yb},
+                        std::move(saved), std::move(state), [pr](autograd::node& n, grad_inputs og, grad_slots ig) {
+                          const tensor dya = og[0].defined() ? detail::as_layout(og[0], pr.x.memory_layout) : tensor();
+                          const tensor dyb = og[1].defined() ? detail::as_layout(og[1], pr.x.memory_layout) : tensor();
+                          K::backward(pr, n.state.get(), dya, dyb, n.saved[0], n.saved[1], n.saved[2], n.saved[3],
+                                      n.saved[4], detail::slot(n, ig, 0), detail::slot(n, ig, 1), detail::slot(n, ig, 2),
+                                      detail::slot(n, ig, 3), detail::slot(n, ig, 4));
+                        });
+  }
+  return {std::move(ya), std::move(yb)};
+}
+
 }  // namespace grcnn::ops

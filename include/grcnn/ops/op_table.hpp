@@ -12,6 +12,9 @@ struct batch_norm_op { static constexpr std::string_view name = "batch_norm"; us
 // Batch norm over the batches of several ranks (ops/batch_norm.hpp with a group): the per-rank passes
 // between which the statistics and gradient sums cross ranks.
 struct sync_batch_norm_op { static constexpr std::string_view name = "sync_batch_norm"; using problem = batch_norm_problem; };
+// Two batch norms of the same input in training (a GRCL iteration's gate BN iter_g_t.0 and bottleneck
+// BN iter_t.0): one set of batch statistics, two affine maps (ops/batch_norm.hpp's paired_batch_norm).
+struct paired_batch_norm_op { static constexpr std::string_view name = "paired_batch_norm"; using problem = batch_norm_problem; };
 struct eltwise_op { static constexpr std::string_view name = "eltwise"; using problem = eltwise_problem; };
 struct binary_op { static constexpr std::string_view name = "binary"; using problem = binary_problem; };
 struct gated_update_op { static constexpr std::string_view name = "gated_update"; using problem = gated_update_problem; };
@@ -29,7 +32,7 @@ struct sk_select_op { static constexpr std::string_view name = "sk_select"; usin
 template <class... Ops>
 struct op_list {};
 
-using op_table = op_list<conv2d_op, batch_norm_op, sync_batch_norm_op, eltwise_op, binary_op, gated_update_op, cast_op, pool2d_op, linear_op,
+using op_table = op_list<conv2d_op, batch_norm_op, sync_batch_norm_op, paired_batch_norm_op, eltwise_op, binary_op, gated_update_op, cast_op, pool2d_op, linear_op,
                          softmax_op, cross_entropy_op, kl_div_op, jensen_shannon_op, group_logsumexp_op,
                          sk_select_op, vone_response_op>;
 

@@ -2,7 +2,8 @@
 // The training loop: epochs of optimizer steps on batches from a loader, an evaluation after each
 // epoch, metrics as JSON lines, progress on the console, checkpoints (periodic, on SIGINT/SIGTERM,
 // rotated, best kept), resume from a checkpoint, and a guard against non-finite losses. Works with any
-// network type that has forward(variable), train(), eval() and state() (nn::network does).
+// network type that has forward(variable), train(), eval(), state(), save_run_state/load_run_state
+// (counters a checkpoint keeps) and set_replica (per-rank streams); nn::network has them all.
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -18,7 +19,6 @@
 #include "grcnn/dist/batch_norm_group.hpp"
 #include "grcnn/dist/communicator.hpp"
 #include "grcnn/dist/data_parallel.hpp"
-#include "grcnn/nn/vone_block.hpp"
 #include "grcnn/ops/losses.hpp"
 #include "grcnn/train/checkpoint.hpp"
 #include "grcnn/train/cutmix.hpp"
@@ -196,14 +196,6 @@ std::optional<eval_result> evaluate_network(Net& net, data::loader& l, Loss&& lo
 
 template <class Net>
 class trainer {
-  // A network with a VOneBlock: checkpoints keep its noise counter (other network types have none).
-  static constexpr bool has_vone = [] {
-    if constexpr (requires { Net::template count_modules<nn::vone_module>; })
-      return Net::template count_modules<nn::vone_module> == 1;
-    else
-      return false;
-  }();
-
  public:
   trainer(Net& net, optimizer& opt, const lr_schedule& schedule, data::loader& train, data::loader* eval, trainer_options o)
       : net_(net), opt_(opt), schedule_(schedule), train_(train), eval_(eval), o_(std::move(o)),
@@ -227,8 +219,8 @@ class trainer {
                   train_.options().rank, " of ", train_.options().world);
       ddp_ = std::make_unique<dist::data_parallel>(*o_.comm, net_.parameters(), o_.ddp);
       if (!writer()) o_.quiet = true;
-      // Each rank's fresh VOne noise from its own streams (the counter itself stays equal everywhere).
-      if constexpr (has_vone) net_.template module<nn::vone_module>().set_noise_rank(o_.comm->rank(), world());
+      // Random streams per replica (the VOneBlock's fresh noise; its counter stays equal everywhere).
+      net_.set_replica(o_.comm->rank(), world());
       if (o_.sync_batch_norm) {
         bn_group_ = std::make_unique<dist::communicator_batch_norm_group>(*o_.comm);
         net_.set_batch_norm_group(bn_group_.get());
@@ -293,16 +285,7 @@ class trainer {
         throw io_error("resume: '" + where + "' has a malformed 'best_top1': '" + it->second + "'");
       }
     }
-    if constexpr (has_vone) {
-      // Checkpoints from before the noise counter was kept restart the fresh-noise sequence.
-      if (const auto it = c.extra.find("vone_noise_calls"); it != c.extra.end()) {
-        std::uint64_t calls = 0;
-        const auto r = std::from_chars(it->second.data(), it->second.data() + it->second.size(), calls);
-        GRCNN_CHECK(r.ec == std::errc() && r.ptr == it->second.data() + it->second.size(), io_error, "resume: '", where,
-                    "' has a malformed 'vone_noise_calls': '", it->second, "'");
-        net_.template module<nn::vone_module>().set_noise_calls(calls);
-      }
-    }
+    net_.load_run_state(c.extra, where);  // the modules' counters (the VOneBlock's noise draws)
     pending_eval_ = c.extra.count("pending_eval") && c.extra.at("pending_eval") == "1";
     resumed_ = true;
     if (!o_.quiet)
@@ -604,7 +587,7 @@ class trainer {
     }
     c.extra["pending_eval"] = pending_eval_ ? "1" : "0";
     c.extra["world_size"] = std::to_string(world());
-    if constexpr (has_vone) c.extra["vone_noise_calls"] = std::to_string(net_.template module<nn::vone_module>().noise_calls());
+    net_.save_run_state(c.extra);
     const auto path = folder_.path_for(pos_.global_step);
     if (writer()) {
       save_checkpoint(path, net_.state(), opt_, c);

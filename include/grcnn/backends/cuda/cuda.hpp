@@ -240,6 +240,19 @@ struct kernel<cuda_t<P>, ops::batch_norm_op> {
 // (a world of one runs the plain batch norm, as PyTorch's SyncBatchNorm does; grcnn-train refuses
 // --sync-bn on GPUs with more than one rank). The members exist so the dispatcher's table is complete;
 // none is reached.
+// The paired batch norm (ops::paired_batch_norm) has no CUDA kernel yet: refused, so the op runs as its
+// two plain batch norms (the same results).
+template <class P>
+struct kernel<cuda_t<P>, ops::paired_batch_norm_op> {
+  using Pr = ops::batch_norm_problem;
+  static status can_implement(const Pr&) { return status::no("paired batch norm has no CUDA kernel yet (runs as two batch norms)"); }
+  [[noreturn]] static void unreachable() { throw backend_error("paired_batch_norm: no CUDA kernel (refused by can_implement)"); }
+  static std::array<tensor, 2> forward(const Pr&, const tensor&, const tensor&, const tensor&, const tensor&, const tensor&,
+                                       tensor&, tensor&, tensor&, tensor&, std::unique_ptr<autograd::payload>&) { unreachable(); }
+  static void backward(const Pr&, autograd::payload*, const tensor&, const tensor&, const tensor&, const tensor&,
+                       const tensor&, const tensor&, const tensor&, tensor*, tensor*, tensor*, tensor*, tensor*) { unreachable(); }
+};
+
 template <class P>
 struct kernel<cuda_t<P>, ops::sync_batch_norm_op> {
   using Pr = ops::batch_norm_problem;

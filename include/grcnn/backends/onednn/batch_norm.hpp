@@ -93,19 +93,25 @@ struct kernel<onednn, ops::batch_norm_op> {
         state = std::move(s);
         return y;
       }
-      const float m = static_cast<float>(pr.momentum);
-      const double M = static_cast<double>(x.numel() / C);
-      const float unbias = static_cast<float>(M > 1 ? M / (M - 1) : 1.0);
-      float *rm = running_mean.data<float>(), *rv = running_var.data<float>();
-      const float *bm = mean.data<float>(), *bv = var.data<float>();
-      for (std::int64_t c = 0; c < C; ++c) {
-        rm[c] = (1.0f - m) * rm[c] + m * bm[c];
-        rv[c] = (1.0f - m) * rv[c] + m * bv[c] * unbias;
-      }
+      update_running(pr, mean, var, running_mean, running_var);
     }
     s->buffers = {mean, var, ws, beta};  // oneDNN's backward takes the shift argument too (unused in the math)
     state = std::move(s);
     return y;
+  }
+
+  // PyTorch's running statistics from a batch's mean and biased variance (unbiased with the count).
+  static void update_running(const P& pr, const tensor& mean, const tensor& var, tensor& running_mean, tensor& running_var) {
+    const auto C = pr.x.dims[1];
+    const float m = static_cast<float>(pr.momentum);
+    const double M = static_cast<double>(pr.x.dims.numel() / C);
+    const float unbias = static_cast<float>(M > 1 ? M / (M - 1) : 1.0);
+    float *rm = running_mean.data<float>(), *rv = running_var.data<float>();
+    const float *bm = mean.data<float>(), *bv = var.data<float>();
+    for (std::int64_t c = 0; c < C; ++c) {
+      rm[c] = (1.0f - m) * rm[c] + m * bm[c];
+      rv[c] = (1.0f - m) * rv[c] + m * bv[c] * unbias;
+    }
   }
 
   // Evaluation with the ReLU: y = relu(x * scale + shift) with scale = gamma / sqrt(var + eps) and shift =
@@ -220,6 +226,104 @@ struct kernel<onednn, ops::batch_norm_op> {
     if (dx) *dx = dxt;
     if (dgamma) *dgamma = dg;
     if (dbeta) *dbeta = dbt;
+  }
+};
+
+// Two batch norms of one input in training (ops::paired_batch_norm): the first runs oneDNN's training
+// forward, which computes the batch statistics; the second normalises with those (use_global_stats: no
+// statistics pass, the same output its own training forward gives) and both running statistics take
+// them. oneDNN's backward primitive computes one BN's reductions and dx inside itself, so the backward
+// runs it per BN with the shared statistics (the full training gradient) and adds the two dx.
+template <>
+struct kernel<onednn, ops::paired_batch_norm_op> {
+  using P = ops::batch_norm_problem;
+  using single = kernel<onednn, ops::batch_norm_op>;
+  struct payload : autograd::payload {
+    std::unique_ptr<autograd::payload> first, second;
+  };
+
+  static status can_implement(const P& pr) {
+    if (!pr.training) return status::no("paired batch norm is a training kernel (evaluation uses each BN's own running statistics)");
+    return single::can_implement(pr);
+  }
+
+  // The second BN's forward with the statistics given; its workspace (the ReLU mask) is the one the
+  // first plan's backward reads.
+  static onednn_detail::bn_plan& given_statistics_plan(const P& pr) {
+    using namespace onednn_detail;
+    return cached_plan<bn_plan>(pr.str() + " with given statistics", [&] {
+      bn_plan p;
+      using F = dnnl::normalization_flags;
+      p.flags = F::use_scale | F::use_shift | F::use_global_stats;
+      if (pr.fuse_relu) p.flags = p.flags | F::fuse_norm_relu;
+      p.fwd_pd = dnnl::batch_normalization_forward::primitive_desc(
+          dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training, md(pr.x), static_cast<float>(pr.eps),
+                                                  p.flags),
+          user_scratchpad(), engine());
+      p.fwd = dnnl::batch_normalization_forward(p.fwd_pd);
+      return p;
+    });
+  }
+
+  static std::array<tensor, 2> forward(const P& pr, const tensor& x, const tensor& ga, const tensor& ba, const tensor& gb,
+                                       const tensor& bb, tensor& rma, tensor& rva, tensor& rmb, tensor& rvb,
+                                       std::unique_ptr<autograd::payload>& state) {
+    using namespace onednn_detail;
+    host_only("paired_batch_norm", {&x, &ga, &ba, &gb, &bb, &rma, &rva, &rmb, &rvb});
+    auto s = std::make_unique<payload>();
+    std::array<tensor, 2> y;
+    y[0] = single::forward(pr, x, ga, ba, rma, rva, s->first);
+    const auto& first = *static_cast<const bn_payload*>(s->first.get());
+    bn_plan& given = given_statistics_plan(pr);
+    const bool same_workspace = !pr.fuse_relu || given.fwd_pd.workspace_desc() == first.plan->fwd_pd.workspace_desc();
+    // Where the first ran on the reference (non-finite statistics) or b's parameters are non-finite, the
+    // second is its own plain batch norm too.
+    if (first.reference || !same_workspace || has_nonfinite(gb) || has_nonfinite(bb)) {
+      y[1] = single::forward(pr, x, gb, bb, rmb, rvb, s->second);
+      state = std::move(s);
+      return y;
+    }
+    const tensor& mean = first.buffers[0];
+    const tensor& var = first.buffers[1];
+    y[1] = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, mem(md(pr.x), x)},   {DNNL_ARG_DST, mem(md(pr.x), y[1])},
+                                               {DNNL_ARG_SCALE, mem(gb)},          {DNNL_ARG_SHIFT, mem(bb)},
+                                               {DNNL_ARG_MEAN, mem(mean)},         {DNNL_ARG_VARIANCE, mem(var)}};
+    tensor ws;
+    if (pr.fuse_relu) {
+      const auto ws_md = given.fwd_pd.workspace_desc();
+      ws = tensor::empty(grcnn::shape{static_cast<std::int64_t>((ws_md.get_size() + 3) / 4)}, dtype::f32);
+      args.emplace(DNNL_ARG_WORKSPACE, mem(ws_md, ws));
+    }
+    execute(given.fwd, args);
+    single::update_running(pr, mean, var, rmb, rvb);
+    auto second = std::make_unique<bn_payload>();
+    second->plan = first.plan;  // the training plan: its backward is the full training gradient
+    second->buffers = {mean, var, ws, bb};
+    s->second = std::move(second);
+    state = std::move(s);
+    return y;
+  }
+
+  static void backward(const P& pr, autograd::payload* state, const tensor& dya, const tensor& dyb, const tensor& x,
+                       const tensor& ya, const tensor& yb, const tensor& ga, const tensor& gb, tensor* dx, tensor* dga,
+                       tensor* dba, tensor* dgb, tensor* dbb) {
+    auto& s = *static_cast<payload*>(state);
+    tensor dxa, dxb;
+    const auto one = [&](autograd::payload* st, const tensor& dy, const tensor& y, const tensor& g, tensor& dxk, tensor* dg,
+                         tensor* db) {
+      if (!dy.defined()) {  // an output nothing used: no gradient from it
+        if (dg) *dg = tensor::zeros(grcnn::shape{pr.x.dims[1]});
+        if (db) *db = tensor::zeros(grcnn::shape{pr.x.dims[1]});
+        return;
+      }
+      single::backward(pr, st, dy, x, y, g, dx ? &dxk : nullptr, dg, db);
+    };
+    one(s.first.get(), dya, ya, ga, dxa, dga, dba);
+    one(s.second.get(), dyb, yb, gb, dxb, dgb, dbb);
+    if (!dx) return;
+    if (dxa.defined() && dxb.defined()) add_inplace(dxa, dxb);
+    *dx = dxa.defined() ? dxa : dxb;
   }
 };
 

@@ -184,3 +184,117 @@ struct kernel<reference<T>, ops::sync_batch_norm_op> {
 };
 
 }  // namespace grcnn::backends
+
+namespace grcnn::backends {
+
+// Two batch norms of one input in training (ops::paired_batch_norm): the statistics once, with the plain
+// kernel's arithmetic (so each output and each running statistic is the unfused one to the last bit);
+// the backward's four channel sums in one pass over x and both gradients, then dx from both in one more.
+template <class T>
+struct kernel<reference<T>, ops::paired_batch_norm_op> {
+  using P = ops::batch_norm_problem;
+  using single = kernel<reference<T>, ops::batch_norm_op>;
+  static status can_implement(const P& pr) {
+    if (!pr.training) return status::no("paired batch norm is a training kernel (evaluation uses each BN's own running statistics)");
+    return status::yes();
+  }
+
+  static std::array<tensor, 2> forward(const P& pr, const tensor& x, const tensor& ga, const tensor& ba, const tensor& gb,
+                                       const tensor& bb, tensor& rma, tensor& rva, tensor& rmb, tensor& rvb,
+                                       std::unique_ptr<autograd::payload>& state) {
+    const auto N = pr.x.dims[0], C = pr.x.dims[1], HW = single::spatial(pr);
+    const auto xv = x.values<T>();
+    auto s = std::make_unique<typename single::saved>();
+    s->mean.assign(static_cast<std::size_t>(C), T(0));
+    s->invstd.assign(static_cast<std::size_t>(C), T(0));
+    auto at = [&](std::int64_t n, std::int64_t c, std::int64_t i) { return static_cast<std::size_t>((n * C + c) * HW + i); };
+    const T M = static_cast<T>(N * HW), m = static_cast<T>(pr.momentum);
+    std::vector<T> var(static_cast<std::size_t>(C));
+    for (std::int64_t c = 0; c < C; ++c) {
+      T sum = 0;
+      for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t i = 0; i < HW; ++i) sum += xv[at(n, c, i)];
+      const T mean = sum / M;
+      T sq = 0;
+      for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t i = 0; i < HW; ++i) sq += (xv[at(n, c, i)] - mean) * (xv[at(n, c, i)] - mean);
+      const auto cc = static_cast<std::size_t>(c);
+      var[cc] = sq / M;
+      s->mean[cc] = mean;
+      s->invstd[cc] = T(1) / std::sqrt(var[cc] + static_cast<T>(pr.eps));
+    }
+    for (auto [rm_t, rv_t] : {std::pair<tensor*, tensor*>{&rma, &rva}, {&rmb, &rvb}}) {
+      auto rm = rm_t->template values<T>(), rv = rv_t->template values<T>();
+      for (std::size_t c = 0; c < static_cast<std::size_t>(C); ++c) {
+        rm[c] = (T(1) - m) * rm[c] + m * s->mean[c];
+        rv[c] = (T(1) - m) * rv[c] + m * (M > 1 ? var[c] * M / (M - 1) : var[c]);
+      }
+      rm_t->assign(std::span<const T>(rm));
+      rv_t->assign(std::span<const T>(rv));
+    }
+    std::array<tensor, 2> out;
+    for (int k = 0; k < 2; ++k) {
+      const auto gv = (k == 0 ? ga : gb).template values<T>(), bv = (k == 0 ? ba : bb).template values<T>();
+      std::vector<T> y(xv.size());
+      for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t c = 0; c < C; ++c) {
+          const auto cc = static_cast<std::size_t>(c);
+          for (std::int64_t i = 0; i < HW; ++i) {
+            T v = (xv[at(n, c, i)] - s->mean[cc]) * s->invstd[cc] * gv[cc] + bv[cc];
+            y[at(n, c, i)] = pr.fuse_relu ? ref_detail::relu(v) : v;
+          }
+        }
+      out[static_cast<std::size_t>(k)] = ref_detail::make(pr.x, y);
+    }
+    state = std::move(s);
+    return out;
+  }
+
+  static void backward(const P& pr, autograd::payload* state, const tensor& dya, const tensor& dyb, const tensor& x,
+                       const tensor& ya, const tensor& yb, const tensor& ga, const tensor& gb, tensor* dx, tensor* dga,
+                       tensor* dba, tensor* dgb, tensor* dbb) {
+    const auto& s = *static_cast<typename single::saved*>(state);
+    const auto N = pr.x.dims[0], C = pr.x.dims[1], HW = single::spatial(pr);
+    const auto xv = x.values<T>();
+    // Each output's gradient after its ReLU (zeros for an output nothing used).
+    auto masked = [&](const tensor& dy, const tensor& y) {
+      if (!dy.defined()) return std::vector<T>(xv.size(), T(0));
+      auto g = dy.values<T>();
+      if (pr.fuse_relu) {
+        const auto yv = y.values<T>();
+        for (std::size_t i = 0; i < g.size(); ++i) g[i] = ref_detail::relu_grad(g[i], yv[i]);
+      }
+      return g;
+    };
+    const std::vector<T> g[2] = {masked(dya, ya), masked(dyb, yb)};
+    const std::vector<T> gam[2] = {ga.template values<T>(), gb.template values<T>()};
+    auto at = [&](std::int64_t n, std::int64_t c, std::int64_t i) { return static_cast<std::size_t>((n * C + c) * HW + i); };
+    std::vector<T> sg[2], sgx[2], dxv(dx ? xv.size() : 0);
+    for (int k = 0; k < 2; ++k) sg[k].assign(static_cast<std::size_t>(C), T(0)), sgx[k].assign(static_cast<std::size_t>(C), T(0));
+    const T M = static_cast<T>(N * HW);
+    for (std::int64_t c = 0; c < C; ++c) {
+      const auto cc = static_cast<std::size_t>(c);
+      for (std::int64_t n = 0; n < N; ++n)  // one pass: both outputs' sums
+        for (std::int64_t i = 0; i < HW; ++i) {
+          const auto q = at(n, c, i);
+          for (int k = 0; k < 2; ++k) sg[k][cc] += g[k][q], sgx[k][cc] += g[k][q] * (xv[q] - s.mean[cc]) * s.invstd[cc];
+        }
+      if (!dx) continue;
+      for (std::int64_t n = 0; n < N; ++n)  // one pass: dx from both
+        for (std::int64_t i = 0; i < HW; ++i) {
+          const auto q = at(n, c, i);
+          const T xhat = (xv[q] - s.mean[cc]) * s.invstd[cc];
+          T d = 0;
+          for (int k = 0; k < 2; ++k) d += gam[k][cc] * s.invstd[cc] / M * (M * g[k][q] - sg[k][cc] - xhat * sgx[k][cc]);
+          dxv[q] = d;
+        }
+    }
+    if (dx) *dx = ref_detail::like(x, dxv);
+    if (dga) *dga = ref_detail::like(ga, sgx[0]);
+    if (dba) *dba = ref_detail::like(ga, sg[0]);
+    if (dgb) *dgb = ref_detail::like(gb, sgx[1]);
+    if (dbb) *dbb = ref_detail::like(gb, sg[1]);
+  }
+};
+
+}  // namespace grcnn::backends
