@@ -7,6 +7,7 @@ Use the Debian interpreter that has torch and torchvision: /usr/bin/python3.
 import argparse
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,10 +17,13 @@ ap.add_argument("--build", default=str(here.parent / "build"))
 ap.add_argument("--epochs", type=int, default=2)
 ap.add_argument("--out", help="write the markdown table here too")
 args = ap.parse_args()
+sys.path.insert(0, str(here))
+import tcmalloc_preload  # noqa: E402  (re-runs this script with tcmalloc preloaded for PyTorch)
 
 bench = Path(args.build) / "benchmarks" / "bench_loader"
 ours = [json.loads(line) for line in subprocess.run([str(bench), "--epochs", str(args.epochs)], check=True,
-                                                     capture_output=True, text=True, cwd=args.build).stdout.splitlines()]
+                                                     capture_output=True, text=True, cwd=args.build,
+                                                     env=tcmalloc_preload.ours_env()).stdout.splitlines()]
 folder = Path(args.build) / ours[0]["folder"]
 
 import torch  # noqa: E402

@@ -39,6 +39,8 @@ if args.rounds < 1 or args.steps < 1:
     parser.error("--rounds and --steps must be at least 1")
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
+sys.path.insert(0, str(here))
+import tcmalloc_preload  # noqa: E402  (re-runs this script with tcmalloc preloaded for PyTorch)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -53,7 +55,8 @@ cmd = [str(Path(args.build) / "benchmarks" / "bench_grcnn"), "--arch", args.arch
 
 def run_ours():
     out = {}
-    for line in subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines():
+    for line in subprocess.run(cmd, check=True, capture_output=True, text=True,
+                               env=tcmalloc_preload.ours_env()).stdout.splitlines():
         r = json.loads(line)
         out[r["mode"]] = r
     return out
@@ -112,7 +115,7 @@ for _ in range(args.rounds):
 lines = [f"{args.arch} at {args.size}x{args.size}, batch {args.batch}, {args.precision}, {args.threads} threads, median of "
          f"{args.steps} steps after {args.warmup} warm-up steps"
          f"{f', pooled over {args.rounds} alternating rounds' if args.rounds > 1 else ''}; torch {torch.__version__} "
-         f"(channels_last{', autocast bf16' if args.precision == 'bf16' else ''})", "",
+         f"(channels_last{', autocast bf16' if args.precision == 'bf16' else ''}, tcmalloc preloaded)", "",
          "| mode | grcnn images/s | PyTorch images/s | ratio | grcnn rounds | PyTorch rounds |",
          "|---|---:|---:|---:|---|---|"]
 for mode in modes:

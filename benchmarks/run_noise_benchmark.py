@@ -5,10 +5,13 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tcmalloc_preload  # noqa: E402  (re-runs this script with tcmalloc preloaded for PyTorch)
+import torch  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--bench", default=str(Path(__file__).resolve().parents[1] / "build/benchmarks/bench_noise"))
@@ -17,7 +20,7 @@ parser.add_argument("--reps", type=int, default=7)
 parser.add_argument("--threads", type=int, default=2)
 args = parser.parse_args()
 
-env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+env = dict(tcmalloc_preload.ours_env(), OMP_NUM_THREADS=str(args.threads))
 out = subprocess.run([args.bench, "--shape", *map(str, args.shape), "--reps", str(args.reps)], env=env,
                      capture_output=True, text=True, check=True).stdout
 ours = [json.loads(line) for line in out.splitlines() if line.strip()]

@@ -28,6 +28,8 @@ parser.add_argument("--only", choices=["all", "conv", "bn_relu", "gate"], defaul
 args = parser.parse_args()
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
+sys.path.insert(0, str(here))
+import tcmalloc_preload  # noqa: E402  (re-runs this script with tcmalloc preloaded for PyTorch)
 import torch  # noqa: E402  (after OMP_NUM_THREADS)
 import torch.nn.functional as F  # noqa: E402
 
@@ -37,7 +39,7 @@ spec = json.loads((here / "grcnn55_ops.json").read_text())
 ours = {}
 proc = subprocess.run([str(Path(args.build) / "benchmarks" / "bench_ops"), "--reps", str(args.reps),
                        "--dtype", args.dtype, "--only", args.only],
-                      check=True, capture_output=True, text=True)
+                      check=True, capture_output=True, text=True, env=tcmalloc_preload.ours_env())
 for line in proc.stdout.splitlines():
     r = json.loads(line)
     ours[r["name"]] = r

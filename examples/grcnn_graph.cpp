@@ -55,14 +55,21 @@ int describe(const settings& s, std::ostream& os) {
   using F = nn::model_facts<Topology>;
   const int classes = s.classes;
   if (!F::accepts(s.height, s.width)) {
+    // Per axis: the side itself where it is fine, else the nearest accepted sides below and above it.
     auto nearest = [](std::int64_t side) {
-      std::int64_t below = side, above = side;
-      while (below >= 1 && !nn::detail::graph_accepts_side<F>(below)) --below;
-      while (above <= (1 << 16) && !nn::detail::graph_accepts_side<F>(above)) ++above;
-      return (below >= 1 ? std::to_string(below) : std::string("none")) + " and " + (above <= (1 << 16) ? std::to_string(above) : std::string("none"));
+      constexpr std::int64_t max_side = 1 << 16;
+      const auto accepted = [](std::int64_t v) { return v >= 1 && v <= max_side && nn::detail::graph_accepts_side<F>(v); };
+      if (accepted(side)) return std::to_string(side) + " is accepted";
+      std::int64_t below = std::min(side, max_side), above = std::max<std::int64_t>(side, 1);
+      while (below >= 1 && !accepted(below)) --below;
+      while (above <= max_side && !accepted(above)) ++above;
+      if (below < 1 && above > max_side) return std::string("none up to 65536");
+      if (below < 1) return std::to_string(above);
+      if (above > max_side) return std::to_string(below);
+      return std::to_string(below) + " or " + std::to_string(above);
     };
     throw shape_error("input " + std::to_string(s.height) + "x" + std::to_string(s.width) + " gives no valid final feature map in " +
-                      s.arch + " (the nearest accepted sides: height " + nearest(s.height) + ", width " + nearest(s.width) + ")");
+                      s.arch + " (nearest accepted sides: height " + nearest(s.height) + ", width " + nearest(s.width) + ")");
   }
   const double ppd = static_cast<double>(s.width) / s.degrees;  // pixels per degree (square pixels)
   const auto nodes = F::nodes(s.height, s.width, classes);

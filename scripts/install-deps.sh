@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs grcnn's Debian 12 dependencies. Idempotent: runs apt only when a package is missing.
 set -euo pipefail
+# libtcmalloc-minimal4: the benchmarks run PyTorch with tcmalloc preloaded, as a tuned user runs it.
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libdnnl-dev ocl-icd-opencl-dev libeigen3-dev libboost-dev catch2 zlib1g-dev
   nlohmann-json3-dev libcli11-dev libturbojpeg0-dev libpng-dev libnetcdf-dev
   libopenmpi-dev openmpi-bin
   graphviz
+  libtcmalloc-minimal4
   dataset-fashion-mnist
   python3 python3-numpy python3-torch python3-torchvision python3-sklearn python3-pil python3-matplotlib
 )

@@ -6,6 +6,8 @@
 
 #include <fstream>
 #include <regex>
+#include <set>
+#include <type_traits>
 
 #include <grcnn/eval/activations.hpp>
 #include <grcnn/models/grcnn.hpp>
@@ -69,6 +71,33 @@ TEST_CASE("grcnn55's state_dict has PyTorch's 426 names, order and shapes", "[mo
     CHECK(state[i].name == want[i].first);
     CHECK(state[i].value().dims().str() == want[i].second);
   }
+}
+
+TEST_CASE("a network moves: construction and assignment keep its weights, shared slots and output", "[models]") {
+  using net_t = nn::network<models::grcnn_small_topology>;
+  static_assert(std::is_move_constructible_v<net_t> && std::is_move_assignable_v<net_t>);
+  static_assert(!std::is_copy_constructible_v<net_t>);
+  nn::initializer rng(3);
+  const tensor x = rng.normal({2, 3, 32, 32}, 1.0);
+  auto logits = [&](net_t& n) {
+    n.eval();
+    autograd::no_grad_guard ng;
+    return n.forward(autograd::variable(backends::to_backend<backends::default_backend>(x))).value().values<float>();
+  };
+  net_t a(10, 7);
+  const auto want = logits(a);
+  net_t b(std::move(a));
+  CHECK(logits(b) == want);
+  net_t c(10, 8);
+  CHECK(logits(c) != want);
+  c = std::move(b);
+  CHECK(logits(c) == want);
+  // The moved network's iterations still share one conv_g_r (one parameter, every call's gradient on it).
+  std::set<const void*> cells;
+  for (auto& e : c.state())
+    if (e.name == "stage_2.conv_g_r.weight") cells.insert(e.parameter->cell().get());
+  CHECK(cells.size() == 1);
+  CHECK(c.parameter_count() == 194'026);
 }
 
 TEST_CASE("initialisation follows the original code and is seedable", "[models]") {

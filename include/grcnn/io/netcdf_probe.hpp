@@ -115,6 +115,10 @@ inline void probe_netcdf_in_child(const std::string& path, std::uint64_t cap, co
   if (child < 0) return;
   if (child == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the parent
+    // A crash must end the child by its signal. The host's handlers (a test framework's fatal-condition
+    // reporter, a crash logger) would otherwise run here on a heap libhdf5 may have corrupted: Catch's
+    // printed a failure report from the child and its allocations could abort in glibc.
+    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS}) ::signal(sig, SIG_DFL);
     // Running out of memory is no sign of a malformed file: the parent reads with its own limits.
     try {
       netcdf_probe_detail::walk(path.c_str(), cap);

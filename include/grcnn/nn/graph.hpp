@@ -72,6 +72,10 @@ struct graph_facts<node_list<N...>> {
   static constexpr std::array<static_name, sizeof...(N)> names{N::name...};
   static constexpr std::array<static_name, sizeof...(N)> layers{N::layer...};
   static constexpr std::array<int, sizeof...(N)> steps{N::step...};
+  static constexpr int prim_total = (0 + ... + N::program.size());
+  static constexpr std::array<int, sizeof...(N)> arities{static_cast<int>(N::inputs.size())...};
+  // Whether a node's output is its layer's (tapped under the layer's name).
+  static constexpr std::array<bool, sizeof...(N)> emits_layer{N::emits_layer...};
 
  private:
   template <class Node>
@@ -189,13 +193,46 @@ struct graph_facts<node_list<N...>> {
     });
     return ok;
   }
-  // The first node whose primitives get other channels than they were built for (-1: none).
+  // The first node whose primitives get other channels than they were built for (-1: none). Channels
+  // only, as integers: this runs in every translation unit that builds a network (a static_assert), so
+  // it does not pay for walk()'s shapes and fields.
   static constexpr int first_channel_mismatch() {
-    int bad = -1;
-    walk(256, 256, 1, [&](int i, int, const prim& q, const value_facts& v, std::int64_t) {
-      if (bad < 0 && q.op != prim_op::weights_only && !v.channels_valid) bad = i;
-    });
-    return bad;
+    std::array<int, sizeof...(N)> out{};
+    for (int i = 0; i < size; ++i) {
+      const node_program& p = *programs[static_cast<std::size_t>(i)];
+      std::array<int, node_program::max_prims> c{};
+      for (int j = 0; j < p.size(); ++j) {
+        const prim& q = p[j];
+        const auto operand = [&](int k) { return c[static_cast<std::size_t>(q.operands[static_cast<std::size_t>(k)])]; };
+        int channels = q.out_channels;
+        bool ok = true;
+        switch (q.op) {
+          case prim_op::input: {
+            const int e = edges[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)];
+            ok = (e < 0 ? 3 : out[static_cast<std::size_t>(e)]) == q.out_channels;
+            break;
+          }
+          case prim_op::conv:
+          case prim_op::linear:
+          case prim_op::batch_norm:
+          case prim_op::vone_response: ok = operand(0) == q.in_channels; break;
+          case prim_op::sk_select:
+            ok = operand(0) == q.in_channels && operand(1) == q.in_channels && operand(2) == 2 * q.in_channels;
+            break;
+          case prim_op::add:
+          case prim_op::gated_update:
+            channels = operand(0);
+            for (int k = 1; k < 4 && q.operands[static_cast<std::size_t>(k)] >= 0; ++k) ok = ok && operand(k) == channels;
+            break;
+          case prim_op::weights_only: channels = 0; break;
+          default: channels = operand(0); break;  // relu, pooling, identity
+        }
+        if (!ok) return i;
+        c[static_cast<std::size_t>(j)] = channels;
+      }
+      out[static_cast<std::size_t>(i)] = c[static_cast<std::size_t>(p.output())];
+    }
+    return -1;
   }
 
   // ---- weight slots --------------------------------------------------------------------------------------
@@ -206,26 +243,35 @@ struct graph_facts<node_list<N...>> {
     int owner_in = 0, owner_out = 0, owner_kernel = 0, owner_groups = 0;
     int user_in = 0, user_out = 0, user_kernel = 0, user_groups = 0;
   };
-  // The first shared weight whose owner is missing (or comes later) or has another shape.
+  // The first shared weight whose owner is missing (or comes later) or has another shape. One pass: each
+  // node's owned slots go into a table keyed by a hash of the name, then its shared slots are looked up
+  // there (a static_assert in every translation unit that builds a network; comparing names pairwise cost
+  // seconds per topology in the compiler).
   static constexpr slot_problem first_slot_problem() {
+    struct owner {
+      std::uint64_t hash = 0;
+      const prim* p = nullptr;
+    };
+    std::array<owner, prim_total> owners{};
+    int owned = 0;
     for (int i = 0; i < size; ++i) {
       const node_program& p = *programs[static_cast<std::size_t>(i)];
+      for (int j = 0; j < p.size(); ++j)
+        if (p[j].slot == weight_slot::own) owners[static_cast<std::size_t>(owned++)] = {name_hash(p[j].slot_key), &p[j]};
       for (int j = 0; j < p.size(); ++j) {
         const prim& u = p[j];
         if (u.slot != weight_slot::shared) continue;
         slot_problem r{i, u.slot_key, false, 0, 0, 0, 0, u.in_channels, u.out_channels, u.kernel, u.groups};
-        for (int oi = 0; oi <= i && !r.has_owner; ++oi) {
-          const node_program& o = *programs[static_cast<std::size_t>(oi)];
-          for (int oj = 0; oj < o.size(); ++oj) {
-            const prim& c = o[oj];
-            if (c.slot != weight_slot::own || c.slot_key.length != u.slot_key.length || !(c.slot_key == u.slot_key)) continue;
-            r.has_owner = true;
-            r.owner_in = c.in_channels, r.owner_out = c.out_channels, r.owner_kernel = c.kernel, r.owner_groups = c.groups;
-            if (c.in_channels != u.in_channels || c.out_channels != u.out_channels || c.kernel != u.kernel ||
-                c.groups != u.groups || c.dilation != u.dilation || c.bias != u.bias || (c.op == prim_op::batch_norm) != (u.op == prim_op::batch_norm))
-              return r;
-            break;
-          }
+        const std::uint64_t h = name_hash(u.slot_key);
+        for (int k = 0; k < owned && !r.has_owner; ++k) {
+          const owner& o = owners[static_cast<std::size_t>(k)];
+          if (o.hash != h || !(o.p->slot_key == u.slot_key)) continue;
+          const prim& c = *o.p;
+          r.has_owner = true;
+          r.owner_in = c.in_channels, r.owner_out = c.out_channels, r.owner_kernel = c.kernel, r.owner_groups = c.groups;
+          if (c.in_channels != u.in_channels || c.out_channels != u.out_channels || c.kernel != u.kernel ||
+              c.groups != u.groups || c.dilation != u.dilation || c.bias != u.bias || (c.op == prim_op::batch_norm) != (u.op == prim_op::batch_norm))
+            return r;
         }
         if (!r.has_owner) return r;
       }

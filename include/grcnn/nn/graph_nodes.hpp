@@ -72,14 +72,20 @@ struct grcl_node_facts {
 
 // ---- stems and head ---------------------------------------------------------------------------------
 
-template <int Out>
-struct imagenet_stem_node {
-  using spec = imagenet_stem<Out>;
-  using module = imagenet_stem_module;
-  static constexpr static_name layer = "stem", name = "stem";
+// A layer that is one node (a stem, the head): named as its layer, reading the layer's input, its output
+// the layer's (not tapped under the layer's name: its last module's name is the tap).
+template <fixed_string Layer>
+struct single_node_layer {
+  static constexpr static_name layer = Layer, name = Layer;
   static constexpr int step = 0, local = 0;
   static constexpr std::array<int, 1> inputs{-1};
   static constexpr bool ends_layer = true, emits_layer = false;
+};
+
+template <int Out>
+struct imagenet_stem_node : single_node_layer<"stem"> {
+  using spec = imagenet_stem<Out>;
+  using module = imagenet_stem_module;
   static constexpr node_program program = [] {
     node_program p;
     int x = p.input(3);
@@ -93,13 +99,9 @@ struct imagenet_stem_node {
 };
 
 template <int Out, int Stride>
-struct cifar_stem_node {
+struct cifar_stem_node : single_node_layer<"stem"> {
   using spec = cifar_stem<Out, Stride>;
   using module = cifar_stem_module;
-  static constexpr static_name layer = "stem", name = "stem";
-  static constexpr int step = 0, local = 0;
-  static constexpr std::array<int, 1> inputs{-1};
-  static constexpr bool ends_layer = true, emits_layer = false;
   static constexpr node_program program = [] {
     node_program p;
     return p.returns(p.conv(p.input(3), {3, Out, 3, Stride, 1}, "conv_3x3"));
@@ -108,13 +110,9 @@ struct cifar_stem_node {
 };
 
 template <vone_options O>
-struct vone_stem_node {
+struct vone_stem_node : single_node_layer<"stem"> {
   using spec = vone_stem<O>;
   using module = vone_module;
-  static constexpr static_name layer = "stem", name = "stem";
-  static constexpr int step = 0, local = 0;
-  static constexpr std::array<int, 1> inputs{-1};
-  static constexpr bool ends_layer = true, emits_layer = false;
   static constexpr node_program program = [] {
     node_program p;
     const int C = O.channels(), k = O.kernel_size, x = p.input(3);
@@ -134,13 +132,9 @@ struct vone_stem_node {
 };
 
 template <int In, int Pool, double Momentum>
-struct head_node {
+struct head_node : single_node_layer<"head"> {
   using spec = classifier_head<In, Pool, Momentum>;
   using module = head_module;
-  static constexpr static_name layer = "head", name = "head";
-  static constexpr int step = 0, local = 0;
-  static constexpr std::array<int, 1> inputs{-1};
-  static constexpr bool ends_layer = true, emits_layer = false;
   static constexpr node_program program = [] {
     node_program p;
     int x = p.bn_relu(p.input(In), In, "lastact", "0", "1");
@@ -167,7 +161,7 @@ struct grcl_feedforward_node : detail::grcl_node_facts<G> {
     const int x0 = p.conv(x, {f::options.in_channels, f::E, 3, 1, 1, 1, f::options.groups}, dotted(f::layer, "conv_f"));
     return p.returns(p.identity(x0, dotted(f::layer, "state")));  // the state at step 0
   }();
-  static module make(graph_builder& b) { return module(f::options, f::layer.str(), b); }
+  static module make(graph_builder& b) { return module(f::options, f::layer.view(), b); }
 };
 
 template <class G>
@@ -187,7 +181,7 @@ struct grcl_gate_node : detail::grcl_node_facts<G> {
     if (f::owns_recurrent) p.weights_only({f::E, f::E, 1, 1, 0, 1, f::options.groups}, f::recurrent_key);
     return p.returns(gf);
   }();
-  static module make(graph_builder& b) { return module(f::options, f::layer.str(), f::recurrent_key.str(), f::owns_recurrent, b); }
+  static module make(graph_builder& b) { return module(f::options, f::layer.view(), f::recurrent_key.view(), f::owns_recurrent, b); }
 };
 
 template <class G, int T>
@@ -226,11 +220,11 @@ struct grcl_iteration_node : detail::grcl_node_facts<G> {
   }();
   // The gate BN and the bottleneck's first BN read x_{t-1}: the module computes their statistics once.
   static constexpr bool pairs_batch_norms = program.batch_norm_pairs() == 1;
+  static constexpr static_name bottleneck = f::bottleneck_key(T);
   using module = grcl_iteration_module<G::options.middle, pairs_batch_norms>;
   static module make(graph_builder& b) {
-    return module(f::options, f::layer.str(), T,
-                  {.recurrent = f::recurrent_key.str(), .bottleneck = f::bottleneck_key(T).str(), .owns_bottleneck = f::owns_bottleneck(T)},
-                  b);
+    return module(f::options, f::layer.view(), T,
+                  {.recurrent = f::recurrent_key.view(), .bottleneck = bottleneck.view(), .owns_bottleneck = f::owns_bottleneck(T)}, b);
   }
 };
 
@@ -261,7 +255,7 @@ struct grcl_transition_node : detail::grcl_node_facts<G> {
     b = p.conv(b, {P, E}, dotted(L, "d_conv_1e"));
     return p.returns(p.identity(p.add(a, b), L));
   }();
-  static module make(graph_builder& b) { return module(f::options, f::layer.str(), b); }
+  static module make(graph_builder& b) { return module(f::options, f::layer.view(), b); }
 };
 
 // ---- expansions -------------------------------------------------------------------------------------

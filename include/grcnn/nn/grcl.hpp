@@ -12,6 +12,7 @@
 // the backend: all iterations of all GRCLs of one kind share one instantiation, whatever the time step.
 #include <memory>
 #include <string>
+#include <string_view>
 #include <tuple>
 
 #include "grcnn/nn/graph_builder.hpp"
@@ -46,15 +47,15 @@ class grcl_input_branch {
 // x0 = conv_f(relu(bn_f(u))): the state at time step 0 (also tapped as <layer>.state, step 0).
 class grcl_feedforward_module {
  public:
-  grcl_feedforward_module(const grcl_options& o, std::string layer, graph_builder& b)
-      : layer_(std::move(layer)), branch_(o, false, b.rng()) {}
+  GRCNN_NOINLINE grcl_feedforward_module(const grcl_options& o, std::string_view layer, graph_builder& b)
+      : layer_(layer), branch_(o, false, b.rng()) {}
   template <class B>
-  variable forward(const node_inputs& in, const forward_context& ctx) {
+  GRCNN_NOINLINE variable forward(const node_inputs& in, const forward_context& ctx) {
     const variable x0 = branch_.forward<B>(in[0], ctx, layer_, "bn_f", "relu_f", "conv_f");
     ctx.emit(layer_, "state", x0, 0);
     return x0;
   }
-  void collect(state_list& out) { branch_.collect(layer_, "bn_f", "conv_f", out); }
+  GRCNN_NOINLINE void collect(state_list& out) { branch_.collect(layer_, "bn_f", "conv_f", out); }
 
  private:
   std::string layer_;
@@ -65,20 +66,20 @@ class grcl_feedforward_module {
 // iterations share.
 class grcl_gate_module {
  public:
-  grcl_gate_module(const grcl_options& o, std::string layer, const std::string& recurrent_key, bool owns_recurrent,
+  GRCNN_NOINLINE grcl_gate_module(const grcl_options& o, std::string_view layer, std::string_view recurrent_key, bool owns_recurrent,
                    graph_builder& b)
-      : layer_(std::move(layer)), branch_(o, true, b.rng()) {
+      : layer_(layer), branch_(o, true, b.rng()) {
     const int E = o.out_channels();
     const conv_init init = o.style == code_style::cifar ? conv_init::normal_001 : conv_init::default_uniform;
-    conv_g_r_ = b.slot<conv2d_layer>(owns_recurrent, recurrent_key, [&] {
+    conv_g_r_ = b.slot<conv2d_layer>(owns_recurrent, std::string(recurrent_key), [&] {
       return std::make_shared<conv2d_layer>(E, E, 1, 1, 0, 1, o.groups, false, init, b.rng());
     });
   }
   template <class B>
-  variable forward(const node_inputs& in, const forward_context& ctx) {
+  GRCNN_NOINLINE variable forward(const node_inputs& in, const forward_context& ctx) {
     return branch_.forward<B>(in[0], ctx, layer_, "bn_g_f", "relu_g_f", "conv_g_f");
   }
-  void collect(state_list& out) {
+  GRCNN_NOINLINE void collect(state_list& out) {
     branch_.collect(layer_, "bn_g_f", "conv_g_f", out);
     conv_g_r_->collect(join(layer_, "conv_g_r"), out);
   }
@@ -92,8 +93,8 @@ class grcl_gate_module {
 // Where an iteration's weights come from: the slot keys (the owner's PyTorch names) and whether this
 // iteration owns them.
 struct grcl_iteration_slots {
-  std::string recurrent;   // conv_g_r: "<layer>.conv_g_r" of the owning GRCL
-  std::string bottleneck;  // "<layer>.iter_<t>" of the owning iteration
+  std::string_view recurrent;   // conv_g_r: "<layer>.conv_g_r" of the owning GRCL
+  std::string_view bottleneck;  // "<layer>.iter_<t>" of the owning iteration
   bool owns_bottleneck = true;
 };
 
@@ -105,8 +106,9 @@ class grcl_iteration_module {
   static constexpr bool sk = Middle == middle_kind::selective_kernel;
 
  public:
-  grcl_iteration_module(const grcl_options& o, std::string layer, int step, const grcl_iteration_slots& s, graph_builder& b)
-      : layer_(std::move(layer)),
+  GRCNN_NOINLINE grcl_iteration_module(const grcl_options& o, std::string_view layer, int step, const grcl_iteration_slots& s,
+                                       graph_builder& b)
+      : layer_(layer),
         body_(join(layer_, "iter_" + std::to_string(step))),
         gate_(join(layer_, "iter_g_" + std::to_string(step))),
         step_(step),
@@ -115,29 +117,30 @@ class grcl_iteration_module {
         gate_bn_(o.out_channels(), o.bn_momentum) {
     const int E = o.out_channels(), p = o.planes;
     auto& rng = b.rng();
-    conv_g_r_ = b.shared<conv2d_layer>(s.recurrent);
+    const std::string bottleneck(s.bottleneck);
+    conv_g_r_ = b.shared<conv2d_layer>(std::string(s.recurrent));
     // The original code leaves the non-shared 3x3 at PyTorch's default init; the shared one is kaiming.
-    conv2_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(s.bottleneck, "2"), [&] {
+    conv2_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(bottleneck, "2"), [&] {
       return std::make_shared<conv2d_layer>(E, p, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
     });
     if constexpr (sk) {
-      mid_ = b.slot<sk_conv_module>(s.owns_bottleneck, join(s.bottleneck, "5"), [&] {
+      mid_ = b.slot<sk_conv_module>(s.owns_bottleneck, join(bottleneck, "5"), [&] {
         return std::make_shared<sk_conv_module>(p, p, 1, o.groups, o.style, o.bn_momentum, rng);
       });
     } else {
       const conv_init mid_init = o.weight_sharing ? conv_init::kaiming_normal : conv_init::default_uniform;
-      mid_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(s.bottleneck, "5"), [&] {
+      mid_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(bottleneck, "5"), [&] {
         return std::make_shared<conv2d_layer>(p, p, 3, 1, 1, 1, 1, false, mid_init, rng);
       });
       bn6_ = std::make_unique<batch_norm_layer>(p, o.bn_momentum);
     }
-    conv_last_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(s.bottleneck, sk ? "6" : "8"), [&] {
+    conv_last_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(bottleneck, sk ? "6" : "8"), [&] {
       return std::make_shared<conv2d_layer>(p, E, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
     });
   }
 
   template <class B>
-  variable forward(const node_inputs& in, const forward_context& ctx) {
+  GRCNN_NOINLINE variable forward(const node_inputs& in, const forward_context& ctx) {
     const variable& x = in[0];
     variable g, h;
     if constexpr (PairedNorms) {
@@ -169,7 +172,7 @@ class grcl_iteration_module {
   }
 
   // PyTorch's order: iter_t.* then iter_g_t.0; shared convolutions are listed under every iteration.
-  void collect(state_list& out) {
+  GRCNN_NOINLINE void collect(state_list& out) {
     bn0_.collect(join(body_, "0"), out);
     conv2_->collect(join(body_, "2"), out);
     bn3_.collect(join(body_, "3"), out);
@@ -199,8 +202,8 @@ class grcl_transition_module {
   static constexpr bool sk = Middle == middle_kind::selective_kernel;
 
  public:
-  grcl_transition_module(const grcl_options& o, std::string layer, graph_builder& b)
-      : layer_(std::move(layer)),
+  GRCNN_NOINLINE grcl_transition_module(const grcl_options& o, std::string_view layer, graph_builder& b)
+      : layer_(layer),
         d_bn_(o.out_channels(), o.bn_momentum),
         d_bn_1_(o.out_channels(), o.bn_momentum),
         d_bn_3_(o.planes, o.bn_momentum) {
@@ -217,7 +220,7 @@ class grcl_transition_module {
   }
 
   template <class B>
-  variable forward(const node_inputs& in, const forward_context& ctx) {
+  GRCNN_NOINLINE variable forward(const node_inputs& in, const forward_context& ctx) {
     const variable& x = in[0];
     const variable a = d_conv_->forward<B>(ops::avg_pool2d<B>(bn_relu<B>(d_bn_, x, ctx, layer_, "d_bn", "d_relu"), 2, 2));
     ctx.emit(layer_, "d_conv", a);
@@ -234,7 +237,7 @@ class grcl_transition_module {
     return ops::add<B>(a, h);
   }
 
-  void collect(state_list& out) {
+  GRCNN_NOINLINE void collect(state_list& out) {
     d_bn_.collect(join(layer_, "d_bn"), out);
     d_conv_->collect(join(layer_, "d_conv"), out);
     d_bn_1_.collect(join(layer_, "d_bn_1"), out);

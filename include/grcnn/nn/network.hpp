@@ -4,8 +4,11 @@
 // compile-time edges. One type serves training and evaluation: BN uses batch statistics in train mode and
 // running statistics in eval mode. Parameters carry PyTorch's state_dict names in PyTorch's order.
 #include <set>
-#include <tuple>
 #include <type_traits>
+
+#include <boost/hana/at.hpp>
+#include <boost/hana/basic_tuple.hpp>
+#include <boost/hana/unpack.hpp>
 
 #include "grcnn/nn/graph.hpp"
 
@@ -14,17 +17,46 @@ namespace grcnn::nn {
 enum class mode { train, eval };
 
 namespace detail {
+// One node's module in the network's tuple. Built in place from the node's make (no temporary module);
+// its move and destructor are out of line, one copy per module kind: inlined, the tuple's construction,
+// exception cleanup and destruction repeated every module's member-wise code for every node.
+template <class M>
+struct node_module {
+  M module;
+  template <class Node>
+  node_module(boost::hana::basic_type<Node>, graph_builder& b) : module(Node::make(b)) {}
+  GRCNN_NOINLINE node_module(node_module&& other) noexcept(std::is_nothrow_move_constructible_v<M>)
+      : module(std::move(other.module)) {}
+  node_module(const node_module&) = delete;
+  node_module& operator=(const node_module&) = delete;
+  GRCNN_NOINLINE node_module& operator=(node_module&& other) {
+    module = std::move(other.module);
+    return *this;
+  }
+  GRCNN_NOINLINE ~node_module() {}
+};
+
 template <class Nodes>
 struct graph_modules;
 template <class... N>
 struct graph_modules<node_list<N...>> {
-  using tuple = std::tuple<typename N::module...>;
+  // Flat (Hana's basic_tuple): a std::tuple of a grcnn109's 44 modules nests 44 base classes deep.
+  using tuple = boost::hana::basic_tuple<node_module<typename N::module>...>;
   template <std::size_t I>
-  using node = std::tuple_element_t<I, std::tuple<N...>>;
+  using node = typename std::remove_cvref_t<decltype(boost::hana::at_c<I>(
+      std::declval<boost::hana::basic_tuple<boost::hana::basic_type<N>...>>()))>::type;
   // Braces: the nodes are built (and draw from the seeded stream) in graph order, on every compiler.
-  static tuple make(graph_builder& b) { return tuple{N::make(b)...}; }
+  static tuple make(graph_builder& b) { return tuple{node_module<typename N::module>(boost::hana::type_c<N>, b)...}; }
   template <class M>
   static constexpr int count = (0 + ... + int(std::is_same_v<typename N::module, M>));
+  // The first node whose module is M.
+  template <class M>
+  static constexpr std::size_t index_of = [] {
+    constexpr std::array<bool, sizeof...(N)> same{std::is_same_v<typename N::module, M>...};
+    std::size_t i = 0;
+    while (i < same.size() && !same[i]) ++i;
+    return i;
+  }();
   template <class B>
   static constexpr bool modules_keep_contract = (graph_module_on<typename N::module, B> && ...);
 };
@@ -79,6 +111,34 @@ constexpr bool graph_accepts_side(std::int64_t side) {
   }
   return true;
 }
+
+// What the forward's step needs of the graph at run time: its tables (nn/graph.hpp's model facts) and
+// the values computed so far.
+struct graph_run_view {
+  const std::array<int, 4>* edges;
+  const int* arities;
+  const bool* emits_layer;
+  const static_name* layers;
+  const int* last_use;
+  const bool* eval_nodes;  // nodes of layers held in evaluation mode (set_eval_layers)
+  variable* values;
+};
+// One node's step of the forward fold: gathers its inputs along its edges, runs its module, reports a
+// layer's output to the taps and drops every value whose last reader it is. Templated on the backend and
+// the module type only: every node of one kind, in every network, shares this code (a step per node
+// index would be compiled once per node of every network).
+template <class B, class M>
+void run_graph_node(M& module, int i, const graph_run_view& g, const variable& image, const forward_context& ctx) {
+  const auto& e = g.edges[i];
+  const auto input = [&](int k) -> const variable& { return e[static_cast<std::size_t>(k)] < 0 ? image : g.values[e[static_cast<std::size_t>(k)]]; };
+  forward_context c = ctx;
+  c.training = ctx.training && !g.eval_nodes[i];
+  g.values[i] = g.arities[i] == 1 ? module.template forward<B>(node_inputs(input(0)), c)
+                                  : module.template forward<B>(node_inputs{&input(0), &input(1)}, c);
+  if (g.emits_layer[i] && c.tapping()) c.emit_as(std::string(g.layers[i].view()), g.values[i]);
+  for (int j = 0; j < i; ++j)
+    if (g.last_use[j] == i) g.values[j] = variable();
+}
 }  // namespace detail
 
 template <class Topology, class Backend = backends::default_backend>
@@ -125,8 +185,10 @@ class network<topology<Layers...>, Backend> {
     // The fold over the flat node list: node I reads the outputs its compile-time edges name; a value is
     // dropped after its last reader (the tape keeps what backward needs).
     std::array<variable, node_count> values;
+    const detail::graph_run_view graph{facts::edges.data(), facts::arities.data(), facts::emits_layer.data(),
+                                       facts::layers.data(), facts::last_use.data(), eval_nodes_.data(), values.data()};
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (run_node<I>(h, values, ctx), ...);
+      (detail::run_graph_node<Backend>(boost::hana::at_c<I>(modules_).module, static_cast<int>(I), graph, h, ctx), ...);
     }(std::make_index_sequence<node_count>{});
     variable y = std::move(values[node_count - 1]);
     return mixed ? ops::cast<Backend>(y, dtype::f32) : y;  // losses and their reductions stay in f32
@@ -142,11 +204,12 @@ class network<topology<Layers...>, Backend> {
   // transition fits and the readout gets the window it needs. The same arithmetic as the ops'.
   static constexpr bool accepts_side(std::int64_t side) { return side >= 1 && detail::graph_accepts_side<facts>(side); }
   static constexpr std::int64_t max_checked_side = 1 << 16;
-  // The smallest accepted side (0 if none up to 65536).
-  static constexpr std::int64_t min_input_size() {
-    for (std::int64_t s = 1; s <= max_checked_side; ++s)
-      if (accepts_side(s)) return s;
-    return 0;
+  // The smallest accepted side (0 if none up to 65536). Searched at run time, once: as a constexpr
+  // function (or any constant-initialisable expression) GCC evaluated the search (221 walks of the graph
+  // for grcnn55) at compile time wherever it was called, seconds per network in every translation unit.
+  static std::int64_t min_input_size() {
+    static const std::int64_t min = smallest_accepted_side();
+    return min;
   }
 
   // The top-level layer names in order (stem, layer1, ..., head).
@@ -187,7 +250,7 @@ class network<topology<Layers...>, Backend> {
   // Every state_dict entry in PyTorch's order (shared tensors appear under each of their names).
   state_list state() {
     state_list out;
-    std::apply([&](auto&... m) { (m.collect(out), ...); }, modules_);
+    boost::hana::unpack(modules_, [&](auto&... m) { (m.module.collect(out), ...); });
     return out;
   }
   // The learnable parameters, each once (shared weights are not repeated; fixed ones left out): what
@@ -222,15 +285,15 @@ class network<topology<Layers...>, Backend> {
   // The run-time state a checkpoint keeps beside the tensors (the modules that have some, such as the
   // VOneBlock's noise counter), and its restoration; `where` names the checkpoint in errors.
   void save_run_state(run_state& s) const {
-    std::apply([&](const auto&... m) { (save_state_of(m, s), ...); }, modules_);
+    boost::hana::unpack(modules_, [&](const auto&... m) { (save_state_of(m.module, s), ...); });
   }
   void load_run_state(const run_state& s, const std::string& where) {
-    std::apply([&](auto&... m) { (load_state_of(m, s, where), ...); }, modules_);
+    boost::hana::unpack(modules_, [&](auto&... m) { (load_state_of(m.module, s, where), ...); });
   }
   // Data-parallel training: this network is replica `rank` of `world` (modules with per-replica random
   // streams draw from their own).
   void set_replica(int rank, int world) {
-    std::apply([&](auto&... m) { (replica_of(m, rank, world), ...); }, modules_);
+    boost::hana::unpack(modules_, [&](auto&... m) { (replica_of(m.module, rank, world), ...); });
   }
 
   // The module of type M where exactly one node has it, e.g. net.module<nn::vone_module>() to fix the
@@ -238,7 +301,7 @@ class network<topology<Layers...>, Backend> {
   template <class M>
   M& module() {
     static_assert(count_modules<M> == 1, "grcnn network: module<M>() needs exactly one node with a module of type M");
-    return std::get<M>(modules_);
+    return boost::hana::at_c<modules_type::template index_of<M>>(modules_).module;
   }
   // How many graph nodes run a module of type M.
   template <class M>
@@ -253,7 +316,7 @@ class network<topology<Layers...>, Backend> {
   template <class F>
   void visit_nodes(F&& f) {
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (f(boost::hana::type_c<typename modules_type::template node<I>>, std::get<I>(modules_)), ...);
+      (f(boost::hana::type_c<typename modules_type::template node<I>>, boost::hana::at_c<I>(modules_).module), ...);
     }(std::make_index_sequence<node_count>{});
   }
 
@@ -281,23 +344,11 @@ class network<topology<Layers...>, Backend> {
   void clear_taps() { own_taps_.clear(); }
 
  private:
-  template <std::size_t I>
-  void run_node(const variable& image, std::array<variable, node_count>& values, const forward_context& ctx) {
-    using node = typename modules_type::template node<I>;
-    constexpr std::array<int, 4> e = facts::edges[I];
-    const auto input = [&](int k) -> const variable& { return e[static_cast<std::size_t>(k)] < 0 ? image : values[static_cast<std::size_t>(e[static_cast<std::size_t>(k)])]; };
-    forward_context c = ctx;
-    c.training = ctx.training && !eval_nodes_[I];
-    if constexpr (node::inputs.size() == 1)
-      values[I] = std::get<I>(modules_).template forward<Backend>(node_inputs(input(0)), c);
-    else
-      values[I] = std::get<I>(modules_).template forward<Backend>(node_inputs{&input(0), &input(1)}, c);
-    if constexpr (node::emits_layer)
-      if (c.tapping()) c.emit_as(std::string(node::layer.view()), values[I]);
-    for (std::size_t j = 0; j < I; ++j)
-      if (facts::last_use[j] == static_cast<int>(I)) values[j] = variable();
+  static std::int64_t smallest_accepted_side() {  // not constexpr: see min_input_size
+    for (std::int64_t s = 1; s <= max_checked_side; ++s)
+      if (accepts_side(s)) return s;
+    return 0;
   }
-
   template <class M>
   static void save_state_of(const M& m, run_state& s) {
     if constexpr (requires { m.save_run_state(s); }) m.save_run_state(s);

@@ -4,6 +4,7 @@
 // Longer than its capacity is a compile error where it is evaluated at compile time.
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -60,6 +61,13 @@ constexpr static_name dotted(const static_name& a, std::string_view b, int i) {
   static_name r = dotted(a, b);
   r.append(i);
   return r;
+}
+
+// FNV-1a of a name: a cheap first comparison for the graph's compile-time lookups.
+constexpr std::uint64_t name_hash(const static_name& s) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (std::size_t i = 0; i < s.length; ++i) h = (h ^ static_cast<unsigned char>(s.chars[i])) * 1099511628211ull;
+  return h;
 }
 
 // Edit distance, for "did you mean" lists of names.

@@ -8,12 +8,12 @@ namespace grcnn::nn {
 // conv1 -> bn1 -> relu -> maxpool -> conv2 (the ImageNet stem).
 class imagenet_stem_module {
  public:
-  imagenet_stem_module(int out, double momentum, initializer& rng)
+  GRCNN_NOINLINE imagenet_stem_module(int out, double momentum, initializer& rng)
       : conv1_(3, out, 7, 2, 3, 1, 1, false, conv_init::kaiming_normal, rng),
         bn1_(out, momentum),
         conv2_(out, out, 3, 1, 1, 1, 1, false, conv_init::kaiming_normal, rng) {}
   template <class B>
-  variable forward(const node_inputs& in, const forward_context& ctx) {
+  GRCNN_NOINLINE variable forward(const node_inputs& in, const forward_context& ctx) {
     const variable c1 = conv1_.forward<B>(in[0]);
     ctx.emit("", "conv1", c1);
     const variable m = ops::max_pool2d<B>(bn_relu<B>(bn1_, c1, ctx, "", "bn1", "relu"), 3, 2, 1);
@@ -22,7 +22,7 @@ class imagenet_stem_module {
     ctx.emit("", "conv2", c2);
     return c2;
   }
-  void collect(state_list& out) {
+  GRCNN_NOINLINE void collect(state_list& out) {
     conv1_.collect("conv1", out);
     bn1_.collect("bn1", out);
     conv2_.collect("conv2", out);
@@ -37,15 +37,15 @@ class imagenet_stem_module {
 // conv_3x3 alone (the CIFAR stem).
 class cifar_stem_module {
  public:
-  cifar_stem_module(int out, int stride, initializer& rng)
+  GRCNN_NOINLINE cifar_stem_module(int out, int stride, initializer& rng)
       : conv_(3, out, 3, stride, 1, 1, 1, false, conv_init::kaiming_normal, rng) {}
   template <class B>
-  variable forward(const node_inputs& in, const forward_context& ctx) {
+  GRCNN_NOINLINE variable forward(const node_inputs& in, const forward_context& ctx) {
     const variable y = conv_.forward<B>(in[0]);
     ctx.emit("", "conv_3x3", y);
     return y;
   }
-  void collect(state_list& out) { conv_.collect("conv_3x3", out); }
+  GRCNN_NOINLINE void collect(state_list& out) { conv_.collect("conv_3x3", out); }
 
  private:
   conv2d_layer conv_;
@@ -54,10 +54,10 @@ class cifar_stem_module {
 // lastact (BN + ReLU) -> avgpool (fixed window) -> flatten -> classifier.
 class head_module {
  public:
-  head_module(int in, int pool, int classes, double momentum, initializer& rng)
+  GRCNN_NOINLINE head_module(int in, int pool, int classes, double momentum, initializer& rng)
       : pool_(pool), bn_(in, momentum), classifier_(in, classes, rng) {}
   template <class B>
-  variable forward(const node_inputs& in, const forward_context& ctx) {
+  GRCNN_NOINLINE variable forward(const node_inputs& in, const forward_context& ctx) {
     const variable& x = in[0];
     const auto& d = x.dims();
     GRCNN_CHECK(pool_ == 0 || (d[2] == pool_ && d[3] == pool_), shape_error, "classifier head: the AvgPool2d(", pool_,
@@ -70,7 +70,7 @@ class head_module {
     ctx.emit("", "classifier", y);
     return y;
   }
-  void collect(state_list& out) {
+  GRCNN_NOINLINE void collect(state_list& out) {
     bn_.collect("lastact.0", out);
     classifier_.collect("classifier", out);
   }

@@ -37,7 +37,7 @@ inline variable without_denormals(const variable& bank) {
 
 class vone_module {
  public:
-  vone_module(const vone_options& o, initializer& rng) : o_(o) {
+  GRCNN_NOINLINE vone_module(const vone_options& o, initializer& rng) : o_(o) {
     const int C = o.channels();
     const auto p = gabor::sample_v1_parameters(
         {.features = C, .seed = o.gabor_seed, .sf_corr = o.sf_corr, .sf_max = o.sf_max, .sf_min = o.sf_min});
@@ -61,7 +61,7 @@ class vone_module {
   }
 
   template <class B>
-  variable forward(const node_inputs& in, const forward_context& ctx) {
+  GRCNN_NOINLINE variable forward(const node_inputs& in, const forward_context& ctx) {
     const variable& x = in[0];
     const auto conv = ops::conv2d_params::square(o_.stride, o_.kernel_size / 2);
     // Under mixed precision the fixed Gabor banks are cast to the activations' dtype like any weight.
@@ -87,7 +87,7 @@ class vone_module {
     return b;
   }
 
-  void collect(state_list& out) {
+  GRCNN_NOINLINE void collect(state_list& out) {
     out.push_back({"vone_block.simple_conv_q0.weight", &q0_, nullptr, false});
     out.push_back({"vone_block.simple_conv_q1.weight", &q1_, nullptr, false});
     bottleneck_->collect("bottleneck", out);

@@ -37,13 +37,15 @@ struct kernel<onednn, ops::batch_norm_op> {
     return onednn_detail::check_dtype(pr.x.type);
   }
 
-  static onednn_detail::bn_plan& plan(const P& pr) {
+  // given_statistics: a training forward that normalises with statistics handed to it (the second BN
+  // of a pair, ops::paired_batch_norm), its workspace (the ReLU mask) the one a training backward reads.
+  static onednn_detail::bn_plan& plan(const P& pr, bool given_statistics = false) {
     using namespace onednn_detail;
-    return cached_plan<bn_plan>(pr.str(), [&] {
+    return cached_plan<bn_plan>(given_statistics ? pr.str() + " with given statistics" : pr.str(), [&] {
       bn_plan p;
       using F = dnnl::normalization_flags;
       p.flags = F::use_scale | F::use_shift;
-      if (!pr.training) p.flags = p.flags | F::use_global_stats;
+      if (!pr.training || given_statistics) p.flags = p.flags | F::use_global_stats;
       if (pr.fuse_relu) p.flags = p.flags | F::fuse_norm_relu;
       p.fwd_pd = dnnl::batch_normalization_forward::primitive_desc(
           dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training, md(pr.x), static_cast<float>(pr.eps),
@@ -247,24 +249,6 @@ struct kernel<onednn, ops::paired_batch_norm_op> {
     return single::can_implement(pr);
   }
 
-  // The second BN's forward with the statistics given; its workspace (the ReLU mask) is the one the
-  // first plan's backward reads.
-  static onednn_detail::bn_plan& given_statistics_plan(const P& pr) {
-    using namespace onednn_detail;
-    return cached_plan<bn_plan>(pr.str() + " with given statistics", [&] {
-      bn_plan p;
-      using F = dnnl::normalization_flags;
-      p.flags = F::use_scale | F::use_shift | F::use_global_stats;
-      if (pr.fuse_relu) p.flags = p.flags | F::fuse_norm_relu;
-      p.fwd_pd = dnnl::batch_normalization_forward::primitive_desc(
-          dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training, md(pr.x), static_cast<float>(pr.eps),
-                                                  p.flags),
-          user_scratchpad(), engine());
-      p.fwd = dnnl::batch_normalization_forward(p.fwd_pd);
-      return p;
-    });
-  }
-
   static std::array<tensor, 2> forward(const P& pr, const tensor& x, const tensor& ga, const tensor& ba, const tensor& gb,
                                        const tensor& bb, tensor& rma, tensor& rva, tensor& rmb, tensor& rvb,
                                        std::unique_ptr<autograd::payload>& state) {
@@ -274,7 +258,7 @@ struct kernel<onednn, ops::paired_batch_norm_op> {
     std::array<tensor, 2> y;
     y[0] = single::forward(pr, x, ga, ba, rma, rva, s->first);
     const auto& first = *static_cast<const bn_payload*>(s->first.get());
-    bn_plan& given = given_statistics_plan(pr);
+    bn_plan& given = single::plan(pr, true);
     const bool same_workspace = !pr.fuse_relu || given.fwd_pd.workspace_desc() == first.plan->fwd_pd.workspace_desc();
     // Where the first ran on the reference (non-finite statistics) or b's parameters are non-finite, the
     // second is its own plain batch norm too.

@@ -15,66 +15,92 @@ struct kernel<reference<T>, ops::batch_norm_op> {
   };
 
   static std::int64_t spatial(const P& pr) { return pr.x.dims.rank() == 4 ? pr.x.dims[2] * pr.x.dims[3] : 1; }
+  static std::size_t at(const P& pr, std::int64_t n, std::int64_t c, std::int64_t i) {
+    return static_cast<std::size_t>((n * pr.x.dims[1] + c) * spatial(pr) + i);
+  }
 
-  static tensor forward(const P& pr, const tensor& x, const tensor& gamma, const tensor& beta, tensor& running_mean,
-                        tensor& running_var, std::unique_ptr<autograd::payload>& state) {
+  // The batch's mean and inverse standard deviation per channel (into s), and its biased variance.
+  static std::vector<T> batch_statistics(const P& pr, const std::vector<T>& xv, saved& s) {
     const auto N = pr.x.dims[0], C = pr.x.dims[1], HW = spatial(pr);
-    const auto xv = x.values<T>(), gv = gamma.values<T>(), bv = beta.values<T>();
-    auto s = std::make_unique<saved>();
-    s->mean.assign(static_cast<std::size_t>(C), T(0));
-    s->invstd.assign(static_cast<std::size_t>(C), T(0));
-    auto at = [&](std::int64_t n, std::int64_t c, std::int64_t i) { return static_cast<std::size_t>((n * C + c) * HW + i); };
-    if (pr.training) {
-      auto rm = running_mean.values<T>(), rv = running_var.values<T>();
-      const T M = static_cast<T>(N * HW), m = static_cast<T>(pr.momentum);
-      for (std::int64_t c = 0; c < C; ++c) {
-        T sum = 0;
-        for (std::int64_t n = 0; n < N; ++n)
-          for (std::int64_t i = 0; i < HW; ++i) sum += xv[at(n, c, i)];
-        const T mean = sum / M;
-        T sq = 0;
-        for (std::int64_t n = 0; n < N; ++n)
-          for (std::int64_t i = 0; i < HW; ++i) sq += (xv[at(n, c, i)] - mean) * (xv[at(n, c, i)] - mean);
-        const T var = sq / M;
-        const auto cc = static_cast<std::size_t>(c);
-        s->mean[cc] = mean;
-        s->invstd[cc] = T(1) / std::sqrt(var + static_cast<T>(pr.eps));
-        rm[cc] = (T(1) - m) * rm[cc] + m * mean;
-        rv[cc] = (T(1) - m) * rv[cc] + m * (M > 1 ? var * M / (M - 1) : var);
-      }
-      running_mean.assign(std::span<const T>(rm));
-      running_var.assign(std::span<const T>(rv));
-    } else {
-      const auto rm = running_mean.values<T>(), rv = running_var.values<T>();
-      for (std::size_t c = 0; c < static_cast<std::size_t>(C); ++c) {
-        s->mean[c] = rm[c];
-        s->invstd[c] = T(1) / std::sqrt(rv[c] + static_cast<T>(pr.eps));
-      }
+    const T M = static_cast<T>(N * HW);
+    std::vector<T> var(static_cast<std::size_t>(C));
+    s.mean.assign(static_cast<std::size_t>(C), T(0));
+    s.invstd.assign(static_cast<std::size_t>(C), T(0));
+    for (std::int64_t c = 0; c < C; ++c) {
+      T sum = 0;
+      for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t i = 0; i < HW; ++i) sum += xv[at(pr, n, c, i)];
+      const T mean = sum / M;
+      T sq = 0;
+      for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t i = 0; i < HW; ++i) sq += (xv[at(pr, n, c, i)] - mean) * (xv[at(pr, n, c, i)] - mean);
+      const auto cc = static_cast<std::size_t>(c);
+      var[cc] = sq / M;
+      s.mean[cc] = mean;
+      s.invstd[cc] = T(1) / std::sqrt(var[cc] + static_cast<T>(pr.eps));
     }
+    return var;
+  }
+  // PyTorch's running update (the unbiased variance for the running estimate).
+  static void update_running(const P& pr, const saved& s, const std::vector<T>& var, tensor& running_mean, tensor& running_var) {
+    const T M = static_cast<T>(pr.x.dims[0] * spatial(pr)), m = static_cast<T>(pr.momentum);
+    auto rm = running_mean.values<T>(), rv = running_var.values<T>();
+    for (std::size_t c = 0; c < var.size(); ++c) {
+      rm[c] = (T(1) - m) * rm[c] + m * s.mean[c];
+      rv[c] = (T(1) - m) * rv[c] + m * (M > 1 ? var[c] * M / (M - 1) : var[c]);
+    }
+    running_mean.assign(std::span<const T>(rm));
+    running_var.assign(std::span<const T>(rv));
+  }
+  // y = (x - mean) invstd gamma + beta, then the ReLU where fused.
+  static tensor normalize(const P& pr, const std::vector<T>& xv, const saved& s, const tensor& gamma, const tensor& beta) {
+    const auto N = pr.x.dims[0], C = pr.x.dims[1], HW = spatial(pr);
+    const auto gv = gamma.values<T>(), bv = beta.values<T>();
     std::vector<T> y(xv.size());
     for (std::int64_t n = 0; n < N; ++n)
       for (std::int64_t c = 0; c < C; ++c) {
         const auto cc = static_cast<std::size_t>(c);
         for (std::int64_t i = 0; i < HW; ++i) {
-          T v = (xv[at(n, c, i)] - s->mean[cc]) * s->invstd[cc] * gv[cc] + bv[cc];
-          y[at(n, c, i)] = pr.fuse_relu ? ref_detail::relu(v) : v;
+          const T v = (xv[at(pr, n, c, i)] - s.mean[cc]) * s.invstd[cc] * gv[cc] + bv[cc];
+          y[at(pr, n, c, i)] = pr.fuse_relu ? ref_detail::relu(v) : v;
         }
       }
-    state = std::move(s);
     return ref_detail::make(pr.x, y);
+  }
+  // The output gradient behind the fused ReLU.
+  static std::vector<T> masked(const P& pr, const tensor& dy, const tensor& y) {
+    auto g = dy.values<T>();
+    if (pr.fuse_relu) {
+      const auto yv = y.values<T>();
+      for (std::size_t i = 0; i < g.size(); ++i) g[i] = ref_detail::relu_grad(g[i], yv[i]);
+    }
+    return g;
+  }
+
+  static tensor forward(const P& pr, const tensor& x, const tensor& gamma, const tensor& beta, tensor& running_mean,
+                        tensor& running_var, std::unique_ptr<autograd::payload>& state) {
+    const auto xv = x.values<T>();
+    auto s = std::make_unique<saved>();
+    if (pr.training) {
+      update_running(pr, *s, batch_statistics(pr, xv, *s), running_mean, running_var);
+    } else {
+      const auto rm = running_mean.values<T>(), rv = running_var.values<T>();
+      s->mean.assign(rm.begin(), rm.end());
+      s->invstd.resize(rv.size());
+      for (std::size_t c = 0; c < rv.size(); ++c) s->invstd[c] = T(1) / std::sqrt(rv[c] + static_cast<T>(pr.eps));
+    }
+    tensor y = normalize(pr, xv, *s, gamma, beta);
+    state = std::move(s);
+    return y;
   }
 
   static void backward(const P& pr, autograd::payload* state, const tensor& dy, const tensor& x, const tensor& y,
                        const tensor& gamma, tensor* dx, tensor* dgamma, tensor* dbeta) {
     const auto& s = *static_cast<saved*>(state);
     const auto N = pr.x.dims[0], C = pr.x.dims[1], HW = spatial(pr);
-    auto g = dy.values<T>();
+    const auto g = masked(pr, dy, y);
     const auto xv = x.values<T>(), gv = gamma.values<T>();
-    if (pr.fuse_relu) {
-      const auto yv = y.values<T>();
-      for (std::size_t i = 0; i < g.size(); ++i) g[i] = ref_detail::relu_grad(g[i], yv[i]);
-    }
-    auto at = [&](std::int64_t n, std::int64_t c, std::int64_t i) { return static_cast<std::size_t>((n * C + c) * HW + i); };
+    const auto at = [&](std::int64_t n, std::int64_t c, std::int64_t i) { return kernel::at(pr, n, c, i); };
     std::vector<T> dgv(static_cast<std::size_t>(C)), dbv(static_cast<std::size_t>(C)), dxv(dx ? xv.size() : 0);
     const T M = static_cast<T>(N * HW);
     for (std::int64_t c = 0; c < C; ++c) {
@@ -126,12 +152,7 @@ struct kernel<reference<T>, ops::sync_batch_norm_op> {
         for (std::int64_t i = 0; i < HW; ++i) f(k++, static_cast<std::size_t>(c));
   }
   static std::vector<T> masked(const P& pr, const tensor& dy, const tensor& y) {
-    auto g = dy.values<T>();
-    if (pr.fuse_relu) {
-      const auto yv = y.values<T>();
-      for (std::size_t i = 0; i < g.size(); ++i) g[i] = ref_detail::relu_grad(g[i], yv[i]);
-    }
-    return g;
+    return kernel<reference<T>, ops::batch_norm_op>::masked(pr, dy, y);
   }
 
   static void batch_statistics(const P& pr, const tensor& x, std::vector<double>& mean, std::vector<double>& var) {
@@ -202,50 +223,12 @@ struct kernel<reference<T>, ops::paired_batch_norm_op> {
   static std::array<tensor, 2> forward(const P& pr, const tensor& x, const tensor& ga, const tensor& ba, const tensor& gb,
                                        const tensor& bb, tensor& rma, tensor& rva, tensor& rmb, tensor& rvb,
                                        std::unique_ptr<autograd::payload>& state) {
-    const auto N = pr.x.dims[0], C = pr.x.dims[1], HW = single::spatial(pr);
     const auto xv = x.values<T>();
     auto s = std::make_unique<typename single::saved>();
-    s->mean.assign(static_cast<std::size_t>(C), T(0));
-    s->invstd.assign(static_cast<std::size_t>(C), T(0));
-    auto at = [&](std::int64_t n, std::int64_t c, std::int64_t i) { return static_cast<std::size_t>((n * C + c) * HW + i); };
-    const T M = static_cast<T>(N * HW), m = static_cast<T>(pr.momentum);
-    std::vector<T> var(static_cast<std::size_t>(C));
-    for (std::int64_t c = 0; c < C; ++c) {
-      T sum = 0;
-      for (std::int64_t n = 0; n < N; ++n)
-        for (std::int64_t i = 0; i < HW; ++i) sum += xv[at(n, c, i)];
-      const T mean = sum / M;
-      T sq = 0;
-      for (std::int64_t n = 0; n < N; ++n)
-        for (std::int64_t i = 0; i < HW; ++i) sq += (xv[at(n, c, i)] - mean) * (xv[at(n, c, i)] - mean);
-      const auto cc = static_cast<std::size_t>(c);
-      var[cc] = sq / M;
-      s->mean[cc] = mean;
-      s->invstd[cc] = T(1) / std::sqrt(var[cc] + static_cast<T>(pr.eps));
-    }
-    for (auto [rm_t, rv_t] : {std::pair<tensor*, tensor*>{&rma, &rva}, {&rmb, &rvb}}) {
-      auto rm = rm_t->template values<T>(), rv = rv_t->template values<T>();
-      for (std::size_t c = 0; c < static_cast<std::size_t>(C); ++c) {
-        rm[c] = (T(1) - m) * rm[c] + m * s->mean[c];
-        rv[c] = (T(1) - m) * rv[c] + m * (M > 1 ? var[c] * M / (M - 1) : var[c]);
-      }
-      rm_t->assign(std::span<const T>(rm));
-      rv_t->assign(std::span<const T>(rv));
-    }
-    std::array<tensor, 2> out;
-    for (int k = 0; k < 2; ++k) {
-      const auto gv = (k == 0 ? ga : gb).template values<T>(), bv = (k == 0 ? ba : bb).template values<T>();
-      std::vector<T> y(xv.size());
-      for (std::int64_t n = 0; n < N; ++n)
-        for (std::int64_t c = 0; c < C; ++c) {
-          const auto cc = static_cast<std::size_t>(c);
-          for (std::int64_t i = 0; i < HW; ++i) {
-            T v = (xv[at(n, c, i)] - s->mean[cc]) * s->invstd[cc] * gv[cc] + bv[cc];
-            y[at(n, c, i)] = pr.fuse_relu ? ref_detail::relu(v) : v;
-          }
-        }
-      out[static_cast<std::size_t>(k)] = ref_detail::make(pr.x, y);
-    }
+    const std::vector<T> var = single::batch_statistics(pr, xv, *s);
+    single::update_running(pr, *s, var, rma, rva);
+    single::update_running(pr, *s, var, rmb, rvb);
+    std::array<tensor, 2> out{single::normalize(pr, xv, *s, ga, ba), single::normalize(pr, xv, *s, gb, bb)};
     state = std::move(s);
     return out;
   }
@@ -256,19 +239,11 @@ struct kernel<reference<T>, ops::paired_batch_norm_op> {
     const auto& s = *static_cast<typename single::saved*>(state);
     const auto N = pr.x.dims[0], C = pr.x.dims[1], HW = single::spatial(pr);
     const auto xv = x.values<T>();
-    // Each output's gradient after its ReLU (zeros for an output nothing used).
-    auto masked = [&](const tensor& dy, const tensor& y) {
-      if (!dy.defined()) return std::vector<T>(xv.size(), T(0));
-      auto g = dy.values<T>();
-      if (pr.fuse_relu) {
-        const auto yv = y.values<T>();
-        for (std::size_t i = 0; i < g.size(); ++i) g[i] = ref_detail::relu_grad(g[i], yv[i]);
-      }
-      return g;
-    };
+    // Each output's gradient behind its ReLU (zeros for an output nothing used).
+    auto masked = [&](const tensor& dy, const tensor& y) { return dy.defined() ? single::masked(pr, dy, y) : std::vector<T>(xv.size(), T(0)); };
     const std::vector<T> g[2] = {masked(dya, ya), masked(dyb, yb)};
     const std::vector<T> gam[2] = {ga.template values<T>(), gb.template values<T>()};
-    auto at = [&](std::int64_t n, std::int64_t c, std::int64_t i) { return static_cast<std::size_t>((n * C + c) * HW + i); };
+    const auto at = [&](std::int64_t n, std::int64_t c, std::int64_t i) { return single::at(pr, n, c, i); };
     std::vector<T> sg[2], sgx[2], dxv(dx ? xv.size() : 0);
     for (int k = 0; k < 2; ++k) sg[k].assign(static_cast<std::size_t>(C), T(0)), sgx[k].assign(static_cast<std::size_t>(C), T(0));
     const T M = static_cast<T>(N * HW);
