@@ -44,8 +44,8 @@ class netcdf_file {
     // libnetcdf crashes on some malformed classic headers; ours are checked first (netcdf_classic_header.hpp).
     if (is_classic_netcdf(path)) check_classic_netcdf_header(path, file_bytes_);
     // ... and libhdf5 on some malformed netCDF-4 files: everything is read once in a child process first.
-    probe_netcdf_in_child(path_, value_cap(), options);
-    const int rc = nc_open(path_.c_str(), NC_NOWRITE, &id_);
+    const std::optional<int> probed = probe_netcdf_in_child(path_, value_cap(), options);
+    const int rc = probed && *probed != NC_NOERR ? *probed : nc_open(path_.c_str(), NC_NOWRITE, &id_);
     GRCNN_CHECK(rc == NC_NOERR, io_error, "netcdf: cannot open ", path_, ": ", nc_strerror(rc));
   }
   netcdf_file(const netcdf_file&) = delete;

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,11 +39,12 @@ struct netcdf_open_options {
 
 namespace netcdf_probe_detail {
 
-// Reads everything the parent may read; returns normally whatever libnetcdf answers. `cap`: the most
-// values a variable or attribute may declare (netcdf_file::variable's limit), beyond which it is skipped.
-inline void walk(const char* path, std::uint64_t cap) {
+// Reads everything the parent may read; returns nc_open's code whatever libnetcdf answers later. `cap`:
+// the most values a variable or attribute may declare (netcdf_file::variable's limit), beyond which it
+// is skipped.
+inline int walk(const char* path, std::uint64_t cap) {
   int id = -1;
-  if (nc_open(path, NC_NOWRITE, &id) != NC_NOERR) return;
+  if (const int rc = nc_open(path, NC_NOWRITE, &id); rc != NC_NOERR) return rc;
   auto attributes = [&](int v, int natts) {
     for (int a = 0; a < natts; ++a) {
       char name[NC_MAX_NAME + 1];
@@ -103,35 +105,57 @@ inline void walk(const char* path, std::uint64_t cap) {
     }
   }
   nc_close(id);
+  return NC_NOERR;
 }
 
 }  // namespace netcdf_probe_detail
 
-// Throws io_error when walking `path` in a child process crashes or times out. When the process cannot
-// fork (a seccomp sandbox, no processes left) the file is opened unchecked, as without isolation.
-inline void probe_netcdf_in_child(const std::string& path, std::uint64_t cap, const netcdf_open_options& options) {
-  if (!options.isolate) return;
+// Throws io_error when walking `path` in a child process crashes or times out; otherwise returns the
+// child's nc_open code. A file libnetcdf cannot open is never opened by the parent: libhdf5 can fail
+// such a file after freeing a pointer it never allocated, silently (glibc does not always notice), and
+// the corrupt heap brought a test process down at exit, far from the cause. std::nullopt where nothing
+// was probed: isolation off, or the process cannot fork (a seccomp sandbox, no processes left); the file
+// is then opened unchecked.
+inline std::optional<int> probe_netcdf_in_child(const std::string& path, std::uint64_t cap, const netcdf_open_options& options) {
+  if (!options.isolate) return std::nullopt;
+  int channel[2];
+  if (::pipe(channel) != 0) return std::nullopt;
   const pid_t child = ::fork();
-  if (child < 0) return;
+  if (child < 0) {
+    ::close(channel[0]), ::close(channel[1]);
+    return std::nullopt;
+  }
   if (child == 0) {
+    ::close(channel[0]);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the parent
     // A crash must end the child by its signal. The host's handlers (a test framework's fatal-condition
     // reporter, a crash logger) would otherwise run here on a heap libhdf5 may have corrupted: Catch's
     // printed a failure report from the child and its allocations could abort in glibc.
     for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS}) ::signal(sig, SIG_DFL);
     // Running out of memory is no sign of a malformed file: the parent reads with its own limits.
+    int open_rc = NC_NOERR;
     try {
-      netcdf_probe_detail::walk(path.c_str(), cap);
+      open_rc = netcdf_probe_detail::walk(path.c_str(), cap);
     } catch (...) {
     }
-    ::_exit(0);
+    const bool sent = ::write(channel[1], &open_rc, sizeof open_rc) == static_cast<ssize_t>(sizeof open_rc);
+    ::_exit(sent ? 0 : 1);
   }
+  ::close(channel[1]);
+  struct reader_end {
+    int fd;
+    ~reader_end() { ::close(fd); }
+  } reader{channel[0]};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(std::max(options.timeout_s, 1));
   int status = 0;
   for (;;) {
     const pid_t r = ::waitpid(child, &status, WNOHANG);
     if (r == child) break;
-    if (r < 0 && errno != EINTR) return;  // reaped elsewhere (a SIGCHLD handler): nothing to learn
+    if (r < 0 && errno != EINTR) {  // reaped elsewhere (a SIGCHLD handler): only the pipe can tell
+      int open_rc = NC_NOERR;
+      if (::read(reader.fd, &open_rc, sizeof open_rc) == static_cast<ssize_t>(sizeof open_rc)) return open_rc;
+      return std::nullopt;
+    }
     if (std::chrono::steady_clock::now() > deadline) {
       ::kill(child, SIGKILL);
       while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
@@ -148,6 +172,10 @@ inline void probe_netcdf_in_child(const std::string& path, std::uint64_t cap, co
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     throw io_error(::grcnn::detail::concat("netcdf: ", path, ": libnetcdf/libhdf5 failed reading it in a test process (exit ",
                                   WIFEXITED(status) ? WEXITSTATUS(status) : -1, "): the file is malformed; refused"));
+  int open_rc = NC_NOERR;
+  if (::read(reader.fd, &open_rc, sizeof open_rc) != static_cast<ssize_t>(sizeof open_rc))
+    throw io_error(::grcnn::detail::concat("netcdf: ", path, ": the test process reading it sent no result; refused"));
+  return open_rc;
 }
 
 }  // namespace grcnn::io
