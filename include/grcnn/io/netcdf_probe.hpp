@@ -10,6 +10,7 @@
 // page cache). The child runs only libnetcdf and leaves with _exit (no atexit handlers, no stdio
 // flushes of the parent's buffers); glibc's malloc stays usable in a forked child of a threaded
 // process, and grcnn calls libnetcdf from one thread, so no lock of its is held at the fork.
+#include <fcntl.h>
 #include <netcdf.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -119,7 +120,7 @@ inline int walk(const char* path, std::uint64_t cap) {
 inline std::optional<int> probe_netcdf_in_child(const std::string& path, std::uint64_t cap, const netcdf_open_options& options) {
   if (!options.isolate) return std::nullopt;
   int channel[2];
-  if (::pipe(channel) != 0) return std::nullopt;
+  if (::pipe2(channel, O_CLOEXEC) != 0) return std::nullopt;  // no other fork inherits it
   const pid_t child = ::fork();
   if (child < 0) {
     ::close(channel[0]), ::close(channel[1]);
@@ -145,6 +146,12 @@ inline std::optional<int> probe_netcdf_in_child(const std::string& path, std::ui
   struct reader_end {
     int fd;
     ~reader_end() { ::close(fd); }
+    bool read_code(int& rc) const {  // the child's nc_open code, if it sent one
+      ssize_t n;
+      while ((n = ::read(fd, &rc, sizeof rc)) < 0 && errno == EINTR) {
+      }
+      return n == static_cast<ssize_t>(sizeof rc);
+    }
   } reader{channel[0]};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(std::max(options.timeout_s, 1));
   int status = 0;
@@ -153,7 +160,7 @@ inline std::optional<int> probe_netcdf_in_child(const std::string& path, std::ui
     if (r == child) break;
     if (r < 0 && errno != EINTR) {  // reaped elsewhere (a SIGCHLD handler): only the pipe can tell
       int open_rc = NC_NOERR;
-      if (::read(reader.fd, &open_rc, sizeof open_rc) == static_cast<ssize_t>(sizeof open_rc)) return open_rc;
+      if (reader.read_code(open_rc)) return open_rc;
       return std::nullopt;
     }
     if (std::chrono::steady_clock::now() > deadline) {
@@ -173,7 +180,7 @@ inline std::optional<int> probe_netcdf_in_child(const std::string& path, std::ui
     throw io_error(::grcnn::detail::concat("netcdf: ", path, ": libnetcdf/libhdf5 failed reading it in a test process (exit ",
                                   WIFEXITED(status) ? WEXITSTATUS(status) : -1, "): the file is malformed; refused"));
   int open_rc = NC_NOERR;
-  if (::read(reader.fd, &open_rc, sizeof open_rc) != static_cast<ssize_t>(sizeof open_rc))
+  if (!reader.read_code(open_rc))
     throw io_error(::grcnn::detail::concat("netcdf: ", path, ": the test process reading it sent no result; refused"));
   return open_rc;
 }
