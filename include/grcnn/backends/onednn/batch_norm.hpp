@@ -55,6 +55,23 @@ struct kernel<onednn, ops::batch_norm_op> {
       return p;
     });
   }
+  // Runs a plan's forward primitive from x into y with these parameters and statistics (written in
+  // training, read with use_global_stats); returns the workspace (the fused ReLU's mask; empty without).
+  static tensor run_forward(const onednn_detail::bn_plan& p, const P& pr, const tensor& x, tensor& y, const tensor& gamma,
+                            const tensor& beta, const tensor& mean, const tensor& var) {
+    using namespace onednn_detail;
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, mem(md(pr.x), x)}, {DNNL_ARG_DST, mem(md(pr.x), y)},
+                                               {DNNL_ARG_SCALE, mem(gamma)},     {DNNL_ARG_SHIFT, mem(beta)},
+                                               {DNNL_ARG_MEAN, mem(mean)},       {DNNL_ARG_VARIANCE, mem(var)}};
+    tensor ws;
+    if (pr.fuse_relu) {
+      const auto ws_md = p.fwd_pd.workspace_desc();
+      ws = tensor::empty(grcnn::shape{static_cast<std::int64_t>((ws_md.get_size() + 3) / 4)}, dtype::f32);
+      args.emplace(DNNL_ARG_WORKSPACE, mem(ws_md, ws));
+    }
+    execute(p.fwd, args);
+    return ws;
+  }
   // The problem without the fused ReLU (evaluation runs its ReLU itself).
   static P unfused(const P& pr) {
     P q = pr;
@@ -77,16 +94,7 @@ struct kernel<onednn, ops::batch_norm_op> {
     // Eval mode keeps copies: a later training forward updates the running statistics in place.
     tensor mean = pr.training ? tensor::empty(grcnn::shape{C}) : running_mean.clone();
     tensor var = pr.training ? tensor::empty(grcnn::shape{C}) : running_var.clone();
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, mem(md(pr.x), x)},     {DNNL_ARG_DST, mem(md(pr.x), y)},
-                                               {DNNL_ARG_SCALE, mem(gamma)},         {DNNL_ARG_SHIFT, mem(beta)},
-                                               {DNNL_ARG_MEAN, mem(mean)},           {DNNL_ARG_VARIANCE, mem(var)}};
-    tensor ws;
-    if (pr.fuse_relu) {
-      const auto ws_md = p.fwd_pd.workspace_desc();
-      ws = tensor::empty(grcnn::shape{static_cast<std::int64_t>((ws_md.get_size() + 3) / 4)}, dtype::f32);
-      args.emplace(DNNL_ARG_WORKSPACE, mem(ws_md, ws));
-    }
-    execute(p.fwd, args);
+    tensor ws = run_forward(p, pr, x, y, gamma, beta, mean, var);
     if (pr.training) {
       // A NaN or infinity anywhere in a channel makes its batch statistics non-finite; with those or
       // non-finite parameters the fused ReLU may meet NaN: the reference computes this call instead.
@@ -270,16 +278,7 @@ struct kernel<onednn, ops::paired_batch_norm_op> {
     const tensor& mean = first.buffers[0];
     const tensor& var = first.buffers[1];
     y[1] = tensor::empty(pr.x.dims, pr.x.type, pr.x.memory_layout);
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, mem(md(pr.x), x)},   {DNNL_ARG_DST, mem(md(pr.x), y[1])},
-                                               {DNNL_ARG_SCALE, mem(gb)},          {DNNL_ARG_SHIFT, mem(bb)},
-                                               {DNNL_ARG_MEAN, mem(mean)},         {DNNL_ARG_VARIANCE, mem(var)}};
-    tensor ws;
-    if (pr.fuse_relu) {
-      const auto ws_md = given.fwd_pd.workspace_desc();
-      ws = tensor::empty(grcnn::shape{static_cast<std::int64_t>((ws_md.get_size() + 3) / 4)}, dtype::f32);
-      args.emplace(DNNL_ARG_WORKSPACE, mem(ws_md, ws));
-    }
-    execute(given.fwd, args);
+    tensor ws = single::run_forward(given, pr, x, y[1], gb, bb, mean, var);
     single::update_running(pr, mean, var, rmb, rvb);
     auto second = std::make_unique<bn_payload>();
     second->plan = first.plan;  // the training plan: its backward is the full training gradient
