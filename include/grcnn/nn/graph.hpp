@@ -151,8 +151,7 @@ struct graph_facts<node_list<N...>> {
       const node_program& p = *programs[static_cast<std::size_t>(i)];
       for (int j = 0; j < p.size(); ++j) {
         const prim& q = p[j];
-        std::int64_t n = q.weight_elements();
-        if (q.op == prim_op::linear) n = std::int64_t{q.in_channels} * classes + classes;
+        const std::int64_t n = q.parameter_elements(classes);
         if (q.slot == weight_slot::own) c.trainable += n;
         if (q.slot == weight_slot::fixed) c.fixed += n;
       }
@@ -345,8 +344,7 @@ struct graph_facts<node_list<N...>> {
     walk(h, w, classes, [&](int i, int j, const prim& q, const value_facts& v, std::int64_t m) {
       node_facts& f = r[static_cast<std::size_t>(i)];
       f.macs += m;
-      std::int64_t n = q.weight_elements();
-      if (q.op == prim_op::linear) n = std::int64_t{q.in_channels} * classes + classes;
+      const std::int64_t n = q.parameter_elements(classes);
       if (q.slot == weight_slot::own) f.parameters.trainable += n;
       if (q.slot == weight_slot::fixed) f.parameters.fixed += n;
       if (q.kept && q.op != prim_op::input && q.op != prim_op::weights_only) f.activation_elements += v.elements();

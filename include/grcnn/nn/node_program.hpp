@@ -49,6 +49,10 @@ struct prim {
   int step = 0;                         // the tap's call index (time step t - 1 for per-iteration modules)
   bool kept = true;                     // a tensor of its own in training (a BN fused with its ReLU is not)
 
+  // Its parameters' elements with `classes` output classes (a readout's weight and bias follow them).
+  constexpr std::int64_t parameter_elements(int classes) const {
+    return op == prim_op::linear ? std::int64_t{in_channels} * classes + classes : weight_elements();
+  }
   constexpr std::int64_t weight_elements() const {
     if (stored_weights >= 0) return stored_weights;
     switch (op) {
