@@ -70,7 +70,7 @@ std::int64_t default_max_forward_bytes() {
 }
 
 struct request {
-  std::string weights, input, output, class_csv, vone_noise = "fresh", precision = "fp32";
+  std::string weights, input, output, class_csv, vone_noise = "fresh", precision = "fp32", readout = "exact";
   std::vector<std::string> taps, images;
   std::int64_t max_input_pixels = 4096 * 4096;
   std::int64_t max_forward_bytes = default_max_forward_bytes();
@@ -142,6 +142,7 @@ int infer(const request& req) {
   net.to_device(backends::backend_traits<B>::where);
   net.eval();
   net.set_precision(nn::parse_precision(req.precision));
+  net.set_readout(nn::parse_readout(req.readout));
   models::apply_vone_noise(net, models::parse_vone_noise(req.vone_noise));
 
   tensor x;
@@ -157,7 +158,7 @@ int infer(const request& req) {
     x = in.at("input");
     GRCNN_CHECK(x.rank() == 4 && x.dim(1) == 3 && x.type() == dtype::f32, shape_error, "'input' must be f32 [N, 3, H, W], got ",
                 x.describe());
-    check_input_size(x, req.max_input_pixels, net.min_input_size());
+    check_input_size(x, req.max_input_pixels, net.min_input_size(net.current_readout()));
     if constexpr (backends::backend_traits<B>::where == cpu_device) {  // the probe measures host memory
       autograd::no_grad_guard probe_ng;
       const double need = estimated_forward_bytes(net, x.dim(0), x.dim(2), x.dim(3));
@@ -215,6 +216,11 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--precision", req.precision, "fp32 | bf16 (bf16 activations and convolutions on the f32 weights; f32 logits and taps)")
       ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
+  app.add_option("--readout", req.readout,
+                 "exact | original | global: how the fixed AvgPool2d(7) readout (8 for CIFAR) takes the final map: "
+                 "exactly 7x7 (inputs of 193-224 px for the ImageNet variants), as the original code (AvgPool2d(7) "
+                 "over the top-left window of a 7-13 px map), or the mean of any map")
+      ->check(CLI::IsMember({"exact", "original", "global"}))->capture_default_str();
   app.add_option("--taps", taps, "comma-separated module names whose outputs to write");
   app.add_option("--vone-noise", req.vone_noise,
                  "VOneBlock noise: fresh (a new draw per call, as VOneNet), off, or a seed that fixes it")

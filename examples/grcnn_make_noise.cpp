@@ -26,7 +26,7 @@ int run_tool(int argc, char** argv) {
   std::uint64_t seed = 0;
   app.add_option("--in", in, "folder of texture images (.jpg/.jpeg/.png, searched recursively)")->required()->check(CLI::ExistingDirectory);
   app.add_option("--out", out, "output folder (created; the input's sub-folders are kept)")->required();
-  app.add_option("--mode", mode_name, "uniform | permute (the authors' package: 3-D FFT over H, W and colour) | per-channel (real 2-D per channel)")
+  app.add_option("--mode", mode_name, "uniform | permute (the authors' package: 3-D FFT over H, W and colour) | per-channel (2-D FFT per channel, one shared random phase: each channel's amplitude spectrum and the colour correlations kept)")
       ->check(CLI::IsMember({"uniform", "permute", "per-channel"}))->capture_default_str();
   app.add_option("--size", size, "resize every image to size x size first (0: keep its size)")->check(CLI::NonNegativeNumber);
   app.add_option("--seed", seed, "seed")->capture_default_str();

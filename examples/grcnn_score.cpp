@@ -120,7 +120,7 @@ eval::neural_target load_target(const eval::neuroid_assembly& all, const std::st
 
 template <class Topology, class B>
 eval::activation_set record(const std::string& weights, const request& r, const data::stimulus_set& stimuli,
-                            const std::vector<std::string>& layers) {
+                            const std::vector<std::string>& layers, bool on_screen = true) {
   tools::activity reading("reading weights '" + weights + "'");
   const io::tensor_dict w = train::model_state_from(io::load_safetensors(weights));
   GRCNN_CHECK(w.contains("classifier.bias"), io_error, weights, ": no 'classifier.bias' (not a GRCNN state_dict?)");
@@ -131,7 +131,8 @@ eval::activation_set record(const std::string& weights, const request& r, const 
   net.set_precision(nn::parse_precision(r.precision));
   models::apply_vone_noise(net, models::parse_vone_noise(r.vone_noise));
   eval::activation_options o{.layers = layers, .every_step = r.every_step, .batch_size = r.batch,
-                             .screen = {.stimulus_degrees = r.degrees, .model_degrees = r.model_degrees}};
+                             .screen = {.stimulus_degrees = on_screen ? r.degrees : r.model_degrees,
+                                        .model_degrees = r.model_degrees}};
   return eval::extract_activations(net, stimuli, o);
 }
 
@@ -244,7 +245,10 @@ int score(const request& r) {
     }
     std::optional<eval::activation_set> pca_acts;
     std::map<std::string, eval::pca> pca_fits;
-    if (pca_set) pca_acts = record<Topology, B>(weights, r, *pca_set, layers);
+    std::set<std::string> warned;  // layers whose warnings were printed (once per layer, not per region)
+    // The PCA images go straight to the model's preprocessing, as Brain-Score's LayerPCA feeds them: not
+    // placed on the benchmark's screen (which would change the basis where its degrees differ from 8).
+    if (pca_set) pca_acts = record<Topology, B>(weights, r, *pca_set, layers, false);
     json model{{"weights", weights}, {"regions", json::object()}};
     for (const auto& region : r.regions) {
       // With --every-step a module called once per recurrent step is scored at each step ("<name>.<t>").
@@ -269,6 +273,8 @@ int score(const request& r) {
         }
         scores.push_back(eval::score_layer(acts, layer, targets[region], opts, reduce));
         const auto& s = scores.back();
+        for (const auto& w : s.warnings)
+          if (warned.insert(layer).second) std::fprintf(stderr, "warning: %s\n", w.c_str());
         std::printf("%-8s %-28s %8s %8s %8s %8s\n", "", layer.c_str(), fmt(s.raw.score).c_str(), fmt(s.raw.error).c_str(),
                     fmt(s.ceiling).c_str(), fmt(s.ceiled).c_str());
       }

@@ -107,7 +107,7 @@ inline void add_train_options(CLI::App& app, settings& s) {
       ->delimiter(',')->check(CLI::IsMember({"texture", "noise"}));
   app.add_option("--textures", s.textures, "folder of texture images (default: data/textures)")->check(CLI::ExistingDirectory);
   app.add_option("--noise", s.noise, "folder of noise images (default: the textures, phase-randomised in memory)")->check(CLI::ExistingDirectory);
-  app.add_option("--noise-mode", s.noise_mode, "phase randomisation of the in-memory noise: uniform | permute | per-channel")
+  app.add_option("--noise-mode", s.noise_mode, "phase randomisation of the in-memory noise: uniform | permute | per-channel (each channel's amplitude, one shared phase)")
       ->check(CLI::IsMember({"uniform", "permute", "per-channel"}))->capture_default_str();
   app.add_option("--backend", s.backend, "auto (the GPU when the build and machine have one) | cpu (oneDNN) | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   app.add_option("--precision", s.precision, "fp32 | bf16 (mixed: bf16 activations and convolutions on f32 master weights, f32 BN statistics and losses)")

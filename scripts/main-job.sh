@@ -3,8 +3,8 @@
 # CIFAR-style GRCNN (grcnn_small) on Fashion-MNIST (real data from Debian's dataset-fashion-mnist) on the
 # default backend, evaluate it on the 10,000 test images, and write checkpoints, metrics and curves to
 # runs/fashion-mnist (or $GRCNN_RUN_DIR); then score the trained network against the real macaque V4/IT
-# recordings shipped in data/hvm-mini (grcnn-score, Brain-Score's pipeline). Extra arguments go to
-# grcnn-train (see its --help).
+# recordings shipped in data/hvm-mini (grcnn-score, Brain-Score's pipeline) and plot the scores per layer
+# (neural_scores.png). Extra arguments go to grcnn-train (see its --help).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${GRCNN_BUILD_DIR:-$root/build}"
@@ -28,6 +28,7 @@ hvm="$root/data/hvm-mini"
 t3=$(date +%s)
 python=/usr/bin/python3; [ -x "$python" ] || python=python3
 "$python" "$root/tools/plot_metrics.py" "$run/metrics.jsonl" -o "$run/curves.png"
+"$python" "$root/tools/plot_scores.py" "$run/neural_scores.json" -o "$run/neural_scores.png"
 "$python" - "$run/summary.json" "$((t1 - t0))" "$((t2 - t1))" "$run/neural_scores.json" "$((t3 - t2))" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -38,8 +39,10 @@ print(f"  install+build {sys.argv[2]} s; training + evaluation {sys.argv[3]} s")
 print(f"  training     {s['steps']} steps, {s['train_seconds']:.1f} s, {s['train_images_per_s']:.0f} images/s ({s['outcome']})")
 if "eval_top1" in s:
     print(f"  test set     top-1 {100 * s['eval_top1']:.2f}%, top-5 {100 * s['eval_top5']:.2f}%")
+def f3(v):  # grcnn-score writes NaN scores as null
+    return "nan" if v is None else f"{v:.3f}"
 for region, r in n["models"][0]["regions"].items():
-    print(f"  hvm-mini {region:3s} best layer {r['best']}: raw r {r['raw']:.3f} +- {r['error']:.3f}, "
-          f"ceiling {n['regions'][region]['ceiling']:.3f}, ceiled {r['ceiled']:.3f} ({sys.argv[5]} s)")
-print(f"  files        {s['checkpoint']}, metrics.jsonl, curves.png, summary.json, neural_scores.json")
+    print(f"  hvm-mini {region:3s} best layer {r['best']}: raw r {f3(r['raw'])} +- {f3(r['error'])}, "
+          f"ceiling {f3(n['regions'][region]['ceiling'])}, ceiled {f3(r['ceiled'])} ({sys.argv[5]} s)")
+print(f"  files        {s['checkpoint']}, metrics.jsonl, curves.png, summary.json, neural_scores.json, neural_scores.png")
 PY

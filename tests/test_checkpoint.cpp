@@ -92,6 +92,69 @@ TEST_CASE("load_state_dict reports every mismatch in one error", "[checkpoint]")
   CHECK_NOTHROW(io::load_state_dict(net.state(), d));
 }
 
+// PyTorch's load_state_dict reads a one-element 1-d tensor into a 0-d entry (checkpoints from torch 0.3
+// store num_batches_tracked so) and fills a missing num_batches_tracked with 0 (checkpoints from before
+// BatchNorm had it). Both are accepted and reported; nothing else is.
+TEST_CASE("load_state_dict accepts PyTorch's old-checkpoint forms of num_batches_tracked, and nothing more", "[checkpoint]") {
+  models::grcnn56<> source(10);
+  const io::tensor_dict d = io::state_dict(source.state());
+  const auto counter = [](std::int64_t v, grcnn::shape s) {
+    tensor t = tensor::zeros(s, dtype::i64);
+    static_cast<std::int64_t*>(t.raw())[0] = v;
+    return t;
+  };
+  const std::string vec_name = "stage_2.bn_f.num_batches_tracked";
+  std::size_t counters = 0;
+  io::tensor_dict old;  // every counter missing but one, which is a one-element 1-d tensor holding 7
+  for (const auto& [name, t] : d.entries()) {
+    if (name.ends_with("num_batches_tracked")) {
+      ++counters;
+      if (name == vec_name) old.add(name, counter(7, {1}));
+      continue;
+    }
+    old.add(name, t);
+  }
+  REQUIRE(counters > 10);
+  models::grcnn56<> net(10);
+  for (auto& e : net.state())  // non-zero counters, so that filling 0 is seen
+    if (e.name.ends_with("num_batches_tracked")) e.value() = counter(3, {});
+  const io::load_report r = io::load_state_dict(net.state(), old, {.print_notes = false});
+  CHECK(r.scalars_from_vectors == std::vector<std::string>{vec_name});
+  CHECK(r.counters_filled.size() == counters - 1);
+  CHECK_THAT(r.note("old.pt"), Catch::Contains("read one-element 1-d tensors as 0-d for 1 entry ('" + vec_name + "')") &&
+                                   Catch::Contains("set 0 for the missing num_batches_tracked of " +
+                                                   std::to_string(counters - 1) + " entries"));
+  for (const auto& e : net.state()) {
+    INFO(e.name);
+    if (e.name == vec_name) {
+      CHECK(e.value().dims().rank() == 0);
+      CHECK(static_cast<const std::int64_t*>(e.value().raw())[0] == 7);
+    } else if (e.name.ends_with("num_batches_tracked")) {
+      CHECK(static_cast<const std::int64_t*>(e.value().raw())[0] == 0);
+    } else {
+      CHECK(relative_error(e.value(), d.at(e.name)) == 0.0);
+    }
+  }
+  CHECK(io::load_state_dict(net.state(), d).accommodated() == false);  // an exact file: nothing to report
+  CHECK(io::load_report{}.note().empty());
+
+  // Everything else is refused as before: a 1-d tensor of two elements for a 0-d entry, a 1-d float where
+  // an i64 counter is, and a missing entry that is not a batch counter.
+  const auto edited = [&](const std::string& target, const tensor& value, bool drop = false) {
+    io::tensor_dict e;
+    for (const auto& [name, t] : d.entries())
+      if (name != target) e.add(name, t);
+      else if (!drop) e.add(name, value);
+    return e;
+  };
+  CHECK_THROWS_WITH(io::load_state_dict(net.state(), edited(vec_name, counter(1, {2}))),
+                    Catch::Contains("'" + vec_name + "': file has shape [2], the network expects []"));
+  CHECK_THROWS_WITH(io::load_state_dict(net.state(), edited(vec_name, tensor::zeros({1}))),
+                    Catch::Contains("'" + vec_name + "': file has dtype f32"));
+  CHECK_THROWS_WITH(io::load_state_dict(net.state(), edited("stage_2.bn_f.running_var", tensor(), true)),
+                    Catch::Contains("missing 'stage_2.bn_f.running_var'"));
+}
+
 TEST_CASE("shared weights with different values in the file are rejected", "[checkpoint]") {
   models::grcnn56_share<> net(10);
   io::tensor_dict d = io::state_dict(net.state());

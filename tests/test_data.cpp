@@ -511,6 +511,104 @@ TEST_CASE("phase randomisation keeps the amplitude spectrum and scrambles the ph
   CHECK_THROWS_WITH(ph::parse_mode("pink"), Catch::Contains("unknown mode 'pink'"));
 }
 
+// Channel statistics of an 8-bit RGB image: means, standard deviations and the three correlations.
+struct colour_stats {
+  std::array<double, 3> mean{}, sd{}, corr{};  // corr: (R, G), (R, B), (G, B)
+};
+colour_stats colour_stats_of(const data::rgb_image& img) {
+  const std::size_t n = img.pixels.size() / 3;
+  colour_stats s;
+  std::array<double, 6> cross{};
+  for (std::size_t i = 0; i < n; ++i)
+    for (int c = 0; c < 3; ++c) s.mean[static_cast<std::size_t>(c)] += img.pixels[i * 3 + static_cast<std::size_t>(c)] / double(n);
+  std::array<double, 3> var{};
+  for (std::size_t i = 0; i < n; ++i) {
+    std::array<double, 3> d{};
+    for (std::size_t c = 0; c < 3; ++c) d[c] = img.pixels[i * 3 + c] - s.mean[c];
+    for (std::size_t c = 0; c < 3; ++c) var[c] += d[c] * d[c] / double(n);
+    cross[0] += d[0] * d[1] / double(n), cross[1] += d[0] * d[2] / double(n), cross[2] += d[1] * d[2] / double(n);
+  }
+  for (std::size_t c = 0; c < 3; ++c) s.sd[c] = std::sqrt(var[c]);
+  s.corr = {cross[0] / (s.sd[0] * s.sd[1]), cross[1] / (s.sd[0] * s.sd[2]), cross[2] / (s.sd[1] * s.sd[2])};
+  return s;
+}
+
+// The standard phase-scrambled noise (Portilla-Simoncelli; Freeman et al.): each channel keeps its amplitude
+// spectrum and one random phase serves all three, so the colour structure survives while the image
+// content does not.
+TEST_CASE("per-channel phase noise keeps each channel's amplitude and the colour correlations", "[data][phase]") {
+  namespace ph = data::phase;
+  // A coloured, smooth random image with correlated channels (R and G alike, B partly opposed), in 40-215.
+  const int H = 48, W = 40;
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> g(0, 1);
+  std::vector<double> a(static_cast<std::size_t>(H * W)), b(a.size());
+  for (auto& v : a) v = g(rng);
+  for (auto& v : b) v = g(rng);
+  const auto smooth = [&](std::vector<double> f) {
+    for (int pass = 0; pass < 3; ++pass) {
+      std::vector<double> o(f.size());
+      for (int y = 0; y < H; ++y)
+        for (int x = 0; x < W; ++x) {
+          double t = 0;
+          for (int dy = -1; dy <= 1; ++dy)
+            for (int dx = -1; dx <= 1; ++dx) t += f[static_cast<std::size_t>(((y + dy + H) % H) * W + (x + dx + W) % W)];
+          o[static_cast<std::size_t>(y * W + x)] = t / 9;
+        }
+      f = o;
+    }
+    return f;
+  };
+  a = smooth(a), b = smooth(b);
+  data::rgb_image img{W, H, std::vector<std::uint8_t>(static_cast<std::size_t>(H * W * 3))};
+  const auto byte = [](double v) { return static_cast<std::uint8_t>(std::clamp(std::nearbyint(v), 40.0, 215.0)); };
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    img.pixels[i * 3] = byte(128 + 60 * a[i]);
+    img.pixels[i * 3 + 1] = byte(120 + 50 * a[i] + 20 * b[i]);
+    img.pixels[i * 3 + 2] = byte(110 - 30 * a[i] + 40 * b[i]);
+  }
+  std::mt19937_64 draw(17);
+  const data::rgb_image noise = ph::randomise(img, ph::mode::per_channel, draw);
+  // Each channel's 2-D amplitude spectrum after rounding to bytes: relative L2 error <= 5e-3.
+  const std::array<int, 3> n{H, W, 3};
+  ph::field fa = ph::to_field(img), fb = ph::to_field(noise);
+  ph::fftn(fa, n, {0, 1}, false);
+  ph::fftn(fb, n, {0, 1}, false);
+  for (std::size_t c = 0; c < 3; ++c) {
+    double num = 0, den = 0;
+    for (std::size_t i = c; i < fa.size(); i += 3) {
+      const double d = std::abs(fb[i]) - std::abs(fa[i]);
+      num += d * d, den += std::norm(fa[i]);
+    }
+    INFO("channel " << c);
+    CHECK(std::sqrt(num / den) <= 5e-3);
+  }
+  const colour_stats before = colour_stats_of(img), after = colour_stats_of(noise);
+  for (std::size_t c = 0; c < 3; ++c) {
+    INFO("channel " << c);
+    CHECK(std::abs(after.mean[c] - before.mean[c]) <= 0.5);
+    CHECK(std::abs(after.sd[c] - before.sd[c]) <= 0.01 * before.sd[c]);
+    CHECK(std::abs(after.corr[c] - before.corr[c]) <= 0.01);
+  }
+  REQUIRE(before.corr[0] > 0.8);    // the test image has strong colour structure...
+  REQUIRE(before.corr[1] < -0.05);  // ...both ways
+  // The content is gone: the noise is uncorrelated with the image, pixel by pixel.
+  double c0 = 0, s0 = 0, s1 = 0;
+  for (std::size_t i = 0; i < img.pixels.size(); i += 3) {
+    const double x = img.pixels[i] - before.mean[0], y = noise.pixels[i] - after.mean[0];
+    c0 += x * y, s0 += x * x, s1 += y * y;
+  }
+  CHECK(std::abs(c0 / std::sqrt(s0 * s1)) < 0.3);
+  // A grey image stays grey: the three channels get the same phase.
+  data::rgb_image grey = img;
+  for (std::size_t i = 0; i < grey.pixels.size(); i += 3) grey.pixels[i + 1] = grey.pixels[i + 2] = grey.pixels[i];
+  const data::rgb_image grey_noise = ph::randomise(grey, ph::mode::per_channel, draw);
+  for (std::size_t i = 0; i < grey_noise.pixels.size(); i += 3) {
+    REQUIRE(grey_noise.pixels[i + 1] == grey_noise.pixels[i]);
+    REQUIRE(grey_noise.pixels[i + 2] == grey_noise.pixels[i]);
+  }
+}
+
 TEST_CASE("blend views mix each image with a texture in normalised space", "[data][phase]") {
   auto set = std::make_shared<data::texture_set>();
   data::rgb_image flat{8, 8, std::vector<std::uint8_t>(8 * 8 * 3, 200)};

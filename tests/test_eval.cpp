@@ -558,6 +558,22 @@ TEST_CASE("layer commitment scores recorded layers and keeps the best", "[eval][
   eval::pca reduce;
   reduce.fit(a.layer("good").values.data(), S, P, 20);
   CHECK(eval::score_layer(a, "good", t, o, &reduce).raw.score > 0.6);
+  // 5 components from 36 training stimuli: no warning. More components than features is refused, as
+  // sklearn's PLSRegression does, naming the layer, its feature count and the option; more than the
+  // training set's rank (35) is scored with a warning naming both.
+  CHECK(scores[0].warnings.empty());
+  eval::pca narrow;
+  narrow.fit(a.layer("good").values.data(), S, P, 4);
+  CHECK_THROWS_WITH(eval::score_layer(a, "good", t, o, &narrow),
+                    Catch::Contains("layer 'good' has 4 features after PCA, fewer than the 5 PLS components (--components)"));
+  eval::scoring_options many = o;
+  many.metric.pls.components = 61;
+  CHECK_THROWS_WITH(eval::score_layer(a, "noise", t, many), Catch::Contains("layer 'noise' has 60 features, fewer than the 61"));
+  many.metric.pls.components = 40;
+  const eval::layer_score beyond = eval::score_layer(a, "good", t, many);
+  REQUIRE(beyond.warnings.size() == 1);
+  CHECK_THAT(beyond.warnings[0], Catch::Contains("40 PLS components exceed the training set's rank (at most 35 from 36"));
+  CHECK(std::isfinite(beyond.raw.score));
   CHECK(eval::published_region_map("grcnn55").at("V4") == "layer1");
   CHECK(eval::published_region_map("grcnn55").at("IT") == "layer3.conv_f");
   const auto path = std::filesystem::temp_directory_path() / "grcnn_region_map.json";
@@ -566,6 +582,56 @@ TEST_CASE("layer commitment scores recorded layers and keeps the best", "[eval][
   std::ofstream(path) << R"({"V4": "layer1", "IT": "layer3.conv_f"})";
   CHECK(eval::read_region_map(path).at("IT") == "layer3.conv_f");
   std::filesystem::remove(path);
+}
+
+// Brain-Score's average_repetition groups presentations by the tuple of every presentation coordinate but
+// 'repetition' (in the assembly's coordinate order) and sorts the groups by that tuple (brainio's
+// multi_groupby): with an object coordinate before the id the stimuli come out by object, then id; a
+// numeric coordinate sorts by value; "img10" sorts before "img2" as a string.
+TEST_CASE("averaged stimuli come out in Brain-Score's order of the presentation coordinates", "[eval][assembly]") {
+  eval::neuroid_assembly a;
+  a.source = "synthetic";
+  a.neuroid_id = {"n0", "n1"};
+  a.region = {"IT", "IT"};
+  // 4 stimuli x 2 repetitions; the response of neuroid 0 encodes the stimulus, of neuroid 1 the repetition.
+  const std::vector<std::string> ids{"img1", "img10", "img2", "img3"}, objects{"bear", "apple", "apple", "bear"};
+  const std::vector<double> variation{6, 3, 0, 3};
+  Eigen::MatrixXd m(8, 2);
+  for (int p = 0; p < 8; ++p) {
+    const int i = p % 4, rep = p / 4;
+    a.stimulus_id.push_back(ids[static_cast<std::size_t>(i)]);
+    a.repetition.push_back(rep);
+    a.presentation_text["object_name"].push_back(objects[static_cast<std::size_t>(i)]);
+    a.presentation_numbers["variation"].push_back(variation[static_cast<std::size_t>(i)]);
+    m(p, 0) = 10.0 * (i + 1) + rep;
+    m(p, 1) = rep;
+  }
+  a.responses = {m};
+  const auto order_with = [&](std::vector<std::string> coords) {
+    a.presentation_coords = std::move(coords);
+    return eval::average_repetitions(a).stimulus_id;
+  };
+  using names = std::vector<std::string>;
+  CHECK(order_with({}) == names{"img1", "img10", "img2", "img3"});  // the id alone: sorted ids
+  CHECK(order_with({"stimulus_id", "repetition"}) == names{"img1", "img10", "img2", "img3"});
+  CHECK(order_with({"object_name", "stimulus_id", "repetition"}) == names{"img10", "img2", "img1", "img3"});
+  CHECK(order_with({"repetition", "variation", "stimulus_id"}) == names{"img2", "img10", "img3", "img1"});
+  CHECK(order_with({"variation", "object_name", "stimulus_id"}) == names{"img2", "img10", "img3", "img1"});
+  // The rows follow the order; the values are each stimulus's mean over its repetitions.
+  a.presentation_coords = {"object_name", "stimulus_id", "repetition"};
+  const auto avg = eval::average_repetitions(a);
+  CHECK(avg.values(0, 0) == 20.5);  // img10
+  CHECK(avg.values(2, 0) == 10.5);  // img1
+  // The ceiling's repetition matrices use the same order.
+  const auto reps = eval::repetition_matrices(a);
+  CHECK(reps[1](0, 0) == 21.0);
+  // A coordinate that differs between a stimulus's presentations would split it in Brain-Score: refused.
+  a.presentation_numbers["variation"][5] = 99;  // img10's second presentation
+  a.presentation_coords = {"stimulus_id", "variation", "repetition"};
+  CHECK_THROWS_WITH(eval::average_repetitions(a), Catch::Contains("synthetic: stimulus 'img10' has presentations that "
+                                                                  "differ in coordinate 'variation'"));
+  a.presentation_coords = {"stimulus_id", "repetition"};  // a coordinate not grouped by is ignored
+  CHECK(eval::average_repetitions(a).stimulus_id.size() == 4);
 }
 
 TEST_CASE("netCDF assemblies: any dimension order, char strings, fill values, clear errors", "[eval][assembly]") {
@@ -609,6 +675,7 @@ TEST_CASE("netCDF assemblies: any dimension order, char strings, fill values, cl
   write(false);
   const auto a = eval::read_neuroid_assembly(path);
   CHECK(a.name == "responses");
+  CHECK(std::find(a.presentation_coords.begin(), a.presentation_coords.end(), "stimulus_id") != a.presentation_coords.end());
   CHECK(a.stimulus_id == std::vector<std::string>{"s_b", "s_a", "s_b", "s_a"});
   CHECK(a.time_bins() == 2);
   CHECK(a.responses[1](0, 1) == 3.0);  // stored (presentation, neuroid, time_bin): 0*6 + 1*2 + 1

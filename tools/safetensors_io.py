@@ -6,7 +6,13 @@ needs the safetensors package.
 save() writes atomically: into a temporary file in the output's folder, fsynced, then renamed over
 the output, so a failed or interrupted write leaves any earlier file intact and no temporary file
 behind. A symlink is resolved and its target replaced (the link stays a link); an output that exists
-and is not a regular file (/dev/null, a FIFO) is written through directly; a directory is refused."""
+and is not a regular file (/dev/null, a FIFO) is written through directly; a directory is refused.
+
+load() trusts its input (the fixture scripts read what they wrote); load_checked() reads untrusted files
+as grcnn's reader (include/grcnn/io/safetensors.hpp) does and raises FormatError naming the problem:
+short or truncated files, headers that are not a JSON object (duplicate keys, NaN), unknown dtypes,
+bad shapes or offsets, and bytes of the data section outside every tensor or claimed twice.
+write_atomic() is save()'s writer, for other formats (tools/safetensors_to_torch.py writes .pt with it)."""
 import errno
 import json
 import os
@@ -42,11 +48,11 @@ def save(path, tensors, metadata=None):
         offset += len(raw)
     h = json.dumps(header).encode()
     h += b" " * ((8 - len(h) % 8) % 8)
-    _write(path, [struct.pack("<Q", len(h)), h] + blobs)
+    write_atomic(path, [struct.pack("<Q", len(h)), h] + blobs)
 
 
-def _write(path, chunks):
-    """Writes chunks to path as save() describes; raises OSError (IsADirectoryError for a directory)."""
+def write_atomic(path, chunks):
+    """Writes chunks (bytes-like) to path as save() describes; raises OSError (IsADirectoryError for a directory)."""
     path = os.fspath(path)
     target = os.path.realpath(path)  # through any symlinks, to the file they name
     try:
@@ -110,3 +116,114 @@ def load(path):
             t = torch.frombuffer(buf, dtype=dtype) if buf else torch.empty(0, dtype=dtype)
         out[name] = t.reshape(e["shape"])
     return out, meta
+
+
+_write = write_atomic  # the earlier name
+
+MAX_HEADER_BYTES = 100 << 20  # the reference implementation's limit, as grcnn's reader
+ITEM_SIZES = {"F32": 4, "F64": 8, "BF16": 2, "F16": 2, "I64": 8}
+
+
+class FormatError(ValueError):
+    """A file that is not a well-formed safetensors file of the dtypes grcnn reads."""
+
+
+def _header_object(pairs):
+    d = {}
+    for k, v in pairs:
+        if k in d:
+            raise FormatError(f"the header gives the key '{k}' twice in one object")
+        d[k] = v
+    return d
+
+
+def _not_json(constant):
+    raise FormatError(f"the header holds {constant}, which is not JSON")
+
+
+def _count(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def load_checked(path):
+    """Returns ({name: tensor} in the header's order, metadata); raises FormatError (or OSError)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(0)
+        if size < 8:
+            raise FormatError(f"{size} bytes, shorter than the 8-byte header length (empty or truncated)")
+        (n,) = struct.unpack("<Q", f.read(8))
+        if n > MAX_HEADER_BYTES:
+            raise FormatError(f"declares a header of {n} bytes (limit {MAX_HEADER_BYTES}): not a safetensors file")
+        if n > size - 8:
+            raise FormatError(f"declares a header of {n} bytes but the file has only {size - 8} after the length "
+                              "(truncated, or not a safetensors file)")
+        raw = f.read(n)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError("the header is not UTF-8 text: not a safetensors file") from None
+        try:
+            header = json.loads(text, object_pairs_hook=_header_object, parse_constant=_not_json)
+        except json.JSONDecodeError as e:
+            raise FormatError(f"the header is not JSON ({e.msg} at character {e.pos}): not a safetensors file") from None
+        if not isinstance(header, dict):
+            raise FormatError("the header is not a JSON object")
+        meta = header.pop("__metadata__", {})
+        if not isinstance(meta, dict):
+            raise FormatError("__metadata__ is not an object")
+        for k, v in meta.items():
+            if not isinstance(v, str):
+                raise FormatError(f"metadata '{k}' is {json.dumps(v)[:40]}, not a string")
+        data_size = size - 8 - n
+        entries = []
+        for name, e in header.items():
+            ctx = f"tensor '{name}': "
+            if not isinstance(e, dict) or not {"dtype", "shape", "data_offsets"} <= e.keys():
+                raise FormatError(ctx + "needs dtype, shape and data_offsets")
+            code = e["dtype"]
+            if not isinstance(code, str):
+                raise FormatError(ctx + "dtype is not a string")
+            if code not in ITEM_SIZES:
+                raise FormatError(ctx + f"dtype {code} is not one grcnn reads ({', '.join(ITEM_SIZES)})")
+            shape = e["shape"]
+            if not isinstance(shape, list) or len(shape) > 8 or not all(_count(d) for d in shape):
+                raise FormatError(ctx + "shape must be a list of at most 8 non-negative integers")
+            off = e["data_offsets"]
+            if not isinstance(off, list) or len(off) != 2 or not all(_count(o) for o in off):
+                raise FormatError(ctx + "data_offsets must be two non-negative integers")
+            a, b = off
+            if not a <= b <= data_size:
+                raise FormatError(ctx + f"data_offsets [{a}, {b}] outside the {data_size}-byte data section (truncated?)")
+            need = ITEM_SIZES[code]
+            for d in shape:
+                need *= d
+            if b - a != need:
+                raise FormatError(ctx + f"shape {shape} of {code} needs {need} bytes, data_offsets give {b - a}")
+            entries.append((a, b, name, code, shape))
+        covered = 0
+        for a, b, name, _, _ in sorted(entries):
+            if a == b:
+                continue
+            if a < covered:
+                raise FormatError(f"tensor '{name}' overlaps the tensor before it (data_offsets [{a}, {b}])")
+            if a > covered:
+                raise FormatError(f"bytes [{covered}, {a}) of the data section belong to no tensor (before '{name}')")
+            covered = b
+        if covered != data_size:
+            raise FormatError(f"bytes [{covered}, {data_size}) at the end of the data section belong to no tensor")
+        data = bytearray(f.read())
+        if len(data) != data_size:
+            raise FormatError("the file changed while it was read")
+    out = {}
+    for a, b, name, code, shape in entries:
+        dtype = DTYPES[code]
+        if a == b:
+            t = torch.empty(shape, dtype=dtype)
+        elif dtype == torch.bfloat16:
+            t = torch.frombuffer(data, dtype=torch.int16, count=(b - a) // 2, offset=a).view(torch.bfloat16)
+        else:
+            t = torch.frombuffer(data, dtype=dtype, count=(b - a) // ITEM_SIZES[code], offset=a)
+        out[name] = t.reshape(shape)
+    return {name: out[name] for name in header}, meta

@@ -21,6 +21,9 @@ Tensors that share storage (weight-sharing variants) are written under every key
 copy, as safetensors requires; grcnn ties them again on load. The output is written atomically (a
 temporary file in its folder, renamed over it; through a symlink to its target; straight into an
 existing device or FIFO such as /dev/null).
+
+tools/safetensors_to_torch.py converts the other way: grcnn weights and training checkpoints to a .pt
+state_dict for the original GRCNN classes (and Brain-Score's plugin).
 """
 import argparse
 import os

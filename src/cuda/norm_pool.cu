@@ -161,18 +161,30 @@ __global__ void k_mean(const double* sums, std::int64_t channels, double count, 
   const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (c < channels) mean[c] = static_cast<float>(sums[c * 2] / count);
 }
-__global__ void k_finish_stats(const double* sq, const double* sums, std::int64_t channels, double count, double eps,
-                               double momentum, float* running_mean, float* running_var, float* save_mean,
-                               float* save_invstd) {
-  const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (c >= channels) return;
-  const double mean = sums[c * 2] / count;
-  const double var = sq[c * 2] / count;
+// The running statistics a training forward updates: one batch norm's, or a pair's two (the second null
+// for one), both from the same batch mean and variance.
+struct running_stats {
+  float* mean[2] = {nullptr, nullptr};
+  float* var[2] = {nullptr, nullptr};
+};
+// Channel c's saved statistics and running-statistic updates (unbiased variance) from the batch mean and
+// biased variance over `count` values.
+__device__ inline void finish_channel(std::int64_t c, double mean, double var, double count, double eps, double momentum,
+                                      const running_stats& r, float* save_mean, float* save_invstd) {
   save_mean[c] = static_cast<float>(mean);
   save_invstd[c] = static_cast<float>(1.0 / sqrt(var + eps));
-  running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * mean);
   const double unbiased = count > 1 ? var * count / (count - 1) : var;
-  running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+  for (int k = 0; k < 2; ++k) {
+    if (!r.mean[k]) continue;
+    r.mean[k][c] = static_cast<float>((1.0 - momentum) * r.mean[k][c] + momentum * mean);
+    r.var[k][c] = static_cast<float>((1.0 - momentum) * r.var[k][c] + momentum * unbiased);
+  }
+}
+__global__ void k_finish_stats(const double* sq, const double* sums, std::int64_t channels, double count, double eps,
+                               double momentum, running_stats running, float* save_mean, float* save_invstd) {
+  const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (c >= channels) return;
+  finish_channel(c, sums[c * 2] / count, sq[c * 2] / count, count, eps, momentum, running, save_mean, save_invstd);
 }
 __global__ void k_inference_stats(const float* running_mean, const float* running_var, std::int64_t channels,
                                   double eps, float* save_mean, float* save_invstd) {
@@ -201,23 +213,42 @@ __device__ __forceinline__ float bn_dx_of(float g, float x, bool relu, bool trai
   return __fmul_rn(k.scale, t);
 }
 
-template <class I, class T>
+// A paired batch norm's second output (ops::paired_batch_norm): its own affine map of the same
+// normalised x, written by the same pass (Two = true) so that x is read once for both.
+template <class T>
+struct second_output {
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+  T* y = nullptr;
+};
+template <class I, class T, bool Two>
 __global__ void k_normalize(view4 v, const T* x, const float* gamma, const float* beta, const float* mean,
-                            const float* invstd, bool relu, T* y) {
+                            const float* invstd, bool relu, T* y, second_output<T> b) {
   const std::int64_t n = v.numel();
   GRCNN_GRID_STRIDE(i, n) {
     const I c = channel_of<I>(v, static_cast<I>(i));
-    st(y[i], bn_out(ld(x[i]), mean[c], invstd[c], gamma[c], beta[c], relu));
+    const float xv = ld(x[i]);
+    st(y[i], bn_out(xv, mean[c], invstd[c], gamma[c], beta[c], relu));
+    if constexpr (Two) st(b.y[i], bn_out(xv, mean[c], invstd[c], b.gamma[c], b.beta[c], relu));
   }
 }
-template <class I, class T>
+// A paired batch norm's second gradient (ops::paired_batch_norm): its dy and coefficients, folded into
+// the same dx pass (Two = true): dx = dx_a + dx_b summed in f32 and stored once.
+template <class T>
+struct second_gradient {
+  const T* dy = nullptr;
+  const dx_coefficients* co = nullptr;
+};
+template <class I, class T, bool Two>
 __global__ void k_bn_dx(view4 v, bool training, double count, const T* dy, const T* x, bool relu,
-                        const dx_coefficients* co, T* dx, bool add) {
+                        const dx_coefficients* co, T* dx, bool add, second_gradient<T> b) {
   const std::int64_t n = v.numel();
   const float nf = static_cast<float>(count);
   GRCNN_GRID_STRIDE(i, n) {
     const I c = channel_of<I>(v, static_cast<I>(i));
-    const float r = bn_dx_of<T>(ld(dy[i]), ld(x[i]), relu, training, nf, co[c]);
+    const float xv = ld(x[i]);
+    float r = bn_dx_of<T>(ld(dy[i]), xv, relu, training, nf, co[c]);
+    if constexpr (Two) r = __fadd_rn(r, bn_dx_of<T>(ld(b.dy[i]), xv, relu, training, nf, b.co[c]));
     st(dx[i], add ? __fadd_rn(ld(dx[i]), r) : r);
   }
 }
@@ -240,9 +271,9 @@ bn_packing packing_of(const view4& v, std::initializer_list<const void*> ptrs) {
 }
 // The packed (16-byte) passes over plain tensors: a pack lies in one channel's plane (H*W a multiple of
 // the width), so the channel's coefficients serve the whole pack.
-template <class T>
+template <class T, bool Two>
 __global__ void k_normalize_planes(view4 v, const T* x, const float* gamma, const float* beta, const float* mean,
-                                   const float* invstd, bool relu, T* y) {
+                                   const float* invstd, bool relu, T* y, second_output<T> b) {
   constexpr int K = pack_width<T>;
   const std::int64_t packs = v.numel() / K;
   GRCNN_GRID_STRIDE(q, packs) {
@@ -254,11 +285,17 @@ __global__ void k_normalize_planes(view4 v, const T* x, const float* gamma, cons
 #pragma unroll
     for (int k = 0; k < K; ++k) r[k] = bn_out(xv[k], m, is, ga, be, relu);
     store_pack(y + i0, r);
+    if constexpr (Two) {
+      const float gb = b.gamma[c], bb = b.beta[c];
+#pragma unroll
+      for (int k = 0; k < K; ++k) r[k] = bn_out(xv[k], m, is, gb, bb, relu);
+      store_pack(b.y + i0, r);
+    }
   }
 }
-template <class T>
+template <class T, bool Two>
 __global__ void k_bn_dx_planes(view4 v, bool training, double count, const T* dy, const T* x, bool relu,
-                               const dx_coefficients* coefficients, T* dx, bool add) {
+                               const dx_coefficients* coefficients, T* dx, bool add, second_gradient<T> b) {
   constexpr int K = pack_width<T>;
   const std::int64_t packs = v.numel() / K;
   const float n = static_cast<float>(count);
@@ -266,15 +303,21 @@ __global__ void k_bn_dx_planes(view4 v, bool training, double count, const T* dy
     const std::uint32_t i0 = static_cast<std::uint32_t>(q) * K;
     const std::uint32_t c = (i0 / static_cast<std::uint32_t>(v.h * v.w)) % static_cast<std::uint32_t>(v.c);
     const dx_coefficients co = coefficients[c];
-    float g[K], xv[K], r[K], old[K];
+    float g[K], xv[K], r[K], old[K], g2[K];
     load_pack(dy + i0, g);
     load_pack(x + i0, xv);
+    if constexpr (Two) load_pack(b.dy + i0, g2);
     if (add) load_pack(dx + i0, old);
 #pragma unroll
-    for (int k = 0; k < K; ++k) {
-      r[k] = bn_dx_of<T>(g[k], xv[k], relu, training, n, co);
-      if (add) r[k] = __fadd_rn(old[k], r[k]);
+    for (int k = 0; k < K; ++k) r[k] = bn_dx_of<T>(g[k], xv[k], relu, training, n, co);
+    if constexpr (Two) {
+      const dx_coefficients co2 = b.co[c];
+#pragma unroll
+      for (int k = 0; k < K; ++k) r[k] = __fadd_rn(r[k], bn_dx_of<T>(g2[k], xv[k], relu, training, n, co2));
     }
+#pragma unroll
+    for (int k = 0; k < K; ++k)
+      if (add) r[k] = __fadd_rn(old[k], r[k]);
     store_pack(dx + i0, r);
   }
 }
@@ -318,17 +361,19 @@ struct row_walk {
   }
 };
 
-template <class T>
+template <class T, bool Two>
 __global__ void __launch_bounds__(256) k_normalize_rows(view4 v, int tx, const T* x, const float* gamma, const float* beta,
-                                                        const float* mean, const float* invstd, bool relu, T* y) {
+                                                        const float* mean, const float* invstd, bool relu, T* y,
+                                                        second_output<T> b) {
   constexpr int K = pack_width<T>, U = 4;
   const row_walk w(v, tx, K);
   if (!w.active()) return;
-  float m[K], is[K], ga[K], be[K];
+  float m[K], is[K], ga[K], be[K], gb[K], bb[K];
 #pragma unroll
   for (int k = 0; k < K; ++k) {
     const std::uint32_t c = w.pc * K + k;
     m[k] = mean[c], is[k] = invstd[c], ga[k] = gamma[c], be[k] = beta[c];
+    if constexpr (Two) gb[k] = b.gamma[c], bb[k] = b.beta[c];
   }
   pack<T> xr[U];  // loads in flight stay packed: widened one row at a time
   w.each<U>([&](int u, std::uint32_t r) { xr[u] = load_raw(x + w.at(r, K)); },
@@ -338,25 +383,36 @@ __global__ void __launch_bounds__(256) k_normalize_rows(view4 v, int tx, const T
 #pragma unroll
               for (int k = 0; k < K; ++k) o[k] = bn_out(xv[k], m[k], is[k], ga[k], be[k], relu);
               store_pack(y + w.at(r, K), o);
+              if constexpr (Two) {
+#pragma unroll
+                for (int k = 0; k < K; ++k) o[k] = bn_out(xv[k], m[k], is[k], gb[k], bb[k], relu);
+                store_pack(b.y + w.at(r, K), o);
+              }
             });
 }
-template <class T>
+template <class T, bool Two>
 __global__ void __launch_bounds__(256) k_bn_dx_rows(view4 v, int tx, bool training, double count, const T* dy,
                                                     const T* x, bool relu, const dx_coefficients* coefficients, T* dx,
-                                                    bool add) {
+                                                    bool add, second_gradient<T> b) {
   constexpr int K = pack_width<T>, U = 2;
   const row_walk w(v, tx, K);
   if (!w.active()) return;
   const float n = static_cast<float>(count);
-  dx_coefficients co[K];
+  // The pair's second coefficients live in registers too; Two = false leaves them unused (no loads).
+  dx_coefficients co[K], co2[Two ? K : 1];
 #pragma unroll
   for (int k = 0; k < K; ++k) co[k] = coefficients[w.pc * K + k];
-  pack<T> gr[U], xr[U], dr[U];
+  if constexpr (Two) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) co2[k] = b.co[w.pc * K + k];
+  }
+  pack<T> gr[U], xr[U], dr[U], g2r[Two ? U : 1];
   w.each<U>(
       [&](int u, std::uint32_t r) {
         const std::uint32_t o = w.at(r, K);
         gr[u] = load_raw(dy + o);
         xr[u] = load_raw(x + o);
+        if constexpr (Two) g2r[u] = load_raw(b.dy + o);
         if (add) dr[u] = load_raw(dx + o);
       },
       [&](int u, std::uint32_t r) {
@@ -365,10 +421,16 @@ __global__ void __launch_bounds__(256) k_bn_dx_rows(view4 v, int tx, bool traini
         unpack(xr[u], xv);
         if (add) unpack(dr[u], old);
 #pragma unroll
-        for (int k = 0; k < K; ++k) {
-          o[k] = bn_dx_of<T>(gv[k], xv[k], relu, training, n, co[k]);
-          if (add) o[k] = __fadd_rn(old[k], o[k]);
+        for (int k = 0; k < K; ++k) o[k] = bn_dx_of<T>(gv[k], xv[k], relu, training, n, co[k]);
+        if constexpr (Two) {
+          float g2[K];
+          unpack(g2r[u], g2);
+#pragma unroll
+          for (int k = 0; k < K; ++k) o[k] = __fadd_rn(o[k], bn_dx_of<T>(g2[k], xv[k], relu, training, n, co2[k]));
         }
+#pragma unroll
+        for (int k = 0; k < K; ++k)
+          if (add) o[k] = __fadd_rn(old[k], o[k]);
         store_pack(dx + w.at(r, K), o);
       });
 }
@@ -551,8 +613,7 @@ __global__ void __launch_bounds__(256) k_welford_partials_rows(view4 v, int tx, 
 }
 // A warp per channel merges the row groups' partials, then writes what k_finish_stats writes.
 __global__ void k_welford_finish(const double* partials, int groups, std::int64_t channels, double eps,
-                                 double momentum, float* running_mean, float* running_var, float* save_mean,
-                                 float* save_invstd) {
+                                 double momentum, running_stats running, float* save_mean, float* save_invstd) {
   const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(kSumWarps) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (c >= channels) return;  // whole warps
@@ -568,12 +629,7 @@ __global__ void k_welford_finish(const double* partials, int groups, std::int64_
   }
   if (lane != 0) return;
   if (n == 0) mean = m2 = nan("");  // an empty batch: 0/0, as the two-pass form computes
-  const double var = m2 / n;
-  save_mean[c] = static_cast<float>(mean);
-  save_invstd[c] = static_cast<float>(1.0 / sqrt(var + eps));
-  running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * mean);
-  const double unbiased = n > 1 ? var * n / (n - 1) : var;
-  running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+  finish_channel(c, mean, m2 / n, n, eps, momentum, running, save_mean, save_invstd);
 }
 
 // Per channel, from the backward's sums: dgamma and dbeta, and the input gradient's coefficients.
@@ -672,21 +728,108 @@ void channel_sums(const view4& v, const T* x, const T* dy, bool relu, const floa
 
 unsigned channel_blocks(std::int64_t c) { return static_cast<unsigned>((c + 255) / 256); }
 
-template <class T>
-void normalize(const view4& v, const T* x, const float* gamma, const float* beta, const float* mean,
-               const float* invstd, bool relu, T* y) {
-  const bn_packing pk = packing_of<T>(v, {x, y});
+// y = the normalised x under (gamma, beta), and b.y under b's affine map when b.y is set (one read of x).
+template <bool Two, class T>
+void normalize_into(const view4& v, const T* x, const float* gamma, const float* beta, const float* mean,
+                    const float* invstd, bool relu, T* y, const second_output<T>& b) {
+  const bn_packing pk = packing_of<T>(v, {x, y, b.y});
   const int packed_blocks = blocks_for(v.numel() / pack_width<T>);
   if (pk == bn_packing::channels_last) {
     const packed_tiling t = packed_tiling::of<T>(v, row_pass::elementwise);
-    k_normalize_rows<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, x, gamma, beta, mean, invstd, relu, y);
+    k_normalize_rows<T, Two><<<t.grid(), 256, 0, stream()>>>(v, t.tx, x, gamma, beta, mean, invstd, relu, y, b);
   } else if (pk == bn_packing::planes) {
-    k_normalize_planes<T><<<packed_blocks, 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
+    k_normalize_planes<T, Two><<<packed_blocks, 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y, b);
   } else if (small_index(v)) {
-    k_normalize<std::uint32_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
+    k_normalize<std::uint32_t, T, Two><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd,
+                                                                                    relu, y, b);
   } else {
-    k_normalize<std::int64_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd, relu, y);
+    k_normalize<std::int64_t, T, Two><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, x, gamma, beta, mean, invstd,
+                                                                                   relu, y, b);
   }
+}
+template <class T>
+void normalize(const view4& v, const T* x, const float* gamma, const float* beta, const float* mean,
+               const float* invstd, bool relu, T* y, const second_output<T>& b = {}) {
+  if (b.y)
+    normalize_into<true>(v, x, gamma, beta, mean, invstd, relu, y, b);
+  else
+    normalize_into<false>(v, x, gamma, beta, mean, invstd, relu, y, b);
+}
+
+}  // namespace
+
+namespace {
+
+// Batch statistics of x into save_mean/save_invstd, and the running statistics' updates.
+template <class T>
+void training_statistics(const batch_norm_args& a, const T* x, const running_stats& running, float* save_mean,
+                         float* save_invstd) {
+  const view4& v = a.x;
+  if (packing_of<T>(v, {x}) == bn_packing::channels_last) {  // statistics in one read of x
+    const packed_tiling t = packed_tiling::of<T>(v, row_pass::reduction);
+    scratch partials(static_cast<std::size_t>(t.groups) * static_cast<std::size_t>(v.c) * 3 * sizeof(double));
+    k_welford_partials_rows<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, x, partials.as<double>());
+    check_last_launch("batch_norm packed statistics");
+    k_welford_finish<<<static_cast<unsigned>((v.c + kSumWarps - 1) / kSumWarps), 32 * kSumWarps, 0, stream()>>>(
+        partials.as<double>(), t.groups, v.c, a.eps, a.momentum, running, save_mean, save_invstd);
+    check_last_launch("batch_norm statistics");
+    return;
+  }
+  const double count = static_cast<double>(v.n * v.h * v.w);
+  scratch sums(static_cast<std::size_t>(v.c) * 2 * sizeof(double)), sq(static_cast<std::size_t>(v.c) * 2 * sizeof(double));
+  channel_sums<0, T>(v, x, nullptr, false, nullptr, nullptr, nullptr, nullptr, sums.as<double>());
+  k_mean<<<channel_blocks(v.c), 256, 0, stream()>>>(sums.as<double>(), v.c, count, save_mean);
+  check_last_launch("batch_norm mean");
+  channel_sums<1, T>(v, x, nullptr, false, nullptr, nullptr, save_mean, nullptr, sq.as<double>());
+  k_finish_stats<<<channel_blocks(v.c), 256, 0, stream()>>>(sq.as<double>(), sums.as<double>(), v.c, count, a.eps,
+                                                            a.momentum, running, save_mean, save_invstd);
+  check_last_launch("batch_norm statistics");
+}
+
+// The gradient sums of one batch norm (its dy, masked by its ReLU) into dgamma/dbeta and the channel
+// coefficients of its input gradient (`co`, [C]).
+template <class T>
+void gradient_coefficients(const batch_norm_args& a, bool training, const T* dy, const T* x, const float* gamma,
+                           const float* beta, const float* save_mean, const float* save_invstd, float* dgamma,
+                           float* dbeta, dx_coefficients* co) {
+  const view4& v = a.x;
+  scratch sums(static_cast<std::size_t>(v.c) * 2 * sizeof(double));
+  channel_sums<2>(v, x, dy, a.relu, gamma, beta, save_mean, save_invstd, sums.as<double>());
+  k_backward_coefficients<<<channel_blocks(v.c), 256, 0, stream()>>>(
+      sums.as<double>(), v.c, training, static_cast<float>(v.n * v.h * v.w), gamma, a.relu ? beta : nullptr, save_mean,
+      save_invstd, dgamma, dbeta, co);
+  check_last_launch("batch_norm dgamma/dbeta");
+}
+
+// dx (added to what dx holds when add) from dy and the coefficients, plus b's when b.dy is set: one pass.
+template <bool Two, class T>
+void input_gradient_into(const batch_norm_args& a, bool training, const T* dy, const T* x, const dx_coefficients* co,
+                         T* dx, bool add, const second_gradient<T>& b) {
+  const view4& v = a.x;
+  const double count = static_cast<double>(v.n * v.h * v.w);
+  const bn_packing pk = packing_of<T>(v, {dy, x, dx, b.dy});
+  if (pk == bn_packing::channels_last) {
+    const packed_tiling t = packed_tiling::of<T>(v, row_pass::elementwise);
+    k_bn_dx_rows<T, Two><<<t.grid(), 256, 0, stream()>>>(v, t.tx, training, count, dy, x, a.relu, co, dx, add, b);
+  } else if (pk == bn_packing::planes) {
+    k_bn_dx_planes<T, Two><<<blocks_for(v.numel() / pack_width<T>), 256, 0, stream()>>>(v, training, count, dy, x,
+                                                                                       a.relu, co, dx, add, b);
+  } else if (small_index(v)) {
+    k_bn_dx<std::uint32_t, T, Two><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, a.relu, co,
+                                                                                dx, add, b);
+  } else {
+    k_bn_dx<std::int64_t, T, Two><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, a.relu, co,
+                                                                               dx, add, b);
+  }
+  check_last_launch("batch_norm dx");
+}
+template <class T>
+void input_gradient(const batch_norm_args& a, bool training, const T* dy, const T* x, const dx_coefficients* co, T* dx,
+                    bool add, const second_gradient<T>& b = {}) {
+  if (b.dy)
+    input_gradient_into<true>(a, training, dy, x, co, dx, add, b);
+  else
+    input_gradient_into<false>(a, training, dy, x, co, dx, add, b);
 }
 
 }  // namespace
@@ -694,33 +837,12 @@ void normalize(const view4& v, const T* x, const float* gamma, const float* beta
 template <storage S>
 void batch_norm_forward_training(const batch_norm_args& a, const S* xs, const float* gamma, const float* beta,
                                  float* running_mean, float* running_var, S* ys, float* save_mean, float* save_invstd) {
-  const auto* x = dev(xs);
-  auto* y = dev(ys);
   GRCNN_PROFILE("bn forward (train)");
-  const view4& v = a.x;
-  const double count = static_cast<double>(v.n * v.h * v.w);
-  using T = device_t<S>;
-  if (packing_of<T>(v, {x}) == bn_packing::channels_last) {  // statistics in one read of x
-    const packed_tiling t = packed_tiling::of<T>(v, row_pass::reduction);
-    scratch partials(static_cast<std::size_t>(t.groups) * static_cast<std::size_t>(v.c) * 3 * sizeof(double));
-    k_welford_partials_rows<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, x, partials.as<double>());
-    check_last_launch("batch_norm packed statistics");
-    k_welford_finish<<<static_cast<unsigned>((v.c + kSumWarps - 1) / kSumWarps), 32 * kSumWarps, 0, stream()>>>(
-        partials.as<double>(), t.groups, v.c, a.eps, a.momentum, running_mean, running_var, save_mean, save_invstd);
-    check_last_launch("batch_norm statistics");
-    normalize(v, x, gamma, beta, save_mean, save_invstd, a.relu, y);
-    check_last_launch("batch_norm normalize");
-    return;
-  }
-  scratch sums(static_cast<std::size_t>(v.c) * 2 * sizeof(double)), sq(static_cast<std::size_t>(v.c) * 2 * sizeof(double));
-  channel_sums<0, device_t<S>>(v, x, nullptr, false, nullptr, nullptr, nullptr, nullptr, sums.as<double>());
-  k_mean<<<channel_blocks(v.c), 256, 0, stream()>>>(sums.as<double>(), v.c, count, save_mean);
-  check_last_launch("batch_norm mean");
-  channel_sums<1, device_t<S>>(v, x, nullptr, false, nullptr, nullptr, save_mean, nullptr, sq.as<double>());
-  k_finish_stats<<<channel_blocks(v.c), 256, 0, stream()>>>(sq.as<double>(), sums.as<double>(), v.c, count, a.eps,
-                                                            a.momentum, running_mean, running_var, save_mean, save_invstd);
-  check_last_launch("batch_norm statistics");
-  normalize(v, x, gamma, beta, save_mean, save_invstd, a.relu, y);
+  const auto* x = dev(xs);
+  running_stats running;
+  running.mean[0] = running_mean, running.var[0] = running_var;
+  training_statistics(a, x, running, save_mean, save_invstd);
+  normalize(a.x, x, gamma, beta, save_mean, save_invstd, a.relu, dev(ys));
   check_last_launch("batch_norm normalize");
 }
 
@@ -743,36 +865,44 @@ void batch_norm_backward(const batch_norm_args& a, bool training, const S* dys, 
                          const float* beta, const float* save_mean, const float* save_invstd, S* dxs, bool add,
                          float* dgamma, float* dbeta) {
   GRCNN_PROFILE("bn backward");
-  using T = device_t<S>;
   const auto *dy = dev(dys), *x = dev(xs);
-  auto* dx = dev(dxs);
-  const view4& v = a.x;
-  const double count = static_cast<double>(v.n * v.h * v.w);
-  scratch sums(static_cast<std::size_t>(v.c) * 2 * sizeof(double));
-  channel_sums<2>(v, x, dy, a.relu, gamma, beta, save_mean, save_invstd, sums.as<double>());
-  scratch coefficients(static_cast<std::size_t>(v.c) * sizeof(dx_coefficients));
+  scratch coefficients(static_cast<std::size_t>(a.x.c) * sizeof(dx_coefficients));
   auto* co = coefficients.as<dx_coefficients>();
-  k_backward_coefficients<<<channel_blocks(v.c), 256, 0, stream()>>>(sums.as<double>(), v.c, training,
-                                                                      static_cast<float>(count), gamma,
-                                                                      a.relu ? beta : nullptr, save_mean, save_invstd,
-                                                                      dgamma, dbeta, co);
-  check_last_launch("batch_norm dgamma/dbeta");
-  if (!dx) return;
-  const bn_packing pk = packing_of<T>(v, {dy, x, dx});
-  if (pk == bn_packing::channels_last) {
-    const packed_tiling t = packed_tiling::of<T>(v, row_pass::elementwise);
-    k_bn_dx_rows<T><<<t.grid(), 256, 0, stream()>>>(v, t.tx, training, count, dy, x, a.relu, co, dx, add);
-  } else if (pk == bn_packing::planes) {
-    k_bn_dx_planes<T><<<blocks_for(v.numel() / pack_width<T>), 256, 0, stream()>>>(v, training, count, dy, x, a.relu,
-                                                                                   co, dx, add);
-  } else if (small_index(v)) {
-    k_bn_dx<std::uint32_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, a.relu, co, dx,
-                                                                           add);
-  } else {
-    k_bn_dx<std::int64_t, T><<<blocks_for(v.numel()), 256, 0, stream()>>>(v, training, count, dy, x, a.relu, co, dx,
-                                                                          add);
-  }
-  check_last_launch("batch_norm dx");
+  gradient_coefficients(a, training, dy, x, gamma, beta, save_mean, save_invstd, dgamma, dbeta, co);
+  if (dxs) input_gradient(a, training, dy, x, co, dev(dxs), add);
+}
+
+template <storage S>
+void batch_norm_pair_forward_training(const batch_norm_args& a, const S* xs, const batch_norm_affine& first,
+                                      const batch_norm_affine& second, S* ys, S* y2s, float* save_mean,
+                                      float* save_invstd) {
+  GRCNN_PROFILE("bn pair forward (train)");
+  const auto* x = dev(xs);
+  running_stats running;
+  running.mean[0] = first.running_mean, running.var[0] = first.running_var;
+  running.mean[1] = second.running_mean, running.var[1] = second.running_var;
+  training_statistics(a, x, running, save_mean, save_invstd);
+  second_output<device_t<S>> b;
+  b.gamma = second.gamma, b.beta = second.beta, b.y = dev(y2s);
+  normalize(a.x, x, first.gamma, first.beta, save_mean, save_invstd, a.relu, dev(ys), b);
+  check_last_launch("batch_norm pair normalize");
+}
+
+template <storage S>
+void batch_norm_pair_backward(const batch_norm_args& a, const S* dys, const S* dy2s, const S* xs,
+                              const batch_norm_affine& first, const batch_norm_affine& second, const float* save_mean,
+                              const float* save_invstd, S* dxs, float* dgamma, float* dbeta, float* dgamma2,
+                              float* dbeta2) {
+  GRCNN_PROFILE("bn pair backward");
+  const auto *dy = dev(dys), *dy2 = dev(dy2s), *x = dev(xs);
+  scratch coefficients(static_cast<std::size_t>(a.x.c) * 2 * sizeof(dx_coefficients));
+  auto* co = coefficients.as<dx_coefficients>();
+  gradient_coefficients(a, true, dy, x, first.gamma, first.beta, save_mean, save_invstd, dgamma, dbeta, co);
+  gradient_coefficients(a, true, dy2, x, second.gamma, second.beta, save_mean, save_invstd, dgamma2, dbeta2, co + a.x.c);
+  if (!dxs) return;
+  second_gradient<device_t<S>> b;
+  b.dy = dy2, b.co = co + a.x.c;
+  input_gradient(a, true, dy, x, co, dev(dxs), false, b);
 }
 
 namespace detail {
@@ -790,7 +920,12 @@ void channel_totals(const view4& v, const __nv_bfloat16* x, double* out) {
   template void batch_norm_forward_inference<S>(const batch_norm_args&, const S*, const float*, const float*,         \
                                                 const float*, const float*, S*, float*, float*);                      \
   template void batch_norm_backward<S>(const batch_norm_args&, bool, const S*, const S*, const float*, const float*, \
-                                       const float*, const float*, S*, bool, float*, float*);
+                                       const float*, const float*, S*, bool, float*, float*);  \
+  template void batch_norm_pair_forward_training<S>(const batch_norm_args&, const S*, const batch_norm_affine&,       \
+                                                    const batch_norm_affine&, S*, S*, float*, float*);                \
+  template void batch_norm_pair_backward<S>(const batch_norm_args&, const S*, const S*, const S*,                     \
+                                            const batch_norm_affine&, const batch_norm_affine&, const float*,         \
+                                            const float*, S*, float*, float*, float*, float*);
 GRCNN_BATCH_NORM_FOR(float)
 GRCNN_BATCH_NORM_FOR(bf16)
 #undef GRCNN_BATCH_NORM_FOR
@@ -868,11 +1003,11 @@ __global__ void k_pool_fwd(pool_args a, const T* x, T* y, std::uint16_t* argmax)
           take_max(ld(x[offset4<I>(a.x, n, c, h, w)]), static_cast<int>((h - win.hs) * a.kw + (w - win.ws)), best, at);
       st(y[yo], best);
       argmax[yo] = static_cast<std::uint16_t>(at < 0 ? 0 : at);
-    } else {
-      float sum = 0.f;
+    } else {  // summed in double: a global average runs over thousands of pixels (SKConv's pooling)
+      double sum = 0.0;
       for (I h = h0; h < h1; ++h)
         for (I w = w0; w < w1; ++w) sum += ld(x[offset4<I>(a.x, n, c, h, w)]);
-      st(y[yo], sum / win.divisor());
+      st(y[yo], static_cast<float>(sum / win.divisor()));
     }
   }
 }
@@ -929,9 +1064,10 @@ __global__ void k_pool_fwd_packed(pool_args a, const T* x, T* y, std::uint16_t* 
     const I w0 = max(win.ws, 0), w1 = min(win.we, static_cast<I>(a.x.w));
     using U = std::uint32_t;
     float acc[K];
+    double sum[K];  // average pooling sums in double (a global average runs over thousands of pixels)
     int at[K];
 #pragma unroll
-    for (int k = 0; k < K; ++k) acc[k] = 0.f, at[k] = -1;
+    for (int k = 0; k < K; ++k) acc[k] = 0.f, sum[k] = 0.0, at[k] = -1;
     for (I h = h0; h < h1; ++h)
       for (I w = w0; w < w1; ++w) {
         float v[K];
@@ -942,14 +1078,14 @@ __global__ void k_pool_fwd_packed(pool_args a, const T* x, T* y, std::uint16_t* 
           if (a.max)
             take_max(v[k], idx, acc[k], at[k]);
           else
-            acc[k] += v[k];
+            sum[k] += v[k];
         }
       }
     const U yo = offset4<U>(a.y, o.n, o.q * K, o.h, o.w);
     if (!a.max) {
       const float d = win.divisor();
 #pragma unroll
-      for (int k = 0; k < K; ++k) acc[k] = acc[k] / d;
+      for (int k = 0; k < K; ++k) acc[k] = static_cast<float>(sum[k] / d);
     } else {
       window_indices<K> w;
 #pragma unroll

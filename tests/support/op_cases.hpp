@@ -180,6 +180,10 @@ inline std::vector<op_case> op_cases() {
   paired_bn("paired_bn_train", {3, 4, 5, 5}, {});
   paired_bn("paired_bn_train_relu", {2, 6, 3, 4}, {.fuse_relu = true});
   paired_bn("paired_bn_train_relu_c16", {2, 16, 3, 4}, {.fuse_relu = true});
+  // The CUDA kernels' packed paths, as the bn_*_c16/c48 cases: whole packs within a plane (16 pixels),
+  // and a part-empty second column block of the channels-last row kernels (48 channels).
+  paired_bn("paired_bn_train_c16_planes", {2, 16, 4, 4}, {});
+  paired_bn("paired_bn_train_relu_c48", {2, 48, 3, 5}, {.fuse_relu = true});
   paired_bn("paired_bn_eval_relu", {2, 4, 3, 3}, {.training = false, .fuse_relu = true});
 
   auto unary = [&](std::string name, shape x, auto fn) {

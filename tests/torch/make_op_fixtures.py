@@ -231,6 +231,8 @@ def paired_bn(name, x, training=True, relu=False):
 paired_bn("paired_bn_train", (3, 4, 5, 5))
 paired_bn("paired_bn_train_relu", (2, 6, 3, 4), relu=True)
 paired_bn("paired_bn_train_relu_c16", (2, 16, 3, 4), relu=True)
+paired_bn("paired_bn_train_c16_planes", (2, 16, 4, 4))
+paired_bn("paired_bn_train_relu_c48", (2, 48, 3, 5), relu=True)
 paired_bn("paired_bn_eval_relu", (2, 4, 3, 3), training=False, relu=True)
 
 # NaN and +-Inf (op_cases.hpp's *_nonfinite cases, same elements and values).

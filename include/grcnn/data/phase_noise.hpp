@@ -6,9 +6,12 @@
 //                     (uniform) or the phase array with its rows (axis 0) shuffled (permute); the image
 //                     is round(|inverse FFT|), since the new phase is not Hermitian. Deviation: values
 //                     above 255 are clipped (numpy's uint8 cast wraps them).
-//   per_channel       our addition: a 2-D FFT per colour channel with a Hermitian-symmetric random phase
-//                     added to the original, so the inverse is real and every channel keeps its
-//                     amplitude spectrum exactly (up to the final rounding).
+//   per_channel       the standard method (Portilla-Simoncelli / Freeman et al. noise): a 2-D FFT per
+//                     colour channel, so each channel keeps its own amplitude spectrum, and one
+//                     Hermitian-symmetric random phase added to every channel's spectrum, so the inverse
+//                     is real and the channels' cross-spectra, hence their means, variances and colour
+//                     correlations, are kept (up to the final rounding and clipping): a grey image stays
+//                     grey. The name says what is per channel: the FFT and the amplitude, not the phase.
 // The FFT is Eigen's (unsupported/Eigen/FFT, kissfft), applied along each axis in turn.
 #include <algorithm>
 #include <cmath>
@@ -98,7 +101,7 @@ inline std::vector<double> phase_of(const rgb_image& img) {
   return p;
 }
 
-// Per channel: adds a Hermitian-symmetric random phase (phi(-k) = -phi(k), 0 where k = -k) to each
+// Per channel: adds one Hermitian-symmetric random phase (phi(-k) = -phi(k), 0 where k = -k) to every
 // channel's 2-D spectrum; the inverse is real. Returns the real field before rounding.
 template <class Rng>
 field per_channel_field(const rgb_image& img, Rng& rng) {
@@ -107,17 +110,18 @@ field per_channel_field(const rgb_image& img, Rng& rng) {
   field f = to_field(img);
   fftn(f, n, {0, 1}, false);
   std::uniform_real_distribution<double> u(-std::numbers::pi, std::numbers::pi);
-  for (int c = 0; c < 3; ++c)
-    for (int y = 0; y < H; ++y)
-      for (int x = 0; x < W; ++x) {
-        const int my = (H - y) % H, mx = (W - x) % W;  // the mirrored frequency
-        const std::size_t i = (static_cast<std::size_t>(y) * W + x) * 3 + c, j = (static_cast<std::size_t>(my) * W + mx) * 3 + c;
-        if (j < i) continue;  // set together with its mirror
-        if (i == j) continue;  // self-mirrored: the phase must stay 0 or pi
-        const double phi = u(rng);
-        f[i] *= std::polar(1.0, phi);
-        f[j] *= std::polar(1.0, -phi);
+  for (int y = 0; y < H; ++y)
+    for (int x = 0; x < W; ++x) {
+      const int my = (H - y) % H, mx = (W - x) % W;  // the mirrored frequency
+      const std::size_t i = static_cast<std::size_t>(y) * W + x, j = static_cast<std::size_t>(my) * W + mx;
+      if (j < i) continue;   // set together with its mirror
+      if (i == j) continue;  // self-mirrored: the phase must stay 0 or pi
+      const std::complex<double> r = std::polar(1.0, u(rng));
+      for (std::size_t c = 0; c < 3; ++c) {  // the same phase for every channel: their cross-spectra stay
+        f[i * 3 + c] *= r;
+        f[j * 3 + c] *= std::conj(r);
       }
+    }
   fftn(f, n, {0, 1}, true);
   return f;
 }

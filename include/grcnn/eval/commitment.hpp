@@ -4,7 +4,9 @@
 // fitted on a separate image set), or take a fixed region -> layer map (the published one for grcnn55:
 // V1 layer1, V2 layer3.conv_f, V4 layer1, IT layer3.conv_f). Works on recorded activations and neural
 // targets only: no network, no training loop.
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -39,6 +41,9 @@ struct layer_score {
   predictivity raw;
   double ceiling = 0;
   double ceiled = 0;
+  // Where the score knowingly differs from Brain-Score's (PLS components beyond the training set's rank);
+  // a tool says each once per layer.
+  std::vector<std::string> warnings;
 };
 
 struct scoring_options {
@@ -78,6 +83,25 @@ inline layer_score score_layer(const activation_set& a, const std::string& layer
                                const scoring_options& o, const pca* reduce = nullptr) {
   const auto& l = a.layer(layer);
   const auto rows = a.rows_of(t.responses.stimulus_id);
+  layer_score s;
+  s.layer = layer;
+  if (o.metric.kind == metric_kind::pls) {
+    // sklearn's PLSRegression (Brain-Score's) refuses more components than features; it accepts more than
+    // the training set's rank and keeps extracting components from rounding noise, where ours stop.
+    const std::int64_t features = reduce ? reduce->components() : l.features();
+    GRCNN_CHECK(o.metric.pls.components <= features, shape_error, "score: layer '", layer, "' has ", features,
+                " feature", features == 1 ? "" : "s", reduce ? " after PCA" : "", ", fewer than the ",
+                o.metric.pls.components, " PLS components (--components): sklearn's PLSRegression, which Brain-Score "
+                "fits, refuses more components than features");
+    std::size_t train = SIZE_MAX;
+    for (const auto& sp : t.splits) train = std::min(train, sp.train.size());
+    const auto rank = static_cast<std::int64_t>(train) - 1;  // centred training rows
+    if (!t.splits.empty() && o.metric.pls.components > rank)
+      s.warnings.push_back(::grcnn::detail::concat(
+          "layer '", layer, "': ", o.metric.pls.components, " PLS components exceed the training set's rank (at most ",
+          rank, " from ", train, " centred training stimuli); ours stop at the rank, sklearn's (Brain-Score) keeps "
+          "fitting rounding noise, so per-split scores differ from Brain-Score's (docs/evaluation.md)"));
+  }
   stimulus_gram g;
   if (reduce) {
     const auto z = reduce->transform(l.values.data(), a.stimuli(), l.features());
@@ -89,8 +113,6 @@ inline layer_score score_layer(const activation_set& a, const std::string& layer
   for (std::size_t i = 0; i < rows.size(); ++i)
     for (std::size_t j = 0; j < rows.size(); ++j)
       sub.G(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = g.G(rows[i], rows[j]);
-  layer_score s;
-  s.layer = layer;
   s.raw = score_from_gram(sub, t.responses.values, t.splits, o.metric);
   s.ceiling = t.ceiling;
   if (o.metric.kind == metric_kind::rsa || o.metric.kind == metric_kind::cka)

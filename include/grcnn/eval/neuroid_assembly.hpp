@@ -4,9 +4,13 @@
 // (stimulus_id or image_id, repetition, ...) and neuroid coordinates (neuroid_id, region, ...).
 // read_neuroid_assembly loads it; select_region / drop_neuroids / mean_over_time subset it;
 // average_repetitions gives the stimulus x neuroid target of the regression, repetition_matrices the
-// per-repetition responses of the split-half ceiling. Stimuli come out sorted by id, as xarray's
-// groupby and numpy.unique order them (Brain-Score's splits index that order).
+// per-repetition responses of the split-half ceiling. Stimuli come out in Brain-Score's order
+// (stimulus_order): its average_repetition groups presentations by the tuple of every presentation
+// coordinate but 'repetition', in the assembly's coordinate order, and sorts the groups by that tuple
+// (brainio's multi_groupby); with the stimulus id as the only such coordinate that is the sorted ids.
+// Brain-Score's splits index that order.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -39,13 +43,18 @@ struct neuroid_assembly {
   std::vector<Eigen::MatrixXd> responses;
   // every other text coordinate, by the axis it lies on
   std::map<std::string, std::vector<std::string>> presentation_text, neuroid_text;
+  // every other numeric coordinate along presentation (as double)
+  std::map<std::string, std::vector<double>> presentation_numbers;
+  // The presentation coordinates' names in the file's order (the stimulus id's and 'repetition'
+  // included): the tuple Brain-Score groups and sorts by. Empty: the stimulus id alone.
+  std::vector<std::string> presentation_coords;
 
   std::int64_t presentations() const { return static_cast<std::int64_t>(stimulus_id.size()); }
   std::int64_t neuroids() const { return static_cast<std::int64_t>(neuroid_id.size()); }
   std::int64_t time_bins() const { return static_cast<std::int64_t>(responses.size()); }
 };
 
-// Stimulus-level responses: rows in sorted stimulus-id order.
+// Stimulus-level responses: rows in stimulus_order.
 struct stimulus_responses {
   std::vector<std::string> stimulus_id;
   std::vector<std::string> neuroid_id;
@@ -127,8 +136,15 @@ inline neuroid_assembly read_neuroid_assembly(const std::filesystem::path& path,
     a.time_bin_end.assign(T, 0);
   }
   for (const auto& n : f.variable_names()) {
-    if (n == a.name || n == sid || n == "neuroid_id" || n == "region") continue;
+    if (n == a.name) continue;
     const auto v = f.variable(n);
+    // The presentation coordinates in file order: one value (or one string) per presentation.
+    const bool along_presentation = !v.dims.empty() && v.dims[0] == "presentation" && v.shape[0] == P &&
+                                    (v.is_text() ? (v.type == NC_STRING ? v.dims.size() == 1 : v.dims.size() == 2)
+                                                 : v.dims.size() == 1);
+    if (along_presentation) a.presentation_coords.push_back(n);
+    if (n == sid || n == "neuroid_id" || n == "region") continue;
+    if (along_presentation && !v.is_text() && n != "repetition") a.presentation_numbers[n] = f.read_doubles(n);
     if (!v.is_text() || v.dims.empty()) continue;
     // Kept only when one string per entry of the axis (a 2-D string variable is not a coordinate).
     if (v.dims[0] != "presentation" && v.dims[0] != "neuroid") continue;
@@ -225,18 +241,90 @@ inline const Eigen::MatrixXd& single_bin(const neuroid_assembly& a, const char* 
               " time bins; reduce them first (mean_over_time)");
   return a.responses[0];
 }
-inline std::vector<std::string> sorted_unique(std::vector<std::string> v) {
-  std::sort(v.begin(), v.end());
-  v.erase(std::unique(v.begin(), v.end()), v.end());
-  return v;
-}
+// One presentation coordinate's value: text or a number (Python compares tuples of them element by
+// element: strings by code point, which is UTF-8 byte order, numbers by value).
+struct coordinate_value {
+  bool text = true;
+  std::string s;
+  double x = 0;
+  // A coordinate holds one kind. NaN (a missing number) sorts after every number and equals NaN, so
+  // that the order stays strict and weak (Python's sort has no defined place for it).
+  friend bool operator<(const coordinate_value& a, const coordinate_value& b) {
+    if (a.text) return a.s < b.s;
+    if (std::isnan(a.x) || std::isnan(b.x)) return !std::isnan(a.x) && std::isnan(b.x);
+    return a.x < b.x;
+  }
+  friend bool operator==(const coordinate_value& a, const coordinate_value& b) {
+    return a.text ? a.s == b.s : a.x == b.x || (std::isnan(a.x) && std::isnan(b.x));
+  }
+};
 }  // namespace assembly_detail
 
-// The target of the regression: each stimulus's mean over its presentations (repetitions), stimuli sorted.
+// The stimuli in Brain-Score's order: presentations grouped by the tuple of every presentation
+// coordinate except 'repetition' (a.presentation_coords, file order), groups sorted by that tuple. A
+// stimulus whose presentations differ in another coordinate would form two groups in Brain-Score (two
+// rows of one stimulus): refused, naming the coordinate.
+inline std::vector<std::string> stimulus_order(const neuroid_assembly& a) {
+  using assembly_detail::coordinate_value;
+  std::vector<const std::vector<std::string>*> texts;
+  std::vector<const std::vector<double>*> numbers;
+  std::vector<std::string> names;
+  for (const auto& n : a.presentation_coords) {
+    if (n == "repetition") continue;
+    const std::vector<std::string>* t = nullptr;
+    const std::vector<double>* x = nullptr;
+    if (auto it = a.presentation_text.find(n); it != a.presentation_text.end()) {
+      t = &it->second;  // (the id's own coordinate is not among the texts; image_id beside stimulus_id is)
+    } else if (n == "stimulus_id" || n == "image_id") {
+      if (std::find(names.begin(), names.end(), std::string("stimulus id")) != names.end()) continue;
+      t = &a.stimulus_id;
+    } else if (auto jt = a.presentation_numbers.find(n); jt != a.presentation_numbers.end()) {
+      x = &jt->second;
+    } else {
+      continue;  // a coordinate not kept (not one value per presentation)
+    }
+    if ((t && t->size() != a.stimulus_id.size()) || (x && x->size() != a.stimulus_id.size())) continue;
+    names.push_back(t == &a.stimulus_id ? std::string("stimulus id") : n);
+    texts.push_back(t);
+    numbers.push_back(x);
+  }
+  if (std::find(names.begin(), names.end(), std::string("stimulus id")) == names.end()) {  // none listed: the id alone
+    names.insert(names.begin(), "stimulus id");
+    texts.insert(texts.begin(), &a.stimulus_id);
+    numbers.insert(numbers.begin(), nullptr);
+  }
+  using key = std::vector<coordinate_value>;
+  std::map<key, std::string> groups;  // tuple -> stimulus id (std::map: sorted by the tuple)
+  std::map<std::string, key> first_key;
+  for (std::size_t p = 0; p < a.stimulus_id.size(); ++p) {
+    key k(names.size());
+    for (std::size_t c = 0; c < names.size(); ++c) {
+      if (texts[c]) k[c].s = (*texts[c])[p];
+      else k[c].text = false, k[c].x = (*numbers[c])[p];
+    }
+    const std::string& id = a.stimulus_id[p];
+    auto [it, fresh] = first_key.emplace(id, k);
+    if (!fresh && it->second != k) {
+      std::size_t c = 0;
+      while (c < k.size() && k[c] == it->second[c]) ++c;
+      throw error(::grcnn::detail::concat(a.source.empty() ? std::string("assembly") : a.source, ": stimulus '", id, "' has presentations that differ in coordinate '",
+                                          names[c], "' beside 'repetition'; Brain-Score would average them as separate "
+                                          "stimuli (drop or fix that coordinate)"));
+    }
+    groups.emplace(std::move(k), id);
+  }
+  std::vector<std::string> ids;
+  ids.reserve(groups.size());
+  for (auto& [k, id] : groups) ids.push_back(id);
+  return ids;
+}
+
+// The target of the regression: each stimulus's mean over its presentations (repetitions), stimuli in
+// stimulus_order.
 inline stimulus_responses average_repetitions(const neuroid_assembly& a) {
   const auto& m = assembly_detail::single_bin(a, "average_repetitions");
   stimulus_responses r;
-  r.stimulus_id = assembly_detail::sorted_unique(a.stimulus_id);
+  r.stimulus_id = stimulus_order(a);
   r.neuroid_id = a.neuroid_id;
   std::map<std::string, Eigen::Index> row;
   for (std::size_t i = 0; i < r.stimulus_id.size(); ++i) row[r.stimulus_id[i]] = static_cast<Eigen::Index>(i);
@@ -256,7 +344,7 @@ inline stimulus_responses average_repetitions(const neuroid_assembly& a) {
 inline std::vector<Eigen::MatrixXd> repetition_matrices(const neuroid_assembly& a) {
   const auto& m = assembly_detail::single_bin(a, "repetition_matrices");
   GRCNN_CHECK(!a.repetition.empty(), error, a.source, ": no 'repetition' coordinate, so no split-half ceiling");
-  const auto ids = assembly_detail::sorted_unique(a.stimulus_id);
+  const auto ids = stimulus_order(a);
   std::vector<std::int64_t> reps = a.repetition;
   std::sort(reps.begin(), reps.end());
   reps.erase(std::unique(reps.begin(), reps.end()), reps.end());
@@ -289,7 +377,7 @@ inline std::vector<Eigen::MatrixXd> repetition_matrices(const neuroid_assembly& 
 inline ceiling_result split_half_ceiling(const neuroid_assembly& a, int n_splits = 10, std::uint32_t random_state = 1) {
   const auto& m = assembly_detail::single_bin(a, "split_half_ceiling");
   GRCNN_CHECK(!a.repetition.empty(), error, a.source, ": no 'repetition' coordinate, so no split-half ceiling");
-  const auto ids = assembly_detail::sorted_unique(a.stimulus_id);
+  const auto ids = stimulus_order(a);
   std::vector<std::int64_t> reps = a.repetition;
   std::sort(reps.begin(), reps.end());
   reps.erase(std::unique(reps.begin(), reps.end()), reps.end());

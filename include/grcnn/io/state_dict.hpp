@@ -3,6 +3,7 @@
 // every name, shape and dtype checked, and every floating value finite; all problems are reported in
 // one error.
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -61,13 +62,47 @@ struct load_options {
   // Module prefixes left as they are: entries of the network under them are not loaded and the file's
   // are ignored (fine-tuning with a new classifier: {"classifier"}).
   std::vector<std::string> skip_prefixes;
+  bool print_notes = true;  // what load_report::note() says goes to stderr, one line per load
 };
+
+// What a load accepted as PyTorch's load_state_dict does, beyond exact matches: old checkpoints store a
+// 0-d entry (num_batches_tracked) as a one-element 1-d tensor, and checkpoints from before BatchNorm had
+// num_batches_tracked lack it (PyTorch fills 0).
+struct load_report {
+  std::vector<std::string> scalars_from_vectors;  // 0-d entries read from one-element 1-d tensors
+  std::vector<std::string> counters_filled;       // missing num_batches_tracked entries, set to 0
+  bool accommodated() const { return !scalars_from_vectors.empty() || !counters_filled.empty(); }
+  // One line naming the first of each kind and how many ("" when nothing was accommodated).
+  std::string note(const std::string& origin = "") const {
+    if (!accommodated()) return "";
+    std::ostringstream os;
+    os << "note: load_state_dict" << (origin.empty() ? "" : " from '" + origin + "'") << ": as PyTorch does,";
+    const auto list = [&](const std::vector<std::string>& names, const char* what) {
+      os << " " << what << " " << names.size() << " entr" << (names.size() == 1 ? "y" : "ies") << " ('" << names.front()
+         << "'" << (names.size() > 1 ? ", ..." : "") << ")";
+    };
+    if (!scalars_from_vectors.empty()) list(scalars_from_vectors, "read one-element 1-d tensors as 0-d for");
+    if (!scalars_from_vectors.empty() && !counters_filled.empty()) os << ";";
+    if (!counters_filled.empty()) list(counters_filled, "set 0 for the missing num_batches_tracked of");
+    return os.str();
+  }
+};
+
+namespace detail {
+inline bool is_batch_counter(const std::string& name) {
+  constexpr std::string_view suffix = "num_batches_tracked";
+  return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+         (name.size() == suffix.size() || name[name.size() - suffix.size() - 1] == '.');
+}
+}  // namespace detail
 
 // Loads `d` into the entries of `state`, all or nothing. Entries that share a tensor (weight-sharing variants list a
 // shared conv under every iteration's name) must agree in the file and are tied to one value. A NaN or an
 // infinity in a floating tensor (parameter or buffer, BN running statistics included) is refused, naming
 // the tensor and its first non-finite element (a network trained into NaN must not be loaded as weights).
-inline void load_state_dict(const nn::state_list& state, const tensor_dict& d, const load_options& opt = {}) {
+// PyTorch's two accommodations (load_report) are taken and reported; nothing else is.
+inline load_report load_state_dict(const nn::state_list& state, const tensor_dict& d, const load_options& opt = {}) {
+  load_report report;
   std::vector<std::string> problems;
   std::map<std::string, bool> used;
   std::map<const void*, std::pair<std::string, tensor>> tied;  // grad cell or buffer -> first name and data
@@ -79,13 +114,22 @@ inline void load_state_dict(const nn::state_list& state, const tensor_dict& d, c
   };
   for (const auto& e : state) {
     if (skipped(e.name)) continue;
-    if (!d.contains(e.name)) {
+    tensor& dst = e.value();
+    tensor src;
+    if (d.contains(e.name)) {
+      used[e.name] = true;
+      src = d.at(e.name);
+      if (dst.dims().rank() == 0 && src.dims().rank() == 1 && src.dims()[0] == 1) {
+        src = src.reshape(grcnn::shape{});
+        report.scalars_from_vectors.push_back(e.name);
+      }
+    } else if (dst.type() == dtype::i64 && dst.dims().rank() == 0 && detail::is_batch_counter(e.name)) {
+      src = tensor::zeros(grcnn::shape{}, dtype::i64);
+      report.counters_filled.push_back(e.name);
+    } else {
       problems.push_back("missing '" + e.name + "'");
       continue;
     }
-    used[e.name] = true;
-    const tensor& src = d.at(e.name);
-    tensor& dst = e.value();
     if (!(src.dims() == dst.dims())) {
       problems.push_back("'" + e.name + "': file has shape " + src.dims().str() + ", the network expects " +
                          dst.dims().str());
@@ -131,6 +175,8 @@ inline void load_state_dict(const nn::state_list& state, const tensor_dict& d, c
     throw io_error(os.str());
   }
   for (auto& [dst, value] : assignments) *dst = std::move(value);
+  if (opt.print_notes && report.accommodated()) std::fprintf(stderr, "%s\n", report.note(d.origin_).c_str());
+  return report;
 }
 
 inline void save_state_dict(const std::filesystem::path& path, const nn::state_list& state,

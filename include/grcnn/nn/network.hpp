@@ -62,9 +62,10 @@ struct graph_modules<node_list<N...>> {
 };
 
 // Input sides a graph turns into a valid final map (the side arithmetic of node_program's evaluate, on
-// one axis and nothing else: cheap enough to search for the nearest accepted sizes).
+// one axis and nothing else: cheap enough to search for the nearest accepted sizes). A fixed readout
+// window (exact_window) takes its map as `r` says (nn/specs.hpp's readout).
 template <class Facts>
-constexpr bool graph_accepts_side(std::int64_t side) {
+constexpr bool graph_accepts_side(std::int64_t side, readout r = readout::exact) {
   std::array<std::int64_t, static_cast<std::size_t>(Facts::size)> out{};
   for (int i = 0; i < Facts::size; ++i) {
     const node_program& p = *Facts::programs[static_cast<std::size_t>(i)];
@@ -82,8 +83,12 @@ constexpr bool graph_accepts_side(std::int64_t side) {
         case prim_op::conv:
         case prim_op::max_pool:
         case prim_op::avg_pool:
-          if (q.exact_window && operand(0) != q.kernel) return false;
-          s = window_side(operand(0), q.kernel, q.stride, q.pad, q.dilation);
+          if (q.exact_window && r == readout::global) {
+            s = operand(0) >= 1 ? 1 : 0;
+            break;
+          }
+          if (q.exact_window && r == readout::exact && operand(0) != q.kernel) return false;
+          s = window_side(operand(0), q.kernel, q.stride, q.pad, q.dilation);  // original: the classifier wants 1
           break;
         case prim_op::global_avg_pool: s = 1; break;
         case prim_op::linear:
@@ -202,7 +207,9 @@ class network<topology<Layers...>, Backend> {
 
   // Input sides (height or width) the topology turns into a valid final map: every stride and
   // transition fits and the readout gets the window it needs. The same arithmetic as the ops'.
-  static constexpr bool accepts_side(std::int64_t side) { return side >= 1 && detail::graph_accepts_side<facts>(side); }
+  static constexpr bool accepts_side(std::int64_t side, readout r = readout::exact) {
+    return side >= 1 && detail::graph_accepts_side<facts>(side, r);
+  }
   static constexpr std::int64_t max_checked_side = 1 << 16;
   // The smallest accepted side (0 if none up to 65536). Searched at run time, once: as a constexpr
   // function (or any constant-initialisable expression) GCC evaluated the search (221 walks of the graph
@@ -211,6 +218,20 @@ class network<topology<Layers...>, Backend> {
     static const std::int64_t min = smallest_accepted_side();
     return min;
   }
+  // The same under another readout (searched per call).
+  static std::int64_t min_input_size(readout r) { return r == readout::exact ? min_input_size() : smallest_accepted_side(r); }
+
+  // How a fixed readout window (AvgPool2d(7) of the ImageNet variants, AvgPool2d(8) of the CIFAR ones)
+  // reads the final map (nn/specs.hpp): exact (the default: only inputs giving a Pool x Pool map),
+  // original (as the original code: AvgPool2d over the top-left window of a map of Pool to 2 Pool - 1
+  // pixels) or global (the mean of any map). Input sizes are checked against it.
+  void set_readout(readout r) {
+    readout_ = r;
+    visit_nodes([&]<class Node>(boost::hana::basic_type<Node>, auto& m) {
+      if constexpr (requires { m.set_readout(r); }) m.set_readout(r);
+    });
+  }
+  readout current_readout() const { return readout_; }
 
   // The top-level layer names in order (stem, layer1, ..., head).
   static std::vector<std::string> layer_names() { return {std::string(Layers::name)...}; }
@@ -344,9 +365,9 @@ class network<topology<Layers...>, Backend> {
   void clear_taps() { own_taps_.clear(); }
 
  private:
-  static std::int64_t smallest_accepted_side() {  // not constexpr: see min_input_size
+  static std::int64_t smallest_accepted_side(readout r = readout::exact) {  // not constexpr: see min_input_size
     for (std::int64_t s = 1; s <= max_checked_side; ++s)
-      if (accepts_side(s)) return s;
+      if (accepts_side(s, r)) return s;
     return 0;
   }
   template <class M>
@@ -364,21 +385,25 @@ class network<topology<Layers...>, Backend> {
 
   // An input side the layers cannot take is refused up front, naming the minimum and the nearest
   // accepted sides, instead of failing deep inside some layer's op.
-  static void check_input_side(const char* which, std::int64_t side) {
-    if (side <= max_checked_side && accepts_side(side)) return;
-    const std::int64_t min = min_input_size();
+  void check_input_side(const char* which, std::int64_t side) const {
+    const readout r = readout_;
+    if (side <= max_checked_side && accepts_side(side, r)) return;
+    const std::int64_t min = min_input_size(r);
     GRCNN_CHECK(min >= 1, shape_error, "network: this architecture accepts no input side up to ", max_checked_side);
     GRCNN_CHECK(side >= min, shape_error, "network: input ", which, " ", side, " is below this architecture's minimum of ", min);
     std::int64_t below = std::min(side, max_checked_side), above = below;
-    while (below >= min && !accepts_side(below)) --below;
-    while (above <= max_checked_side && !accepts_side(above)) ++above;
+    while (below >= min && !accepts_side(below, r)) --below;
+    while (above <= max_checked_side && !accepts_side(above, r)) ++above;
     const std::string nearest = above <= max_checked_side
                                     ? "sizes are " + std::to_string(below) + " and " + std::to_string(above)
                                     : "size is " + std::to_string(below);
     throw shape_error(::grcnn::detail::concat("network: input ", which, " ", side,
                                               " gives no valid final feature map in this architecture (its downsampling "
                                               "layers need even sizes, a fixed readout window one final size); the nearest "
-                                              "accepted ", nearest));
+                                              "accepted ", nearest,
+                                              r == readout::exact ? " (set_readout(original or global), --readout in the "
+                                                                    "tools, takes other final map sizes)"
+                                                                  : ""));
   }
   network(int num_classes, initializer rng) : modules_(make_modules(check_classes(num_classes), rng)) {}
   static typename modules_type::tuple make_modules(int classes, initializer& rng) {
@@ -411,6 +436,7 @@ class network<topology<Layers...>, Backend> {
   std::array<bool, node_count> eval_nodes_{};
   tap_registry own_taps_;
   precision precision_ = precision::fp32;
+  readout readout_ = readout::exact;
 };
 
 }  // namespace grcnn::nn

@@ -4,6 +4,7 @@
 // (nn::topology), checked at compile time.
 #include <string_view>
 
+#include "grcnn/core/error.hpp"
 #include "grcnn/nn/fixed_string.hpp"
 
 namespace grcnn::nn {
@@ -116,6 +117,24 @@ struct vone_stem {
   static_assert(O.image_size > 0 && O.visual_degrees > 0, "grcnn: the VOneBlock needs a positive image size and field of view");
   static_assert(O.noise_scale > 0 && O.k_exc >= 0, "grcnn: the VOneBlock needs a positive noise scale and a non-negative k_exc");
 };
+
+// How a head with a fixed Pool x Pool window (AvgPool2d(7) in the ImageNet code, AvgPool2d(8) in the
+// CIFAR code) reads a final map, chosen at run time (network::set_readout):
+//   exact     the map must be Pool x Pool (the default: other input sizes are refused up front);
+//   original  what the original code does: AvgPool2d(Pool) with stride Pool, which takes maps of Pool to
+//             2 Pool - 1 pixels a side and averages their top-left Pool x Pool window;
+//   global    the mean of the whole map, any size.
+// A Pool = 0 head averages the whole map in every mode.
+enum class readout { exact, original, global };
+constexpr std::string_view name_of(readout r) {
+  return r == readout::exact ? "exact" : r == readout::original ? "original" : "global";
+}
+inline readout parse_readout(std::string_view s) {
+  if (s == "exact") return readout::exact;
+  if (s == "original") return readout::original;
+  if (s == "global") return readout::global;
+  throw error(::grcnn::detail::concat("unknown readout '", s, "' (expected exact, original or global)"));
+}
 
 // Readout: lastact (BN + ReLU), avgpool (fixed Pool x Pool window, as the original code; Pool = 0
 // averages the whole final map, for inputs of any size), flatten, classifier (Linear In -> classes;

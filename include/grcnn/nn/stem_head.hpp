@@ -51,20 +51,22 @@ class cifar_stem_module {
   conv2d_layer conv_;
 };
 
-// lastact (BN + ReLU) -> avgpool (fixed window) -> flatten -> classifier.
+// lastact (BN + ReLU) -> avgpool (fixed window, read as set_readout says) -> flatten -> classifier.
 class head_module {
  public:
   GRCNN_NOINLINE head_module(int in, int pool, int classes, double momentum, initializer& rng)
       : pool_(pool), bn_(in, momentum), classifier_(in, classes, rng) {}
+  void set_readout(readout r) { readout_ = r; }
   template <class B>
   GRCNN_NOINLINE variable forward(const node_inputs& in, const forward_context& ctx) {
     const variable& x = in[0];
     const auto& d = x.dims();
-    GRCNN_CHECK(pool_ == 0 || (d[2] == pool_ && d[3] == pool_), shape_error, "classifier head: the AvgPool2d(", pool_,
-                ") readout of the original model needs a ", pool_, "x", pool_, " final feature map, got ", d[2], "x",
-                d[3], " (input images of the wrong size?)");
+    const bool global = pool_ == 0 || readout_ == readout::global;
+    if (!global) check_map(d[2], d[3]);
     const variable a = bn_relu<B>(bn_, x, ctx, "lastact", "0", "1");
-    const variable p = pool_ == 0 ? ops::global_avg_pool<B>(a) : ops::avg_pool2d<B>(a, pool_, pool_);
+    // The tap sees [N, C, 1, 1] in every mode, as AvgPool2d gives.
+    const variable p = global ? ops::reshape(ops::global_avg_pool<B>(a), grcnn::shape{d[0], d[1], 1, 1})
+                              : ops::avg_pool2d<B>(a, pool_, pool_);
     ctx.emit("", "avgpool", p);
     const variable y = classifier_.forward<B>(ops::flatten(p));
     ctx.emit("", "classifier", y);
@@ -76,7 +78,21 @@ class head_module {
   }
 
  private:
+  // The fixed window's map: exactly Pool x Pool, or (original) Pool to 2 Pool - 1 a side, whose
+  // AvgPool2d(Pool) output is 1 x 1 (the top-left window).
+  void check_map(std::int64_t h, std::int64_t w) const {
+    if (readout_ == readout::exact)
+      GRCNN_CHECK(h == pool_ && w == pool_, shape_error, "classifier head: the AvgPool2d(", pool_,
+                  ") readout of the original model needs a ", pool_, "x", pool_, " final feature map, got ", h, "x", w,
+                  " (input images of the wrong size? --readout original or global takes other sizes)");
+    else
+      GRCNN_CHECK(h >= pool_ && h < 2 * pool_ && w >= pool_ && w < 2 * pool_, shape_error,
+                  "classifier head: the original AvgPool2d(", pool_, ") readout takes final feature maps of ", pool_,
+                  " to ", 2 * pool_ - 1, " pixels a side (one window), got ", h, "x", w, " (--readout global takes any)");
+  }
+
   int pool_;
+  readout readout_ = readout::exact;
   batch_norm_layer bn_;
   linear_layer classifier_;
 };

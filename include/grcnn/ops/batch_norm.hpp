@@ -154,7 +154,7 @@ struct batch_norm_parameters {
 // paired by the graph): in training the batch statistics are computed once and both running statistics
 // updated with them, each output gets its own affine map (and fused ReLU); the backward gives x one
 // gradient, from both, in the backend's fewest passes (the reference folds the two into one pass over x;
-// oneDNN runs its two backward primitives and adds). Equal to two batch_norm calls (tested: f64 to the
+// oneDNN runs its two backward primitives and adds; CUDA reduces each and writes dx in one pass). Equal to two batch_norm calls (tested: f64 to the
 // last bits on the reference, f32/bf16 within rounding on the CPU), which is what runs in evaluation
 // (separate running statistics), synchronised across ranks, or on a backend without the kernel.
 template <class B = backends::default_backend>

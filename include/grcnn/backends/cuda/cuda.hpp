@@ -236,23 +236,92 @@ struct kernel<cuda_t<P>, ops::batch_norm_op> {
   }
 };
 
+// The paired batch norm (ops::paired_batch_norm) in training: statistics once, both outputs from one
+// read of x; the backward's two channel reductions, then one dx pass for both gradients
+// (grcnn::cuda::batch_norm_pair_*). An output nothing used (no gradient) leaves the other's plain
+// backward, with zero gradients for the unused one's parameters.
+template <class P>
+struct kernel<cuda_t<P>, ops::paired_batch_norm_op> {
+  using Pr = ops::batch_norm_problem;
+  using single = kernel<cuda_t<P>, ops::batch_norm_op>;
+  struct saved : autograd::payload {
+    tensor mean, invstd, beta_a, beta_b;  // the betas for the fused ReLU's masks
+  };
+  static status can_implement(const Pr& pr) {
+    if (!pr.training) return status::no("paired batch norm is a training kernel (evaluation uses each BN's own running statistics)");
+    return cuda_detail::check(pr.x);
+  }
+  static std::array<tensor, 2> forward(const Pr& pr, const tensor& x, const tensor& ga, const tensor& ba, const tensor& gb,
+                                       const tensor& bb, tensor& rma, tensor& rva, tensor& rmb, tensor& rvb,
+                                       std::unique_ptr<autograd::payload>& state) {
+    using namespace cuda_detail;
+    for (auto [what, t] : {std::pair<const char*, const tensor*>{"input", &x}, {"first weight", &ga}, {"first bias", &ba},
+                           {"second weight", &gb}, {"second bias", &bb}, {"first running_mean", &rma},
+                           {"first running_var", &rva}, {"second running_mean", &rmb}, {"second running_var", &rvb}})
+      on_device("paired_batch_norm", what, *t);
+    auto s = std::make_unique<saved>();
+    s->mean = channels(pr.x.dims[1]);
+    s->invstd = channels(pr.x.dims[1]);
+    s->beta_a = ba, s->beta_b = bb;
+    std::array<tensor, 2> y{empty(pr.x), empty(pr.x)};
+    const grcnn::cuda::batch_norm_affine a{cf(ga), cf(ba), mf(rma), mf(rva)}, b{cf(gb), cf(bb), mf(rmb), mf(rvb)};
+    with_storage(pr.x.type, [&]<class S>() {
+      grcnn::cuda::batch_norm_pair_forward_training(single::args(pr), cp<S>(x), a, b, mp<S>(y[0]), mp<S>(y[1]),
+                                                    mf(s->mean), mf(s->invstd));
+    });
+    state = std::move(s);
+    return y;
+  }
+  static void backward(const Pr& pr, autograd::payload* state, const tensor& dya, const tensor& dyb, const tensor& x,
+                       const tensor& /*ya*/, const tensor& /*yb: the ReLU masks come from x*/, const tensor& ga,
+                       const tensor& gb, tensor* dx, tensor* dga, tensor* dba, tensor* dgb, tensor* dbb) {
+    using namespace cuda_detail;
+    const auto& s = *static_cast<saved*>(state);
+    const std::int64_t C = pr.x.dims[1];
+    const grcnn::cuda::batch_norm_affine a{cf(ga), cf(s.beta_a)}, b{cf(gb), cf(s.beta_b)};
+    const auto zeros = [&] {
+      tensor z = channels(C);
+      grcnn::cuda::fill(mf(z), 0.f, C);
+      return z;
+    };
+    if (!dya.defined() || !dyb.defined()) {  // an output nothing used: no gradient from it
+      const bool first = dya.defined();
+      if (!first && !dyb.defined()) {
+        for (tensor* t : {dga, dba, dgb, dbb})
+          if (t) *t = zeros();
+        return;
+      }
+      tensor g = channels(C), bt = channels(C);
+      const grcnn::cuda::batch_norm_affine& k = first ? a : b;
+      const tensor& dy = first ? dya : dyb;
+      if (dx) *dx = empty(pr.x);
+      with_storage(pr.x.type, [&]<class S>() {
+        grcnn::cuda::batch_norm_backward(single::args(pr), true, cp<S>(dy), cp<S>(x), k.gamma, k.beta, cf(s.mean),
+                                         cf(s.invstd), dx ? mp<S>(*dx) : nullptr, false, mf(g), mf(bt));
+      });
+      if (dga) *dga = first ? g : zeros();
+      if (dba) *dba = first ? bt : zeros();
+      if (dgb) *dgb = first ? zeros() : g;
+      if (dbb) *dbb = first ? zeros() : bt;
+      return;
+    }
+    tensor g1 = channels(C), b1 = channels(C), g2 = channels(C), b2 = channels(C);
+    if (dx) *dx = empty(pr.x);
+    with_storage(pr.x.type, [&]<class S>() {
+      grcnn::cuda::batch_norm_pair_backward(single::args(pr), cp<S>(dya), cp<S>(dyb), cp<S>(x), a, b, cf(s.mean),
+                                            cf(s.invstd), dx ? mp<S>(*dx) : nullptr, mf(g1), mf(b1), mf(g2), mf(b2));
+    });
+    if (dga) *dga = g1;
+    if (dba) *dba = b1;
+    if (dgb) *dgb = g2;
+    if (dbb) *dbb = b2;
+  }
+};
+
 // The synchronised batch norm's per-rank passes have no CUDA kernels yet: refused with the reason
 // (a world of one runs the plain batch norm, as PyTorch's SyncBatchNorm does; grcnn-train refuses
 // --sync-bn on GPUs with more than one rank). The members exist so the dispatcher's table is complete;
 // none is reached.
-// The paired batch norm (ops::paired_batch_norm) has no CUDA kernel yet: refused, so the op runs as its
-// two plain batch norms (the same results).
-template <class P>
-struct kernel<cuda_t<P>, ops::paired_batch_norm_op> {
-  using Pr = ops::batch_norm_problem;
-  static status can_implement(const Pr&) { return status::no("paired batch norm has no CUDA kernel yet (runs as two batch norms)"); }
-  [[noreturn]] static void unreachable() { throw backend_error("paired_batch_norm: no CUDA kernel (refused by can_implement)"); }
-  static std::array<tensor, 2> forward(const Pr&, const tensor&, const tensor&, const tensor&, const tensor&, const tensor&,
-                                       tensor&, tensor&, tensor&, tensor&, std::unique_ptr<autograd::payload>&) { unreachable(); }
-  static void backward(const Pr&, autograd::payload*, const tensor&, const tensor&, const tensor&, const tensor&,
-                       const tensor&, const tensor&, const tensor&, tensor*, tensor*, tensor*, tensor*, tensor*) { unreachable(); }
-};
-
 template <class P>
 struct kernel<cuda_t<P>, ops::sync_batch_norm_op> {
   using Pr = ops::batch_norm_problem;

@@ -94,6 +94,26 @@ template <storage S>
 void batch_norm_backward(const batch_norm_args& a, bool training, const S* dy, const S* x, const float* gamma,
                          const float* beta, const float* save_mean, const float* save_invstd, S* dx, bool add_to_dx,
                          float* dgamma, float* dbeta);
+// Two batch norms of one x in training (ops::paired_batch_norm: a GRCL iteration's gate and bottleneck
+// BNs): the batch statistics computed once (save_mean/save_invstd) and both running statistics updated
+// with them; y and y2 written by one pass over x. Each equals its own batch_norm_forward_training bit
+// for bit.
+struct batch_norm_affine {
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+  float* running_mean = nullptr;  // forward only
+  float* running_var = nullptr;
+};
+template <storage S>
+void batch_norm_pair_forward_training(const batch_norm_args& a, const S* x, const batch_norm_affine& first,
+                                      const batch_norm_affine& second, S* y, S* y2, float* save_mean, float* save_invstd);
+// Both training gradients (dy and dy2 non-null): each BN's channel sums, then dx = dx_first + dx_second
+// in one pass over x, dy and dy2 (summed in f32, stored once: no add into an earlier dx). dx may be null.
+template <storage S>
+void batch_norm_pair_backward(const batch_norm_args& a, const S* dy, const S* dy2, const S* x,
+                              const batch_norm_affine& first, const batch_norm_affine& second, const float* save_mean,
+                              const float* save_invstd, S* dx, float* dgamma, float* dbeta, float* dgamma2,
+                              float* dbeta2);
 
 // ---- pooling ----------------------------------------------------------------------------------
 struct pool_args {

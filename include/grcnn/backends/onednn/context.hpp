@@ -200,6 +200,13 @@ Plan& cached_plan(const std::string& key, Make&& make) {
   return static_cast<Plan&>(*it->second);
 }
 
+// Runs f(i) for i in [0, n) on OpenMP threads (the runtime oneDNN itself uses).
+template <class F>
+void parallel_for(std::int64_t n, F&& f) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) f(i);
+}
+
 // Payload that points at a cached plan (plans live as long as the thread's cache).
 template <class Plan>
 struct plan_payload : autograd::payload {

@@ -22,13 +22,6 @@ struct binary_plan : plan_base {
 struct cast_plan : plan_base {
   dnnl::reorder fwd, bwd;  // x -> target dtype, and the gradient back
 };
-
-// Runs f(i) for i in [0, n) on OpenMP threads (the runtime oneDNN itself uses).
-template <class F>
-void parallel_for(std::int64_t n, F&& f) {
-#pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < n; ++i) f(i);
-}
 }  // namespace onednn_detail
 
 template <>

@@ -2,6 +2,7 @@
 // Max and average pooling with PyTorch's semantics (padding never wins a max; average pooling counts
 // padding, count_include_pad=True; floor output size).
 #include <limits>
+#include <type_traits>
 
 #include "grcnn/backends/reference/reference.hpp"
 
@@ -48,10 +49,11 @@ struct kernel<reference<T>, ops::pool2d_op> {
           if (xv[i] > xv[best] || std::isnan(xv[i])) best = i;
         s->argmax[yi] = best;
         y[yi] = xv[best];
-      } else {
-        T sum = 0;
+      } else {  // f32 sums in double: a global average runs over thousands of pixels (SKConv's pooling)
+        using A = std::conditional_t<(sizeof(T) < sizeof(double)), double, T>;
+        A sum = 0;
         for (auto i : idx) sum += xv[i];
-        y[yi] = sum / divisor;
+        y[yi] = static_cast<T>(sum / static_cast<A>(divisor));
       }
     });
     state = std::move(s);
