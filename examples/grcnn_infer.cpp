@@ -218,7 +218,7 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   app.add_option("--readout", req.readout,
                  "exact | original | global: how the fixed AvgPool2d(7) readout (8 for CIFAR) takes the final map: "
-                 "exactly 7x7 (inputs of 193-224 px for the ImageNet variants), as the original code (AvgPool2d(7) "
+                 "exactly 7x7 (inputs of 221-224 px for the ImageNet variants), as the original code (AvgPool2d(7) "
                  "over the top-left window of a 7-13 px map), or the mean of any map")
       ->check(CLI::IsMember({"exact", "original", "global"}))->capture_default_str();
   app.add_option("--taps", taps, "comma-separated module names whose outputs to write");

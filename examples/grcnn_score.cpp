@@ -245,7 +245,7 @@ int score(const request& r) {
     }
     std::optional<eval::activation_set> pca_acts;
     std::map<std::string, eval::pca> pca_fits;
-    std::set<std::string> warned;  // layers whose warnings were printed (once per layer, not per region)
+    std::set<std::string> warned;  // warnings printed: once per layer and rank, not once per region
     // The PCA images go straight to the model's preprocessing, as Brain-Score's LayerPCA feeds them: not
     // placed on the benchmark's screen (which would change the basis where its degrees differ from 8).
     if (pca_set) pca_acts = record<Topology, B>(weights, r, *pca_set, layers, false);
@@ -274,7 +274,7 @@ int score(const request& r) {
         scores.push_back(eval::score_layer(acts, layer, targets[region], opts, reduce));
         const auto& s = scores.back();
         for (const auto& w : s.warnings)
-          if (warned.insert(layer).second) std::fprintf(stderr, "warning: %s\n", w.c_str());
+          if (warned.insert(w).second) std::fprintf(stderr, "warning: %s\n", w.c_str());
         std::printf("%-8s %-28s %8s %8s %8s %8s\n", "", layer.c_str(), fmt(s.raw.score).c_str(), fmt(s.raw.error).c_str(),
                     fmt(s.ceiling).c_str(), fmt(s.ceiled).c_str());
       }

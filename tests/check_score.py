@@ -66,9 +66,23 @@ image_id, neuroid_id, region = nc.read("image_id"), nc.read("neuroid_id"), nc.re
 erroneous = set((hvm / "erroneous_neuroids.txt").read_text().split())
 images = np.unique(image_id)
 model = res["models"][0]
+targets = {}
+
+
+def sklearn_splits(x, y):
+    """Brain-Score's per-split scores of features x for targets y (rows in `images` order)."""
+    per_split = []
+    for tr, te in ShuffleSplit(n_splits=10, train_size=0.9, test_size=None, random_state=1).split(images):
+        pred = PLSRegression(n_components=5, scale=False).fit(x[tr], y[tr]).predict(x[te])
+        r = [pearsonr(pred[:, j], y[te, j])[0] if np.std(pred[:, j]) > 0 else np.nan for j in range(y.shape[1])]
+        per_split.append(np.nanmedian(r))
+    return per_split
+
+
 for reg in ["V4", "IT"]:
     keep = [j for j in range(len(neuroid_id)) if region[j] == reg and neuroid_id[j] not in erroneous]
     y = np.stack([data[image_id == i][:, keep].mean(0) for i in images])
+    targets[reg] = y
     by_layer = {e["layer"]: e for e in model["regions"][reg]["layers"]}
     for layer in layers:
         x = acts[layer].double().numpy().reshape(len(ids), -1)[[ids.index(i) for i in images]]
@@ -76,11 +90,7 @@ for reg in ["V4", "IT"]:
         # coordinates in their own span (x = U S V^T -> U S) gives those of the full layer, in seconds.
         u, s_, _ = np.linalg.svd(x, full_matrices=False)
         x = u * s_
-        per_split = []
-        for tr, te in ShuffleSplit(n_splits=10, train_size=0.9, test_size=None, random_state=1).split(images):
-            pred = PLSRegression(n_components=5, scale=False).fit(x[tr], y[tr]).predict(x[te])
-            r = [pearsonr(pred[:, j], y[te, j])[0] if np.std(pred[:, j]) > 0 else np.nan for j in range(y.shape[1])]
-            per_split.append(np.nanmedian(r))
+        per_split = sklearn_splits(x, y)
         got = by_layer[layer]
         check(np.allclose(got["per_split"], per_split, atol=1e-5) and abs(got["raw"] - np.mean(per_split)) < 1e-5,
               f"{reg} {layer}: raw {got['raw']:.5f} equals sklearn's {np.mean(per_split):.5f} split by split")
@@ -109,6 +119,25 @@ check("stage_2.conv_g_r.0" in text and "stage_2.conv_g_r.1" in text, "--every-st
 (work / "pca_images.txt").write_text("\n".join(str(p) for p in sorted((hvm / "images").glob("*.png"))[:20]) + "\n")
 text = score(base + ["--layers", "stage_1,classifier", "--pca", "8", "--pca-images", str(work / "pca_images.txt")])
 check("committed:" in text, "--pca 8 --pca-images LIST reduces the layers before scoring")
+# The PCA images go straight to the model's preprocessing, as Brain-Score's LayerPCA feeds them: with the
+# stimuli at 4 degrees (pasted at half size on a grey screen) the basis is still the one of the unplaced
+# images, i.e. of their activations at 8 degrees (no placement). sklearn's PCA(8) fitted on those, applied
+# to the 4-degree stimuli's activations, then PLS: grcnn-score's reduced per-split scores.
+from sklearn.decomposition import PCA  # noqa: E402
+pca_ids = [p.stem for p in sorted((hvm / "images").glob("*.png"))[:20]]
+score(base + ["--layers", "stage_1", "--degrees", "4", "--pca", "8", "--pca-images", str(work / "pca_images.txt"),
+              "--out", str(work / "pca4.json"), "--save-activations", str(work / "acts4.safetensors")])
+acts4, meta4 = safetensors_io.load(work / "acts4.safetensors")
+ids4 = json.loads(meta4["stimulus_ids"])
+basis = PCA(8).fit(acts["stage_1"].double().numpy().reshape(len(ids), -1)[[ids.index(i) for i in pca_ids]])
+z = basis.transform(acts4["stage_1"].double().numpy().reshape(len(ids4), -1)[[ids4.index(i) for i in images]])
+pca4 = json.loads((work / "pca4.json").read_text())["models"][0]
+for reg in ["V4", "IT"]:
+    got = {e["layer"]: e for e in pca4["regions"][reg]["layers"]}["stage_1"]["per_split"]
+    want = sklearn_splits(z, targets[reg])
+    check(np.allclose(got, want, atol=1e-4),
+          f"{reg}: --pca at 4 degrees uses the unplaced PCA images' basis (max split difference "
+          f"{np.max(np.abs(np.array(got) - np.array(want))):.1e})")
 
 # Bad input names what is wrong.
 bad = score([("V1" if a == "V4,IT" else a) for a in base] + ["--layers", "stage_1"], expect=1)

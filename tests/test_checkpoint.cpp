@@ -92,9 +92,9 @@ TEST_CASE("load_state_dict reports every mismatch in one error", "[checkpoint]")
   CHECK_NOTHROW(io::load_state_dict(net.state(), d));
 }
 
-// PyTorch's load_state_dict reads a one-element 1-d tensor into a 0-d entry (checkpoints from torch 0.3
-// store num_batches_tracked so) and fills a missing num_batches_tracked with 0 (checkpoints from before
-// BatchNorm had it). Both are accepted and reported; nothing else is.
+// PyTorch's load_state_dict reads a one-element 1-d tensor into a 0-d entry (torch 0.3 had no 0-d tensors
+// and stored scalars so) and fills a missing num_batches_tracked with 0 (checkpoints from before BatchNorm
+// had it, torch < 0.4.1). Both are accepted and reported; nothing else is.
 TEST_CASE("load_state_dict accepts PyTorch's old-checkpoint forms of num_batches_tracked, and nothing more", "[checkpoint]") {
   models::grcnn56<> source(10);
   const io::tensor_dict d = io::state_dict(source.state());

@@ -632,6 +632,14 @@ TEST_CASE("averaged stimuli come out in Brain-Score's order of the presentation 
                                                                   "differ in coordinate 'variation'"));
   a.presentation_coords = {"stimulus_id", "repetition"};  // a coordinate not grouped by is ignored
   CHECK(eval::average_repetitions(a).stimulus_id.size() == 4);
+  // brainio never groups NaN with NaN: a stimulus shown twice with a NaN coordinate is refused...
+  a.presentation_numbers["variation"] = {6, 3, 0, std::nan(""), 6, 3, 0, std::nan("")};
+  a.presentation_coords = {"stimulus_id", "variation", "repetition"};
+  CHECK_THROWS_WITH(eval::average_repetitions(a), Catch::Contains("stimulus 'img3' has presentations whose coordinate "
+                                                                  "'variation' is NaN"));
+  // ... and a coordinate whose length is not the presentations' is an error, not dropped.
+  a.presentation_numbers["variation"].pop_back();
+  CHECK_THROWS_WITH(eval::average_repetitions(a), Catch::Contains("coordinate 'variation' has 7 values for 8 presentations"));
 }
 
 TEST_CASE("netCDF assemblies: any dimension order, char strings, fill values, clear errors", "[eval][assembly]") {

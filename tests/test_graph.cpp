@@ -152,7 +152,7 @@ void check_taps_against_modules(std::int64_t side, int classes) {
     const auto& d = it->second;
     if (t.name.view() == "classifier") {
       CHECK(d == std::vector<std::int64_t>{batch, classes});
-    } else if (d.size() == 2) {  // the global average pool gives [N, C]
+    } else if (d.size() == 2) {  // a [N, C] tap (the head's avgpool gives [N, C, 1, 1] in every readout)
       CHECK((d == std::vector<std::int64_t>{batch, t.value.channels} && t.value.h == 1 && t.value.w == 1));
     } else {
       CHECK(d == std::vector<std::int64_t>{batch, t.value.channels, t.value.h, t.value.w});

@@ -291,6 +291,8 @@ void check_readouts(const std::string& file, dtype t, double tolerance) {
     net.set_readout(mode);
     CHECK(net.accepts_side(side, mode));
     const tensor logits = net.forward(variable(x)).value();
+    WARN(nn::name_of(mode) << " readout at " << side << " px: logits against PyTorch float64 "
+                           << relative_error(logits, fx.at(key)));
     CHECK(relative_error(logits, fx.at(key)) <= tolerance);
   }
   // Original takes final maps of Pool to 2 Pool - 1 pixels; twice the size is refused with the range.

@@ -398,11 +398,14 @@ __global__ void __launch_bounds__(256) k_bn_dx_rows(view4 v, int tx, bool traini
   const row_walk w(v, tx, K);
   if (!w.active()) return;
   const float n = static_cast<float>(count);
-  // The pair's second coefficients live in registers too; Two = false leaves them unused (no loads).
-  dx_coefficients co[K], co2[Two ? K : 1];
+  // The pair's second coefficients live in registers too where that leaves room (f32: 117 registers);
+  // with bf16's 8 channels a thread they would take it to 217 (one block per SM), so they are read per
+  // row from the cache instead. Two = false leaves them unused (no loads).
+  constexpr bool hold2 = Two && K <= 4;
+  dx_coefficients co[K], co2[hold2 ? K : 1];
 #pragma unroll
   for (int k = 0; k < K; ++k) co[k] = coefficients[w.pc * K + k];
-  if constexpr (Two) {
+  if constexpr (hold2) {
 #pragma unroll
     for (int k = 0; k < K; ++k) co2[k] = b.co[w.pc * K + k];
   }
@@ -426,7 +429,12 @@ __global__ void __launch_bounds__(256) k_bn_dx_rows(view4 v, int tx, bool traini
           float g2[K];
           unpack(g2r[u], g2);
 #pragma unroll
-          for (int k = 0; k < K; ++k) o[k] = __fadd_rn(o[k], bn_dx_of<T>(g2[k], xv[k], relu, training, n, co2[k]));
+          for (int k = 0; k < K; ++k) {
+            if constexpr (hold2)
+              o[k] = __fadd_rn(o[k], bn_dx_of<T>(g2[k], xv[k], relu, training, n, co2[k]));
+            else
+              o[k] = __fadd_rn(o[k], bn_dx_of<T>(g2[k], xv[k], relu, training, n, b.co[w.pc * K + k]));
+          }
         }
 #pragma unroll
         for (int k = 0; k < K; ++k)
@@ -891,8 +899,8 @@ void batch_norm_pair_forward_training(const batch_norm_args& a, const S* xs, con
 template <storage S>
 void batch_norm_pair_backward(const batch_norm_args& a, const S* dys, const S* dy2s, const S* xs,
                               const batch_norm_affine& first, const batch_norm_affine& second, const float* save_mean,
-                              const float* save_invstd, S* dxs, float* dgamma, float* dbeta, float* dgamma2,
-                              float* dbeta2) {
+                              const float* save_invstd, S* dxs, bool add, float* dgamma, float* dbeta,
+                              float* dgamma2, float* dbeta2) {
   GRCNN_PROFILE("bn pair backward");
   const auto *dy = dev(dys), *dy2 = dev(dy2s), *x = dev(xs);
   scratch coefficients(static_cast<std::size_t>(a.x.c) * 2 * sizeof(dx_coefficients));
@@ -902,7 +910,7 @@ void batch_norm_pair_backward(const batch_norm_args& a, const S* dys, const S* d
   if (!dxs) return;
   second_gradient<device_t<S>> b;
   b.dy = dy2, b.co = co + a.x.c;
-  input_gradient(a, true, dy, x, co, dev(dxs), false, b);
+  input_gradient(a, true, dy, x, co, dev(dxs), add, b);
 }
 
 namespace detail {
@@ -925,7 +933,7 @@ void channel_totals(const view4& v, const __nv_bfloat16* x, double* out) {
                                                     const batch_norm_affine&, S*, S*, float*, float*);                \
   template void batch_norm_pair_backward<S>(const batch_norm_args&, const S*, const S*, const S*,                     \
                                             const batch_norm_affine&, const batch_norm_affine&, const float*,         \
-                                            const float*, S*, float*, float*, float*, float*);
+                                            const float*, S*, bool, float*, float*, float*, float*);
 GRCNN_BATCH_NORM_FOR(float)
 GRCNN_BATCH_NORM_FOR(bf16)
 #undef GRCNN_BATCH_NORM_FOR

@@ -166,14 +166,18 @@ inline std::vector<op_case> op_cases() {
 
   // Two batch norms of one input (a GRCL iteration's gate and bottleneck BNs): one set of statistics,
   // both running statistics updated, both gradients into x (the result ya + yb * yb uses both outputs).
-  auto paired_bn = [&](std::string name, shape x, ops::batch_norm_options o) {
+  // uses: 0 both outputs (ya + yb * yb), 1 the first only (ya * ya), 2 the second only (yb): an output
+  // nothing uses sends no gradient, and its parameters' gradients are zero.
+  auto paired_bn = [&](std::string name, shape x, ops::batch_norm_options o, int uses = 0) {
     const shape c{x[1]};
     cases.push_back(make_case(name, {{x, A::activation}, {c, A::param}, {c, A::param}, {c, A::param}, {c, A::param}},
                               {{c, buffer_kind::running_mean}, {c, buffer_kind::running_var},
                                {c, buffer_kind::running_mean}, {c, buffer_kind::running_var}},
-                              [o](auto tag, std::vector<variable>& v, std::vector<tensor>& b) {
+                              [o, uses](auto tag, std::vector<variable>& v, std::vector<tensor>& b) {
                                 using B = GRCNN_BACKEND_OF(tag);
                                 auto [ya, yb] = ops::paired_batch_norm<B>(v[0], {v[1], v[2], b[0], b[1]}, {v[3], v[4], b[2], b[3]}, o);
+                                if (uses == 1) return ops::mul<B>(ya, ya);
+                                if (uses == 2) return yb;
                                 return ops::add<B>(ya, ops::mul<B>(yb, yb));
                               }));
   };
@@ -184,6 +188,8 @@ inline std::vector<op_case> op_cases() {
   // and a part-empty second column block of the channels-last row kernels (48 channels).
   paired_bn("paired_bn_train_c16_planes", {2, 16, 4, 4}, {});
   paired_bn("paired_bn_train_relu_c48", {2, 48, 3, 5}, {.fuse_relu = true});
+  paired_bn("paired_bn_train_relu_first_only", {2, 16, 3, 4}, {.fuse_relu = true}, 1);
+  paired_bn("paired_bn_train_second_only", {2, 16, 4, 4}, {}, 2);
   paired_bn("paired_bn_eval_relu", {2, 4, 3, 3}, {.training = false, .fuse_relu = true});
 
   auto unary = [&](std::string name, shape x, auto fn) {

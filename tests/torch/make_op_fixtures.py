@@ -215,15 +215,16 @@ sync_bn_twin("sync_bn_twin", (3, 4, 5, 5))
 sync_bn_twin("sync_bn_twin_relu", (2, 6, 3, 4), relu=True)
 sync_bn_twin("sync_bn_twin_2d", (1, 5))
 
-def paired_bn(name, x, training=True, relu=False):
-    """Two batch norms of the same input (ops::paired_batch_norm), combined as ya + yb * yb."""
+def paired_bn(name, x, training=True, relu=False, uses=0):
+    """Two batch norms of the same input (ops::paired_batch_norm), combined as ya + yb * yb (uses 0), or
+    one output alone: ya * ya (1), yb (2)."""
     c = (x[1],)
     def fn(v, b):
         ya = F.batch_norm(v[0], b[0], b[1], v[1], v[2], training=training, momentum=0.1, eps=1e-5)
         yb = F.batch_norm(v[0], b[2], b[3], v[3], v[4], training=training, momentum=0.1, eps=1e-5)
         if relu:
             ya, yb = F.relu(ya), F.relu(yb)
-        return ya + yb * yb
+        return ya * ya if uses == 1 else yb if uses == 2 else ya + yb * yb
     case(name, [(x, "activation")] + [(c, "param")] * 4,
          [(c, "running_mean"), (c, "running_var"), (c, "running_mean"), (c, "running_var")], fn)
 
@@ -233,6 +234,8 @@ paired_bn("paired_bn_train_relu", (2, 6, 3, 4), relu=True)
 paired_bn("paired_bn_train_relu_c16", (2, 16, 3, 4), relu=True)
 paired_bn("paired_bn_train_c16_planes", (2, 16, 4, 4))
 paired_bn("paired_bn_train_relu_c48", (2, 48, 3, 5), relu=True)
+paired_bn("paired_bn_train_relu_first_only", (2, 16, 3, 4), relu=True, uses=1)
+paired_bn("paired_bn_train_second_only", (2, 16, 4, 4), uses=2)
 paired_bn("paired_bn_eval_relu", (2, 4, 3, 3), training=False, relu=True)
 
 # NaN and +-Inf (op_cases.hpp's *_nonfinite cases, same elements and values).

@@ -139,9 +139,13 @@ inline neuroid_assembly read_neuroid_assembly(const std::filesystem::path& path,
     if (n == a.name) continue;
     const auto v = f.variable(n);
     // The presentation coordinates in file order: one value (or one string) per presentation.
+    // Numbers of an atomic type only: a user-defined type (enum, compound, vlen) is no coordinate value.
+    const bool atomic_number = v.type == NC_BYTE || v.type == NC_UBYTE || v.type == NC_SHORT || v.type == NC_USHORT ||
+                               v.type == NC_INT || v.type == NC_UINT || v.type == NC_INT64 || v.type == NC_UINT64 ||
+                               v.type == NC_FLOAT || v.type == NC_DOUBLE;
     const bool along_presentation = !v.dims.empty() && v.dims[0] == "presentation" && v.shape[0] == P &&
                                     (v.is_text() ? (v.type == NC_STRING ? v.dims.size() == 1 : v.dims.size() == 2)
-                                                 : v.dims.size() == 1);
+                                                 : atomic_number && v.dims.size() == 1);
     if (along_presentation) a.presentation_coords.push_back(n);
     if (n == sid || n == "neuroid_id" || n == "region") continue;
     if (along_presentation && !v.is_text() && n != "repetition") a.presentation_numbers[n] = f.read_doubles(n);
@@ -273,17 +277,21 @@ inline std::vector<std::string> stimulus_order(const neuroid_assembly& a) {
     if (n == "repetition") continue;
     const std::vector<std::string>* t = nullptr;
     const std::vector<double>* x = nullptr;
+    // (The id's own coordinate is among neither the texts nor the numbers; an image_id beside a
+    // stimulus_id is, as text or number.)
     if (auto it = a.presentation_text.find(n); it != a.presentation_text.end()) {
-      t = &it->second;  // (the id's own coordinate is not among the texts; image_id beside stimulus_id is)
+      t = &it->second;
+    } else if (auto jt = a.presentation_numbers.find(n); jt != a.presentation_numbers.end()) {
+      x = &jt->second;
     } else if (n == "stimulus_id" || n == "image_id") {
       if (std::find(names.begin(), names.end(), std::string("stimulus id")) != names.end()) continue;
       t = &a.stimulus_id;
-    } else if (auto jt = a.presentation_numbers.find(n); jt != a.presentation_numbers.end()) {
-      x = &jt->second;
     } else {
       continue;  // a coordinate not kept (not one value per presentation)
     }
-    if ((t && t->size() != a.stimulus_id.size()) || (x && x->size() != a.stimulus_id.size())) continue;
+    const std::size_t size = t ? t->size() : x->size();
+    GRCNN_CHECK(size == a.stimulus_id.size(), shape_error, a.source.empty() ? std::string("assembly") : a.source,
+                ": presentation coordinate '", n, "' has ", size, " values for ", a.stimulus_id.size(), " presentations");
     names.push_back(t == &a.stimulus_id ? std::string("stimulus id") : n);
     texts.push_back(t);
     numbers.push_back(x);
@@ -304,6 +312,15 @@ inline std::vector<std::string> stimulus_order(const neuroid_assembly& a) {
     }
     const std::string& id = a.stimulus_id[p];
     auto [it, fresh] = first_key.emplace(id, k);
+    // brainio compares NaN as unequal to NaN, so a stimulus with a NaN coordinate is never averaged over
+    // its presentations there: refused as a differing coordinate.
+    std::size_t nan_at = k.size();
+    for (std::size_t c = 0; c < k.size() && !fresh; ++c)
+      if (!k[c].text && std::isnan(k[c].x)) nan_at = std::min(nan_at, c);
+    if (nan_at < k.size())
+      throw error(::grcnn::detail::concat(a.source.empty() ? std::string("assembly") : a.source, ": stimulus '", id,
+                                          "' has presentations whose coordinate '", names[nan_at], "' is NaN; Brain-Score "
+                                          "(brainio) never groups NaN values, so it would not average them"));
     if (!fresh && it->second != k) {
       std::size_t c = 0;
       while (c < k.size() && k[c] == it->second[c]) ++c;
@@ -340,7 +357,7 @@ inline stimulus_responses average_repetitions(const neuroid_assembly& a) {
 }
 
 // The per-repetition responses of the ceiling: one stimuli x neuroids matrix per repetition id (sorted
-// ids), stimuli sorted. Every stimulus must be shown exactly once in every repetition.
+// ids), stimuli in stimulus_order. Every stimulus must be shown exactly once in every repetition.
 inline std::vector<Eigen::MatrixXd> repetition_matrices(const neuroid_assembly& a) {
   const auto& m = assembly_detail::single_bin(a, "repetition_matrices");
   GRCNN_CHECK(!a.repetition.empty(), error, a.source, ": no 'repetition' coordinate, so no split-half ceiling");

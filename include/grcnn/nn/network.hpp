@@ -401,8 +401,8 @@ class network<topology<Layers...>, Backend> {
                                               " gives no valid final feature map in this architecture (its downsampling "
                                               "layers need even sizes, a fixed readout window one final size); the nearest "
                                               "accepted ", nearest,
-                                              r == readout::exact ? " (set_readout(original or global), --readout in the "
-                                                                    "tools, takes other final map sizes)"
+                                              r == readout::exact ? " (set_readout(original or global), grcnn-infer's "
+                                                                    "--readout, takes other final map sizes)"
                                                                   : ""));
   }
   network(int num_classes, initializer rng) : modules_(make_modules(check_classes(num_classes), rng)) {}

@@ -183,7 +183,8 @@ std::pair<variable, variable> paired_batch_norm(const variable& x, const batch_n
                           K::backward(pr, n.state.get(), dya, dyb, n.saved[0], n.saved[1], n.saved[2], n.saved[3],
                                       n.saved[4], detail::slot(n, ig, 0), detail::slot(n, ig, 1), detail::slot(n, ig, 2),
                                       detail::slot(n, ig, 3), detail::slot(n, ig, 4));
-                        });
+                        },
+                        1u);  // a kernel may add dx into x's gradient so far (CUDA's does)
   }
   return {std::move(ya), std::move(yb)};
 }

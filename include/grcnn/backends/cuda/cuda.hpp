@@ -284,20 +284,24 @@ struct kernel<cuda_t<P>, ops::paired_batch_norm_op> {
       grcnn::cuda::fill(mf(z), 0.f, C);
       return z;
     };
+    // x's gradient so far, when the tape hands it over (ops::paired_batch_norm allows it), takes dx added in.
+    const bool add = dx && dx->defined() && dx->where() == cuda_device && dx->type() == pr.x.type &&
+                     dx->memory_layout() == pr.x.memory_layout && dx->dims() == pr.x.dims;
+    if (!dya.defined() && !dyb.defined()) {  // nothing used either output: x's gradient stays as it was
+      for (tensor* t : {dga, dba, dgb, dbb})
+        if (t) *t = zeros();
+      if (dx && !add) *dx = tensor();
+      return;
+    }
+    if (dx && !add) *dx = empty(pr.x);
     if (!dya.defined() || !dyb.defined()) {  // an output nothing used: no gradient from it
       const bool first = dya.defined();
-      if (!first && !dyb.defined()) {
-        for (tensor* t : {dga, dba, dgb, dbb})
-          if (t) *t = zeros();
-        return;
-      }
       tensor g = channels(C), bt = channels(C);
       const grcnn::cuda::batch_norm_affine& k = first ? a : b;
       const tensor& dy = first ? dya : dyb;
-      if (dx) *dx = empty(pr.x);
       with_storage(pr.x.type, [&]<class S>() {
         grcnn::cuda::batch_norm_backward(single::args(pr), true, cp<S>(dy), cp<S>(x), k.gamma, k.beta, cf(s.mean),
-                                         cf(s.invstd), dx ? mp<S>(*dx) : nullptr, false, mf(g), mf(bt));
+                                         cf(s.invstd), dx ? mp<S>(*dx) : nullptr, add, mf(g), mf(bt));
       });
       if (dga) *dga = first ? g : zeros();
       if (dba) *dba = first ? bt : zeros();
@@ -306,10 +310,10 @@ struct kernel<cuda_t<P>, ops::paired_batch_norm_op> {
       return;
     }
     tensor g1 = channels(C), b1 = channels(C), g2 = channels(C), b2 = channels(C);
-    if (dx) *dx = empty(pr.x);
     with_storage(pr.x.type, [&]<class S>() {
       grcnn::cuda::batch_norm_pair_backward(single::args(pr), cp<S>(dya), cp<S>(dyb), cp<S>(x), a, b, cf(s.mean),
-                                            cf(s.invstd), dx ? mp<S>(*dx) : nullptr, mf(g1), mf(b1), mf(g2), mf(b2));
+                                            cf(s.invstd), dx ? mp<S>(*dx) : nullptr, add, mf(g1), mf(b1), mf(g2),
+                                            mf(b2));
     });
     if (dga) *dga = g1;
     if (dba) *dba = b1;

@@ -108,12 +108,13 @@ template <storage S>
 void batch_norm_pair_forward_training(const batch_norm_args& a, const S* x, const batch_norm_affine& first,
                                       const batch_norm_affine& second, S* y, S* y2, float* save_mean, float* save_invstd);
 // Both training gradients (dy and dy2 non-null): each BN's channel sums, then dx = dx_first + dx_second
-// in one pass over x, dy and dy2 (summed in f32, stored once: no add into an earlier dx). dx may be null.
+// in one pass over x, dy and dy2 (summed in f32, then added to what dx holds when add_to_dx, stored
+// once). dx may be null.
 template <storage S>
 void batch_norm_pair_backward(const batch_norm_args& a, const S* dy, const S* dy2, const S* x,
                               const batch_norm_affine& first, const batch_norm_affine& second, const float* save_mean,
-                              const float* save_invstd, S* dx, float* dgamma, float* dbeta, float* dgamma2,
-                              float* dbeta2);
+                              const float* save_invstd, S* dx, bool add_to_dx, float* dgamma, float* dbeta,
+                              float* dgamma2, float* dbeta2);
 
 // ---- pooling ----------------------------------------------------------------------------------
 struct pool_args {
