@@ -34,6 +34,8 @@ parser.add_argument("--rounds", type=int, default=1,
                     help="alternate grcnn and PyTorch this many times and pool the steps: the shared machine's "
                          "speed drifts by tens of percent within minutes, so one back-to-back pair can mislead")
 parser.add_argument("--out", help="write the markdown table here too")
+parser.add_argument("--torch-malloc", choices=["tcmalloc", "glibc"], default="tcmalloc",
+                    help="PyTorch's allocator: tcmalloc preloaded (a tuned user's setup) or glibc's malloc")
 args = parser.parse_args()
 if args.rounds < 1 or args.steps < 1:
     parser.error("--rounds and --steps must be at least 1")
@@ -115,7 +117,7 @@ for _ in range(args.rounds):
 lines = [f"{args.arch} at {args.size}x{args.size}, batch {args.batch}, {args.precision}, {args.threads} threads, median of "
          f"{args.steps} steps after {args.warmup} warm-up steps"
          f"{f', pooled over {args.rounds} alternating rounds' if args.rounds > 1 else ''}; torch {torch.__version__} "
-         f"(channels_last{', autocast bf16' if args.precision == 'bf16' else ''}, tcmalloc preloaded)", "",
+         f"(channels_last{', autocast bf16' if args.precision == 'bf16' else ''}); {tcmalloc_preload.describe()}", "",
          "| mode | grcnn images/s | PyTorch images/s | ratio | grcnn rounds | PyTorch rounds |",
          "|---|---:|---:|---:|---|---|"]
 for mode in modes:

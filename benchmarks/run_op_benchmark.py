@@ -8,7 +8,6 @@ F.batch_norm + relu, training mode), and prints a markdown table with the ratio 
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,8 @@ parser.add_argument("--build", default=str(here.parent / "build"))
 parser.add_argument("--threads", type=int, default=2)
 parser.add_argument("--reps", type=int, default=5)
 parser.add_argument("--out", help="write the markdown table here too")
+parser.add_argument("--torch-malloc", choices=["tcmalloc", "glibc"], default="tcmalloc",
+                    help="PyTorch's allocator: tcmalloc preloaded (a tuned user's setup) or glibc's malloc")
 parser.add_argument("--dtype", choices=["f32", "bf16"], default="f32",
                     help="activation dtype; bf16 as torch's CPU autocast runs these ops: bf16 convolution "
                          "weights, f32 batch-norm parameters")
@@ -94,7 +95,7 @@ for op in spec["ops"]:
     theirs[op["name"]] = {"fwd_ms": median_ms(no_grad_fwd, args.reps), "fwd_bwd_ms": median_ms(fwd_bwd, args.reps)}
 
 lines = [f"grcnn55 op shapes at 224x224, batch {spec['batch']}, {args.dtype}, {args.threads} threads, "
-         f"median of {args.reps}; CPU: {platform.processor() or platform.machine()}; torch {torch.__version__}",
+         f"median of {args.reps}; torch {torch.__version__}; {tcmalloc_preload.describe()}",
          "",
          "| op | grcnn fwd ms | torch fwd ms | fwd ratio | grcnn fwd+bwd ms | torch fwd+bwd ms | fwd+bwd ratio |",
          "|---|---:|---:|---:|---:|---:|---:|"]

@@ -131,13 +131,19 @@ acts4, meta4 = safetensors_io.load(work / "acts4.safetensors")
 ids4 = json.loads(meta4["stimulus_ids"])
 basis = PCA(8).fit(acts["stage_1"].double().numpy().reshape(len(ids), -1)[[ids.index(i) for i in pca_ids]])
 z = basis.transform(acts4["stage_1"].double().numpy().reshape(len(ids4), -1)[[ids4.index(i) for i in images]])
+# The basis the placed PCA images would give (their activations at 4 degrees): what must not be used.
+placed = PCA(8).fit(acts4["stage_1"].double().numpy().reshape(len(ids4), -1)[[ids4.index(i) for i in pca_ids]])
+z_placed = placed.transform(acts4["stage_1"].double().numpy().reshape(len(ids4), -1)[[ids4.index(i) for i in images]])
 pca4 = json.loads((work / "pca4.json").read_text())["models"][0]
 for reg in ["V4", "IT"]:
-    got = {e["layer"]: e for e in pca4["regions"][reg]["layers"]}["stage_1"]["per_split"]
-    want = sklearn_splits(z, targets[reg])
-    check(np.allclose(got, want, atol=1e-4),
-          f"{reg}: --pca at 4 degrees uses the unplaced PCA images' basis (max split difference "
-          f"{np.max(np.abs(np.array(got) - np.array(want))):.1e})")
+    got = np.array({e["layer"]: e for e in pca4["regions"][reg]["layers"]}["stage_1"]["per_split"])
+    unplaced_diff = np.max(np.abs(got - np.array(sklearn_splits(z, targets[reg]))))
+    placed_diff = np.max(np.abs(got - np.array(sklearn_splits(z_placed, targets[reg]))))
+    # 1e-2: grcnn's PCA keeps its components in float, and 8 components of 20 images with close
+    # eigenvalues move the PLS splits by ~2e-3; the placed basis moves them by ~1.
+    check(unplaced_diff < 1e-2 and placed_diff > 0.1,
+          f"{reg}: --pca at 4 degrees uses the unplaced PCA images' basis (largest split difference "
+          f"{unplaced_diff:.1e}; {placed_diff:.2f} from the placed images' basis)")
 
 # Bad input names what is wrong.
 bad = score([("V1" if a == "V4,IT" else a) for a in base] + ["--layers", "stage_1"], expect=1)

@@ -345,8 +345,8 @@ def main():
         y.backward(seed)
         out.append((f"{name}.seed", seed))
         out.append((f"{name}.out", y))
-        for i, t in enumerate(leaves):
-            out.append((f"{name}.grad{i}", t.grad))
+        for i, t in enumerate(leaves):  # an input the output does not use gets zeros, as grcnn's ops give
+            out.append((f"{name}.grad{i}", t.grad if t.grad is not None else torch.zeros_like(t)))
         for i, t in enumerate(bufs):
             out.append((f"{name}.buf_after{i}", t))
     safetensors_io.save(sys.argv[1], out)

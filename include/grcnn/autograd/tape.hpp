@@ -51,6 +51,13 @@ class tape {
   void record(node&& n) { nodes_.push_back(std::move(n)); }
   std::size_t size() const { return nodes_.size(); }
   void clear() { nodes_.clear(); }  // keeps capacity: the next step reuses it
+  // The op names of the recorded nodes, in recording order (coverage listings, diagnostics).
+  std::vector<std::string_view> recorded_ops() const {
+    std::vector<std::string_view> out;
+    out.reserve(nodes_.size());
+    for (const node& n : nodes_) out.push_back(n.op);
+    return out;
+  }
 
   // Back-propagates from `root` with seed gradient `seed` (ones for a scalar loss when undefined).
   void backward(const variable& root, tensor seed = {}, const gradient_ready_fn& ready = {}) {

@@ -4,15 +4,18 @@
 //   struct my_backend {
 //     static constexpr std::string_view name = "...";
 //     using fallback = other_backend;               // or void: who runs what this one refuses
-//     template <class Op> static constexpr bool supports = ...;   // static capability per op tag
 //     static constexpr std::array<dtype, N> dtypes{...};          // element types it computes in
+//     using falls_back = ops::op_list<...>;         // optional: ops it has no kernel for, by name
 //   };
 //
-// plus one specialisation of backends::kernel<my_backend, Op> per supported op tag, each with
+// plus one specialisation of backends::kernel<my_backend, Op> per op of ops::op_table, each with
 //   static status can_implement(const typename Op::problem&);   // run-time refusal with a reason
 //   forward(...) / backward(...)                                // signatures in docs/architecture.md
-// Ops call dispatch<B, Op>::run, which picks B's kernel or walks the fallback chain; the chosen kernel
-// type is then captured in the tape node, whose opaque payload carries the kernel's saved state.
+// The table is enforced: a backend's header ends with static_assert(complete<my_backend>), which
+// fails, naming the op, for an op of the table with neither a kernel nor a place in falls_back (whose
+// ops the fallback must cover in turn). Ops call dispatch<B, Op>::run, which picks B's kernel or walks
+// the fallback chain; the chosen kernel type is then captured in the tape node, whose opaque payload
+// carries the kernel's saved state.
 #include <atomic>
 #include <concepts>
 #include <map>
@@ -45,10 +48,64 @@ concept backend_policy = requires {
   B::dtypes.size();  // the element types it computes in
 };
 
+// B has a kernel for Op (kernel<B, Op> defined, with can_implement for Op's problem).
 template <class B, class Op>
-concept implements_op = backend_policy<B> && B::template supports<Op> && requires(const typename Op::problem& p) {
+concept implements_op = backend_policy<B> && requires(const typename Op::problem& p) {
   { kernel<B, Op>::can_implement(p) } -> std::same_as<status>;
 };
+
+namespace table_detail {
+template <class Op, class List>
+struct listed : std::false_type {};
+template <class Op, class... Ops>
+struct listed<Op, ops::op_list<Ops...>> : std::bool_constant<(std::is_same_v<Op, Ops> || ...)> {};
+}  // namespace table_detail
+
+// B names Op as run by its fallback (B::falls_back, an ops::op_list; none when absent).
+template <class B, class Op>
+constexpr bool declares_fallback() {
+  if constexpr (requires { typename B::falls_back; }) return table_detail::listed<Op, typename B::falls_back>::value;
+  else return false;
+}
+
+// B runs Op: with its own kernel, or by naming it in falls_back with a fallback that runs it.
+template <class B, class Op>
+constexpr bool covers_op() {
+  if constexpr (implements_op<B, Op>) return true;
+  else if constexpr (declares_fallback<B, Op>() && !std::is_void_v<typename B::fallback>)
+    return covers_op<typename B::fallback, Op>();
+  else return false;
+}
+
+// The kernel that runs Op for B: B's own, or (declared) its fallback chain's.
+template <class B, class Op>
+struct kernel_choice {
+  using type = kernel<B, Op>;
+};
+template <class B, class Op>
+  requires(!implements_op<B, Op> && declares_fallback<B, Op>())
+struct kernel_choice<B, Op> {
+  using type = typename kernel_choice<typename B::fallback, Op>::type;
+};
+template <class B, class Op>
+using kernel_of = typename kernel_choice<B, Op>::type;
+
+// One op of the table against one backend: the error names both (op_check<Backend, Op> in the
+// compiler's "required from" line).
+template <class B, class Op>
+struct op_check {
+  static_assert(covers_op<B, Op>(),
+                "grcnn: this backend has no kernel for an op of ops::op_table and does not name it in falls_back "
+                "(the backend and the op are op_check's arguments in the compiler's instantiation line)");
+  static constexpr bool ok = true;
+};
+template <class B, class... Ops>
+constexpr bool covers_all(ops::op_list<Ops...>) {
+  return (op_check<B, Ops>::ok && ...);
+}
+// Every op of the table has a kernel on B or a declared fallback: each backend's header asserts it.
+template <class B>
+inline constexpr bool complete = backend_policy<B> && covers_all<B>(ops::op_table{});
 
 // Counts fallbacks by "backend/op: reason", so benchmarks and tests can prove none happened.
 class fallback_log {
@@ -122,12 +179,21 @@ tensor to_backend(const tensor& t) {
 template <class B, class Op>
 struct dispatch {
   static_assert(backend_policy<B>, "grcnn: the backend type is not a backend policy (needs `name`, `fallback`, `dtypes`)");
-  static_assert(B::template supports<Op>,
-                "grcnn: this backend does not implement the op; give it a kernel or a fallback that does");
+  static_assert(op_check<B, Op>::ok);
 
   // Calls f(std::type_identity<K>{}) with K the kernel that accepts the problem.
   template <class F>
   static decltype(auto) run(const typename Op::problem& problem, F&& f) {
+    if constexpr (!implements_op<B, Op>) {  // named in falls_back: the fallback's kernel, always
+      return dispatch<typename B::fallback, Op>::run(problem, std::forward<F>(f));
+    } else {
+      return run_own(problem, std::forward<F>(f));
+    }
+  }
+
+ private:
+  template <class F>
+  static decltype(auto) run_own(const typename Op::problem& problem, F&& f) {
     using K = kernel<B, Op>;
     status st = K::can_implement(problem);
     if (st) return f(std::type_identity<K>{});

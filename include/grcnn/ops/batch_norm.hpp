@@ -163,7 +163,7 @@ std::pair<variable, variable> paired_batch_norm(const variable& x, const batch_n
   const batch_norm_problem pr =
       make_batch_norm_problem(x.value(), a.gamma.value(), a.beta.value(), a.running_mean, a.running_var, o);
   make_batch_norm_problem(x.value(), b.gamma.value(), b.beta.value(), b.running_mean, b.running_var, o);  // checks b
-  using K = backends::kernel<B, paired_batch_norm_op>;
+  using K = backends::kernel_of<B, paired_batch_norm_op>;  // its own, or its declared fallback's
   if (!o.training || o.synchronised() || !K::can_implement(pr)) {
     variable ya = batch_norm<B>(x, a.gamma, a.beta, a.running_mean, a.running_var, o);
     return {std::move(ya), batch_norm<B>(x, b.gamma, b.beta, b.running_mean, b.running_var, o)};

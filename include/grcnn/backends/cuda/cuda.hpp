@@ -36,8 +36,6 @@ struct cuda_t {
   static constexpr std::string_view name = Precision::backend_name;
   static constexpr cuda::math_mode math = Precision::math;
   using fallback = void;  // nothing on the host can read device memory: refusals are errors
-  template <class Op>
-  static constexpr bool supports = true;
   static constexpr std::array<dtype, 2> dtypes{dtype::f32, dtype::bf16};
   static constexpr grcnn::device where = cuda_device;
 };
@@ -728,5 +726,9 @@ struct kernel<cuda_t<P>, ops::vone_response_op> {
     });
   }
 };
+
+// Every op of ops::op_table has a CUDA kernel (some refuse by design at run time, with the reason).
+static_assert(complete<cuda>);
+static_assert(complete<cuda_tf32>);
 
 }  // namespace grcnn::backends

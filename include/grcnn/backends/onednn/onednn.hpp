@@ -12,8 +12,6 @@ namespace grcnn::backends {
 struct onednn {
   static constexpr std::string_view name = "onednn";
   using fallback = reference<double>;
-  template <class Op>
-  static constexpr bool supports = true;
   static constexpr std::array<dtype, 2> dtypes{dtype::f32, dtype::bf16};  // floating types it computes in
 
   // The blocked layout this build's convolution prefers for the problem's weights. Converting a weight
@@ -33,3 +31,8 @@ struct onednn {
 #include "grcnn/backends/onednn/softmax_losses.hpp"
 #include "grcnn/backends/onednn/sk_select.hpp"
 #include "grcnn/backends/onednn/vone.hpp"
+
+namespace grcnn::backends {
+// Every op of ops::op_table has a oneDNN kernel (which may refuse a problem at run time, counted).
+static_assert(complete<onednn>);
+}  // namespace grcnn::backends
