@@ -166,3 +166,21 @@ VARIANTS = {
 
 def build(name, classes):
     return GRCNN(classes=classes, **VARIANTS[name])
+
+
+def calibrate_batch_norms(net, variant, size):
+    """BN as in a trained network: affine parameters away from 1/0, and running statistics calibrated on a
+    batch of 4 other images (cumulative averages), so that eval mode is well conditioned and differs from
+    train mode; then the variant's own momentum and a zero batch counter. Draws from torch's generator."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.8, 1.2)
+                m.bias.uniform_(-0.1, 0.1)
+                m.momentum = None
+        net.train()
+        net(torch.rand(4, 3, size, size) * 2 - 1)
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.momentum = 0.05 if VARIANTS[variant]["cifar"] else 0.1
+                m.num_batches_tracked.zero_()

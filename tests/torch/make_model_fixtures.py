@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from grcnn_reference import VARIANTS, build
+from grcnn_reference import VARIANTS, build, calibrate_batch_norms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import safetensors_io  # noqa: E402
@@ -40,21 +40,7 @@ torch.manual_seed(7)
 torch.set_num_threads(2)
 net = build(args.variant, args.classes)
 size = args.size or (32 if VARIANTS[args.variant]["cifar"] else 224)
-# BN as in a trained network: affine parameters away from 1/0, and running statistics calibrated on a
-# batch of other images (cumulative averages), so that eval mode is well conditioned and differs from
-# train mode.
-with torch.no_grad():
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.uniform_(0.8, 1.2)
-            m.bias.uniform_(-0.1, 0.1)
-            m.momentum = None
-    net.train()
-    net(torch.rand(4, 3, size, size) * 2 - 1)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = 0.05 if VARIANTS[args.variant]["cifar"] else 0.1
-            m.num_batches_tracked.zero_()
+calibrate_batch_norms(net, args.variant, size)
 x = torch.rand(args.batch, 3, size, size) * 2 - 1
 labels = torch.randint(0, args.classes, (args.batch,))
 out = [(f"weights.{k}", v.clone()) for k, v in net.state_dict().items()]

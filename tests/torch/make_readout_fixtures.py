@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from grcnn_reference import VARIANTS, build
+from grcnn_reference import VARIANTS, build, calibrate_batch_norms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import safetensors_io  # noqa: E402
@@ -31,18 +31,7 @@ args = parser.parse_args()
 torch.manual_seed(11)
 torch.set_num_threads(2)
 net = build(args.variant, 10)
-with torch.no_grad():
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.uniform_(0.8, 1.2)
-            m.bias.uniform_(-0.1, 0.1)
-            m.momentum = None
-    net.train()
-    net(torch.rand(4, 3, args.size, args.size) * 2 - 1)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = 0.05 if VARIANTS[args.variant]["cifar"] else 0.1
-            m.num_batches_tracked.zero_()
+calibrate_batch_norms(net, args.variant, args.size)
 net.eval()
 x = torch.rand(2, 3, args.size, args.size) * 2 - 1
 out = [(f"weights.{k}", v.clone()) for k, v in net.state_dict().items()] + [("input", x)]
