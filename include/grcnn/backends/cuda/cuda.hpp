@@ -102,6 +102,12 @@ inline tensor empty(const ops::tensor_desc& d) { return tensor::empty(d.dims, d.
 inline const float* cf(const tensor& t) { return t.defined() ? static_cast<const float*>(t.raw()) : nullptr; }
 inline float* mf(const tensor& t) { return t.defined() ? static_cast<float*>(t.raw()) : nullptr; }
 
+// Whether a backward may add its dx into *dx: the tape handed over x's gradient so far (a defined
+// device tensor of x's description); otherwise it writes a fresh dx.
+inline bool adds_into(const tensor* dx, const ops::tensor_desc& x) {
+  return dx && dx->defined() && dx->where() == cuda_device && dx->type() == x.type &&
+         dx->memory_layout() == x.memory_layout && dx->dims() == x.dims;
+}
 // A [C] f32 tensor on the device.
 inline tensor channels(std::int64_t c) { return tensor::empty(grcnn::shape{c}, dtype::f32, layout::plain, cuda_device); }
 
@@ -222,8 +228,7 @@ struct kernel<cuda_t<P>, ops::batch_norm_op> {
     const std::int64_t C = pr.x.dims[1];
     tensor dg = channels(C), dbt = channels(C);
     // x's gradient so far, when the tape hands it over (ops::batch_norm allows it), takes dx added in.
-    const bool add = dx && dx->defined() && dx->where() == cuda_device && dx->type() == pr.x.type &&
-                     dx->memory_layout() == pr.x.memory_layout && dx->dims() == pr.x.dims;
+    const bool add = adds_into(dx, pr.x);
     if (dx && !add) *dx = empty(pr.x);
     with_storage(pr.x.type, [&]<class S>() {
       grcnn::cuda::batch_norm_backward(args(pr), pr.training, cp<S>(dy), cp<S>(x), cf(gamma), cf(s.beta), cf(s.mean),
@@ -283,8 +288,7 @@ struct kernel<cuda_t<P>, ops::paired_batch_norm_op> {
       return z;
     };
     // x's gradient so far, when the tape hands it over (ops::paired_batch_norm allows it), takes dx added in.
-    const bool add = dx && dx->defined() && dx->where() == cuda_device && dx->type() == pr.x.type &&
-                     dx->memory_layout() == pr.x.memory_layout && dx->dims() == pr.x.dims;
+    const bool add = adds_into(dx, pr.x);
     if (!dya.defined() && !dyb.defined()) {  // nothing used either output: x's gradient stays as it was
       for (tensor* t : {dga, dba, dgb, dbb})
         if (t) *t = zeros();
