@@ -24,10 +24,12 @@
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
+#include <grcnn/backends/default.hpp>
 #include <grcnn/dist/data_parallel.hpp>
 #include <grcnn/dist/mpi.hpp>
 #ifdef GRCNN_HAS_NCCL
 #include <grcnn/backends/cuda/cuda.hpp>
+#include <grcnn/train/cuda_updates.hpp>
 #include <grcnn/dist/nccl.hpp>
 #endif
 #include <grcnn/models/registry.hpp>

@@ -1,5 +1,6 @@
 // The translation unit whose compile time benchmarks/compile_time.sh reports: grcnn109 forward and
 // backward on the oneDNN backend (network, every op kernel, the tape), nothing else (22 iterations in layer3: 45 graph nodes).
+#include <grcnn/backends/default.hpp>
 #include <grcnn/models/grcnn.hpp>
 
 int main() {

@@ -2,7 +2,7 @@
 """PyTorch side of the GPU benchmark: the independent grcnn55 rebuild (tests/torch/grcnn_reference.py) on
 the GPU, channels_last, cudnn.benchmark, in fp32 (tf32 off), tf32 and bf16 autocast; a training step
 (forward, cross-entropy, backward, SGD momentum 0.9 + weight decay) at --train-batch and inference at
---infer-batch. Prints one JSON object per (precision, mode, compiled) like bench_grcnn_cuda does.
+--infer-batch. Prints one JSON object per (precision, mode, compiled) like bench_backends' CUDA runs do.
 --compile adds torch.compile runs (slow to compile: minutes)."""
 import argparse
 import json

@@ -50,17 +50,24 @@ sys.path.insert(0, str(here.parent / "tests" / "torch"))
 from grcnn_reference import build  # noqa: E402
 
 torch.set_num_threads(args.threads)
-cmd = [str(Path(args.build) / "benchmarks" / "bench_grcnn"), "--arch", args.arch, "--batch", str(args.batch),
-       "--steps", str(args.steps), "--warmup", str(args.warmup), "--size", str(args.size), "--classes", str(args.classes),
-       "--precision", args.precision]
+common = ["--arch", args.arch, "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
+          "--size", str(args.size), "--classes", str(args.classes)]
+bench = Path(args.build) / "benchmarks"
+if (bench / "bench_backends").exists():
+    # oneDNN's run of the backend comparison, without its reference<double> deviation check.
+    cmd = [str(bench / "bench_backends"), "--backends", "onednn" if args.precision == "fp32" else "onednn-bf16",
+           "--no-check", *common]
+else:  # a build from before bench_grcnn was folded into bench_backends (--build OLD)
+    cmd = [str(bench / "bench_grcnn"), *common, "--precision", args.precision]
 
 
 def run_ours():
     out = {}
     for line in subprocess.run(cmd, check=True, capture_output=True, text=True,
                                env=tcmalloc_preload.ours_env()).stdout.splitlines():
-        r = json.loads(line)
-        out[r["mode"]] = r
+        if line.startswith("{") and '"mode"' in line:
+            r = json.loads(line)
+            out[r["mode"]] = r
     return out
 
 net = build(args.arch, args.classes).to(memory_format=torch.channels_last)

@@ -12,7 +12,7 @@ if(GRCNN_ENABLE_MPI)
   add_library(grcnn_dist INTERFACE)
   add_library(grcnn::dist ALIAS grcnn_dist)
   set_target_properties(grcnn_dist PROPERTIES EXPORT_NAME dist)
-  target_link_libraries(grcnn_dist INTERFACE grcnn MPI::MPI_CXX)
+  target_link_libraries(grcnn_dist INTERFACE grcnn_core MPI::MPI_CXX)  # dist headers need core only
   target_compile_definitions(grcnn_dist INTERFACE GRCNN_HAS_MPI=1)
   install(TARGETS grcnn_dist EXPORT grcnnTargets)
   message(STATUS "grcnn: MPI data-parallel component enabled (MPI ${MPI_CXX_VERSION}, ${MPIEXEC_EXECUTABLE})")

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <random>
 
+#include <grcnn/backends/default.hpp>
 #include <grcnn/nn/network.hpp>
 #include <grcnn/train/sgd.hpp>
 
@@ -17,7 +18,7 @@ using namespace grcnn;
 // block1: 64 -> 32 * 4 = 128 channels at 32x32, then halves the resolution; block2: 128 -> 256 at 16x16;
 // block3: 256 -> 384 at 8x8, no transition.
 constexpr nn::grcl_options block(int in, int planes, int iterations, bool downsample) {
-  nn::grcl_options o = nn::cifar_grcl(in, planes, iterations, downsample);
+  nn::grcl_options o = nn::cifar_grcl({.in = in, .planes = planes, .iterations = iterations, .downsample = downsample});
   o.groups = 8;
   return o;
 }

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <grcnn/backends/default.hpp>
 #include <grcnn/models/registry.hpp>
 
 #include "tool_main.hpp"

@@ -13,14 +13,10 @@
 #include <cstdio>
 #include <iostream>
 #include <numeric>
-#include <sstream>
 
 #include <unistd.h>
 
-#ifdef GRCNN_HAVE_CUDA
-#include <grcnn/backends/cuda/cuda.hpp>
-#include <grcnn/backends/cuda/device.hpp>
-#endif
+#include <grcnn/backends/select.hpp>
 #include <grcnn/data/class_names.hpp>
 #include <grcnn/data/transforms.hpp>
 #include <grcnn/io/state_dict.hpp>
@@ -33,14 +29,6 @@
 using namespace grcnn;
 
 namespace {
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 // The memory a forward pass needs grows linearly with the batch and the pixels: measured on one probe
 // image (the host allocator's peak during its pass) and scaled to the input, before the real pass
@@ -212,7 +200,7 @@ int run(int argc, char** argv) {
   input->excludes(images);
   app.add_option("--output", req.output, "safetensors file to write 'logits' and the taps to (required with --input)");
   app.add_option("--backend", backend, "cpu (oneDNN) or cuda (needs a build with GRCNN_ENABLE_CUDA and a GPU)")
-      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->check(CLI::IsMember(backends::known_backend_names()))
       ->capture_default_str();
   app.add_option("--precision", req.precision, "fp32 | bf16 (bf16 activations and convolutions on the f32 weights; f32 logits and taps)")
       ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
@@ -248,22 +236,14 @@ int run(int argc, char** argv) {
     std::cerr << "grcnn-infer: --input needs --output\n";
     return 2;
   }
-  req.taps = split(taps);
-  {
-    if (backend == "cuda") {
-#ifdef GRCNN_HAVE_CUDA
-      if (const auto probe = grcnn::cuda::probe(); probe.device_count == 0) {
-        std::cerr << "grcnn-infer: --backend cuda: no usable GPU (" << probe.reason << ")\n";
-        return 2;
-      }
-      return models::with_variant(arch, [&]<class Topology>() { return infer<Topology, backends::cuda>(req); });
-#else
-      std::cerr << "grcnn-infer: --backend cuda: this build has no CUDA component (configure with GRCNN_ENABLE_CUDA=ON)\n";
-      return 2;
-#endif
-    }
-    return models::with_variant(arch, [&]<class Topology>() { return infer<Topology, backends::cpu>(req); });
+  req.taps = tools::split_commas(taps);
+  if (const std::string why = backends::unusable_reason(backend); !why.empty()) {
+    std::cerr << "grcnn-infer: --backend " << backend << ": " << why << "\n";
+    return 2;
   }
+  return backends::with_backend(backend, [&]<class B>() {
+    return models::with_variant(arch, [&]<class Topology>() { return infer<Topology, B>(req); });
+  });
 }
 
 }  // namespace

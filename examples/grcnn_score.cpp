@@ -21,14 +21,10 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
-#ifdef GRCNN_HAVE_CUDA
-#include <grcnn/backends/cuda/cuda.hpp>
-#include <grcnn/backends/cuda/device.hpp>
-#endif
+#include <grcnn/backends/select.hpp>
 #include <grcnn/eval/activations.hpp>
 #include <grcnn/eval/commitment.hpp>
 #include <grcnn/eval/neuroid_assembly.hpp>
@@ -46,17 +42,9 @@ using nlohmann::json;
 
 namespace {
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 // --time-window START,END: two integers (ms), START < END.
 std::pair<long long, long long> parse_time_window(const std::string& text) {
-  const auto w = split_list(text);
+  const auto w = tools::split_commas(text);
   long long v[2] = {0, 0};
   bool ok = w.size() == 2 && text.find_first_not_of("0123456789-, ") == std::string::npos;
   for (std::size_t i = 0; ok && i < 2; ++i) {
@@ -94,7 +82,7 @@ eval::neural_target load_target(const eval::neuroid_assembly& all, const std::st
   eval::neural_target t;
   t.region = region;
   t.responses = eval::average_repetitions(a);
-  const bool similarity = metric.kind == eval::metric_kind::rsa || metric.kind == eval::metric_kind::cka;
+  const bool similarity = eval::is_similarity(metric.kind);
   t.ceiling = similarity ? eval::similarity_ceiling(eval::repetition_matrices(a), metric) : eval::split_half_ceiling(a).ceiling;
   // Regressions train on train_size of the stimuli; RSA and CKA compare on test_size of them
   // (Brain-Score's test-only cross-validation, test_size 0.9).
@@ -178,14 +166,21 @@ void print_summary(const std::vector<tools::score_report>& runs) {
                 runs[0].ceiling_convention == "squared" ? "(r/c)^2" : "r^2/c");
 }
 
-template <class Topology, class B>
-int score(const request& r) {
+eval::scoring_options scoring_options_of(const request& r) {
   const eval::metric_options metric{.kind = eval::parse_metric(r.metric), .pls = {.components = r.components},
                                     .ridge_alpha = r.alpha};
-  const eval::scoring_options opts{.metric = metric,
-                                   .convention = r.convention == "squared" ? eval::ceiling_convention::squared
-                                                                           : eval::ceiling_convention::explained_variance};
-  // Stimuli and neural targets.
+  return {.metric = metric,
+          .convention = r.convention == "squared" ? eval::ceiling_convention::squared
+                                                  : eval::ceiling_convention::explained_variance};
+}
+
+// What every checkpoint is scored against: each region's neural target, and the stimuli the network sees.
+struct benchmark {
+  std::map<std::string, eval::neural_target> targets;
+  data::stimulus_set stimuli;  // only the stimuli with recordings in some region
+};
+
+benchmark load_benchmark(const request& r, const eval::metric_options& metric) {
   std::optional<tools::activity> doing(std::in_place, "reading the stimuli");
   const data::stimulus_set all_stimuli = r.image_list.empty() ? data::read_stimulus_csv(r.stimulus_csv, r.stimuli_dir)
                                                               : data::read_image_list(r.image_list);
@@ -193,103 +188,165 @@ int score(const request& r) {
   eval::neuroid_assembly assembly = eval::read_neuroid_assembly(r.assembly, r.variable);
   doing.reset();
   if (!r.drop_neuroids.empty()) assembly = eval::drop_neuroids(assembly, eval::read_id_list(r.drop_neuroids));
-  std::map<std::string, eval::neural_target> targets;
+  benchmark b;
   std::set<std::string> recorded_ids;
   for (const auto& region : r.regions) {
-    targets[region] = load_target(assembly, region, r, metric, all_stimuli);
-    recorded_ids.insert(targets[region].responses.stimulus_id.begin(), targets[region].responses.stimulus_id.end());
+    const eval::neural_target& t = b.targets[region] = load_target(assembly, region, r, metric, all_stimuli);
+    recorded_ids.insert(t.responses.stimulus_id.begin(), t.responses.stimulus_id.end());
     std::printf("%s: %lld neuroids, %zu stimuli, %zu splits, ceiling %.4f\n", region.c_str(),
-                static_cast<long long>(targets[region].responses.values.cols()), targets[region].responses.stimulus_id.size(),
-                targets[region].splits.size(), targets[region].ceiling);
+                static_cast<long long>(t.responses.values.cols()), t.responses.stimulus_id.size(), t.splits.size(), t.ceiling);
   }
   // Only the stimuli with recordings go through the network.
-  data::stimulus_set stimuli;
   for (std::size_t i = 0; i < all_stimuli.size(); ++i)
-    if (recorded_ids.count(all_stimuli.ids[i])) stimuli.ids.push_back(all_stimuli.ids[i]), stimuli.paths.push_back(all_stimuli.paths[i]);
-  // Candidate layers per region.
+    if (recorded_ids.count(all_stimuli.ids[i]))
+      b.stimuli.ids.push_back(all_stimuli.ids[i]), b.stimuli.paths.push_back(all_stimuli.paths[i]);
+  return b;
+}
+
+// Candidate layers per region (--layers, or the one layer a region map commits), and every layer any
+// region needs: each checkpoint records them all in one pass.
+struct layer_plan {
   std::map<std::string, std::vector<std::string>> candidates;
+  std::vector<std::string> layers;
+};
+
+layer_plan plan_layers(const request& r) {
   eval::region_layer_map fixed;
   if (!r.region_map.empty()) {
     fixed = r.region_map == "published" ? eval::published_region_map(r.arch) : eval::read_region_map(r.region_map);
     GRCNN_CHECK(!fixed.empty(), error, "--region-map published: Brain-Score has no region map for ", r.arch,
                 " (grcnn55, vone_grcnn55 and grcnn109 have one); give --layers or a map file");
   }
-  std::vector<std::string> layers;
+  layer_plan p;
   for (const auto& region : r.regions) {
     if (!fixed.empty()) {
       GRCNN_CHECK(fixed.count(region), error, "the region map has no layer for region ", region);
-      candidates[region] = {fixed.at(region)};
+      p.candidates[region] = {fixed.at(region)};
     } else {
-      candidates[region] = r.layers;
+      p.candidates[region] = r.layers;
     }
-    for (const auto& l : candidates[region])
-      if (std::find(layers.begin(), layers.end(), l) == layers.end()) layers.push_back(l);
+    for (const auto& l : p.candidates[region])
+      if (std::find(p.layers.begin(), p.layers.end(), l) == p.layers.end()) p.layers.push_back(l);
   }
+  return p;
+}
+
+// The --out JSON's run-wide part; each checkpoint adds its entry to "models".
+json run_json(const request& r, const benchmark& b) {
+  json run{{"arch", r.arch}, {"metric", r.metric}, {"ceiling_convention", r.convention}, {"degrees", r.degrees},
+           {"model_degrees", r.model_degrees}, {"assembly", r.assembly}, {"pca", r.pca}, {"models", json::array()}};
+  for (const auto& region : r.regions) {
+    const eval::neural_target& t = b.targets.at(region);
+    run["regions"][region] = {{"ceiling", t.ceiling}, {"neuroids", t.responses.values.cols()},
+                              {"stimuli", t.responses.stimulus_id.size()}, {"splits", t.splits.size()}};
+  }
+  return run;
+}
+
+// --pca: one checkpoint's activations on the PCA images, and one fit per layer, made when a region first
+// needs it and shared by the regions.
+struct pca_reduction {
+  std::optional<eval::activation_set> acts;
+  std::map<std::string, eval::pca> fits;
+
+  // The basis a layer is reduced with; null: no --pca, or the layer has no more features than components.
+  const eval::pca* for_layer(const std::string& layer, int components) {
+    if (!acts || acts->layer(layer).features() <= components) return nullptr;
+    auto it = fits.find(layer);
+    if (it == fits.end()) {
+      const auto& l = acts->layer(layer);
+      it = fits.emplace(layer, eval::pca()).first;
+      it->second.fit(l.values.data(), acts->stimuli(), l.features(), components);
+    }
+    return &it->second;
+  }
+};
+
+// The recorded layers scored for a region's candidates: with --every-step a module called once per
+// recurrent step is scored at each step ("<name>.<t>").
+std::vector<std::string> scored_layers(const std::vector<std::string>& candidates, const eval::activation_set& acts,
+                                       bool every_step) {
+  std::vector<std::string> names;
+  for (const auto& c : candidates)
+    for (const auto& l : acts.layers)
+      if (l.name == c || (every_step && l.name.rfind(c + ".", 0) == 0 &&
+                          l.name.find_first_not_of("0123456789", c.size() + 1) == std::string::npos))
+        names.push_back(l.name);
+  return names;
+}
+
+// Every candidate layer of one region scored, a table row each (a warning only where `warned` lacks it).
+std::vector<eval::layer_score> score_candidates(const std::vector<std::string>& names, const eval::activation_set& acts,
+                                                const eval::neural_target& target, const eval::scoring_options& opts,
+                                                const request& r, pca_reduction& pca, std::set<std::string>& warned) {
+  std::vector<eval::layer_score> scores;
+  for (const auto& layer : names) {
+    scores.push_back(eval::score_layer(acts, layer, target, opts, pca.for_layer(layer, r.pca)));
+    const auto& s = scores.back();
+    for (const auto& w : s.warnings)
+      if (warned.insert(w).second) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    std::printf("%-8s %-28s %8s %8s %8s %8s\n", "", layer.c_str(), fmt(s.raw.score).c_str(), fmt(s.raw.error).c_str(),
+                fmt(s.ceiling).c_str(), fmt(s.ceiled).c_str());
+  }
+  return scores;
+}
+
+// One region of one checkpoint: its table, the committed (best) layer, and its --out JSON entry.
+json score_region(const std::string& region, const std::vector<std::string>& candidates, const eval::activation_set& acts,
+                  const eval::neural_target& target, const eval::scoring_options& opts, const request& r,
+                  pca_reduction& pca, std::set<std::string>& warned) {
+  std::printf("%-8s %-28s %8s %8s %8s %8s\n", region.c_str(), "layer", "raw r", "SEM", "ceiling", "ceiled");
+  const std::vector<eval::layer_score> scores =
+      score_candidates(scored_layers(candidates, acts, r.every_step), acts, target, opts, r, pca, warned);
+  // With --pca the layers are chosen on reduced features; the committed one is scored on all of them.
+  eval::layer_score best = eval::best_layer(scores);
+  if (pca.acts) best = eval::score_layer(acts, best.layer, target, opts);
+  std::printf("%-8s committed: %s (raw %s, ceiled %s%s)\n", "", best.layer.c_str(), fmt(best.raw.score).c_str(),
+              fmt(best.ceiled).c_str(), pca.acts ? ", full features" : "");
+  json reg{{"best", best.layer}, {"ceiled", best.ceiled}, {"raw", best.raw.score}, {"error", best.raw.error},
+           {"per_split", best.raw.per_split}, {"layers", json::array()}};
+  for (const auto& s : scores) reg["layers"].push_back(score_json(s));
+  return reg;
+}
+
+// --save-activations: the file itself for one checkpoint, "<file>.<index>" for each of several.
+void save_checkpoint_activations(const request& r, std::size_t index, const eval::activation_set& acts) {
+  const auto path = r.weights.size() == 1 ? std::filesystem::path(r.save_activations)
+                                          : std::filesystem::path(r.save_activations + "." + std::to_string(index));
+  eval::save_activations(path, acts);
+  std::printf("activations written to %s\n", path.c_str());
+}
+
+// One checkpoint (r.weights[index]) recorded once and scored on every region; its --out JSON entry.
+template <class Topology, class B>
+json score_checkpoint(std::size_t index, const request& r, const benchmark& b, const layer_plan& plan,
+                      const std::optional<data::stimulus_set>& pca_set, const eval::scoring_options& opts) {
+  const std::string& weights = r.weights[index];
+  std::printf("\n== %s\n", weights.c_str());
+  const auto acts = record<Topology, B>(weights, r, b.stimuli, plan.layers);
+  if (!r.save_activations.empty()) save_checkpoint_activations(r, index, acts);
+  pca_reduction pca;
+  std::set<std::string> warned;  // warnings printed: once per layer and rank, not once per region
+  // The PCA images go straight to the model's preprocessing, as Brain-Score's LayerPCA feeds them: not
+  // placed on the benchmark's screen (which would change the basis where its degrees differ from 8).
+  if (pca_set) pca.acts = record<Topology, B>(weights, r, *pca_set, plan.layers, false);
+  json model{{"weights", weights}, {"regions", json::object()}};
+  for (const auto& region : r.regions)
+    model["regions"][region] =
+        score_region(region, plan.candidates.at(region), acts, b.targets.at(region), opts, r, pca, warned);
+  return model;
+}
+
+template <class Topology, class B>
+int score(const request& r) {
+  const eval::scoring_options opts = scoring_options_of(r);
+  const benchmark b = load_benchmark(r, opts.metric);
+  const layer_plan plan = plan_layers(r);
   // PCA image set (layer selection only), recorded with the same network.
   std::optional<data::stimulus_set> pca_set;
   if (r.pca > 0) pca_set = data::read_image_list(r.pca_images);
-
-  json run{{"arch", r.arch}, {"metric", r.metric}, {"ceiling_convention", r.convention}, {"degrees", r.degrees},
-           {"model_degrees", r.model_degrees}, {"assembly", r.assembly}, {"pca", r.pca}, {"models", json::array()}};
-  for (const auto& region : r.regions)
-    run["regions"][region] = {{"ceiling", targets[region].ceiling}, {"neuroids", targets[region].responses.values.cols()},
-                              {"stimuli", targets[region].responses.stimulus_id.size()}, {"splits", targets[region].splits.size()}};
-  for (const auto& weights : r.weights) {
-    std::printf("\n== %s\n", weights.c_str());
-    const auto acts = record<Topology, B>(weights, r, stimuli, layers);
-    if (!r.save_activations.empty()) {
-      const auto path = r.weights.size() == 1 ? std::filesystem::path(r.save_activations)
-                                              : std::filesystem::path(r.save_activations + "." + std::to_string(&weights - &r.weights[0]));
-      eval::save_activations(path, acts);
-      std::printf("activations written to %s\n", path.c_str());
-    }
-    std::optional<eval::activation_set> pca_acts;
-    std::map<std::string, eval::pca> pca_fits;
-    std::set<std::string> warned;  // warnings printed: once per layer and rank, not once per region
-    // The PCA images go straight to the model's preprocessing, as Brain-Score's LayerPCA feeds them: not
-    // placed on the benchmark's screen (which would change the basis where its degrees differ from 8).
-    if (pca_set) pca_acts = record<Topology, B>(weights, r, *pca_set, layers, false);
-    json model{{"weights", weights}, {"regions", json::object()}};
-    for (const auto& region : r.regions) {
-      // With --every-step a module called once per recurrent step is scored at each step ("<name>.<t>").
-      std::vector<std::string> names;
-      for (const auto& c : candidates[region])
-        for (const auto& l : acts.layers)
-          if (l.name == c || (r.every_step && l.name.rfind(c + ".", 0) == 0 &&
-                              l.name.find_first_not_of("0123456789", c.size() + 1) == std::string::npos))
-            names.push_back(l.name);
-      std::vector<eval::layer_score> scores;
-      std::printf("%-8s %-28s %8s %8s %8s %8s\n", region.c_str(), "layer", "raw r", "SEM", "ceiling", "ceiled");
-      for (const auto& layer : names) {
-        const eval::pca* reduce = nullptr;
-        if (pca_acts && pca_acts->layer(layer).features() > r.pca) {
-          auto it = pca_fits.find(layer);
-          if (it == pca_fits.end()) {  // one fit per layer, shared by the regions
-            const auto& l = pca_acts->layer(layer);
-            it = pca_fits.emplace(layer, eval::pca()).first;
-            it->second.fit(l.values.data(), pca_acts->stimuli(), l.features(), r.pca);
-          }
-          reduce = &it->second;
-        }
-        scores.push_back(eval::score_layer(acts, layer, targets[region], opts, reduce));
-        const auto& s = scores.back();
-        for (const auto& w : s.warnings)
-          if (warned.insert(w).second) std::fprintf(stderr, "warning: %s\n", w.c_str());
-        std::printf("%-8s %-28s %8s %8s %8s %8s\n", "", layer.c_str(), fmt(s.raw.score).c_str(), fmt(s.raw.error).c_str(),
-                    fmt(s.ceiling).c_str(), fmt(s.ceiled).c_str());
-      }
-      // With --pca the layers are chosen on reduced features; the committed one is scored on all of them.
-      eval::layer_score best = eval::best_layer(scores);
-      if (pca_acts) best = eval::score_layer(acts, best.layer, targets[region], opts);
-      std::printf("%-8s committed: %s (raw %s, ceiled %s%s)\n", "", best.layer.c_str(), fmt(best.raw.score).c_str(),
-                  fmt(best.ceiled).c_str(), pca_acts ? ", full features" : "");
-      json reg{{"best", best.layer}, {"ceiled", best.ceiled}, {"raw", best.raw.score}, {"error", best.raw.error},
-               {"per_split", best.raw.per_split}, {"layers", json::array()}};
-      for (const auto& s : scores) reg["layers"].push_back(score_json(s));
-      model["regions"][region] = reg;
-    }
-    run["models"].push_back(model);
-  }
+  json run = run_json(r, b);
+  for (std::size_t i = 0; i < r.weights.size(); ++i) run["models"].push_back(score_checkpoint<Topology, B>(i, r, b, plan, pca_set, opts));
   print_summary({tools::score_report_from_json(run, "this run")});
   if (!r.out.empty()) {
     tools::activity writing("writing '" + r.out + "'");
@@ -299,16 +356,21 @@ int score(const request& r) {
   return 0;
 }
 
-int run_tool(int argc, char** argv) {
-  CLI::App app{"grcnn-score: Brain-Score neural predictivity of GRCNN checkpoints"};
+// The command line: a scoring request, or --report files to summarise; --region and --layers as given.
+struct command_line {
   request r;
   std::vector<std::string> report;
   std::string regions, layers;
-  app.add_option("--report", report, "print the summary table of earlier --out JSON files and exit")->check(CLI::ExistingFile);
+};
+
+// What is scored, against what, with which model.
+void add_input_options(CLI::App& app, command_line& c) {
+  request& r = c.r;
+  app.add_option("--report", c.report, "print the summary table of earlier --out JSON files and exit")->check(CLI::ExistingFile);
   app.add_option("--arch", r.arch, "architecture")->check(CLI::IsMember(models::variant_names()));
   app.add_option("--weights", r.weights, "safetensors weights or training checkpoints (several: one row each)")
       ->check(CLI::ExistingFile);
-  app.add_option("--backend", r.backend, "cpu (oneDNN) or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  app.add_option("--backend", r.backend, "cpu (oneDNN) or cuda")->check(CLI::IsMember(backends::known_backend_names()))->capture_default_str();
   app.add_option("--precision", r.precision, "fp32 | bf16 (activations computed in bf16 on the f32 weights)")
       ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   app.add_option("--stimuli", r.stimuli_dir, "folder of the stimulus images")->check(CLI::ExistingDirectory);
@@ -317,14 +379,18 @@ int run_tool(int argc, char** argv) {
   app.add_option("--images", r.image_list, "instead of a CSV: one image path per line (id = file stem)")->check(CLI::ExistingFile);
   app.add_option("--assembly", r.assembly, "NeuroidAssembly netCDF file")->check(CLI::ExistingFile);
   app.add_option("--variable", r.variable, "its data variable (default: the only one over presentation x neuroid)");
-  app.add_option("--region", regions, "regions to score, comma-separated (V4,IT)");
+  app.add_option("--region", c.regions, "regions to score, comma-separated (V4,IT)");
   app.add_option("--drop-neuroids", r.drop_neuroids, "neuroid ids to drop, one per line (hvm: erroneous_neuroids.txt)")
       ->check(CLI::ExistingFile);
   app.add_option("--time-window", r.time_window, "START,END ms: average the time bins inside (needed with several bins)");
-  app.add_option("--layers", layers, "candidate layers, comma-separated (PyTorch module names)");
+  app.add_option("--layers", c.layers, "candidate layers, comma-separated (PyTorch module names)");
   app.add_option("--region-map", r.region_map, "JSON {region: layer}, or 'published' (Brain-Score's map for --arch)");
   app.add_option("--degrees", r.degrees, "visual degrees the stimuli span")->capture_default_str();
   app.add_option("--model-degrees", r.model_degrees, "visual degrees the model sees")->capture_default_str();
+}
+
+// How the layers are scored, and what is written besides the tables.
+void add_scoring_options(CLI::App& app, request& r) {
   app.add_option("--splits", r.splits_file, "JSON splits by stimulus id (instead of drawing them)")->check(CLI::ExistingFile);
   app.add_option("--stratify", r.stratify, "stimulus column to stratify the splits by, or 'none'")->capture_default_str();
   app.add_option("--n-splits", r.n_splits, "cross-validation splits")->check(CLI::Range(1, 1000))->capture_default_str();
@@ -334,7 +400,7 @@ int run_tool(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", r.seed, "random_state of the splits (numpy-identical)")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--metric", r.metric, "pls, ridge, linear, rsa or cka")
-      ->check(CLI::IsMember({"pls", "ridge", "linear", "rsa", "cka"}))
+      ->check(CLI::IsMember(eval::metric_names()))
       ->capture_default_str();
   app.add_option("--components", r.components, "PLS components")->check(CLI::Range(1, 10000))->capture_default_str();
   app.add_option("--alpha", r.alpha, "ridge alpha")->check(CLI::NonNegativeNumber)->capture_default_str();
@@ -350,50 +416,62 @@ int run_tool(int argc, char** argv) {
   app.add_flag("--every-step", r.every_step, "score each call of a module run once per recurrent step (default: its last)");
   app.add_option("--save-activations", r.save_activations, "also write the recorded activations (safetensors)");
   app.add_option("--out", r.out, "write the scores as JSON");
+}
+
+// The flags a scoring run lacks, each with a leading space (empty: none).
+std::string missing_flags(const request& r) {
+  std::string missing;
+  if (r.arch.empty()) missing += " --arch";
+  if (r.weights.empty()) missing += " --weights";
+  if (r.assembly.empty()) missing += " --assembly";
+  if (r.regions.empty()) missing += " --region";
+  if (r.layers.empty() && r.region_map.empty()) missing += " --layers|--region-map";
+  if (r.image_list.empty() && (r.stimuli_dir.empty() || r.stimulus_csv.empty())) missing += " --stimuli+--stimulus-csv|--images";
+  return missing;
+}
+
+// A request that cannot run is refused before any work: returns the exit code after saying why (2, or
+// an exception for a malformed value), or -1 to go on.
+int refuse_unrunnable(const request& r) {
+  if (const std::string missing = missing_flags(r); !missing.empty()) {
+    std::cerr << "grcnn-score: missing" << missing << " (or --report FILE...)\n";
+    return 2;
+  }
+  if (!r.time_window.empty()) parse_time_window(r.time_window);  // a malformed flag fails before any work
+  if (r.pca > 0 && r.pca_images.empty()) {
+    std::cerr << "grcnn-score: --pca needs --pca-images\n";
+    return 2;
+  }
+  models::parse_vone_noise(r.vone_noise);
+  if (const std::string why = backends::unusable_reason(r.backend); !why.empty()) {
+    std::cerr << "grcnn-score: --backend " << r.backend << ": " << why << "\n";
+    return 2;
+  }
+  return -1;
+}
+
+int run_tool(int argc, char** argv) {
+  CLI::App app{"grcnn-score: Brain-Score neural predictivity of GRCNN checkpoints"};
+  command_line c;
+  add_input_options(app, c);
+  add_scoring_options(app, c.r);
   data::image_limits limits = data::default_image_limits();
   tools::add_limit_options(app, limits, /*arrays=*/false);
   CLI11_PARSE(app, argc, argv);
   data::set_default_image_limits(limits);
-  {
-    if (!report.empty()) {
-      std::vector<tools::score_report> runs;
-      for (const auto& f : report) runs.push_back(tools::read_score_report(f));
-      print_summary(runs);
-      return 0;
-    }
-    r.regions = split_list(regions);
-    r.layers = split_list(layers);
-    std::string missing;
-    if (r.arch.empty()) missing += " --arch";
-    if (r.weights.empty()) missing += " --weights";
-    if (r.assembly.empty()) missing += " --assembly";
-    if (r.regions.empty()) missing += " --region";
-    if (r.layers.empty() && r.region_map.empty()) missing += " --layers|--region-map";
-    if (r.image_list.empty() && (r.stimuli_dir.empty() || r.stimulus_csv.empty())) missing += " --stimuli+--stimulus-csv|--images";
-    if (!missing.empty()) {
-      std::cerr << "grcnn-score: missing" << missing << " (or --report FILE...)\n";
-      return 2;
-    }
-    if (!r.time_window.empty()) parse_time_window(r.time_window);  // a malformed flag fails before any work
-    if (r.pca > 0 && r.pca_images.empty()) {
-      std::cerr << "grcnn-score: --pca needs --pca-images\n";
-      return 2;
-    }
-    models::parse_vone_noise(r.vone_noise);
-    if (r.backend == "cuda") {
-#ifdef GRCNN_HAVE_CUDA
-      if (const auto probe = grcnn::cuda::probe(); probe.device_count == 0) {
-        std::cerr << "grcnn-score: --backend cuda: no usable GPU (" << probe.reason << ")\n";
-        return 2;
-      }
-      return models::with_variant(r.arch, [&]<class Topology>() { return score<Topology, backends::cuda>(r); });
-#else
-      std::cerr << "grcnn-score: --backend cuda: this build has no CUDA component\n";
-      return 2;
-#endif
-    }
-    return models::with_variant(r.arch, [&]<class Topology>() { return score<Topology, backends::cpu>(r); });
+  if (!c.report.empty()) {
+    std::vector<tools::score_report> runs;
+    for (const auto& f : c.report) runs.push_back(tools::read_score_report(f));
+    print_summary(runs);
+    return 0;
   }
+  request& r = c.r;
+  r.regions = tools::split_commas(c.regions);
+  r.layers = tools::split_commas(c.layers);
+  if (const int rc = refuse_unrunnable(r); rc >= 0) return rc;
+  return backends::with_backend(r.backend, [&]<class B>() {
+    return models::with_variant(r.arch, [&]<class Topology>() { return score<Topology, B>(r); });
+  });
 }
 
 }  // namespace

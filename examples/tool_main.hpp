@@ -7,9 +7,11 @@
 #include <cstdio>
 #include <exception>
 #include <new>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <grcnn/core/error.hpp>
 #include <grcnn/data/limits.hpp>
@@ -77,6 +79,16 @@ inline int capped_threads(const char* tool, int requested) {
   if (cores == 0 || requested <= static_cast<int>(cores)) return requested;
   std::fprintf(stderr, "%s: warning: --threads %d is above this machine's %u cores; using %u\n", tool, requested, cores, cores);
   return static_cast<int>(cores);
+}
+
+// A comma-separated flag value (--taps, --region, --layers) as its items; empty items are dropped, so
+// "a,,b," and "a,b" are the same list.
+inline std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
 }
 
 // The data layer's size limits (data/limits.hpp) as flags; the tool passes the parsed values to

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <grcnn/backends/select.hpp>
 #include <grcnn/data/limits.hpp>
 #include <grcnn/models/registry.hpp>
 #include <grcnn/models/vone_noise.hpp>
@@ -45,6 +46,14 @@ struct settings {
   std::string textures, noise, noise_mode = "uniform";
   data::image_limits limits = data::default_image_limits();  // --max-image-pixels, ... (data/limits.hpp)
 };
+
+// --backend's values: auto, and every backend name grcnn knows (backends/select.hpp; one this build left
+// out is accepted here and refused by the tool with the reason).
+inline std::vector<std::string> backend_choices() {
+  std::vector<std::string> choices{"auto"};
+  for (const auto& name : backends::known_backend_names()) choices.push_back(name);
+  return choices;
+}
 
 // Every option of grcnn-train, bound to `s`. Recipe files (--recipe) are TOML with the long option names
 // as keys; a key no option has, a [section] or a line that is not `key = value` is an error that names
@@ -109,7 +118,7 @@ inline void add_train_options(CLI::App& app, settings& s) {
   app.add_option("--noise", s.noise, "folder of noise images (default: the textures, phase-randomised in memory)")->check(CLI::ExistingDirectory);
   app.add_option("--noise-mode", s.noise_mode, "phase randomisation of the in-memory noise: uniform | permute | per-channel (each channel's amplitude, one shared phase)")
       ->check(CLI::IsMember({"uniform", "permute", "per-channel"}))->capture_default_str();
-  app.add_option("--backend", s.backend, "auto (the GPU when the build and machine have one) | cpu (oneDNN) | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
+  app.add_option("--backend", s.backend, "auto (the GPU when the build and machine have one) | cpu (oneDNN) | cuda")->check(CLI::IsMember(backend_choices()))->capture_default_str();
   app.add_option("--precision", s.precision, "fp32 | bf16 (mixed: bf16 activations and convolutions on f32 master weights, f32 BN statistics and losses)")
       ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   app.add_option("--threads", s.threads, "compute threads (default: all cores)")->check(CLI::PositiveNumber);

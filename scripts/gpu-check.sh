@@ -85,7 +85,7 @@ else
   bin=$here/build-gpu
   cmake -S "$here" -B "$bin" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRCNN_ENABLE_CUDA=ON ${cudnn:+-DCUDNN_ROOT=$cudnn} \
     ${nccl:+-DNCCL_ROOT=$nccl} >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
-  cmake --build "$bin" --target test_cuda_backend test_cuda_device bench_grcnn_cuda grcnn-train grcnn-infer >"$OUT/build.log" 2>&1 ||
+  cmake --build "$bin" --target test_cuda_backend test_cuda_device bench_backends grcnn-train grcnn-infer >"$OUT/build.log" 2>&1 ||
     { tail -40 "$OUT/build.log"; exit 1; }
   if cmake --build "$bin" --target help 2>/dev/null | grep -q 'test_dist_cuda'; then
     cmake --build "$bin" --target test_dist_cuda bench_data_parallel >>"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
@@ -118,9 +118,10 @@ else
 fi
 
 bench() {  # bench PRECISION LAYOUT [more options]: each convolution search's timings go to the log
-  local p=$1 l=$2; shift 2
+  local p=$1 l=$2 run; shift 2
+  case "$p" in fp32) run=cuda ;; *) run=cuda-$p ;; esac  # bench_backends' CUDA runs: cuda, cuda-tf32, cuda-bf16
   GRCNN_CUDNN_API=auto GRCNN_CUDNN_LOG=1 JSONL="$OUT/bench-grcnn-cuda.jsonl" stage "grcnn bench $p $l${*:+ $*}" 40 150 "$OUT/bench-profile.txt" \
-    bash -c "$tee_jsonl" _ "$bin/benchmarks/bench_grcnn_cuda" --precision "$p" --layout "$l" --steps 10 --warmup 3 \
+    bash -c "$tee_jsonl" _ "$bin/benchmarks/bench_backends" --backends "$run" --layout "$l" --steps 10 --warmup 3 \
     ${profile:+--profile} "$@"
 }
 torch_bench() {  # torch_bench PRECISIONS, eager

@@ -11,7 +11,20 @@ build="${GRCNN_BUILD_DIR:-$root/build}"
 run="${GRCNN_RUN_DIR:-$root/runs/fashion-mnist}"
 t0=$(date +%s)
 "$root/scripts/install-deps.sh"
-"$root/scripts/build.sh"
+# Build only the two programs this job runs; scripts/test.sh builds the rest (tests, benchmarks, the other
+# tools) in the same folder. The CUDA component is what grcnn-train's --backend auto runs on where the
+# machine has a GPU; without one (no /dev/nvidia<N>) it would train on the CPU anyway, so the CUDA kernels
+# are not built for it, and the folder's GRCNN_ENABLE_CUDA setting is put back afterwards for test.sh.
+cuda_args=()
+if ! compgen -G '/dev/nvidia[0-9]*' >/dev/null && [ ! -e /dev/dxg ]; then
+  cuda_before=$(sed -n 's/^GRCNN_ENABLE_CUDA:BOOL=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
+  cuda_args=(-DGRCNN_ENABLE_CUDA=OFF)
+fi
+GRCNN_BUILD_TARGETS="grcnn-train grcnn-score" "$root/scripts/build.sh" "${cuda_args[@]}"
+if [ ${#cuda_args[@]} -gt 0 ] && [ "${cuda_before:-}" != OFF ]; then
+  if [ -n "${cuda_before:-}" ]; then restore=(-DGRCNN_ENABLE_CUDA="$cuda_before"); else restore=(-UGRCNN_ENABLE_CUDA); fi
+  cmake -S "$root" -B "$build" "${restore[@]}" >/dev/null  # reconfigures only; the programs just built stay
+fi
 t1=$(date +%s)
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 # A fresh run starts from an empty folder; `main-job.sh --resume` continues the interrupted one.

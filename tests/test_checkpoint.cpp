@@ -3,6 +3,7 @@
 // all reported at once; weight-sharing variants tie PyTorch's duplicated keys.
 #include <catch2/catch.hpp>
 
+#include <grcnn/backends/default.hpp>
 #include <grcnn/io/state_dict.hpp>
 #include <grcnn/models/grcnn.hpp>
 #include <grcnn/train/checkpoint.hpp>

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "support/run_case.hpp"
+#include <grcnn/backends/default.hpp>
 #include <grcnn/models/grcnn.hpp>
 
 using namespace grcnn;

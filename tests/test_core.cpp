@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/random.hpp"
+#include <grcnn/backends/default.hpp>
 #include <grcnn/ops.hpp>
 
 using namespace grcnn;

@@ -12,6 +12,7 @@
 #include <map>
 
 #include <grcnn/backends/cuda/cuda.hpp>
+#include <grcnn/train/cuda_updates.hpp>
 #include <grcnn/backends/cuda/device.hpp>
 #include <grcnn/io/state_dict.hpp>
 #include <grcnn/models/grcnn.hpp>

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <grcnn/backends/default.hpp>
 #include <grcnn/data/augmix.hpp>
 #include <grcnn/data/cifar.hpp>
 #include <grcnn/data/image_folder.hpp>
@@ -375,8 +376,6 @@ class counting_runtime final : public device_runtime {
     FAIL("not used by this test");
   }
   void add_inplace(dtype, void*, const void*, std::size_t) override { FAIL("not used by this test"); }
-  void sgd_update(std::span<const sgd_slot>, const sgd_hyper&) override { FAIL("not used by this test"); }
-  void adamw_update(std::span<const adamw_slot>, const adamw_hyper&) override { FAIL("not used by this test"); }
   void synchronize() override {}
   device_memory_stats memory_stats() const override { return {}; }
 };

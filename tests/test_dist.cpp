@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include <grcnn/backends/default.hpp>
 #include <grcnn/dist/batch_norm_group.hpp>
 #include <grcnn/dist/data_parallel.hpp>
 #include <grcnn/dist/mpi.hpp>

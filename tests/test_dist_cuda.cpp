@@ -14,6 +14,8 @@
 #include <vector>
 
 #include <grcnn/backends/cuda/cuda.hpp>
+#include <grcnn/backends/default.hpp>
+#include <grcnn/train/cuda_updates.hpp>
 #include <grcnn/dist/batch_norm_group.hpp>
 #include <grcnn/dist/data_parallel.hpp>
 #include <grcnn/dist/nccl.hpp>

@@ -9,6 +9,7 @@
 
 #include <netcdf.h>
 
+#include <grcnn/backends/default.hpp>
 #include <grcnn/data/screen.hpp>
 #include <grcnn/data/stimulus_set.hpp>
 

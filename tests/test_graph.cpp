@@ -10,6 +10,7 @@
 #include <set>
 #include <tuple>
 
+#include <grcnn/backends/default.hpp>
 #include <grcnn/core/allocator.hpp>
 #include <grcnn/models/grcnn.hpp>
 
@@ -97,11 +98,11 @@ static_assert(rf("layer2.conv_g_r", 2).size() == rf("layer2.state", 2).size());
 
 // ---- user topologies ------------------------------------------------------------------------------------
 // ImageNet-style SK with weight sharing, small.
-using tiny_sk = nn::topology<nn::imagenet_stem<32>, nn::grcl<"layer1", nn::imagenet_grcl(32, 32, 2, true, true, true)>,
-                             nn::grcl<"layer2", nn::imagenet_grcl(64, 32, 2, false, true)>, nn::classifier_head<64, 0>>;
+using tiny_sk = nn::topology<nn::imagenet_stem<32>, nn::grcl<"layer1", nn::imagenet_grcl({.in = 32, .planes = 32, .iterations = 2, .downsample = true, .sk = true, .share = true})>,
+                             nn::grcl<"layer2", nn::imagenet_grcl({.in = 64, .planes = 32, .iterations = 2, .downsample = false, .sk = true})>, nn::classifier_head<64, 0>>;
 // CIFAR-style SK (CIFAR's SK branches) with a plain transition.
-using tiny_cifar_sk = nn::topology<nn::cifar_stem<32>, nn::grcl<"stage_1", nn::cifar_grcl(32, 32, 2, true, true)>,
-                                   nn::grcl<"stage_2", nn::cifar_grcl(64, 16, 1, false)>, nn::classifier_head<64, 0>>;
+using tiny_cifar_sk = nn::topology<nn::cifar_stem<32>, nn::grcl<"stage_1", nn::cifar_grcl({.in = 32, .planes = 32, .iterations = 2, .downsample = true, .sk = true})>,
+                                   nn::grcl<"stage_2", nn::cifar_grcl({.in = 64, .planes = 16, .iterations = 1, .downsample = false})>, nn::classifier_head<64, 0>>;
 // A small VOneBlock.
 constexpr nn::vone_options tiny_vone_options() {
   nn::vone_options o;
@@ -109,12 +110,12 @@ constexpr nn::vone_options tiny_vone_options() {
   o.image_size = 32, o.visual_degrees = 4;
   return o;
 }
-using tiny_vone = nn::topology<nn::vone_stem<tiny_vone_options()>, nn::grcl<"layer1", nn::imagenet_grcl(32, 16, 2, false)>,
+using tiny_vone = nn::topology<nn::vone_stem<tiny_vone_options()>, nn::grcl<"layer1", nn::imagenet_grcl({.in = 32, .planes = 16, .iterations = 2, .downsample = false})>,
                                nn::classifier_head<64, 0>>;
 // Cross-layer sharing: stage_2 reuses stage_1's recurrent weights (same widths), stage_3 has its own.
-using cross_shared = nn::topology<nn::cifar_stem<64>, nn::grcl<"stage_1", nn::cifar_grcl(64, 16, 2, false)>,
-                                  nn::grcl<"stage_2", nn::cifar_grcl(64, 16, 2, true), "stage_1">,
-                                  nn::grcl<"stage_3", nn::cifar_grcl(64, 16, 1, false)>, nn::classifier_head<64, 0>>;
+using cross_shared = nn::topology<nn::cifar_stem<64>, nn::grcl<"stage_1", nn::cifar_grcl({.in = 64, .planes = 16, .iterations = 2, .downsample = false})>,
+                                  nn::grcl<"stage_2", nn::cifar_grcl({.in = 64, .planes = 16, .iterations = 2, .downsample = true}), "stage_1">,
+                                  nn::grcl<"stage_3", nn::cifar_grcl({.in = 64, .planes = 16, .iterations = 1, .downsample = false})>, nn::classifier_head<64, 0>>;
 
 template <class Topology>
 std::int64_t runtime_parameters(int classes) {

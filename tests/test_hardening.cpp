@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "support/random.hpp"
+#include <grcnn/backends/default.hpp>
 #include <grcnn/eval/neuroid_assembly.hpp>
 #include <grcnn/eval/splits.hpp>
 #include <grcnn/io/json.hpp>
@@ -201,7 +202,7 @@ TEST_CASE("tensor sizes: negative extents and byte counts beyond 64 bits are ref
 
 namespace {
 // A tiny ImageNet-style topology (7x7 stem, maxpool, downsampling GRCL, fixed 2x2 readout).
-using tiny_imagenet = nn::topology<nn::imagenet_stem<32>, nn::grcl<"layer1", nn::imagenet_grcl(32, 8, 1, true)>,
+using tiny_imagenet = nn::topology<nn::imagenet_stem<32>, nn::grcl<"layer1", nn::imagenet_grcl({.in = 32, .planes = 8, .iterations = 1, .downsample = true})>,
                                    nn::classifier_head<32, 2>>;
 template <class Net>
 bool forward_works(Net& net, std::int64_t side) {

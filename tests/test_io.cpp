@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "support/random.hpp"
+#include <grcnn/backends/default.hpp>
 #include <grcnn/io/safetensors.hpp>
 #include <grcnn/io/state_dict.hpp>
 

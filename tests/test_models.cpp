@@ -9,6 +9,7 @@
 #include <set>
 #include <type_traits>
 
+#include <grcnn/backends/default.hpp>
 #include <grcnn/eval/activations.hpp>
 #include <grcnn/models/grcnn.hpp>
 

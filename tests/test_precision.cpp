@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include <grcnn/backends/default.hpp>
 #include <grcnn/io/state_dict.hpp>
 #include <grcnn/models/grcnn.hpp>
 #include <grcnn/train/sgd.hpp>
@@ -179,7 +180,7 @@ TEST_CASE("grcnn_small in bf16 on oneDNN is as accurate as an ideal bf16 emulati
 TEST_CASE("a VOne stem runs mixed: as accurate as the ideal bf16, fixed Gabor banks never trained", "[precision][vone]") {
   constexpr nn::vone_options tiny{.simple_channels = 4, .complex_channels = 4, .kernel_size = 7, .stride = 2,
                                   .out_channels = 32, .image_size = 32, .visual_degrees = 8};
-  using topo = nn::topology<nn::vone_stem<tiny>, nn::grcl<"stage_1", nn::cifar_grcl(32, 16, 1, false)>,
+  using topo = nn::topology<nn::vone_stem<tiny>, nn::grcl<"stage_1", nn::cifar_grcl({.in = 32, .planes = 16, .iterations = 1, .downsample = false})>,
                             nn::classifier_head<64, 0, 0.05>>;
   const tensor x = images(4, 16, 4), y = labels(4, 5);
   check_against_ideal_bf16<topo>(5, x, y, [](auto& net) { net.template module<nn::vone_module>().disable_noise(); });

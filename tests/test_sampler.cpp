@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <grcnn/backends/default.hpp>
 #include <grcnn/dist/sampler.hpp>
 
 using namespace grcnn;

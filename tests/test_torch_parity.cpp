@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "support/run_case.hpp"
+#include <grcnn/backends/default.hpp>
 #include <grcnn/io/safetensors.hpp>
 
 using namespace grcnn;

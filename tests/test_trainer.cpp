@@ -6,6 +6,7 @@
 
 #include <csignal>
 
+#include <grcnn/backends/default.hpp>
 #include <grcnn/models/grcnn.hpp>
 #include <grcnn/train/sgd.hpp>
 #include <grcnn/train/trainer.hpp>

@@ -10,6 +10,7 @@
 #include <numeric>
 #include <random>
 
+#include <grcnn/backends/default.hpp>
 #include <grcnn/io/state_dict.hpp>
 #include <grcnn/models/grcnn.hpp>
 #include <grcnn/train/sgd.hpp>
@@ -281,7 +282,7 @@ TEST_CASE("vone_response refuses inputs that do not fit", "[vone]") {
 namespace {
 constexpr nn::vone_options tiny{.simple_channels = 4, .complex_channels = 4, .kernel_size = 7, .stride = 2,
                                 .out_channels = 32, .image_size = 32, .visual_degrees = 8};
-using tiny_vone_topology = nn::topology<nn::vone_stem<tiny>, nn::grcl<"stage_1", nn::cifar_grcl(32, 16, 1, false)>,
+using tiny_vone_topology = nn::topology<nn::vone_stem<tiny>, nn::grcl<"stage_1", nn::cifar_grcl({.in = 32, .planes = 16, .iterations = 1, .downsample = false})>,
                                         nn::classifier_head<64, 0, 0.05>>;
 }  // namespace
 

@@ -75,7 +75,7 @@ struct profile_scope {
 #define GRCNN_PROFILE(name) ::grcnn::cuda::detail::profile_scope grcnn_profile_scope_(name)
 
 // Per-channel sums over N, H and W of a 4-D view in double: out[2c] = the sum, out[2c + 1] = 0
-// (norm_pool.cu: a convolution's bias gradient shares batch norm's channel reductions).
+// (norm.cu: a convolution's bias gradient shares batch norm's channel reductions).
 void channel_totals(const view4& v, const float* x, double* out);
 void channel_totals(const view4& v, const __nv_bfloat16* x, double* out);
 
@@ -91,6 +91,10 @@ inline int blocks_for(std::int64_t n, int threads = 256) {
   const std::int64_t cap = static_cast<std::int64_t>(ctx().sm_count) * 32;
   return static_cast<int>(b < 1 ? 1 : (b > cap ? cap : b));
 }
+
+// Whether 32-bit index arithmetic covers the view (fewer than 2^31 elements): batch norm's and pooling's
+// kernels then index in int32 (64-bit division costs them more instructions than their memory traffic allows).
+inline bool small_index(const view4& v) { return v.numel() < (std::int64_t(1) << 31); }
 
 #define GRCNN_GRID_STRIDE(i, n) \
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)

@@ -99,4 +99,9 @@ void launch_map(const char* what, F f, std::int64_t n, const std::array<const T*
   check_last_launch(what);
 }
 
+// The add op's map (elementwise.cu), shared with the runtime's gradient accumulation (runtime.cu).
+struct add_op {  // also the gradient accumulation d += s (in place: a pack is loaded before it is stored)
+  __device__ void operator()(const float (&x)[2], float (&y)[1]) const { y[0] = x[0] + x[1]; }
+};
+
 }  // namespace grcnn::cuda::detail

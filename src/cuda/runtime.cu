@@ -1,5 +1,6 @@
-// The CUDA runtime behind grcnn's device tensors: context, stream-ordered memory pool, copies, and the
-// elementwise and optimizer kernels.
+// The CUDA runtime behind grcnn's device tensors: context, stream-ordered memory pool, copies, gradient
+// accumulation, normal draws and layout permutes. The ops' elementwise kernels are elementwise.cu, the
+// optimizers' updates optimizer.cu (train's, registered through grcnn/train/cuda_updates.hpp).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -220,8 +221,6 @@ class runtime_impl final : public device_runtime {
   void add_inplace(dtype t, void* dst, const void* src, std::size_t n) override;
   void fill_normal(dtype t, void* dst, std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
                    bool channels_last, std::uint64_t seed, std::uint64_t stream) override;
-  void sgd_update(std::span<const sgd_slot> slots, const sgd_hyper& h) override { cuda::sgd_update(slots, h); }
-  void adamw_update(std::span<const adamw_slot> slots, const adamw_hyper& h) override { cuda::adamw_update(slots, h); }
   void synchronize() override { cuda::synchronize(); }
   bool is_pinned(const void* p) const {
     std::lock_guard lock(pinned_mu_);
@@ -254,9 +253,6 @@ class runtime_impl final : public device_runtime {
 __global__ void k_add_f64(double* d, const double* s, std::int64_t n) {
   GRCNN_GRID_STRIDE(i, n) d[i] += s[i];
 }
-struct add_op {  // also the gradient accumulation d += s (in place: a pack is loaded before it is stored)
-  __device__ void operator()(const float (&x)[2], float (&y)[1]) const { y[0] = x[0] + x[1]; }
-};
 
 void runtime_impl::add_inplace(dtype t, void* dst, const void* src, std::size_t n) {
   GRCNN_PROFILE("grad accumulate");
@@ -342,117 +338,6 @@ void runtime_impl::permute_4d(std::size_t elem_size, const void* src, void* dst,
   check_last_launch("permute_4d");
 }
 
-// ---- elementwise kernels (T: float or __nv_bfloat16 storage, f32 math) ----
-// Their arithmetic per element (f32 between loads and stores); launch_map packs the memory accesses.
-// PyTorch's ReLU: NaN stays NaN (fmaxf(x, 0) would give 0), and the gradient passes where y is NaN
-// (threshold_backward: y <= 0 ? 0 : dy).
-struct relu_op {
-  __device__ void operator()(const float (&x)[1], float (&y)[1]) const { y[0] = x[0] <= 0.f ? 0.f : x[0]; }
-};
-struct relu_bwd_op {  // x: dy, y
-  __device__ void operator()(const float (&x)[2], float (&y)[1]) const { y[0] = x[1] <= 0.f ? 0.f : x[0]; }
-};
-struct sigmoid_op {
-  __device__ void operator()(const float (&x)[1], float (&y)[1]) const { y[0] = 1.f / (1.f + expf(-x[0])); }
-};
-struct sigmoid_bwd_op {  // x: dy, y
-  __device__ void operator()(const float (&x)[2], float (&y)[1]) const { y[0] = x[0] * x[1] * (1.f - x[1]); }
-};
-struct mul_op {
-  __device__ void operator()(const float (&x)[2], float (&y)[1]) const { y[0] = x[0] * x[1]; }
-};
-struct gate_op {  // x: x, a, b, y; out = x + sigmoid(a + b) * y
-  __device__ void operator()(const float (&x)[4], float (&y)[1]) const {
-    y[0] = x[0] + 1.f / (1.f + expf(-(x[1] + x[2]))) * x[3];
-  }
-};
-struct gate_bwd_dy_op {  // x: dout, a, b; y: dy (no gate gradient wanted: y is not read)
-  __device__ void operator()(const float (&x)[3], float (&y)[1]) const {
-    y[0] = x[0] * (1.f / (1.f + expf(-(x[1] + x[2]))));
-  }
-};
-struct gate_bwd_op {  // x: dout, a, b, y; y: dgate, dy
-  __device__ void operator()(const float (&x)[4], float (&y)[2]) const {
-    const float s = 1.f / (1.f + expf(-(x[1] + x[2]))), g = x[0];
-    y[0] = g * x[3] * s * (1.f - s);
-    y[1] = g * s;
-  }
-};
-__global__ void k_fill(float* p, float v, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) p[i] = v;
-}
-template <class From, class To>
-__global__ void k_convert(const From* x, To* y, std::int64_t n) {
-  GRCNN_GRID_STRIDE(i, n) st(y[i], ld(x[i]));
-}
-// Multi-tensor optimizer updates: a launch covers up to kSlots tensors laid end to end in one index
-// space (ends[s]: one past slot s's last element); a thread finds its slot by binary search over the
-// ends, which sit in the kernel's parameter space. The per-element arithmetic is the single-tensor
-// form's (train/sgd.hpp, train/adamw.hpp).
-constexpr int kSlots = 48;  // a table stays under the 4 KB of kernel parameters
-struct sgd_table {
-  int count;
-  std::int64_t ends[kSlots];
-  float* w[kSlots];
-  const float* g[kSlots];
-  float* buf[kSlots];
-  bool first[kSlots];
-};
-// 1 - beta arrives computed in double (as the host optimizer and torch do): 1.f - 0.999f is 4.7e-5 off.
-struct adamw_table {
-  int count;
-  std::int64_t ends[kSlots];
-  float* w[kSlots];
-  const float* g[kSlots];
-  float* m[kSlots];
-  float* v[kSlots];
-  float step_size[kSlots], c2[kSlots];  // lr / (1 - b1^t), sqrt(1 - b2^t) of each tensor's step t
-  float decay, b1, b2, one_b1, one_b2, eps;
-};
-// Element i of the index space: its slot s and its offset k within that tensor.
-struct slot_element {
-  int s;
-  std::int64_t k;
-};
-__device__ __forceinline__ slot_element slot_of(const std::int64_t* ends, int count, std::int64_t i) {
-  int lo = 0, hi = count - 1;  // the first slot whose end exceeds i
-  while (lo < hi) {
-    const int mid = (lo + hi) / 2;
-    if (ends[mid] > i) hi = mid;
-    else lo = mid + 1;
-  }
-  return {lo, i - (lo > 0 ? ends[lo - 1] : 0)};
-}
-__global__ void k_sgd(const __grid_constant__ sgd_table t, float lr, float wd, float mom, float damp, bool nesterov) {
-  const std::int64_t n = t.ends[t.count - 1];
-  GRCNN_GRID_STRIDE(i, n) {
-    const auto [s, k] = slot_of(t.ends, t.count, i);
-    float* w = t.w[s];
-    const float d = t.g[s][k] + wd * w[k];
-    if (mom == 0.f) {
-      w[k] -= lr * d;
-    } else {
-      const float b = t.first[s] ? d : mom * t.buf[s][k] + damp * d;
-      t.buf[s][k] = b;
-      w[k] -= lr * (nesterov ? d + mom * b : b);
-    }
-  }
-}
-__global__ void k_adamw(const __grid_constant__ adamw_table t) {
-  const std::int64_t n = t.ends[t.count - 1];
-  GRCNN_GRID_STRIDE(i, n) {
-    const auto [s, k] = slot_of(t.ends, t.count, i);
-    float *w = t.w[s], *m = t.m[s], *v = t.v[s];
-    const float g = t.g[s][k];
-    float wi = w[k] * t.decay;
-    const float mi = m[k] * t.b1 + t.one_b1 * g;
-    const float vi = v[k] * t.b2 + t.one_b2 * g * g;
-    m[k] = mi;
-    v[k] = vi;
-    w[k] = wi - t.step_size[s] * (mi / (sqrtf(vi) / t.c2[s] + t.eps));
-  }
-}
-
 }  // namespace
 
 device_runtime& runtime() {
@@ -462,121 +347,6 @@ device_runtime& runtime() {
 bool install_runtime() {
   register_device_runtime(device_kind::cuda, &runtime());
   return true;
-}
-
-#define GRCNN_LAUNCH(kernel, n, ...)                                             \
-  do {                                                                           \
-    GRCNN_PROFILE(#kernel);                                                      \
-    if ((n) > 0) kernel<<<blocks_for(n), 256, 0, stream()>>>(__VA_ARGS__);       \
-    check_last_launch(#kernel);                                                  \
-  } while (0)
-
-template <storage S>
-void relu_forward(const S* x, S* y, std::int64_t n) {
-  GRCNN_PROFILE("relu");
-  launch_map<device_t<S>, 1, 1>("relu", relu_op{}, n, {dev(x)}, {dev(y)});
-}
-template <storage S>
-void relu_backward(const S* dy, const S* y, S* dx, std::int64_t n) {
-  GRCNN_PROFILE("relu backward");
-  launch_map<device_t<S>, 2, 1>("relu backward", relu_bwd_op{}, n, {dev(dy), dev(y)}, {dev(dx)});
-}
-template <storage S>
-void sigmoid_forward(const S* x, S* y, std::int64_t n) {
-  GRCNN_PROFILE("sigmoid");
-  launch_map<device_t<S>, 1, 1>("sigmoid", sigmoid_op{}, n, {dev(x)}, {dev(y)});
-}
-template <storage S>
-void sigmoid_backward(const S* dy, const S* y, S* dx, std::int64_t n) {
-  GRCNN_PROFILE("sigmoid backward");
-  launch_map<device_t<S>, 2, 1>("sigmoid backward", sigmoid_bwd_op{}, n, {dev(dy), dev(y)}, {dev(dx)});
-}
-template <storage S>
-void add_forward(const S* a, const S* b, S* y, std::int64_t n) {
-  GRCNN_PROFILE("add");
-  launch_map<device_t<S>, 2, 1>("add", add_op{}, n, {dev(a), dev(b)}, {dev(y)});
-}
-template <storage S>
-void mul_forward(const S* a, const S* b, S* y, std::int64_t n) {
-  GRCNN_PROFILE("mul");
-  launch_map<device_t<S>, 2, 1>("mul", mul_op{}, n, {dev(a), dev(b)}, {dev(y)});
-}
-template <storage S>
-void gated_update_forward(const S* x, const S* a, const S* b, const S* y, S* out, std::int64_t n) {
-  GRCNN_PROFILE("gated update");
-  launch_map<device_t<S>, 4, 1>("gated update", gate_op{}, n, {dev(x), dev(a), dev(b), dev(y)}, {dev(out)});
-}
-template <storage S>
-void gated_update_backward(const S* dout, const S* a, const S* b, const S* y, S* dgate, S* dy, std::int64_t n) {
-  GRCNN_PROFILE("gated update backward");
-  if (!dgate)
-    launch_map<device_t<S>, 3, 1>("gated update backward", gate_bwd_dy_op{}, n, {dev(dout), dev(a), dev(b)}, {dev(dy)});
-  else
-    launch_map<device_t<S>, 4, 2>("gated update backward", gate_bwd_op{}, n, {dev(dout), dev(a), dev(b), dev(y)},
-                                  {dev(dgate), dev(dy)});
-}
-#define GRCNN_ELEMENTWISE_FOR(S)                                                                          \
-  template void relu_forward<S>(const S*, S*, std::int64_t);                                             \
-  template void relu_backward<S>(const S*, const S*, S*, std::int64_t);                                  \
-  template void sigmoid_forward<S>(const S*, S*, std::int64_t);                                          \
-  template void sigmoid_backward<S>(const S*, const S*, S*, std::int64_t);                               \
-  template void add_forward<S>(const S*, const S*, S*, std::int64_t);                                    \
-  template void mul_forward<S>(const S*, const S*, S*, std::int64_t);                                    \
-  template void gated_update_forward<S>(const S*, const S*, const S*, const S*, S*, std::int64_t);        \
-  template void gated_update_backward<S>(const S*, const S*, const S*, const S*, S*, S*, std::int64_t);
-GRCNN_ELEMENTWISE_FOR(float)
-GRCNN_ELEMENTWISE_FOR(bf16)
-#undef GRCNN_ELEMENTWISE_FOR
-void fill(float* p, float value, std::int64_t n) { GRCNN_LAUNCH(k_fill, n, p, value, n); }
-void cast_f32_to_bf16(const float* x, bf16* y, std::int64_t n) { GRCNN_LAUNCH(k_convert, n, x, dev(y), n); }
-void cast_bf16_to_f32(const bf16* x, float* y, std::int64_t n) { GRCNN_LAUNCH(k_convert, n, dev(x), y, n); }
-
-// Fills tables of up to kSlots non-empty tensors and launches each: fill(table, slot index, position).
-template <class Table, class Slot, class Fill, class Launch>
-void for_tables(std::span<const Slot> slots, Table base, Fill&& fill, Launch&& launch) {
-  Table t = base;
-  t.count = 0;
-  std::int64_t end = 0;
-  for (const Slot& s : slots) {
-    if (s.n == 0) continue;
-    end += static_cast<std::int64_t>(s.n);
-    t.ends[t.count] = end;
-    fill(t, s, t.count);
-    if (++t.count == kSlots) {
-      launch(t, end);
-      t.count = 0;
-      end = 0;
-    }
-  }
-  if (t.count > 0) launch(t, end);
-}
-
-void sgd_update(std::span<const sgd_slot> slots, const sgd_hyper& h) {
-  GRCNN_PROFILE("sgd update");
-  for_tables(slots, sgd_table{}, [](sgd_table& t, const sgd_slot& s, int k) {
-    t.w[k] = s.w, t.g[k] = s.g, t.buf[k] = s.buf, t.first[k] = s.first;
-  }, [&](const sgd_table& t, std::int64_t n) {
-    k_sgd<<<blocks_for(n), 256, 0, stream()>>>(t, h.lr, h.weight_decay, h.momentum, h.damp, h.nesterov);
-    check_last_launch("sgd update");
-  });
-}
-void adamw_update(std::span<const adamw_slot> slots, const adamw_hyper& h) {
-  GRCNN_PROFILE("adamw update");
-  adamw_table base{};
-  base.decay = static_cast<float>(1.0 - h.lr * h.weight_decay);
-  base.b1 = static_cast<float>(h.beta1), base.b2 = static_cast<float>(h.beta2);
-  base.one_b1 = static_cast<float>(1.0 - h.beta1), base.one_b2 = static_cast<float>(1.0 - h.beta2);
-  base.eps = static_cast<float>(h.eps);
-  for_tables(slots, base, [&](adamw_table& t, const adamw_slot& s, int k) {
-    const double step = static_cast<double>(s.step);
-    const double bc1 = 1.0 - std::pow(h.beta1, step), bc2 = std::sqrt(1.0 - std::pow(h.beta2, step));
-    t.w[k] = s.w, t.g[k] = s.g, t.m[k] = s.m, t.v[k] = s.v;
-    t.step_size[k] = static_cast<float>(h.lr / bc1);
-    t.c2[k] = static_cast<float>(bc2);
-  }, [&](const adamw_table& t, std::int64_t n) {
-    k_adamw<<<blocks_for(n), 256, 0, stream()>>>(t);
-    check_last_launch("adamw update");
-  });
 }
 
 namespace detail {

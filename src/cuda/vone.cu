@@ -1,8 +1,8 @@
 // The VOneBlock response (simple / complex cells, k_exc, neuronal or Gaussian noise): one thread per
-// element of q0's map, any strides, f32 or bf16 storage; the arithmetic is grcnn/ops/vone_math.hpp,
+// element of q0's map, any strides, f32 or bf16 storage; the arithmetic is grcnn/contract/vone_math.hpp,
 // shared with the CPU.
 #include "common.cuh"
-#include "grcnn/ops/vone_math.hpp"
+#include "grcnn/contract/vone_math.hpp"
 
 namespace grcnn::cuda {
 

@@ -10,8 +10,8 @@ constexpr int layer2_in = 128;
 #endif
 
 using namespace grcnn::nn;
-using bad = topology<imagenet_stem<64>, grcl<"layer1", imagenet_grcl(64, 64, 3, true)>,
-                     grcl<"layer2", imagenet_grcl(layer2_in, 128, 3, false)>, classifier_head<512, 7>>;
+using bad = topology<imagenet_stem<64>, grcl<"layer1", imagenet_grcl({.in = 64, .planes = 64, .iterations = 3, .downsample = true})>,
+                     grcl<"layer2", imagenet_grcl({.in = layer2_in, .planes = 128, .iterations = 3, .downsample = false})>, classifier_head<512, 7>>;
 static_assert(bad::checked);
 
 int main() { return 0; }

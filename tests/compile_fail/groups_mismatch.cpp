@@ -3,9 +3,9 @@
 
 using namespace grcnn::nn;
 #ifdef GRCNN_EXPECT_OK
-using layer = grcl<"layer1", imagenet_grcl(64, 64, 3, true)>;
+using layer = grcl<"layer1", imagenet_grcl({.in = 64, .planes = 64, .iterations = 3, .downsample = true})>;
 #else
-using layer = grcl<"layer1", imagenet_grcl(48, 64, 3, true)>;
+using layer = grcl<"layer1", imagenet_grcl({.in = 48, .planes = 64, .iterations = 3, .downsample = true})>;
 #endif
 using net = topology<imagenet_stem<layer::in_channels>, layer, classifier_head<layer::out_channels, 7>>;
 static_assert(net::checked);

@@ -8,8 +8,8 @@ constexpr int planes2 = 32;  // 32 * 4 = 128 channels, as stage_1
 #else
 constexpr int planes2 = 64;
 #endif
-using shared_topology = topology<cifar_stem<64>, grcl<"stage_1", cifar_grcl(64, 32, 2, false)>,
-                                 grcl<"stage_2", cifar_grcl(128, planes2, 2, false), "stage_1">,
+using shared_topology = topology<cifar_stem<64>, grcl<"stage_1", cifar_grcl({.in = 64, .planes = 32, .iterations = 2, .downsample = false})>,
+                                 grcl<"stage_2", cifar_grcl({.in = 128, .planes = planes2, .iterations = 2, .downsample = false}), "stage_1">,
                                  classifier_head<planes2 * 4, 0>>;
 
 int main() {

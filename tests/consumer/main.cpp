@@ -1,4 +1,5 @@
 // Trains one step of a conv + BN + linear model through the installed headers and checks the loss falls.
+#include <grcnn/backends/default.hpp>  // defines the default (oneDNN) backend the ops run on
 #include <grcnn/ops.hpp>
 #include <iostream>
 

@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <grcnn/backends/default.hpp>
 #include <grcnn/ops.hpp>
 #ifdef GRCNN_TEST_CUDA
 #include <grcnn/backends/cuda/cuda.hpp>

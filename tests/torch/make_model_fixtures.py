@@ -47,6 +47,12 @@ out = [(f"weights.{k}", v.clone()) for k, v in net.state_dict().items()]
 out += [("input", x), ("labels", labels)]
 reference = copy.deepcopy(net).double()  # the same weights in float64: the numerical truth
 mixed = copy.deepcopy(net)  # the same weights for the bf16 autocast run
+# PyTorch's f32 eval logits in the memory layout grcnn computes in (channels-last), beside its NCHW ones: NCHW
+# runs oneDNN's blocked (nChw16c) convolution kernels, whose summation order is about 2x closer to float64.
+with torch.no_grad():
+    channels_last = copy.deepcopy(net).eval().to(memory_format=torch.channels_last)
+    out.append(("cl.logits_eval", channels_last(x.to(memory_format=torch.channels_last)).contiguous()))
+    del channels_last
 
 
 # Module outputs recorded by forward hooks in eval mode ("tap.<name>.<call>"; a shared conv_g_r is called

@@ -25,7 +25,7 @@
 #include <type_traits>
 
 #include "grcnn/autograd/tape.hpp"
-#include "grcnn/ops/op_table.hpp"
+#include "grcnn/contract/op_table.hpp"
 
 namespace grcnn::backends {
 
@@ -36,6 +36,13 @@ struct status {
   static status no(std::string why) { return {false, std::move(why)}; }
   explicit operator bool() const { return ok; }
 };
+
+// The Auto choice, only declared here: ops, layers and networks default to it, and a translation unit that
+// runs them on it includes <grcnn/backends/default.hpp>, which defines it (oneDNN). So the op headers
+// pull in no backend, and a program that names its backend never compiles oneDNN's headers for nothing.
+struct onednn;
+using cpu = onednn;
+using default_backend = cpu;
 
 // Specialised by each backend for each op tag it implements.
 template <class Backend, class Op>
@@ -176,10 +183,25 @@ tensor to_backend(const tensor& t) {
   return r;
 }
 
+namespace table_detail {
+// The policy and table checks of a defined backend (a merely declared one gets one error, below).
+template <class B, class Op>
+constexpr bool usable() {
+  if constexpr (requires { sizeof(B); }) {
+    static_assert(backend_policy<B>, "grcnn: the backend type is not a backend policy (needs `name`, `fallback`, `dtypes`)");
+    return backend_policy<B> && op_check<B, Op>::ok;
+  } else {
+    return false;
+  }
+}
+}  // namespace table_detail
+
 template <class B, class Op>
 struct dispatch {
-  static_assert(backend_policy<B>, "grcnn: the backend type is not a backend policy (needs `name`, `fallback`, `dtypes`)");
-  static_assert(op_check<B, Op>::ok);
+  static_assert(requires { sizeof(B); },
+                "grcnn: the backend is declared but not defined here: include <grcnn/backends/default.hpp> "
+                "(the default, oneDNN) or the backend's own header before running an op on it");
+  static constexpr bool usable = table_detail::usable<B, Op>();
 
   // Calls f(std::type_identity<K>{}) with K the kernel that accepts the problem.
   template <class F>

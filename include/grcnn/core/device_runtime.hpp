@@ -1,6 +1,7 @@
 #pragma once
 // What core needs from a device (GPU) runtime: memory, copies and the elementwise loops core itself
-// runs (gradient accumulation, zero fill, normal draws). A device component registers its runtime at
+// runs (gradient accumulation, zero fill, normal draws); nothing of training (the optimizers' device
+// updates are train's: train/device_updates.hpp). A device component registers its runtime at
 // start-up (grcnn/backends/cuda/cuda.hpp does so for CUDA), so core stays free of CUDA headers and a
 // CPU-only build never links a GPU library. Every call is ordered on the device's compute stream.
 #include <array>
@@ -20,32 +21,6 @@ struct device_memory_stats {
   std::size_t peak_bytes_in_use = 0;
   std::size_t pool_reserved = 0;     // held by the stream-ordered pool (live plus cached)
   std::size_t system_allocations = 0;  // times the pool had to grow from the driver
-};
-
-// One tensor of a multi-tensor optimizer update and the hyper-parameters its group shares.
-// SGD: buf is null without momentum; first: the momentum buffer starts from this step's direction.
-struct sgd_slot {
-  float* w;
-  const float* g;
-  float* buf;
-  std::size_t n;
-  bool first;
-};
-struct sgd_hyper {
-  float lr, weight_decay, momentum, damp;  // damp = 1 - dampening
-  bool nesterov;
-};
-// AdamW: step is the tensor's own 1-based step count (a tensor without a gradient on some step lags).
-struct adamw_slot {
-  float* w;
-  const float* g;
-  float* m;
-  float* v;
-  std::size_t n;
-  std::int64_t step;
-};
-struct adamw_hyper {
-  double lr, weight_decay, beta1, beta2, eps;
 };
 
 class device_runtime {
@@ -74,11 +49,6 @@ class device_runtime {
                            bool channels_last, std::uint64_t seed, std::uint64_t stream) = 0;
   // dst[i] += src[i] for n elements of type t (gradient accumulation on the device).
   virtual void add_inplace(dtype t, void* dst, const void* src, std::size_t n) = 0;
-  // The optimizers' fused multi-tensor updates of a parameter group's device parameters (f32), semantics
-  // as train/sgd.hpp and train/adamw.hpp: a few launches for the whole group instead of one per tensor.
-  // The train layer reaches the device through here, never through backend headers.
-  virtual void sgd_update(std::span<const sgd_slot> slots, const sgd_hyper& h) = 0;
-  virtual void adamw_update(std::span<const adamw_slot> slots, const adamw_hyper& h) = 0;
   virtual void synchronize() = 0;
   virtual device_memory_stats memory_stats() const = 0;
 };

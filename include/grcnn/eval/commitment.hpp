@@ -55,7 +55,7 @@ struct scoring_options {
 // the repetition halves compared, Spearman-Brown corrected, mean over the same halves as the PLS ceiling.
 inline double similarity_ceiling(const std::vector<Eigen::MatrixXd>& repetitions, const metric_options& o, int n_splits = 10,
                                  std::uint32_t random_state = 1) {
-  GRCNN_CHECK(o.kind == metric_kind::rsa || o.kind == metric_kind::cka, error, "similarity_ceiling: for rsa or cka");
+  GRCNN_CHECK(is_similarity(o.kind), error, "similarity_ceiling: for rsa or cka");
   GRCNN_CHECK(repetitions.size() >= 2, shape_error, "similarity_ceiling: needs at least 2 repetitions");
   auto mean_of = [&](const std::vector<std::int64_t>& ids) {
     Eigen::MatrixXd s = Eigen::MatrixXd::Zero(repetitions[0].rows(), repetitions[0].cols());
@@ -115,7 +115,7 @@ inline layer_score score_layer(const activation_set& a, const std::string& layer
       sub.G(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = g.G(rows[i], rows[j]);
   s.raw = score_from_gram(sub, t.responses.values, t.splits, o.metric);
   s.ceiling = t.ceiling;
-  if (o.metric.kind == metric_kind::rsa || o.metric.kind == metric_kind::cka)
+  if (is_similarity(o.metric.kind))
     s.ceiled = s.raw.score / t.ceiling;  // similarity benchmarks ceil by plain division
   else
     s.ceiled = ceiled_score(s.raw.score, t.ceiling, o.convention);

@@ -7,10 +7,12 @@
 // it with its own training means, so PLS, ridge and least squares give the predictions of the feature
 // form. RSA and CKA use the test parts of the splits (Brain-Score's test-only cross-validation).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <Eigen/Dense>
@@ -29,23 +31,40 @@ namespace grcnn::eval {
 
 enum class metric_kind { pls, ridge, linear, rsa, cka };
 
+// The metric kinds, listed once: names for the tools' options and the JSON, and which are similarities
+// (RSA, CKA: a model-to-neural comparison of representational geometry, no regression).
+struct metric_entry {
+  metric_kind kind;
+  std::string_view name;
+  bool similarity;
+};
+inline constexpr std::array<metric_entry, 5> metric_table{{{metric_kind::pls, "pls", false},
+                                                          {metric_kind::ridge, "ridge", false},
+                                                          {metric_kind::linear, "linear", false},
+                                                          {metric_kind::rsa, "rsa", true},
+                                                          {metric_kind::cka, "cka", true}}};
+
+inline std::vector<std::string> metric_names() {
+  std::vector<std::string> n;
+  for (const auto& e : metric_table) n.emplace_back(e.name);
+  return n;
+}
 inline metric_kind parse_metric(const std::string& s) {
-  if (s == "pls") return metric_kind::pls;
-  if (s == "ridge") return metric_kind::ridge;
-  if (s == "linear") return metric_kind::linear;
-  if (s == "rsa") return metric_kind::rsa;
-  if (s == "cka") return metric_kind::cka;
-  throw error("unknown metric '" + s + "' (pls, ridge, linear, rsa, cka)");
+  for (const auto& e : metric_table)
+    if (e.name == s) return e.kind;
+  std::string known;
+  for (const auto& e : metric_table) known += (known.empty() ? "" : ", ") + std::string(e.name);
+  throw error("unknown metric '" + s + "' (" + known + ")");
 }
 inline const char* metric_name(metric_kind m) {
-  switch (m) {
-    case metric_kind::pls: return "pls";
-    case metric_kind::ridge: return "ridge";
-    case metric_kind::linear: return "linear";
-    case metric_kind::rsa: return "rsa";
-    case metric_kind::cka: return "cka";
-  }
+  for (const auto& e : metric_table)
+    if (e.kind == m) return e.name.data();
   return "?";
+}
+inline bool is_similarity(metric_kind m) {
+  for (const auto& e : metric_table)
+    if (e.kind == m) return e.similarity;
+  return false;
 }
 
 struct metric_options {
@@ -191,7 +210,7 @@ inline predictivity score_from_gram(const stimulus_gram& features, const Eigen::
       GRCNN_CHECK(std::isfinite(targets(i, j)), numeric_error, "score: the response of neuroid ", j, " to stimulus ", i,
                   " is not finite (", targets(i, j), "); drop that neuroid or stimulus first");
   predictivity r;
-  const bool regression = o.kind == metric_kind::pls || o.kind == metric_kind::ridge || o.kind == metric_kind::linear;
+  const bool regression = !is_similarity(o.kind);
   if (regression) r.per_neuroid.resize(static_cast<Eigen::Index>(splits.size()), targets.cols());
   for (std::size_t k = 0; k < splits.size(); ++k) check_split(splits[k], n, k);
   // Splits are independent: they run on the OpenMP threads, each writing its own slot (the same

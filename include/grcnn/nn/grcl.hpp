@@ -71,7 +71,7 @@ class grcl_gate_module {
       : layer_(layer), branch_(o, true, b.rng()) {
     const int E = o.out_channels();
     const conv_init init = o.style == code_style::cifar ? conv_init::normal_001 : conv_init::default_uniform;
-    conv_g_r_ = b.slot<conv2d_layer>(owns_recurrent, std::string(recurrent_key), [&] {
+    recurrent_gate_ = b.slot<conv2d_layer>(owns_recurrent, std::string(recurrent_key), [&] {
       return std::make_shared<conv2d_layer>(E, E, 1, 1, 0, 1, o.groups, false, init, b.rng());
     });
   }
@@ -81,13 +81,13 @@ class grcl_gate_module {
   }
   GRCNN_NOINLINE void collect(state_list& out) {
     branch_.collect(layer_, "bn_g_f", "conv_g_f", out);
-    conv_g_r_->collect(join(layer_, "conv_g_r"), out);
+    recurrent_gate_->collect(join(layer_, "conv_g_r"), out);
   }
 
  private:
   std::string layer_;
   grcl_input_branch branch_;
-  std::shared_ptr<conv2d_layer> conv_g_r_;
+  std::shared_ptr<conv2d_layer> recurrent_gate_;
 };
 
 // Where an iteration's weights come from: the slot keys (the owner's PyTorch names) and whether this
@@ -112,29 +112,29 @@ class grcl_iteration_module {
         body_(join(layer_, "iter_" + std::to_string(step))),
         gate_(join(layer_, "iter_g_" + std::to_string(step))),
         step_(step),
-        bn0_(o.out_channels(), o.bn_momentum),
-        bn3_(o.planes, o.bn_momentum),
-        gate_bn_(o.out_channels(), o.bn_momentum) {
+        bottleneck_in_bn_(o.out_channels(), o.bn_momentum),
+        bottleneck_mid_bn_(o.planes, o.bn_momentum),
+        recurrent_gate_bn_(o.out_channels(), o.bn_momentum) {
     const int E = o.out_channels(), p = o.planes;
     auto& rng = b.rng();
     const std::string bottleneck(s.bottleneck);
-    conv_g_r_ = b.shared<conv2d_layer>(std::string(s.recurrent));
+    recurrent_gate_ = b.shared<conv2d_layer>(std::string(s.recurrent));
     // The original code leaves the non-shared 3x3 at PyTorch's default init; the shared one is kaiming.
-    conv2_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(bottleneck, "2"), [&] {
+    bottleneck_in_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(bottleneck, "2"), [&] {
       return std::make_shared<conv2d_layer>(E, p, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
     });
     if constexpr (sk) {
-      mid_ = b.slot<sk_conv_module>(s.owns_bottleneck, join(bottleneck, "5"), [&] {
+      bottleneck_mid_ = b.slot<sk_conv_module>(s.owns_bottleneck, join(bottleneck, "5"), [&] {
         return std::make_shared<sk_conv_module>(p, p, 1, o.groups, o.style, o.bn_momentum, rng);
       });
     } else {
       const conv_init mid_init = o.weight_sharing ? conv_init::kaiming_normal : conv_init::default_uniform;
-      mid_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(bottleneck, "5"), [&] {
+      bottleneck_mid_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(bottleneck, "5"), [&] {
         return std::make_shared<conv2d_layer>(p, p, 3, 1, 1, 1, 1, false, mid_init, rng);
       });
-      bn6_ = std::make_unique<batch_norm_layer>(p, o.bn_momentum);
+      bottleneck_out_bn_ = std::make_unique<batch_norm_layer>(p, o.bn_momentum);
     }
-    conv_last_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(bottleneck, sk ? "6" : "8"), [&] {
+    bottleneck_out_ = b.slot<conv2d_layer>(s.owns_bottleneck, join(bottleneck, sk ? "6" : "8"), [&] {
       return std::make_shared<conv2d_layer>(p, E, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
     });
   }
@@ -144,26 +144,26 @@ class grcl_iteration_module {
     const variable& x = in[0];
     variable g, h;
     if constexpr (PairedNorms) {
-      std::tie(g, h) = paired_bn_relu<B>(gate_bn_, bn0_, x, ctx, gate_, body_);
+      std::tie(g, h) = paired_bn_relu<B>(recurrent_gate_bn_, bottleneck_in_bn_, x, ctx, gate_, body_);
     } else {
-      g = bn_relu<B>(gate_bn_, x, ctx, gate_, "0", "1");
-      h = bn_relu<B>(bn0_, x, ctx, body_, "0", "1");
+      g = bn_relu<B>(recurrent_gate_bn_, x, ctx, gate_, "0", "1");
+      h = bn_relu<B>(bottleneck_in_bn_, x, ctx, body_, "0", "1");
     }
-    const variable gr = conv_g_r_->forward<B>(g);
+    const variable gr = recurrent_gate_->forward<B>(g);
     ctx.emit(layer_, "conv_g_r", gr, step_ - 1);
-    h = conv2_->forward<B>(h);
+    h = bottleneck_in_->forward<B>(h);
     ctx.emit(body_, "2", h);
-    h = bn_relu<B>(bn3_, h, ctx, body_, "3", "4");
+    h = bn_relu<B>(bottleneck_mid_bn_, h, ctx, body_, "3", "4");
     if constexpr (sk) {
-      h = mid_->template forward<B>(h, ctx, join(body_, "5"));
+      h = bottleneck_mid_->template forward<B>(h, ctx, join(body_, "5"));
       ctx.emit(body_, "5", h);
-      h = conv_last_->forward<B>(h);
+      h = bottleneck_out_->forward<B>(h);
       ctx.emit(body_, "6", h);
     } else {
-      h = mid_->template forward<B>(h);
+      h = bottleneck_mid_->template forward<B>(h);
       ctx.emit(body_, "5", h);
-      h = bn_relu<B>(*bn6_, h, ctx, body_, "6", "7");
-      h = conv_last_->forward<B>(h);
+      h = bn_relu<B>(*bottleneck_out_bn_, h, ctx, body_, "6", "7");
+      h = bottleneck_out_->forward<B>(h);
       ctx.emit(body_, "8", h);
     }
     const variable next = ops::gated_update<B>(x, gr, in[1], h);
@@ -173,27 +173,30 @@ class grcl_iteration_module {
 
   // PyTorch's order: iter_t.* then iter_g_t.0; shared convolutions are listed under every iteration.
   GRCNN_NOINLINE void collect(state_list& out) {
-    bn0_.collect(join(body_, "0"), out);
-    conv2_->collect(join(body_, "2"), out);
-    bn3_.collect(join(body_, "3"), out);
-    mid_->collect(join(body_, "5"), out);
+    bottleneck_in_bn_.collect(join(body_, "0"), out);
+    bottleneck_in_->collect(join(body_, "2"), out);
+    bottleneck_mid_bn_.collect(join(body_, "3"), out);
+    bottleneck_mid_->collect(join(body_, "5"), out);
     if constexpr (sk) {
-      conv_last_->collect(join(body_, "6"), out);
+      bottleneck_out_->collect(join(body_, "6"), out);
     } else {
-      bn6_->collect(join(body_, "6"), out);
-      conv_last_->collect(join(body_, "8"), out);
+      bottleneck_out_bn_->collect(join(body_, "6"), out);
+      bottleneck_out_->collect(join(body_, "8"), out);
     }
-    gate_bn_.collect(join(gate_, "0"), out);
+    recurrent_gate_bn_.collect(join(gate_, "0"), out);
   }
 
  private:
   using middle_module = std::conditional_t<sk, sk_conv_module, conv2d_layer>;
   std::string layer_, body_, gate_;
   int step_;
-  batch_norm_layer bn0_, bn3_, gate_bn_;
-  std::unique_ptr<batch_norm_layer> bn6_;  // plain 3x3 only
-  std::shared_ptr<conv2d_layer> conv_g_r_, conv2_, conv_last_;
-  std::shared_ptr<middle_module> mid_;
+  // Members by role; PyTorch's indices live only in the state names: iter_t.0 bottleneck_in_bn, .2
+  // bottleneck_in (1x1, E -> p), .3 bottleneck_mid_bn, .5 bottleneck_mid (3x3 or SKConv), .6
+  // bottleneck_out_bn (plain only), .8 (SK: .6) bottleneck_out (1x1, p -> E); iter_g_t.0 recurrent_gate_bn.
+  batch_norm_layer bottleneck_in_bn_, bottleneck_mid_bn_, recurrent_gate_bn_;
+  std::unique_ptr<batch_norm_layer> bottleneck_out_bn_;  // plain 3x3 only
+  std::shared_ptr<conv2d_layer> recurrent_gate_, bottleneck_in_, bottleneck_out_;
+  std::shared_ptr<middle_module> bottleneck_mid_;
 };
 
 // The transition that halves the resolution: an average-pool branch and a strided bottleneck branch.
@@ -204,56 +207,58 @@ class grcl_transition_module {
  public:
   GRCNN_NOINLINE grcl_transition_module(const grcl_options& o, std::string_view layer, graph_builder& b)
       : layer_(layer),
-        d_bn_(o.out_channels(), o.bn_momentum),
-        d_bn_1_(o.out_channels(), o.bn_momentum),
-        d_bn_3_(o.planes, o.bn_momentum) {
+        pool_branch_bn_(o.out_channels(), o.bn_momentum),
+        conv_branch_in_bn_(o.out_channels(), o.bn_momentum),
+        conv_branch_mid_bn_(o.planes, o.bn_momentum) {
     const int E = o.out_channels(), p = o.planes;
     auto& rng = b.rng();
-    d_conv_ = std::make_unique<conv2d_layer>(E, E, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
-    d_conv_1_ = std::make_unique<conv2d_layer>(E, p, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
+    pool_branch_conv_ = std::make_unique<conv2d_layer>(E, E, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
+    conv_branch_in_ = std::make_unique<conv2d_layer>(E, p, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
     if constexpr (sk)
-      d_conv_3_ = std::make_unique<sk_conv_module>(p, p, 2, o.groups, o.style, o.bn_momentum, rng);
+      conv_branch_mid_ = std::make_unique<sk_conv_module>(p, p, 2, o.groups, o.style, o.bn_momentum, rng);
     else
-      d_conv_3_ = std::make_unique<conv2d_layer>(p, p, 3, 2, 1, 1, 1, false, conv_init::kaiming_normal, rng);
-    if (o.style == code_style::cifar && !sk) d_bn_1e_ = std::make_unique<batch_norm_layer>(p, o.bn_momentum);  // registered, unused
-    d_conv_1e_ = std::make_unique<conv2d_layer>(p, E, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
+      conv_branch_mid_ = std::make_unique<conv2d_layer>(p, p, 3, 2, 1, 1, 1, false, conv_init::kaiming_normal, rng);
+    if (o.style == code_style::cifar && !sk) unused_bn_ = std::make_unique<batch_norm_layer>(p, o.bn_momentum);  // registered, unused
+    conv_branch_out_ = std::make_unique<conv2d_layer>(p, E, 1, 1, 0, 1, 1, false, conv_init::kaiming_normal, rng);
   }
 
   template <class B>
   GRCNN_NOINLINE variable forward(const node_inputs& in, const forward_context& ctx) {
     const variable& x = in[0];
-    const variable a = d_conv_->forward<B>(ops::avg_pool2d<B>(bn_relu<B>(d_bn_, x, ctx, layer_, "d_bn", "d_relu"), 2, 2));
+    const variable a = pool_branch_conv_->forward<B>(ops::avg_pool2d<B>(bn_relu<B>(pool_branch_bn_, x, ctx, layer_, "d_bn", "d_relu"), 2, 2));
     ctx.emit(layer_, "d_conv", a);
-    variable h = d_conv_1_->forward<B>(bn_relu<B>(d_bn_1_, x, ctx, layer_, "d_bn_1", "d_relu_1"));
+    variable h = conv_branch_in_->forward<B>(bn_relu<B>(conv_branch_in_bn_, x, ctx, layer_, "d_bn_1", "d_relu_1"));
     ctx.emit(layer_, "d_conv_1", h);
-    h = bn_relu<B>(d_bn_3_, h, ctx, layer_, "d_bn_3", "d_relu_3");
+    h = bn_relu<B>(conv_branch_mid_bn_, h, ctx, layer_, "d_bn_3", "d_relu_3");
     if constexpr (sk)
-      h = d_conv_3_->template forward<B>(h, ctx, join(layer_, "d_conv_3"));
+      h = conv_branch_mid_->template forward<B>(h, ctx, join(layer_, "d_conv_3"));
     else
-      h = d_conv_3_->template forward<B>(h);
+      h = conv_branch_mid_->template forward<B>(h);
     ctx.emit(layer_, "d_conv_3", h);
-    h = d_conv_1e_->forward<B>(h);
+    h = conv_branch_out_->forward<B>(h);
     ctx.emit(layer_, "d_conv_1e", h);
     return ops::add<B>(a, h);
   }
 
   GRCNN_NOINLINE void collect(state_list& out) {
-    d_bn_.collect(join(layer_, "d_bn"), out);
-    d_conv_->collect(join(layer_, "d_conv"), out);
-    d_bn_1_.collect(join(layer_, "d_bn_1"), out);
-    d_conv_1_->collect(join(layer_, "d_conv_1"), out);
-    d_bn_3_.collect(join(layer_, "d_bn_3"), out);
-    d_conv_3_->collect(join(layer_, "d_conv_3"), out);
-    if (d_bn_1e_) d_bn_1e_->collect(join(layer_, "d_bn_1e"), out);
-    d_conv_1e_->collect(join(layer_, "d_conv_1e"), out);
+    pool_branch_bn_.collect(join(layer_, "d_bn"), out);
+    pool_branch_conv_->collect(join(layer_, "d_conv"), out);
+    conv_branch_in_bn_.collect(join(layer_, "d_bn_1"), out);
+    conv_branch_in_->collect(join(layer_, "d_conv_1"), out);
+    conv_branch_mid_bn_.collect(join(layer_, "d_bn_3"), out);
+    conv_branch_mid_->collect(join(layer_, "d_conv_3"), out);
+    if (unused_bn_) unused_bn_->collect(join(layer_, "d_bn_1e"), out);
+    conv_branch_out_->collect(join(layer_, "d_conv_1e"), out);
   }
 
  private:
   std::string layer_;
-  batch_norm_layer d_bn_, d_bn_1_, d_bn_3_;
-  std::unique_ptr<batch_norm_layer> d_bn_1e_;
-  std::unique_ptr<conv2d_layer> d_conv_, d_conv_1_, d_conv_1e_;
-  std::unique_ptr<std::conditional_t<sk, sk_conv_module, conv2d_layer>> d_conv_3_;
+  // d_bn/d_conv: the pool branch; d_bn_1/d_conv_1, d_bn_3/d_conv_3 (strided), d_conv_1e: the conv branch;
+  // d_bn_1e: CIFAR code registers it and never uses it.
+  batch_norm_layer pool_branch_bn_, conv_branch_in_bn_, conv_branch_mid_bn_;
+  std::unique_ptr<batch_norm_layer> unused_bn_;
+  std::unique_ptr<conv2d_layer> pool_branch_conv_, conv_branch_in_, conv_branch_out_;
+  std::unique_ptr<std::conditional_t<sk, sk_conv_module, conv2d_layer>> conv_branch_mid_;
 };
 
 }  // namespace grcnn::nn

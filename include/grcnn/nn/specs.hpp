@@ -30,15 +30,34 @@ struct grcl_options {
   constexpr int out_channels() const { return planes * expansion; }
 };
 
-constexpr grcl_options imagenet_grcl(int in, int planes, int iterations, bool downsample, bool sk = false,
-                                     bool share = false) {
-  return {in, planes, iterations, downsample, sk ? 2 : 4, 32,
-          sk ? middle_kind::selective_kernel : middle_kind::conv3x3, share, code_style::imagenet, 0.1};
+// What a published GRCL varies, by name (designated initialisers); the rest follows from the code style:
+//   imagenet_grcl({.in = 64, .planes = 64, .iterations = 3, .sk = true})
+struct grcl_shape {
+  int in = 64;
+  int planes = 64;
+  int iterations = 3;
+  bool downsample = true;  // end with the transition that halves the resolution
+  bool sk = false;         // selective-kernel middle convolution (expansion 2 instead of 4)
+  bool share = false;      // one bottleneck reused by every iteration
+};
+
+constexpr grcl_options imagenet_grcl(grcl_shape s) {
+  return {s.in, s.planes, s.iterations, s.downsample, s.sk ? 2 : 4, 32,
+          s.sk ? middle_kind::selective_kernel : middle_kind::conv3x3, s.share, code_style::imagenet, 0.1};
 }
-constexpr grcl_options cifar_grcl(int in, int planes, int iterations, bool downsample, bool sk = false,
-                                  bool share = false) {
-  return {in, planes, iterations, downsample, sk ? 2 : 4, 16,
-          sk ? middle_kind::selective_kernel : middle_kind::conv3x3, share, code_style::cifar, 0.05};
+constexpr grcl_options cifar_grcl(grcl_shape s) {
+  return {s.in, s.planes, s.iterations, s.downsample, s.sk ? 2 : 4, 16,
+          s.sk ? middle_kind::selective_kernel : middle_kind::conv3x3, s.share, code_style::cifar, 0.05};
+}
+// The next stage of a published network: same code style, middle kind, sharing and groups as `previous`,
+// fed by its output channels, so a stage's input is never written twice.
+constexpr grcl_options next_grcl(const grcl_options& previous, int planes, int iterations, bool downsample) {
+  grcl_options o = previous;
+  o.in_channels = previous.out_channels();
+  o.planes = planes;
+  o.iterations = iterations;
+  o.downsample = downsample;
+  return o;
 }
 
 // A gated recurrent convolutional layer named Name (its PyTorch module name, e.g. "layer1"). SharesWith

@@ -4,8 +4,8 @@
 #include <type_traits>
 
 #include "grcnn/autograd/tape.hpp"
-#include "grcnn/backends/default.hpp"
-#include "grcnn/ops/op_table.hpp"
+#include "grcnn/backends/backend.hpp"
+#include "grcnn/contract/op_table.hpp"
 
 namespace grcnn::ops {
 

@@ -3,6 +3,7 @@
 // (torch forms the first moment with lerp):
 //   w *= 1 - lr * wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
 //   w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+#include "grcnn/train/device_updates.hpp"
 #include "grcnn/train/optimizer.hpp"
 
 namespace grcnn::train {
@@ -47,7 +48,7 @@ class adamw final : public optimizer {
                          static_cast<float*>(s.exp_avg.raw()), static_cast<float*>(s.exp_avg_sq.raw()),
                          static_cast<std::size_t>(w.numel()), s.steps});
       }
-      runtime_for(dev).adamw_update(slots, {o.lr, o.weight_decay, o.beta1, o.beta2, o.eps});
+      optimizer_kernels_for(dev).adamw_update(slots, {o.lr, o.weight_decay, o.beta1, o.beta2, o.eps});
     });
   }
   void update(std::size_t g, std::size_t i, tensor& w, const tensor& grad) override {

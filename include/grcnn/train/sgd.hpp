@@ -2,6 +2,7 @@
 // SGD with momentum, Nesterov and weight decay exactly as torch.optim.SGD (1.13+) applies them:
 //   d = grad + wd * w;  buf = d on the first step, else momentum * buf + (1 - dampening) * d;
 //   step = nesterov ? d + momentum * buf : buf;  w -= lr * step.
+#include "grcnn/train/device_updates.hpp"
 #include "grcnn/train/optimizer.hpp"
 
 namespace grcnn::train {
@@ -38,7 +39,7 @@ class sgd final : public optimizer {
                          o.momentum != 0.0 ? static_cast<float*>(buf.raw()) : nullptr,
                          static_cast<std::size_t>(w.numel()), first});
       }
-      runtime_for(dev).sgd_update(slots, {static_cast<float>(o.lr), static_cast<float>(o.weight_decay),
+      optimizer_kernels_for(dev).sgd_update(slots, {static_cast<float>(o.lr), static_cast<float>(o.weight_decay),
                                           static_cast<float>(o.momentum), static_cast<float>(1.0 - o.dampening),
                                           o.nesterov});
     });

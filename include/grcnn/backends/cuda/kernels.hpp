@@ -166,7 +166,7 @@ template <storage S>
 void sk_select_backward(const view4& v, int branches, const S* dout, const S* const* branch_ptrs, const S* logits,
                         S* const* dbranch_ptrs, S* dlogits);
 
-// ---- VOneBlock response (grcnn/ops/vone_math.hpp) ---------------------------------------------
+// ---- VOneBlock response (grcnn/contract/vone_math.hpp) ---------------------------------------------
 // q1 holds channels [simple, C) of q0's map; eps and dy share q0's view, dq1 q1's.
 struct vone_args {
   view4 q0, q1;
@@ -234,13 +234,5 @@ struct conv_cache_stats {
   std::size_t workspace_limit = 0;
 };
 conv_cache_stats conv_stats();
-
-// ---- optimizer updates -----------------------------------------------------------------------
-// torch.optim.SGD: d = g + wd*w; buf = first ? d : mom*buf + damp*d; w -= lr*(nesterov ? d + mom*buf : buf)
-// (momentum 0: w -= lr*d, buf unused).
-// Multi-tensor: the slots are updated by one launch per 48 tensors.
-void sgd_update(std::span<const sgd_slot> slots, const sgd_hyper& h);
-// torch.optim.AdamW, each slot at its own step t (1-based); multi-tensor as sgd_update.
-void adamw_update(std::span<const adamw_slot> slots, const adamw_hyper& h);
 
 }  // namespace grcnn::cuda

@@ -3,7 +3,7 @@
 // conformance tests and benchmarks iterate this list, so adding an op here makes every backend owe it.
 #include <string_view>
 
-#include "grcnn/ops/problems.hpp"
+#include "grcnn/contract/problems.hpp"
 
 namespace grcnn::ops {
 

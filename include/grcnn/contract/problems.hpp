@@ -7,7 +7,7 @@
 #include <string>
 
 #include "grcnn/core/tensor.hpp"
-#include "grcnn/ops/vone_math.hpp"
+#include "grcnn/contract/vone_math.hpp"
 
 namespace grcnn::ops {
 
