@@ -7,7 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$here/build}
 cmake -S "$here" -B "$build" -DGRCNN_ENABLE_CUDA=ON >/dev/null
-cmake --build "$build" --target test_cuda_backend test_cuda_device bench_grcnn_cuda grcnn-train grcnn-infer
+cmake --build "$build" --target test_cuda_backend test_cuda_device bench_backends grcnn-train grcnn-infer
 # The NCCL engine's test and the data-parallel benchmark, where this build has them (MPI and nccl.h).
 dist=()
 if cmake --build "$build" --target help 2>/dev/null | grep -q 'test_dist_cuda'; then
@@ -17,7 +17,7 @@ fi
 stage=$(mktemp -d)
 mkdir -p "$stage/tests" "$stage/benchmarks" "$stage/examples" "$stage/lib"
 cp "$build/tests/test_cuda_backend" "$build/tests/test_cuda_device" "$stage/tests/"
-cp "$build/benchmarks/bench_grcnn_cuda" "$stage/benchmarks/"
+cp "$build/benchmarks/bench_backends" "$stage/benchmarks/"
 if [ ${#dist[@]} -gt 0 ]; then cp "${dist[0]}" "$stage/tests/"; cp "${dist[1]}" "$stage/benchmarks/"; fi
 cp "$build/examples/grcnn-train" "$build/examples/grcnn-infer" "$stage/examples/"
 strip "$stage"/tests/* "$stage"/benchmarks/* "$stage"/examples/*

@@ -109,6 +109,8 @@ endfunction()
 
 # An existing consumer: find_package(grcnn) and grcnn::grcnn.
 consumer(all grcnn RUN)
+# The umbrella named as a component: core, data and eval, with cuda's and dist's packages hidden.
+consumer(umbrella umbrella RUN HIDE ${pkgs_cuda} ${pkgs_dist})
 # One consumer per component, the other components' packages hidden.
 consumer(core core RUN HIDE ${pkgs_data} ${pkgs_eval} ${pkgs_cuda} ${pkgs_dist})
 consumer(data data RUN HIDE ${pkgs_eval} ${pkgs_cuda} ${pkgs_dist})
