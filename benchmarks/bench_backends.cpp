@@ -16,6 +16,9 @@
 // logits at the check size against reference<double>'s on the same weights and input (max |logits - ref|
 // / max |ref|). CPU runs take --batch, CUDA runs --train-batch and --infer-batch. --ops adds grcnn55's
 // op shapes (grcnn55_ops.json; the reference at --ops-ref-batch), timed per op and summed per op family.
+// Peak memory: the host allocator's, from the start of each mode (CPU runs); the device pool's, which is
+// never reset, so a later CUDA run of the same process reports at least an earlier one's (flagged). CUDA
+// runs take --cudnn-api and --profile as bench_grcnn_cuda did.
 //
 // Output: one JSON object per (run, mode) on stdout, with the fields bench_grcnn and bench_grcnn_cuda
 // printed before they were folded into this program (images_per_s, median_s, step_s, peak memory, the
@@ -177,33 +180,38 @@ void run_model(const run_spec& r, const options& o, const check_data* chk) {
   constexpr device where = where_of<B>();
   constexpr bool on_gpu = where.kind != device_kind::cpu;
   const bool is_ref = r.fam == family::reference;
-  auto& host = host_allocator::instance();
-  host.release_cached();  // each run starts from an empty cache: its own allocations and peak
-  host.reset_peak();
   const std::size_t fallbacks_before = backends::fallback_log::instance().total();
-
-  Net net(o.classes, o.seed);
-  if (chk) io::load_state_dict(net.state(), chk->weights, {.print_notes = false});
-  if (is_ref) net.to_dtype(dtype::f64);
-  if constexpr (on_gpu) net.to_device(where);
-  net.set_precision(r.mixed);
   const dtype input_type = is_ref ? dtype::f64 : dtype::f32;
   auto to_run = [&](const tensor& plain) { return plain.to_dtype(input_type).to_layout(r.act).to_device(where); };
 
   run_result res{.spec = r};
-  // The deviation from reference<double>: eval logits on the same weights and input, VOneBlock noise off.
+  // The deviation from reference<double>: eval logits on the reference's weights and input, VOneBlock noise
+  // off. A network of its own: a convolution adopts the weight format of the first input it sees, and the
+  // timed network must see the timed shapes first.
   if (chk) {
     if (is_ref) {
       res.deviation = 0.0;
     } else {
-      set_vone_noise(net, false);
-      set_readout_for(net, chk->size);
-      net.eval();
+      Net check(o.classes, o.seed);
+      io::load_state_dict(check.state(), chk->weights, {.print_notes = false});
+      if constexpr (on_gpu) check.to_device(where);
+      check.set_precision(r.mixed);
+      set_vone_noise(check, false);
+      set_readout_for(check, chk->size);
+      check.eval();
       autograd::no_grad_guard ng;
-      const tensor logits = net.forward(variable(to_run(chk->input))).value();
+      const tensor logits = check.forward(variable(to_run(chk->input))).value();
       res.deviation = relative_error(logits.to_device(cpu_device).to_layout(layout::plain), chk->ref_logits);
     }
   }
+
+  auto& host = host_allocator::instance();
+  host.release_cached();  // each run starts from an empty cache: its own allocations and peak
+  host.reset_peak();
+  Net net(o.classes, o.seed);  // the same weights as the check's (the same seed and initialisation)
+  if (is_ref) net.to_dtype(dtype::f64);
+  if constexpr (on_gpu) net.to_device(where);
+  net.set_precision(r.mixed);
   set_vone_noise(net, true);  // timing: fresh noise per step, as training draws it
 
   const int size = is_ref ? o.check_size : o.size;
@@ -260,7 +268,7 @@ void run_model(const run_spec& r, const options& o, const check_data* chk) {
       const auto conv = grcnn::cuda::conv_stats();
       j["peak_bytes"] = after.peak_bytes_in_use;
       j["peak_bytes_in_use"] = after.peak_bytes_in_use;
-      j["peak_is_process_max"] = cuda_measured;  // the device pool's peak is never reset
+      j["peak_is_process_max"] = cuda_measured;  // the device pool's peak is never reset: an earlier run's may show
       j["pool_reserved_bytes"] = after.pool_reserved;
       j["steady_driver_allocations"] = after.system_allocations - before.system_allocations;
       j["steady_conv_searches"] = conv.searches - searches;
@@ -268,7 +276,6 @@ void run_model(const run_spec& r, const options& o, const check_data* chk) {
       j["conv_searches_won_by_graph"] = conv.graph_choices;
       j["conv_searches_won_by_legacy"] = conv.legacy_choices;
       j["conv_choices_adopted"] = conv.adoptions;
-      cuda_measured = true;
     }
 #endif
     emit(j);
@@ -309,6 +316,7 @@ void run_model(const run_spec& r, const options& o, const check_data* chk) {
     });
   }
   if (r.fam == family::onednn) onednn_fallbacks += backends::fallback_log::instance().total() - fallbacks_before;
+  if constexpr (on_gpu) cuda_measured = true;
   results.push_back(std::move(res));
 }
 
@@ -521,7 +529,11 @@ std::string table(const options& o, const check_data* chk) {
                     "process for its own).");
   if (std::any_of(results.begin(), results.end(), [](const run_result& r) { return !r.families.empty(); }))
     notes.push_back("Op families: sums over grcnn55's distinct op shapes (" + o.spec.substr(o.spec.find_last_of('/') + 1) +
-                    "), median of " + std::to_string(o.reps) + " after a warm-up; reference<f64> once, at the op batch shown.");
+                    "), median of " + std::to_string(o.reps) + " after a warm-up" +
+                    (std::any_of(results.begin(), results.end(),
+                                 [](const run_result& r) { return r.spec.fam == family::reference && !r.families.empty(); })
+                         ? "; reference<f64> once, at the op batch shown."
+                         : "."));
   os << '\n';
   for (std::size_t i = 0; i < notes.size(); ++i) os << (i ? " " : "") << notes[i];
   os << '\n';
@@ -622,6 +634,10 @@ int main(int argc, char** argv) {
   app.add_option("--table", o.table_path, "write the markdown table to this file too");
   CLI11_PARSE(app, argc, argv);
   if (o.check_size == 0) o.check_size = o.arch == "grcnn_small" ? 32 : 64;
+  if (o.mode == "none" && !o.ops) {
+    std::cerr << "bench_backends: --mode none times nothing without --ops\n";
+    return 2;
+  }
   if (!o.json_path.empty()) {
     json_file.open(o.json_path);
     if (!json_file) {

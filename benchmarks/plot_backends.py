@@ -58,7 +58,8 @@ def main():
                 x = j + (i - (len(modes) - 1) / 2) * width
                 ax.bar(x, r["images_per_s"], width, color=colors[i], label=None if m in labelled else m)
                 labelled.add(m)
-                text = f"{r['images_per_s']:.3g}"
+                v = r["images_per_s"]
+                text = f"{v:.0f}" if v >= 1000 else f"{v:.3g}"
                 if r["backend"] == "reference":
                     text += f"\n({r['size']} px)"
                 ax.annotate(text, (x, r["images_per_s"]), ha="center", va="bottom", fontsize=7)
@@ -68,7 +69,8 @@ def main():
         for run in runs:
             r = next((x for x in model if label(x) == run), None)
             dev = r.get("max_rel_dev") if r else None
-            size = f"\nbatch {r['batch']} @ {r['size']} px" if r else ""
+            batches = "/".join(dict.fromkeys(str(x["batch"]) for x in model if label(x) == run))
+            size = f"\nbatch {batches} @ {r['size']} px" if r else ""
             ticks.append(run + size + (f"\ndev {dev:.1g}" if dev else ""))
         ax.set_xticklabels(ticks, fontsize=8)
         ax.set_ylabel("images/s (log)")
@@ -77,7 +79,8 @@ def main():
         ax.margins(y=0.15)
     if fams:
         ax = axes[k]
-        families = list(dict.fromkeys(r["family"] for r in fams))
+        order = {"conv": 0, "bn_relu": 1, "gate": 2}
+        families = sorted(dict.fromkeys(r["family"] for r in fams), key=lambda f: (order.get(f, 3), f))
         fam_runs = list(dict.fromkeys(r["backend"] for r in fams))
         width = 0.8 / len(fam_runs)
         for j, run in enumerate(fam_runs):
@@ -89,7 +92,8 @@ def main():
                 ax.bar(x, r["fwd_bwd_ms"], width, color=colors[j % len(colors)], alpha=0.45,
                        label=f"{run} (batch {r['batch']})" if i == 0 else None)
                 ax.bar(x, r["fwd_ms"], width, color=colors[j % len(colors)])
-                ax.annotate(f"{r['fwd_bwd_ms']:.3g}", (x, r["fwd_bwd_ms"]), ha="center", va="bottom", fontsize=7)
+                v = r["fwd_bwd_ms"]
+                ax.annotate(f"{v:.0f}" if v >= 100 else f"{v:.3g}", (x, v), ha="center", va="bottom", fontsize=7)
         ax.set_yscale("log")
         ax.set_xticks(range(len(families)))
         ax.set_xticklabels(families)
