@@ -237,9 +237,13 @@ void check_variant(const std::string& variant) {
     // add error of its own: their f32 logits as close to float64 as PyTorch's f32 ones, within 1.5x (summed
     // in f32 in sequence, skgrcnn55's were 5x further). PyTorch's error is taken in the memory layout grcnn
     // computes in, channels-last: in NCHW PyTorch runs oneDNN's blocked nChw16c convolution kernels, whose
-    // summation order is about 2x closer to float64 than every NHWC kernel (brgconv, jit, gemm) on the same
-    // convolution, a gap that every plain variant shows too (docs/models.md, "f32 accuracy").
-    if (variant.find("sk") != std::string::npos) CHECK(ours_error <= 1.5 * torch_cl_error);
+    // summation order is about 2x closer to float64 than the NHWC AVX-512 kernels (brgconv, jit, gemm) on the same
+    // convolution, a gap that every plain variant shows too (docs/models.md, "f32 accuracy"). Against NCHW
+    // the bound is that gap's: 2x (measured 0.95x-1.60x on the SK variants).
+    if (variant.find("sk") != std::string::npos) {
+      CHECK(ours_error <= 1.5 * torch_cl_error);
+      CHECK(ours_error <= 2.0 * torch_error);
+    }
   }
   check_taps(net, fx);
   const run_result ours = run_and_check(net, fx, "", dtype::f32, 1e-5);
