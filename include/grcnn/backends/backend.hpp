@@ -184,14 +184,16 @@ tensor to_backend(const tensor& t) {
 }
 
 namespace table_detail {
-// The policy and table checks of a defined backend (a merely declared one gets one error, below).
+// The policy and table checks of a defined backend; a merely declared one passes here, having had its
+// one error from dispatch's first assertion.
 template <class B, class Op>
-constexpr bool usable() {
+constexpr bool checked_if_defined() {
   if constexpr (requires { sizeof(B); }) {
     static_assert(backend_policy<B>, "grcnn: the backend type is not a backend policy (needs `name`, `fallback`, `dtypes`)");
-    return backend_policy<B> && op_check<B, Op>::ok;
+    if constexpr (backend_policy<B>) return op_check<B, Op>::ok;
+    else return false;
   } else {
-    return false;
+    return true;
   }
 }
 }  // namespace table_detail
@@ -201,7 +203,7 @@ struct dispatch {
   static_assert(requires { sizeof(B); },
                 "grcnn: the backend is declared but not defined here: include <grcnn/backends/default.hpp> "
                 "(the default, oneDNN) or the backend's own header before running an op on it");
-  static constexpr bool usable = table_detail::usable<B, Op>();
+  static_assert(table_detail::checked_if_defined<B, Op>());
 
   // Calls f(std::type_identity<K>{}) with K the kernel that accepts the problem.
   template <class F>
